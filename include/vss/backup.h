@@ -1,0 +1,268 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#ifndef VSS_BACKUP_H
+#define VSS_BACKUP_H
+
+/*
+ * vss_backup: IVssBackupComponents, the requestor API.
+ *
+ * One object serves one backup, following the sequence of
+ * docs/STATE-MACHINE.md; a call out of that order returns VSS_E_BAD_STATE.
+ * The object lives in vssd, which decides every call from the caller's
+ * credentials: the caller must be root or a member of the backup-operators
+ * group configured in vssd.conf (default "backup"), else E_ACCESSDENIED.
+ *
+ * The library finds vssd at $VSS_SOCKET, else at VSS_DEFAULT_SOCKET. An object
+ * is not thread-safe: use it from one thread at a time.
+ *
+ * Results: every function returns a vss_hr; outputs are the last arguments
+ * and are written only on success; a NULL output pointer gives E_INVALIDARG.
+ * If vssd cannot be reached, or the connection is lost, the result is
+ * VSS_E_UNEXPECTED and vss_last_error_message() says why.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <vss/async.h>
+#include <vss/hresult.h>
+#include <vss/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VSS_DEFAULT_SOCKET "/run/vss/vssd.sock"
+
+/* At most this many volumes in one set (vssd may be configured lower). */
+#define VSS_MAX_VOLUMES_PER_SET 64
+
+typedef struct vss_backup vss_backup;
+
+/**
+ * vss_create_backup_components() - connect to vssd and create a backup object.
+ * @ret: the new object; release it with vss_backup_release().
+ *
+ * Return: S_OK; E_INVALIDARG when @ret is NULL; E_ACCESSDENIED when the
+ * caller lacks backup privilege; E_OUTOFMEMORY; VSS_E_UNEXPECTED when vssd
+ * cannot be reached.
+ */
+vss_hr vss_create_backup_components(vss_backup **ret);
+
+/**
+ * vss_backup_release() - release the object and close its connection.
+ * @b: the object; NULL is accepted.
+ *
+ * Snapshots made in an auto-release context (VSS_CTX_BACKUP,
+ * VSS_CTX_FILE_SHARE_BACKUP) are deleted; an unfinished set is aborted and
+ * the system-wide creation slot is freed. vssd does the same when the
+ * connection drops, so a crashed requestor leaves nothing behind.
+ *
+ * Return: S_OK.
+ */
+vss_hr vss_backup_release(vss_backup *b);
+
+/**
+ * vss_backup_initialize_for_backup() - start a backup; the first call.
+ * @b: the object.
+ * @xml_or_null: a Backup Components Document to import a transportable set;
+ *               vss makes no transportable sets, so it must be NULL.
+ *
+ * Return: S_OK; VSS_E_BAD_STATE when already initialized;
+ * VSS_E_INVALID_XML_DOCUMENT when @xml_or_null is not NULL.
+ */
+vss_hr vss_backup_initialize_for_backup(vss_backup *b, const char *xml_or_null);
+
+/**
+ * vss_backup_set_context() - choose the kind of snapshots to make.
+ * @b: the object.
+ * @context: a VSS_CTX_* value, optionally ORed with the attribute bits a
+ *           requestor may set (NO_AUTORECOVERY, NOT_TRANSACTED,
+ *           ROLLBACK_RECOVERY, TXF_RECOVERY, DIFFERENTIAL, PLEX).
+ *
+ * Once only, after initialize and before start_snapshot_set. The default is
+ * VSS_CTX_BACKUP. VSS_CTX_ALL makes an object that can query and delete
+ * snapshots of every context but cannot create a set.
+ *
+ * Return: S_OK; VSS_E_BAD_STATE out of order; E_INVALIDARG for an unknown
+ * context or a bit the requestor may not set.
+ */
+vss_hr vss_backup_set_context(vss_backup *b, int32_t context);
+
+/**
+ * vss_backup_set_backup_state() - describe the backup to writers.
+ * @b: the object.
+ * @select_components: whether components are selected explicitly.
+ * @bootable_system_state: whether the system state is backed up.
+ * @backup_type: a VSS_BT_* value other than VSS_BT_UNDEFINED.
+ * @partial_file_support: whether the requestor can back up parts of files.
+ *
+ * Return: S_OK; VSS_E_BAD_STATE when not initialized or after
+ * prepare_for_backup; E_INVALIDARG for a bad @backup_type.
+ */
+vss_hr vss_backup_set_backup_state(vss_backup *b, bool select_components,
+                                   bool bootable_system_state,
+                                   vss_backup_type backup_type,
+                                   bool partial_file_support);
+
+/**
+ * vss_backup_start_snapshot_set() - open a new, empty snapshot set.
+ * @b: the object.
+ * @ret_set_id: the set's id.
+ *
+ * Takes the system-wide creation slot until do_snapshot_set ends, or the
+ * object is aborted or released.
+ *
+ * Return: S_OK; VSS_E_BAD_STATE out of order;
+ * VSS_E_SNAPSHOT_SET_IN_PROGRESS when another creation holds the slot.
+ */
+vss_hr vss_backup_start_snapshot_set(vss_backup *b, vss_id *ret_set_id);
+
+/**
+ * vss_backup_add_to_snapshot_set() - add a volume to the open set.
+ * @b: the object.
+ * @volume: the volume's path: a mount point, or a btrfs subvolume.
+ * @provider_or_null: a provider id, or NULL (or the null id) to let vss pick.
+ * @ret_snapshot_id: the id the volume's snapshot will have.
+ *
+ * Return: S_OK; VSS_E_BAD_STATE when no set is open;
+ * E_INVALIDARG for a NULL @volume;
+ * VSS_E_OBJECT_NOT_FOUND when @volume does not exist or is not a volume;
+ * VSS_E_OBJECT_ALREADY_EXISTS when it is already in the set;
+ * VSS_E_VOLUME_NOT_SUPPORTED when no provider supports it;
+ * VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER when the named provider does not;
+ * VSS_E_PROVIDER_NOT_REGISTERED for an unknown provider id;
+ * VSS_E_MAXIMUM_NUMBER_OF_VOLUMES_REACHED when the set is full;
+ * VSS_E_MAXIMUM_NUMBER_OF_SNAPSHOTS_REACHED when the volume already has the
+ * most snapshots allowed.
+ */
+vss_hr vss_backup_add_to_snapshot_set(vss_backup *b, const char *volume,
+                                      const vss_id *provider_or_null,
+                                      vss_id *ret_snapshot_id);
+
+/**
+ * vss_backup_is_volume_supported() - whether a volume can be snapshotted.
+ * @b: the object (initialized).
+ * @provider_or_null: ask this provider, or NULL for any provider.
+ * @volume: the volume's path.
+ * @ret_supported: the answer.
+ *
+ * Return: S_OK (with false for a path that is no volume or that no provider
+ * supports); VSS_E_BAD_STATE before initialize; VSS_E_PROVIDER_NOT_REGISTERED
+ * for an unknown provider id; VSS_E_OBJECT_NOT_FOUND when @volume does not
+ * exist.
+ */
+vss_hr vss_backup_is_volume_supported(vss_backup *b,
+                                      const vss_id *provider_or_null,
+                                      const char *volume, bool *ret_supported);
+
+/**
+ * vss_backup_prepare_for_backup() - tell writers a backup is coming.
+ * @b: the object, with a set open and set_backup_state called.
+ * @ret: the operation; release it with vss_async_release().
+ *
+ * Only in contexts with writers (VSS_CTX_BACKUP, APP_ROLLBACK,
+ * CLIENT_ACCESSIBLE_WRITERS).
+ *
+ * Return: S_OK; VSS_E_BAD_STATE out of order or in a writer-less context.
+ */
+vss_hr vss_backup_prepare_for_backup(vss_backup *b, vss_async **ret);
+
+/**
+ * vss_backup_do_snapshot_set() - commit every snapshot of the set at once.
+ * @b: the object, with a set holding at least one volume.
+ * @ret: the operation; its status gives the outcome.
+ *
+ * The set is all or nothing: on any failure every member is aborted and no
+ * snapshot of it remains. The creation slot is freed when it ends.
+ *
+ * Return: S_OK when the operation started; VSS_E_BAD_STATE out of order.
+ * Through vss_async_query_status(): VSS_S_ASYNC_FINISHED, or
+ * VSS_E_INSUFFICIENT_STORAGE, VSS_E_PROVIDER_VETO,
+ * VSS_E_UNEXPECTED_PROVIDER_ERROR, VSS_E_FLUSH_WRITES_TIMEOUT,
+ * VSS_E_HOLD_WRITES_TIMEOUT, VSS_E_REBOOT_REQUIRED, VSS_E_UNEXPECTED,
+ * VSS_S_ASYNC_CANCELLED.
+ */
+vss_hr vss_backup_do_snapshot_set(vss_backup *b, vss_async **ret);
+
+/**
+ * vss_backup_abort_backup() - stop the backup.
+ * @b: the object.
+ *
+ * Aborts an open set, freeing the creation slot. While do_snapshot_set runs
+ * it cancels it if the commit has not started; a set that is completed anyway
+ * is deleted, since its requestor gave it up. After a finished set it only
+ * marks the backup as abandoned (auto-release snapshots go on release). With
+ * nothing in progress it does nothing.
+ *
+ * Return: S_OK; VSS_E_BAD_STATE before initialize.
+ */
+vss_hr vss_backup_abort_backup(vss_backup *b);
+
+/**
+ * vss_backup_backup_complete() - tell writers the backup is done.
+ * @b: the object, after a successful do_snapshot_set, in a writer context.
+ * @ret: the operation.
+ *
+ * Return: S_OK; VSS_E_BAD_STATE otherwise.
+ */
+vss_hr vss_backup_backup_complete(vss_backup *b, vss_async **ret);
+
+/**
+ * vss_backup_get_snapshot_properties() - describe one finished snapshot.
+ * @b: the object (initialized).
+ * @snapshot_id: the snapshot.
+ * @ret_prop: filled in; release with vss_free_snapshot_properties().
+ *
+ * Return: S_OK; VSS_E_OBJECT_NOT_FOUND when no finished snapshot has this id;
+ * VSS_E_BAD_STATE before initialize; E_INVALIDARG for NULL arguments.
+ */
+vss_hr vss_backup_get_snapshot_properties(vss_backup *b,
+                                          const vss_id *snapshot_id,
+                                          vss_snapshot_prop *ret_prop);
+
+/**
+ * vss_backup_query() - list finished snapshots or registered providers.
+ * @b: the object (initialized).
+ * @query_id_or_null: must be NULL or the null id (as in VSS).
+ * @queried_type: must be VSS_OBJECT_NONE.
+ * @returned_type: VSS_OBJECT_SNAPSHOT or VSS_OBJECT_PROVIDER.
+ * @ret_props: a new array; release with vss_free_object_props().
+ * @ret_count: its length (may be 0).
+ *
+ * Snapshots are those of the object's context only; an object set to
+ * VSS_CTX_ALL sees every context.
+ *
+ * Return: S_OK; VSS_E_BAD_STATE before initialize; E_INVALIDARG otherwise.
+ */
+vss_hr vss_backup_query(vss_backup *b, const vss_id *query_id_or_null,
+                        vss_object_type queried_type,
+                        vss_object_type returned_type,
+                        vss_object_prop **ret_props, size_t *ret_count);
+
+/**
+ * vss_backup_delete_snapshots() - delete a snapshot or a whole set.
+ * @b: the object (initialized).
+ * @source_id: the snapshot or set id.
+ * @source_type: VSS_OBJECT_SNAPSHOT or VSS_OBJECT_SNAPSHOT_SET.
+ * @force_delete: accepted for compatibility; vss never refuses on its account.
+ * @ret_deleted: how many snapshots were deleted.
+ * @ret_nondeleted: the first snapshot that could not be deleted (null id when
+ *                  all were).
+ *
+ * Deletion stops at the first failure, as in VSS.
+ *
+ * Return: S_OK; VSS_E_OBJECT_NOT_FOUND for an unknown id;
+ * VSS_E_PROVIDER_VETO or VSS_E_UNEXPECTED_PROVIDER_ERROR when the provider
+ * could not delete (then *@ret_nondeleted names it).
+ */
+vss_hr vss_backup_delete_snapshots(vss_backup *b, const vss_id *source_id,
+                                   vss_object_type source_type,
+                                   bool force_delete, int32_t *ret_deleted,
+                                   vss_id *ret_nondeleted);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdlib.h>
+#include <string.h>
+
+#include <vss/types.h>
+
+void vss_free_snapshot_properties(vss_snapshot_prop *p)
+{
+	if (!p)
+		return;
+	free(p->snapshot_device_object);
+	free(p->original_volume_name);
+	free(p->originating_machine);
+	free(p->service_machine);
+	free(p->exposed_name);
+	free(p->exposed_path);
+	free(p->consistency);
+	memset(p, 0, sizeof(*p));
+}
+
+void vss_free_provider_properties(vss_provider_prop *p)
+{
+	if (!p)
+		return;
+	free(p->provider_name);
+	free(p->provider_version);
+	memset(p, 0, sizeof(*p));
+}
+
+void vss_free_object_props(vss_object_prop *props, size_t count)
+{
+	if (!props)
+		return;
+	for (size_t i = 0; i < count; i++) {
+		if (props[i].type == VSS_OBJECT_SNAPSHOT)
+			vss_free_snapshot_properties(&props[i].obj.snap);
+		else if (props[i].type == VSS_OBJECT_PROVIDER)
+			vss_free_provider_properties(&props[i].obj.prov);
+	}
+	free(props);
+}

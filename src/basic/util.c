@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "basic/macro.h"
+#include "basic/util.h"
+
+usec_t now_usec(clockid_t clock)
+{
+	struct timespec ts;
+
+	clock_gettime(clock, &ts);
+	return (usec_t)ts.tv_sec * USEC_PER_SEC + (usec_t)ts.tv_nsec / 1000;
+}
+
+char *format_rfc3339(int64_t usec, char buf[RFC3339_MAX])
+{
+	time_t sec = (time_t)(usec / 1000000);
+	struct tm tm;
+	char base[32];
+
+	gmtime_r(&sec, &tm);
+	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf, RFC3339_MAX, "%s.%06dZ", base, (int)(usec % 1000000));
+	return buf;
+}
+
+char *strdup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+int parse_u64(const char *s, uint64_t *ret)
+{
+	unsigned long long v;
+	char *end;
+
+	if (!s || !*s || *s == '-' || *s == '+')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0)
+		return -errno;
+	if (*end != '\0')
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+size_t strv_length(char **l)
+{
+	size_t n = 0;
+
+	while (l && l[n])
+		n++;
+	return n;
+}
+
+void strv_free(char **l)
+{
+	for (size_t i = 0; l && l[i]; i++)
+		free(l[i]);
+	free(l);
+}
+
+int strv_push_dup(char ***l, const char *s)
+{
+	size_t n = strv_length(*l);
+	char **nl, *c;
+
+	c = strdup(s);
+	if (!c)
+		return -ENOMEM;
+	nl = realloc(*l, sizeof(char *) * (n + 2));
+	if (!nl) {
+		free(c);
+		return -ENOMEM;
+	}
+	nl[n] = c;
+	nl[n + 1] = NULL;
+	*l = nl;
+	return 0;
+}
+
+int mkdir_p(const char *path, unsigned mode)
+{
+	_cleanup_free_ char *p = strdup(path);
+
+	if (!p)
+		return -ENOMEM;
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, mode) < 0 && errno != EEXIST)
+			return -errno;
+		*s = '/';
+	}
+	if (mkdir(p, mode) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+const char *host_name(void)
+{
+	static char name[256];
+
+	if (!name[0] && gethostname(name, sizeof(name) - 1) < 0)
+		strcpy(name, "localhost");
+	return name;
+}
+
+void sleep_usec(usec_t usec)
+{
+	struct timespec ts = {
+		.tv_sec = (time_t)(usec / USEC_PER_SEC),
+		.tv_nsec = (long)(usec % USEC_PER_SEC) * 1000,
+	};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}

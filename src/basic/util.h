@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+typedef uint64_t usec_t;
+#define USEC_PER_SEC ((usec_t)1000000)
+#define USEC_PER_MSEC ((usec_t)1000)
+#define USEC_INFINITY ((usec_t)UINT64_MAX)
+
+/* Microseconds on a clock (CLOCK_MONOTONIC, CLOCK_REALTIME, ...). */
+usec_t now_usec(clockid_t clock);
+
+/* "2026-11-24T23:05:43.123456Z" for microseconds since the epoch. */
+#define RFC3339_MAX 64
+char *format_rfc3339(int64_t usec, char buf[RFC3339_MAX]);
+
+/* strdup() that passes NULL through. */
+char *strdup_or_null(const char *s);
+
+/* Parse a non-negative decimal integer that fits in uint64_t. */
+int parse_u64(const char *s, uint64_t *ret);
+
+/* Length of a NULL-terminated string vector, and freeing one. */
+size_t strv_length(char **l);
+void strv_free(char **l);
+static inline void strv_freep(char ***l)
+{
+	strv_free(*l);
+}
+/* Append a copy of s; returns -ENOMEM on failure. */
+int strv_push_dup(char ***l, const char *s);
+
+/* mkdir -p with mode for the directories made. */
+int mkdir_p(const char *path, unsigned mode);
+
+/* The host name, for originating/service machine fields. */
+const char *host_name(void);
+
+/* Sleep interruptibly-safe for the given microseconds. */
+void sleep_usec(usec_t usec);

@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdlib.h>
+
+#include <vss/vss.h>
+
+#include "libvss/client.h"
+#include "protocol/bus.h"
+
+/* An infinite wait is a series of bounded ones, so that a vssd that died is
+ * noticed rather than waited for forever. */
+#define WAIT_SLICE_MS 30000u
+#define CALL_TIMEOUT_USEC (120ULL * 1000000ULL)
+#define REPLY_MARGIN_USEC (10ULL * 1000000ULL)
+
+/* The status a method of the operation answers with. */
+static vss_hr status_of(sd_bus_message *reply, const char *method, vss_hr *ret)
+{
+	int32_t status;
+	int r;
+
+	r = sd_bus_message_read(reply, "i", &status);
+	sd_bus_message_unref(reply);
+	if (r < 0)
+		return client_fail(VSS_E_UNEXPECTED, "malformed reply to %s", method);
+	*ret = status;
+	return S_OK;
+}
+
+vss_hr vss_async_query_status(vss_async *a, vss_hr *ret_status)
+{
+	sd_bus_message *reply;
+	vss_hr hr;
+
+	client_begin();
+	if (!a || !ret_status)
+		return client_fail(E_INVALIDARG, "%s is NULL", !a ? "a" : "ret_status");
+	hr = client_call(a->bus, a->path, VSS_BUS_ASYNC_IFACE, "QueryStatus", CALL_TIMEOUT_USEC, &reply, NULL);
+	if (VSS_FAILED(hr))
+		return hr;
+	return status_of(reply, "QueryStatus", ret_status);
+}
+
+vss_hr vss_async_wait(vss_async *a, uint32_t timeout_ms)
+{
+	uint32_t left = timeout_ms;
+	vss_hr hr, status = VSS_E_UNEXPECTED;
+
+	client_begin();
+	if (!a)
+		return client_fail(E_INVALIDARG, "a is NULL");
+	for (;;) {
+		uint32_t slice = timeout_ms == VSS_INFINITE ? WAIT_SLICE_MS : MIN(left, WAIT_SLICE_MS);
+		sd_bus_message *reply;
+
+		hr = client_call(a->bus, a->path, VSS_BUS_ASYNC_IFACE, "Wait",
+				 slice * 1000ULL + REPLY_MARGIN_USEC, &reply, "u", slice);
+		if (VSS_FAILED(hr))
+			return hr;
+		hr = status_of(reply, "Wait", &status);
+		if (VSS_FAILED(hr))
+			return hr;
+		if (status != VSS_S_ASYNC_PENDING)
+			break;
+		if (timeout_ms != VSS_INFINITE) {
+			left -= slice;
+			if (left == 0)
+				return VSS_S_ASYNC_PENDING;
+		}
+	}
+	if (VSS_FAILED(status))
+		return client_fail(status, "the operation failed: %s", vss_hr_message(status));
+	return S_OK;
+}
+
+vss_hr vss_async_cancel(vss_async *a)
+{
+	sd_bus_message *reply;
+	vss_hr hr, status = VSS_E_UNEXPECTED;
+
+	client_begin();
+	if (!a)
+		return client_fail(E_INVALIDARG, "a is NULL");
+	/* vssd answers once the operation has ended; an engine past its
+	 * deadlines ends within the flush and hold limits. */
+	hr = client_call(a->bus, a->path, VSS_BUS_ASYNC_IFACE, "Cancel", UINT64_MAX, &reply, NULL);
+	if (VSS_FAILED(hr))
+		return hr;
+	hr = status_of(reply, "Cancel", &status);
+	return VSS_FAILED(hr) ? hr : status;
+}
+
+vss_hr vss_async_release(vss_async *a)
+{
+	client_begin();
+	if (!a)
+		return S_OK;
+	(void)client_call(a->bus, a->path, VSS_BUS_ASYNC_IFACE, "Release", CALL_TIMEOUT_USEC, NULL, NULL);
+	sd_bus_unref(a->bus);
+	free(a->path);
+	free(a);
+	client_begin();
+	return S_OK;
+}

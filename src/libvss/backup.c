@@ -1,0 +1,339 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * The requestor API. Each call is one D-Bus method on the object vssd made
+ * for this requestor; vssd keeps the state machine, so the library only checks
+ * what it must (its own pointers) before asking.
+ */
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <vss/vss.h>
+
+#include "libvss/client.h"
+#include "protocol/bus.h"
+
+#define CALL_TIMEOUT_USEC (120ULL * 1000000ULL)
+
+#define BACKUP_CALL(b, method, reply, types, ...) \
+	client_call((b)->bus, (b)->path, VSS_BUS_BACKUP_IFACE, (method), CALL_TIMEOUT_USEC, (reply), (types), ##__VA_ARGS__)
+
+static vss_hr bad_reply(sd_bus_message *reply, const char *method, int r)
+{
+	sd_bus_message_unref(reply);
+	return client_fail(VSS_E_UNEXPECTED, "malformed reply to %s: %s", method, strerror(-r));
+}
+
+vss_hr vss_create_backup_components(vss_backup **ret)
+{
+	sd_bus_message *reply = NULL;
+	const char *path;
+	vss_backup *b;
+	vss_hr hr;
+	int r;
+
+	client_begin();
+	if (!ret)
+		return client_fail(E_INVALIDARG, "ret is NULL");
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return client_fail(E_OUTOFMEMORY, "out of memory");
+	hr = client_connect(&b->bus);
+	if (VSS_FAILED(hr)) {
+		free(b);
+		return hr;
+	}
+	hr = client_call(b->bus, VSS_BUS_MANAGER_PATH, VSS_BUS_MANAGER_IFACE, "CreateBackupComponents",
+			 CALL_TIMEOUT_USEC, &reply, NULL);
+	if (VSS_FAILED(hr)) {
+		sd_bus_flush_close_unref(b->bus);
+		free(b);
+		return hr;
+	}
+	r = sd_bus_message_read(reply, "o", &path);
+	if (r >= 0) {
+		b->path = strdup(path);
+		if (!b->path)
+			r = -ENOMEM;
+	}
+	sd_bus_message_unref(reply);
+	if (r < 0) {
+		sd_bus_flush_close_unref(b->bus);
+		free(b);
+		return client_fail(VSS_E_UNEXPECTED, "malformed reply to CreateBackupComponents: %s", strerror(-r));
+	}
+	*ret = b;
+	return S_OK;
+}
+
+vss_hr vss_backup_release(vss_backup *b)
+{
+	client_begin();
+	if (!b)
+		return S_OK;
+	/* Closing the connection alone would do (vssd releases the objects of
+	 * a peer that leaves), but an explicit Release lets vssd finish the
+	 * auto-release deletion before we return. */
+	if (b->path)
+		(void)BACKUP_CALL(b, "Release", NULL, NULL);
+	sd_bus_flush_close_unref(b->bus);
+	free(b->path);
+	free(b);
+	client_begin();
+	return S_OK;
+}
+
+vss_hr vss_backup_initialize_for_backup(vss_backup *b, const char *xml_or_null)
+{
+	client_begin();
+	if (!b)
+		return client_fail(E_INVALIDARG, "b is NULL");
+	return BACKUP_CALL(b, "InitializeForBackup", NULL, "s", xml_or_null ?: "");
+}
+
+vss_hr vss_backup_set_context(vss_backup *b, int32_t context)
+{
+	client_begin();
+	if (!b)
+		return client_fail(E_INVALIDARG, "b is NULL");
+	return BACKUP_CALL(b, "SetContext", NULL, "i", context);
+}
+
+vss_hr vss_backup_set_backup_state(vss_backup *b, bool select_components, bool bootable_system_state,
+                                   vss_backup_type backup_type, bool partial_file_support)
+{
+	client_begin();
+	if (!b)
+		return client_fail(E_INVALIDARG, "b is NULL");
+	return BACKUP_CALL(b, "SetBackupState", NULL, "bbib", (int)select_components, (int)bootable_system_state,
+			   (int32_t)backup_type, (int)partial_file_support);
+}
+
+/* Read one id string from a reply into *ret. */
+static vss_hr read_id_reply(sd_bus_message *reply, const char *method, vss_id *ret)
+{
+	const char *s;
+	int r;
+
+	r = sd_bus_message_read(reply, "s", &s);
+	if (r < 0)
+		return bad_reply(reply, method, r);
+	if (VSS_FAILED(vss_id_parse(s, ret)))
+		return bad_reply(reply, method, -EBADMSG);
+	sd_bus_message_unref(reply);
+	return S_OK;
+}
+
+vss_hr vss_backup_start_snapshot_set(vss_backup *b, vss_id *ret_set_id)
+{
+	sd_bus_message *reply;
+	vss_hr hr;
+
+	client_begin();
+	if (!b || !ret_set_id)
+		return client_fail(E_INVALIDARG, "%s is NULL", !b ? "b" : "ret_set_id");
+	hr = BACKUP_CALL(b, "StartSnapshotSet", &reply, NULL);
+	if (VSS_FAILED(hr))
+		return hr;
+	return read_id_reply(reply, "StartSnapshotSet", ret_set_id);
+}
+
+static const char *id_arg(const vss_id *id, char buf[VSS_ID_STRING_MAX])
+{
+	if (vss_id_is_null(id))
+		return "";
+	return vss_id_format(id, buf);
+}
+
+vss_hr vss_backup_add_to_snapshot_set(vss_backup *b, const char *volume, const vss_id *provider_or_null,
+                                      vss_id *ret_snapshot_id)
+{
+	char buf[VSS_ID_STRING_MAX];
+	sd_bus_message *reply;
+	vss_hr hr;
+
+	client_begin();
+	if (!b || !volume || !ret_snapshot_id)
+		return client_fail(E_INVALIDARG, "%s is NULL", !b ? "b" : !volume ? "volume" : "ret_snapshot_id");
+	hr = BACKUP_CALL(b, "AddToSnapshotSet", &reply, "ss", volume, id_arg(provider_or_null, buf));
+	if (VSS_FAILED(hr))
+		return hr;
+	return read_id_reply(reply, "AddToSnapshotSet", ret_snapshot_id);
+}
+
+vss_hr vss_backup_is_volume_supported(vss_backup *b, const vss_id *provider_or_null, const char *volume,
+                                      bool *ret_supported)
+{
+	char buf[VSS_ID_STRING_MAX];
+	sd_bus_message *reply;
+	int supported, r;
+	vss_hr hr;
+
+	client_begin();
+	if (!b || !volume || !ret_supported)
+		return client_fail(E_INVALIDARG, "%s is NULL", !b ? "b" : !volume ? "volume" : "ret_supported");
+	hr = BACKUP_CALL(b, "IsVolumeSupported", &reply, "ss", id_arg(provider_or_null, buf), volume);
+	if (VSS_FAILED(hr))
+		return hr;
+	r = sd_bus_message_read(reply, "b", &supported);
+	if (r < 0)
+		return bad_reply(reply, "IsVolumeSupported", r);
+	sd_bus_message_unref(reply);
+	*ret_supported = supported;
+	return S_OK;
+}
+
+/* A method that answers with the object path of a new operation. */
+static vss_hr async_call(vss_backup *b, const char *method, vss_async **ret)
+{
+	sd_bus_message *reply;
+	const char *path;
+	vss_async *a;
+	vss_hr hr;
+	int r;
+
+	client_begin();
+	if (!b || !ret)
+		return client_fail(E_INVALIDARG, "%s is NULL", !b ? "b" : "ret");
+	hr = BACKUP_CALL(b, method, &reply, NULL);
+	if (VSS_FAILED(hr))
+		return hr;
+	r = sd_bus_message_read(reply, "o", &path);
+	if (r < 0)
+		return bad_reply(reply, method, r);
+	a = calloc(1, sizeof(*a));
+	if (a)
+		a->path = strdup(path);
+	sd_bus_message_unref(reply);
+	if (!a || !a->path) {
+		free(a);
+		return client_fail(E_OUTOFMEMORY, "out of memory");
+	}
+	a->bus = sd_bus_ref(b->bus);
+	*ret = a;
+	return S_OK;
+}
+
+vss_hr vss_backup_prepare_for_backup(vss_backup *b, vss_async **ret)
+{
+	return async_call(b, "PrepareForBackup", ret);
+}
+
+vss_hr vss_backup_do_snapshot_set(vss_backup *b, vss_async **ret)
+{
+	return async_call(b, "DoSnapshotSet", ret);
+}
+
+vss_hr vss_backup_backup_complete(vss_backup *b, vss_async **ret)
+{
+	return async_call(b, "BackupComplete", ret);
+}
+
+vss_hr vss_backup_abort_backup(vss_backup *b)
+{
+	client_begin();
+	if (!b)
+		return client_fail(E_INVALIDARG, "b is NULL");
+	return BACKUP_CALL(b, "AbortBackup", NULL, NULL);
+}
+
+vss_hr vss_backup_get_snapshot_properties(vss_backup *b, const vss_id *snapshot_id, vss_snapshot_prop *ret_prop)
+{
+	char buf[VSS_ID_STRING_MAX];
+	sd_bus_message *reply;
+	vss_hr hr;
+	int r;
+
+	client_begin();
+	if (!b || !snapshot_id || !ret_prop)
+		return client_fail(E_INVALIDARG, "%s is NULL", !b ? "b" : !snapshot_id ? "snapshot_id" : "ret_prop");
+	hr = BACKUP_CALL(b, "GetSnapshotProperties", &reply, "s", vss_id_format(snapshot_id, buf));
+	if (VSS_FAILED(hr))
+		return hr;
+	r = bus_read_snapshot_prop(reply, ret_prop);
+	if (r < 0)
+		return bad_reply(reply, "GetSnapshotProperties", r);
+	sd_bus_message_unref(reply);
+	return S_OK;
+}
+
+vss_hr vss_backup_query(vss_backup *b, const vss_id *query_id_or_null, vss_object_type queried_type,
+                        vss_object_type returned_type, vss_object_prop **ret_props, size_t *ret_count)
+{
+	char buf[VSS_ID_STRING_MAX];
+	vss_object_prop *props = NULL;
+	sd_bus_message *reply;
+	size_t n = 0;
+	vss_hr hr;
+	int r;
+
+	client_begin();
+	if (!b || !ret_props || !ret_count)
+		return client_fail(E_INVALIDARG, "%s is NULL", !b ? "b" : !ret_props ? "ret_props" : "ret_count");
+	hr = BACKUP_CALL(b, "Query", &reply, "sii", id_arg(query_id_or_null, buf), (int32_t)queried_type,
+			 (int32_t)returned_type);
+	if (VSS_FAILED(hr))
+		return hr;
+	r = sd_bus_message_enter_container(reply, 'a', "a{sv}");
+	while (r >= 0) {
+		vss_object_prop *np;
+
+		r = sd_bus_message_at_end(reply, false);
+		if (r != 0)
+			break;
+		np = realloc(props, sizeof(*np) * (n + 1));
+		if (!np) {
+			r = -ENOMEM;
+			break;
+		}
+		props = np;
+		props[n] = (vss_object_prop){ .type = returned_type };
+		if (returned_type == VSS_OBJECT_SNAPSHOT)
+			r = bus_read_snapshot_prop(reply, &props[n].obj.snap);
+		else
+			r = bus_read_provider_prop(reply, &props[n].obj.prov);
+		if (r >= 0)
+			n++;
+	}
+	if (r < 0) {
+		vss_free_object_props(props, n);
+		return bad_reply(reply, "Query", r);
+	}
+	sd_bus_message_unref(reply);
+	*ret_props = props;
+	*ret_count = n;
+	return S_OK;
+}
+
+vss_hr vss_backup_delete_snapshots(vss_backup *b, const vss_id *source_id, vss_object_type source_type,
+                                   bool force_delete, int32_t *ret_deleted, vss_id *ret_nondeleted)
+{
+	char buf[VSS_ID_STRING_MAX];
+	const char *failed, *message;
+	sd_bus_message *reply;
+	int32_t hr_remote, deleted;
+	vss_hr hr;
+	int r;
+
+	client_begin();
+	if (!b || !source_id || !ret_deleted || !ret_nondeleted)
+		return client_fail(E_INVALIDARG, "%s is NULL",
+				   !b ? "b" : !source_id ? "source_id" : !ret_deleted ? "ret_deleted" : "ret_nondeleted");
+	hr = BACKUP_CALL(b, "DeleteSnapshots", &reply, "sib", vss_id_format(source_id, buf), (int32_t)source_type,
+			 (int)force_delete);
+	if (VSS_FAILED(hr))
+		return hr;
+	/* The counts matter on failure too, so the result travels in-band. */
+	r = sd_bus_message_read(reply, "iiss", &hr_remote, &deleted, &failed, &message);
+	if (r < 0)
+		return bad_reply(reply, "DeleteSnapshots", r);
+	*ret_deleted = deleted;
+	if (VSS_FAILED(vss_id_parse(failed, ret_nondeleted)))
+		*ret_nondeleted = VSS_ID_NULL;
+	if (VSS_FAILED(hr_remote))
+		client_fail(hr_remote, "%s", message);
+	sd_bus_message_unref(reply);
+	return hr_remote;
+}

@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* What the requestor objects of libvss share: the connection to vssd, the
+ * per-thread error message and the method-call helper. */
+
+#include <systemd/sd-bus.h>
+
+#include <vss/hresult.h>
+
+#include "basic/macro.h"
+
+struct vss_backup {
+	sd_bus *bus;
+	char *path;
+};
+
+struct vss_async {
+	sd_bus *bus;
+	char *path;
+};
+
+/* Record the detail of a failure for vss_last_error_message(); returns hr. */
+vss_hr client_fail(vss_hr hr, const char *fmt, ...) _printf_(2, 3);
+/* Start a public call: clears the message of the previous one. */
+void client_begin(void);
+
+/* Open a connection to vssd ($VSS_SOCKET or the default socket). */
+vss_hr client_connect(sd_bus **ret);
+
+/*
+ * Call a method of the object at path, with arguments given as for
+ * sd_bus_message_append(). On failure the D-Bus error becomes the vss result
+ * (and message). timeout_usec 0 means the default.
+ */
+vss_hr client_call(sd_bus *bus, const char *path, const char *iface, const char *method, uint64_t timeout_usec,
+                   sd_bus_message **ret_reply, const char *types, ...);

@@ -1,0 +1,260 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "basic/hresult-table.h"
+#include "basic/util.h"
+#include "protocol/bus.h"
+
+int bus_error_set_hrv(sd_bus_error *e, vss_hr hr, const char *fmt, va_list ap)
+{
+	char name[128], msg[1024];
+
+	snprintf(name, sizeof(name), VSS_BUS_ERROR_PREFIX "%s", vss_hr_name(hr));
+	if (fmt)
+		vsnprintf(msg, sizeof(msg), fmt, ap);
+	else
+		snprintf(msg, sizeof(msg), "%s", vss_hr_message(hr));
+	sd_bus_error_set(e, name, msg);
+	/* sd-bus only needs a negative value; the name carries the result. */
+	return -EIO;
+}
+
+int bus_error_set_hr(sd_bus_error *e, vss_hr hr, const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = bus_error_set_hrv(e, hr, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+vss_hr bus_error_to_hr(const sd_bus_error *e)
+{
+	const struct vss_hr_entry *entry;
+
+	if (!e || !e->name)
+		return VSS_E_UNEXPECTED;
+	if (strncmp(e->name, VSS_BUS_ERROR_PREFIX, strlen(VSS_BUS_ERROR_PREFIX)) == 0) {
+		entry = vss_hr_lookup_name(e->name + strlen(VSS_BUS_ERROR_PREFIX));
+		if (entry)
+			return entry->hr;
+	}
+	if (sd_bus_error_has_name(e, SD_BUS_ERROR_ACCESS_DENIED))
+		return E_ACCESSDENIED;
+	if (sd_bus_error_has_name(e, SD_BUS_ERROR_NO_MEMORY))
+		return E_OUTOFMEMORY;
+	if (sd_bus_error_has_name(e, SD_BUS_ERROR_INVALID_ARGS))
+		return E_INVALIDARG;
+	return VSS_E_UNEXPECTED;
+}
+
+int bus_append_id(sd_bus_message *m, const vss_id *id)
+{
+	char buf[VSS_ID_STRING_MAX];
+
+	return sd_bus_message_append(m, "s", vss_id_format(id, buf));
+}
+
+static int append_str(sd_bus_message *m, const char *key, const char *value)
+{
+	if (!value)
+		return 0;
+	return sd_bus_message_append(m, "{sv}", key, "s", value);
+}
+
+static int append_id(sd_bus_message *m, const char *key, const vss_id *id)
+{
+	char buf[VSS_ID_STRING_MAX];
+
+	return sd_bus_message_append(m, "{sv}", key, "s", vss_id_format(id, buf));
+}
+
+#define TRY(x)                  \
+	do {                    \
+		int _r = (x);   \
+		if (_r < 0)     \
+			return _r; \
+	} while (0)
+
+int bus_append_snapshot_prop(sd_bus_message *m, const vss_snapshot_prop *p)
+{
+	TRY(sd_bus_message_open_container(m, 'a', "{sv}"));
+	TRY(append_id(m, "Id", &p->snapshot_id));
+	TRY(append_id(m, "SetId", &p->snapshot_set_id));
+	TRY(sd_bus_message_append(m, "{sv}", "SnapshotsCount", "i", p->snapshots_count));
+	TRY(append_str(m, "DeviceObject", p->snapshot_device_object));
+	TRY(append_str(m, "OriginalVolume", p->original_volume_name));
+	TRY(append_str(m, "OriginatingMachine", p->originating_machine));
+	TRY(append_str(m, "ServiceMachine", p->service_machine));
+	TRY(append_str(m, "ExposedName", p->exposed_name));
+	TRY(append_str(m, "ExposedPath", p->exposed_path));
+	TRY(append_id(m, "ProviderId", &p->provider_id));
+	TRY(sd_bus_message_append(m, "{sv}", "Attributes", "i", p->snapshot_attributes));
+	TRY(sd_bus_message_append(m, "{sv}", "CreationTimestamp", "x", p->creation_timestamp));
+	TRY(sd_bus_message_append(m, "{sv}", "Status", "i", (int32_t)p->status));
+	TRY(sd_bus_message_append(m, "{sv}", "HoldWindowUSec", "t", p->hold_window_us));
+	TRY(append_str(m, "Consistency", p->consistency));
+	return sd_bus_message_close_container(m);
+}
+
+/* Read a{sv}, calling @fn for each key with the message positioned inside the
+ * variant. Keys a reader does not know are skipped, so either end may add
+ * properties without breaking the other. */
+static int read_dict(sd_bus_message *m, int (*fn)(sd_bus_message *m, const char *key, void *userdata),
+                     void *userdata)
+{
+	int r;
+
+	TRY(sd_bus_message_enter_container(m, 'a', "{sv}"));
+	while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+		const char *key, *contents;
+		char type;
+
+		TRY(sd_bus_message_read(m, "s", &key));
+		TRY(sd_bus_message_peek_type(m, &type, &contents));
+		TRY(sd_bus_message_enter_container(m, 'v', contents));
+		r = fn(m, key, userdata);
+		if (r < 0)
+			return r;
+		if (r == 0)
+			TRY(sd_bus_message_skip(m, contents));
+		TRY(sd_bus_message_exit_container(m));
+		TRY(sd_bus_message_exit_container(m));
+	}
+	if (r < 0)
+		return r;
+	return sd_bus_message_exit_container(m);
+}
+
+static int read_str(sd_bus_message *m, char **ret)
+{
+	const char *s;
+
+	TRY(sd_bus_message_read(m, "s", &s));
+	free(*ret);
+	*ret = strdup(s);
+	return *ret ? 1 : -ENOMEM;
+}
+
+static int read_id(sd_bus_message *m, vss_id *ret)
+{
+	const char *s;
+
+	TRY(sd_bus_message_read(m, "s", &s));
+	return VSS_SUCCEEDED(vss_id_parse(s, ret)) ? 1 : -EBADMSG;
+}
+
+static int snapshot_field(sd_bus_message *m, const char *key, void *userdata)
+{
+	vss_snapshot_prop *p = userdata;
+	int32_t i;
+	int r;
+
+	if (streq(key, "Id"))
+		return read_id(m, &p->snapshot_id);
+	if (streq(key, "SetId"))
+		return read_id(m, &p->snapshot_set_id);
+	if (streq(key, "SnapshotsCount"))
+		return sd_bus_message_read(m, "i", &p->snapshots_count) < 0 ? -EBADMSG : 1;
+	if (streq(key, "DeviceObject"))
+		return read_str(m, &p->snapshot_device_object);
+	if (streq(key, "OriginalVolume"))
+		return read_str(m, &p->original_volume_name);
+	if (streq(key, "OriginatingMachine"))
+		return read_str(m, &p->originating_machine);
+	if (streq(key, "ServiceMachine"))
+		return read_str(m, &p->service_machine);
+	if (streq(key, "ExposedName"))
+		return read_str(m, &p->exposed_name);
+	if (streq(key, "ExposedPath"))
+		return read_str(m, &p->exposed_path);
+	if (streq(key, "ProviderId"))
+		return read_id(m, &p->provider_id);
+	if (streq(key, "Attributes"))
+		return sd_bus_message_read(m, "i", &p->snapshot_attributes) < 0 ? -EBADMSG : 1;
+	if (streq(key, "CreationTimestamp"))
+		return sd_bus_message_read(m, "x", &p->creation_timestamp) < 0 ? -EBADMSG : 1;
+	if (streq(key, "Status")) {
+		r = sd_bus_message_read(m, "i", &i);
+		if (r < 0)
+			return r;
+		p->status = (vss_snapshot_state)i;
+		return 1;
+	}
+	if (streq(key, "HoldWindowUSec"))
+		return sd_bus_message_read(m, "t", &p->hold_window_us) < 0 ? -EBADMSG : 1;
+	if (streq(key, "Consistency"))
+		return read_str(m, &p->consistency);
+	return 0;
+}
+
+int bus_read_snapshot_prop(sd_bus_message *m, vss_snapshot_prop *ret)
+{
+	vss_snapshot_prop p = { 0 };
+	int r;
+
+	r = read_dict(m, snapshot_field, &p);
+	if (r < 0) {
+		vss_free_snapshot_properties(&p);
+		return r;
+	}
+	*ret = p;
+	return 0;
+}
+
+int bus_append_provider_prop(sd_bus_message *m, const vss_provider_prop *p)
+{
+	TRY(sd_bus_message_open_container(m, 'a', "{sv}"));
+	TRY(append_id(m, "Id", &p->provider_id));
+	TRY(append_str(m, "Name", p->provider_name));
+	TRY(sd_bus_message_append(m, "{sv}", "Type", "i", (int32_t)p->provider_type));
+	TRY(append_str(m, "Version", p->provider_version));
+	TRY(append_id(m, "VersionId", &p->provider_version_id));
+	TRY(append_id(m, "ClassId", &p->class_id));
+	return sd_bus_message_close_container(m);
+}
+
+static int provider_field(sd_bus_message *m, const char *key, void *userdata)
+{
+	vss_provider_prop *p = userdata;
+	int32_t i;
+	int r;
+
+	if (streq(key, "Id"))
+		return read_id(m, &p->provider_id);
+	if (streq(key, "Name"))
+		return read_str(m, &p->provider_name);
+	if (streq(key, "Type")) {
+		r = sd_bus_message_read(m, "i", &i);
+		if (r < 0)
+			return r;
+		p->provider_type = (vss_provider_type)i;
+		return 1;
+	}
+	if (streq(key, "Version"))
+		return read_str(m, &p->provider_version);
+	if (streq(key, "VersionId"))
+		return read_id(m, &p->provider_version_id);
+	if (streq(key, "ClassId"))
+		return read_id(m, &p->class_id);
+	return 0;
+}
+
+int bus_read_provider_prop(sd_bus_message *m, vss_provider_prop *ret)
+{
+	vss_provider_prop p = { 0 };
+	int r;
+
+	r = read_dict(m, provider_field, &p);
+	if (r < 0) {
+		vss_free_provider_properties(&p);
+		return r;
+	}
+	*ret = p;
+	return 0;
+}

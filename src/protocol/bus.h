@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The D-Bus interface between libvss (and vssadmin) and vssd: names, error
+ * mapping and property encoding, shared by both ends so they cannot drift.
+ * docs/DBUS.md describes it for people.
+ */
+
+#include <stdarg.h>
+#include <systemd/sd-bus.h>
+
+#include <vss/types.h>
+
+#include "basic/macro.h"
+
+#define VSS_BUS_MANAGER_PATH "/org/vss/Manager"
+#define VSS_BUS_MANAGER_IFACE "org.vss.Manager1"
+#define VSS_BUS_BACKUP_PREFIX "/org/vss/backup"
+#define VSS_BUS_BACKUP_IFACE "org.vss.Backup1"
+#define VSS_BUS_ASYNC_PREFIX "/org/vss/async"
+#define VSS_BUS_ASYNC_IFACE "org.vss.Async1"
+/* Any name works on a peer-to-peer connection; busctl needs one. */
+#define VSS_BUS_NAME "org.vss"
+
+/* A vss result travels as a D-Bus error named VSS_BUS_ERROR_PREFIX + its
+ * Windows name, e.g. "org.vss.Error.VSS_E_BAD_STATE". */
+#define VSS_BUS_ERROR_PREFIX "org.vss.Error."
+
+/* Fill @e with the error for @hr and a formatted explanation; returns a
+ * negative errno-style value suitable for returning from a method handler. */
+int bus_error_set_hr(sd_bus_error *e, vss_hr hr, const char *fmt, ...) _printf_(3, 4);
+int bus_error_set_hrv(sd_bus_error *e, vss_hr hr, const char *fmt, va_list ap) _printf_(3, 0);
+
+/* The result carried by a D-Bus error: a vss error by name, E_ACCESSDENIED for
+ * org.freedesktop.DBus.Error.AccessDenied, VSS_E_UNEXPECTED otherwise. */
+vss_hr bus_error_to_hr(const sd_bus_error *e);
+
+/* Ids travel as strings in GUID form. */
+int bus_append_id(sd_bus_message *m, const vss_id *id);
+
+/* Snapshot and provider properties travel as a{sv}. */
+int bus_append_snapshot_prop(sd_bus_message *m, const vss_snapshot_prop *p);
+int bus_read_snapshot_prop(sd_bus_message *m, vss_snapshot_prop *ret);
+int bus_append_provider_prop(sd_bus_message *m, const vss_provider_prop *p);
+int bus_read_provider_prop(sd_bus_message *m, vss_provider_prop *ret);

@@ -1,0 +1,182 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * The btrfs provider. A volume is a btrfs subvolume (a mount point or a
+ * subvolume directory); its snapshot is a read-only snapshot in the store
+ * "<mount point>/.vss/", a subvolume of the same filesystem that later
+ * snapshots of the volume do not contain.
+ *
+ * btrfs cannot take a snapshot while frozen (the snapshot needs a transaction
+ * commit), so this provider cannot hold writes: pre_commit syncs the
+ * filesystem and commit snapshots at once. Each member is then
+ * crash-consistent on its own, not at one instant with the others.
+ */
+
+#include <btrfsutil.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include "basic/id.h"
+#include "basic/macro.h"
+#include "providers/provider.h"
+
+#define STORE_NAME ".vss"
+
+/* libbtrfsutil reports what failed in its result and why in errno. */
+static int errno_of(enum btrfs_util_error e)
+{
+	if (e == BTRFS_UTIL_OK)
+		return 0;
+	return errno > 0 ? -errno : -EIO;
+}
+
+static int btrfs_is_volume_supported(const VolumeInfo *v)
+{
+	if (!streq(v->fs_type, "btrfs") || !v->is_directory)
+		return 0;
+	return btrfs_util_is_subvolume(v->path) == BTRFS_UTIL_OK;
+}
+
+static int ensure_store(const char *store)
+{
+	struct stat st;
+	enum btrfs_util_error e;
+
+	if (lstat(store, &st) == 0)
+		return S_ISDIR(st.st_mode) ? 0 : VSS_E_PROVIDER_VETO;
+	if (errno != ENOENT)
+		return -errno;
+	/* A subvolume, so that snapshots of the volume holding it leave it out. */
+	e = btrfs_util_create_subvolume(store, 0, NULL, NULL);
+	if (e != BTRFS_UTIL_OK && errno != EEXIST)
+		return errno_of(e);
+	/* Snapshots keep their files' modes, but old paths and names should
+	 * not become visible to everyone through the store. */
+	if (chmod(store, 0700) < 0)
+		return -errno;
+	return 0;
+}
+
+static char *store_path(const char *mount_point)
+{
+	char *store;
+
+	if (asprintf(&store, "%s%s" STORE_NAME, mount_point, streq(mount_point, "/") ? "" : "/") < 0)
+		return NULL;
+	return store;
+}
+
+static int btrfs_locate(ProviderMember *m)
+{
+	_cleanup_free_ char *store = store_path(m->mount_point);
+	char buf[VSS_ID_STRING_MAX];
+
+	if (!store || asprintf(&m->snapshot_path, "%s/%s", store, vss_id_format(&m->snapshot_id, buf)) < 0) {
+		m->snapshot_path = NULL;
+		return -ENOMEM;
+	}
+	m->attributes = VSS_VOLSNAP_ATTR_DIFFERENTIAL | VSS_VOLSNAP_ATTR_NO_AUTORECOVERY;
+	return 0;
+}
+
+static int btrfs_begin_prepare(ProviderMember *m)
+{
+	_cleanup_free_ char *store = store_path(m->mount_point);
+	struct statvfs sv;
+	int r;
+
+	if (!store)
+		return -ENOMEM;
+	if (statvfs(m->volume, &sv) < 0)
+		return -errno;
+	if (sv.f_flag & ST_RDONLY)
+		return VSS_E_PROVIDER_VETO; /* a snapshot is a write */
+	r = ensure_store(store);
+	if (r < 0)
+		return r;
+	m->state = VSS_SS_PREPARED;
+	return 0;
+}
+
+static int btrfs_pre_commit(ProviderMember *m)
+{
+	/* Write out dirty data now, so that the snapshot ioctl in commit has
+	 * little left to flush and the members are cut close together. */
+	int r = errno_of(btrfs_util_sync(m->volume));
+
+	if (r == 0)
+		m->state = VSS_SS_PRECOMMITTED;
+	return r;
+}
+
+static int btrfs_commit(ProviderMember *m)
+{
+	int r = errno_of(btrfs_util_create_snapshot(m->volume, m->snapshot_path,
+						    BTRFS_UTIL_CREATE_SNAPSHOT_READ_ONLY, NULL, NULL));
+
+	if (r == 0)
+		m->state = VSS_SS_COMMITTED;
+	return r;
+}
+
+static int btrfs_snapshot_exists(const char *snapshot_path, const char *provider_data)
+{
+	(void)provider_data;
+	return btrfs_util_is_subvolume(snapshot_path) == BTRFS_UTIL_OK;
+}
+
+static int btrfs_delete_snapshot(const char *snapshot_path, const char *provider_data)
+{
+	struct stat st;
+
+	(void)provider_data;
+	if (lstat(snapshot_path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (btrfs_util_is_subvolume(snapshot_path) != BTRFS_UTIL_OK)
+		return VSS_E_PROVIDER_VETO; /* not ours to remove */
+	return errno_of(btrfs_util_delete_subvolume(snapshot_path, 0));
+}
+
+static int btrfs_abort(ProviderMember *m)
+{
+	int r = 0;
+
+	/* The path carries this set's fresh snapshot id: if it exists, this
+	 * member made it. */
+	if (m->snapshot_path)
+		r = btrfs_delete_snapshot(m->snapshot_path, NULL);
+	m->state = VSS_SS_ABORTED;
+	return r;
+}
+
+static int btrfs_post_final_commit(ProviderMember *m)
+{
+	m->state = VSS_SS_CREATED;
+	return 0;
+}
+
+const provider_ops btrfs_provider = {
+	.version = PROVIDER_OPS_VERSION,
+	.name = "btrfs",
+	.version_string = "1.0",
+	/* {497f1270-cb7a-4e25-a12c-7b3bcf6291e3} */
+	.id = { { 0x49, 0x7f, 0x12, 0x70, 0xcb, 0x7a, 0x4e, 0x25, 0xa1, 0x2c, 0x7b, 0x3b, 0xcf, 0x62, 0x91, 0xe3 } },
+	/* {1fd4e35a-faef-4b9b-aae7-2e9bad919f8e} */
+	.version_id = { { 0x1f, 0xd4, 0xe3, 0x5a, 0xfa, 0xef, 0x4b, 0x9b, 0xaa, 0xe7, 0x2e, 0x9b, 0xad, 0x91, 0x9f, 0x8e } },
+	.class_id = { { 0x49, 0x7f, 0x12, 0x70, 0xcb, 0x7a, 0x4e, 0x25, 0xa1, 0x2c, 0x7b, 0x3b, 0xcf, 0x62, 0x91, 0xe3 } },
+	.type = VSS_PROV_SOFTWARE,
+	.flags = 0,
+	.is_volume_supported = btrfs_is_volume_supported,
+	.locate = btrfs_locate,
+	.begin_prepare = btrfs_begin_prepare,
+	.pre_commit = btrfs_pre_commit,
+	.commit = btrfs_commit,
+	.post_final_commit = btrfs_post_final_commit,
+	.abort = btrfs_abort,
+	.delete_snapshot = btrfs_delete_snapshot,
+	.snapshot_exists = btrfs_snapshot_exists,
+};

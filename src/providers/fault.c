@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <vss/hresult.h>
+
+#include "basic/log.h"
+#include "basic/macro.h"
+#include "providers/fault.h"
+
+static const char *const step_names[_STEP_MAX] = {
+	[STEP_BEGIN_PREPARE] = "begin_prepare",
+	[STEP_END_PREPARE] = "end_prepare",
+	[STEP_PRE_COMMIT] = "pre_commit",
+	[STEP_HOLD] = "hold",
+	[STEP_COMMIT] = "commit",
+	[STEP_RELEASE] = "release",
+	[STEP_POST_COMMIT] = "post_commit",
+	[STEP_PRE_FINAL_COMMIT] = "pre_final_commit",
+	[STEP_POST_FINAL_COMMIT] = "post_final_commit",
+	[STEP_ABORT] = "abort",
+	[STEP_DELETE] = "delete",
+};
+
+const char *provider_step_name(ProviderStep s)
+{
+	return s < _STEP_MAX ? step_names[s] : "?";
+}
+
+typedef struct Fault {
+	ProviderStep step;
+	unsigned member; /* 0 = every member */
+	int result;      /* injected result, 0 for a pure delay */
+	usec_t delay;
+} Fault;
+
+struct FaultTable {
+	Fault *faults;
+	size_t n;
+};
+
+static const struct {
+	const char *name;
+	int value;
+} errnos[] = {
+	{ "ENOSPC", ENOSPC }, { "EDQUOT", EDQUOT }, { "EIO", EIO },       { "EROFS", EROFS },
+	{ "EPERM", EPERM },   { "EACCES", EACCES }, { "EBUSY", EBUSY },   { "ENOENT", ENOENT },
+	{ "EINVAL", EINVAL }, { "ENOMEM", ENOMEM }, { "EEXIST", EEXIST }, { "EOPNOTSUPP", EOPNOTSUPP },
+};
+
+static int parse_one(char *entry, Fault *ret)
+{
+	char *step, *member, *action;
+	uint64_t v;
+
+	step = strtok_r(entry, ":", &entry);
+	member = strtok_r(NULL, ":", &entry);
+	action = strtok_r(NULL, "", &entry);
+	if (!step || !member || !action)
+		return -EINVAL;
+
+	*ret = (Fault){ .step = _STEP_MAX };
+	for (unsigned s = 0; s < _STEP_MAX; s++)
+		if (streq(step, step_names[s]))
+			ret->step = s;
+	if (ret->step == _STEP_MAX)
+		return -EINVAL;
+
+	if (streq(member, "*"))
+		ret->member = 0;
+	else if (parse_u64(member, &v) < 0 || v == 0 || v > 4096)
+		return -EINVAL;
+	else
+		ret->member = (unsigned)v;
+
+	if (streq(action, "veto")) {
+		ret->result = VSS_E_PROVIDER_VETO;
+		return 0;
+	}
+	if (strncmp(action, "delay=", 6) == 0) {
+		if (parse_u64(action + 6, &v) < 0)
+			return -EINVAL;
+		ret->delay = v * USEC_PER_MSEC;
+		return 0;
+	}
+	for (size_t i = 0; i < ELEMENTSOF(errnos); i++)
+		if (streq(action, errnos[i].name)) {
+			ret->result = -errnos[i].value;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+int fault_table_parse(const char *spec, FaultTable **ret)
+{
+	_cleanup_free_ char *copy = strdup(spec);
+	FaultTable *t;
+	char *save = NULL;
+
+	if (!copy)
+		return -ENOMEM;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	for (char *e = strtok_r(copy, ",", &save); e; e = strtok_r(NULL, ",", &save)) {
+		_cleanup_free_ char *shown = strdup(e);
+		Fault f, *nf;
+
+		if (parse_one(e, &f) < 0) {
+			log_error("VSS_FAULTS: cannot parse \"%s\"", shown ?: "?");
+			fault_table_free(t);
+			return -EINVAL;
+		}
+		nf = realloc(t->faults, sizeof(Fault) * (t->n + 1));
+		if (!nf) {
+			fault_table_free(t);
+			return -ENOMEM;
+		}
+		t->faults = nf;
+		t->faults[t->n++] = f;
+	}
+	*ret = t;
+	return 0;
+}
+
+FaultTable *fault_table_free(FaultTable *t)
+{
+	if (t) {
+		free(t->faults);
+		free(t);
+	}
+	return NULL;
+}
+
+int fault_inject(const FaultTable *t, ProviderStep step, unsigned member)
+{
+	if (!t)
+		return 0;
+	for (size_t i = 0; i < t->n; i++) {
+		const Fault *f = &t->faults[i];
+
+		if (f->step != step || (f->member != 0 && f->member != member))
+			continue;
+		if (f->delay > 0)
+			sleep_usec(f->delay);
+		if (f->result != 0)
+			return f->result;
+	}
+	return 0;
+}

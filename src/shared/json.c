@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <inttypes.h>
+
+#include "shared/json.h"
+
+void json_init(JsonWriter *w, FILE *f, bool pretty)
+{
+	*w = (JsonWriter){ .f = f, .pretty = pretty };
+}
+
+static void indent(JsonWriter *w)
+{
+	if (!w->pretty)
+		return;
+	fputc('\n', w->f);
+	for (int i = 0; i < w->depth; i++)
+		fputs("  ", w->f);
+}
+
+/* Before a value or a key at the current level. */
+static void separate(JsonWriter *w, bool is_value_after_key)
+{
+	if (is_value_after_key)
+		return;
+	if (w->need_comma[w->depth])
+		fputc(',', w->f);
+	w->need_comma[w->depth] = true;
+	if (w->depth > 0)
+		indent(w);
+}
+
+static void value_prefix(JsonWriter *w)
+{
+	separate(w, w->after_key);
+	w->after_key = false;
+}
+
+static void open(JsonWriter *w, char c)
+{
+	value_prefix(w);
+	fputc(c, w->f);
+	if (w->depth < 31)
+		w->depth++;
+	w->need_comma[w->depth] = false;
+}
+
+static void close_(JsonWriter *w, char c)
+{
+	bool had = w->need_comma[w->depth];
+
+	if (w->depth > 0)
+		w->depth--;
+	if (had)
+		indent(w);
+	fputc(c, w->f);
+}
+
+void json_begin_object(JsonWriter *w)
+{
+	open(w, '{');
+}
+
+void json_end_object(JsonWriter *w)
+{
+	close_(w, '}');
+}
+
+void json_begin_array(JsonWriter *w)
+{
+	open(w, '[');
+}
+
+void json_end_array(JsonWriter *w)
+{
+	close_(w, ']');
+}
+
+static void write_string(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		switch (*p) {
+		case '"':
+			fputs("\\\"", f);
+			break;
+		case '\\':
+			fputs("\\\\", f);
+			break;
+		case '\n':
+			fputs("\\n", f);
+			break;
+		case '\t':
+			fputs("\\t", f);
+			break;
+		case '\r':
+			fputs("\\r", f);
+			break;
+		default:
+			if (*p < 0x20)
+				fprintf(f, "\\u%04x", *p);
+			else
+				fputc(*p, f);
+		}
+	}
+	fputc('"', f);
+}
+
+void json_key(JsonWriter *w, const char *key)
+{
+	separate(w, false);
+	write_string(w->f, key);
+	fputs(w->pretty ? ": " : ":", w->f);
+	w->after_key = true;
+}
+
+void json_string(JsonWriter *w, const char *s)
+{
+	value_prefix(w);
+	if (s)
+		write_string(w->f, s);
+	else
+		fputs("null", w->f);
+}
+
+void json_int(JsonWriter *w, int64_t v)
+{
+	value_prefix(w);
+	fprintf(w->f, "%" PRId64, v);
+}
+
+void json_uint(JsonWriter *w, uint64_t v)
+{
+	value_prefix(w);
+	fprintf(w->f, "%" PRIu64, v);
+}
+
+void json_bool(JsonWriter *w, bool v)
+{
+	value_prefix(w);
+	fputs(v ? "true" : "false", w->f);
+}
+
+void json_finish(JsonWriter *w)
+{
+	fputc('\n', w->f);
+	fflush(w->f);
+}

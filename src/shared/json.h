@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* A small streaming JSON writer for --json output. It keeps track of commas;
+ * the caller keeps track of nesting. */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct JsonWriter {
+	FILE *f;
+	int depth;
+	bool need_comma[32];
+	bool pretty;
+	bool after_key;
+} JsonWriter;
+
+void json_init(JsonWriter *w, FILE *f, bool pretty);
+void json_begin_object(JsonWriter *w);
+void json_end_object(JsonWriter *w);
+void json_begin_array(JsonWriter *w);
+void json_end_array(JsonWriter *w);
+/* A key inside an object; the value follows with one of the calls below. */
+void json_key(JsonWriter *w, const char *key);
+void json_string(JsonWriter *w, const char *s); /* NULL writes null */
+void json_int(JsonWriter *w, int64_t v);
+void json_uint(JsonWriter *w, uint64_t v);
+void json_bool(JsonWriter *w, bool v);
+/* Finish the document with a newline. */
+void json_finish(JsonWriter *w);

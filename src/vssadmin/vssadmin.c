@@ -1,0 +1,663 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * vssadmin: the administrator's command line, after Windows' vssadmin, with
+ * Linux-style options. It is an ordinary requestor: everything goes through
+ * libvss, so it can do nothing a backup program could not.
+ */
+
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <vss/vss.h>
+
+#include "basic/macro.h"
+#include "basic/util.h"
+#include "shared/json.h"
+#include "shared/names.h"
+
+#define EXIT_USAGE 2
+
+static const char *program = "vssadmin";
+
+/* Print the failure as "NAME (0xHEX): detail" and return the exit code. */
+static int fail(vss_hr hr, const char *fmt, ...) _printf_(2, 3);
+static int fail(vss_hr hr, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: %s (0x%08x): ", program, vss_hr_name(hr), (unsigned)hr);
+	if (fmt) {
+		va_start(ap, fmt);
+		vfprintf(stderr, fmt, ap);
+		va_end(ap);
+	} else if (vss_last_error_message()[0]) {
+		fputs(vss_last_error_message(), stderr);
+	} else {
+		fputs(vss_hr_message(hr), stderr);
+	}
+	fputc('\n', stderr);
+	return hr == E_INVALIDARG ? EXIT_USAGE : EXIT_FAILURE;
+}
+
+static int usage_error(const char *fmt, ...) _printf_(1, 2);
+static int usage_error(const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fail(E_INVALIDARG, "%s (see %s --help)", msg, program);
+	return EXIT_USAGE;
+}
+
+static void help(void)
+{
+	printf("Usage: %s [--socket=PATH] COMMAND [OPTIONS]\n\n"
+	       "Commands:\n"
+	       "  create shadow --for=PATH [--for=PATH ...] [--provider=NAME|ID]\n"
+	       "                [--context=NAME] [--json]\n"
+	       "      Make one snapshot set of every PATH, committed at once.\n"
+	       "      Contexts: app_rollback (default, persistent), nas_rollback,\n"
+	       "      client_accessible, client_accessible_writers.\n"
+	       "  list shadows [--set=ID] [--for=PATH] [--json]\n"
+	       "  list providers [--json]\n"
+	       "  delete shadows (--shadow=ID | --set=ID | --for=PATH [--oldest|--all]) [--quiet]\n\n"
+	       "Global options:\n"
+	       "  --socket=PATH   talk to the vssd listening on PATH (default $VSS_SOCKET,\n"
+	       "                  else " VSS_DEFAULT_SOCKET ")\n"
+	       "  -h, --help      show this help\n\n"
+	       "On failure the exit status is non-zero and stderr names the result:\n"
+	       "  VSS_E_BAD_STATE (0x80042301): ...\n",
+	       program);
+}
+
+/* An object ready for queries in every context. */
+static vss_hr open_admin(vss_backup **ret)
+{
+	vss_backup *b;
+	vss_hr hr;
+
+	hr = vss_create_backup_components(&b);
+	if (VSS_FAILED(hr))
+		return hr;
+	hr = vss_backup_initialize_for_backup(b, NULL);
+	if (VSS_SUCCEEDED(hr))
+		hr = vss_backup_set_context(b, VSS_CTX_ALL);
+	if (VSS_FAILED(hr)) {
+		vss_backup_release(b);
+		return hr;
+	}
+	*ret = b;
+	return S_OK;
+}
+
+typedef struct Providers {
+	vss_object_prop *props;
+	size_t n;
+} Providers;
+
+static const char *provider_name(const Providers *p, const vss_id *id)
+{
+	for (size_t i = 0; i < p->n; i++)
+		if (vss_id_equal(&p->props[i].obj.prov.provider_id, id))
+			return p->props[i].obj.prov.provider_name;
+	return "unknown";
+}
+
+static vss_hr load_providers(vss_backup *b, Providers *ret)
+{
+	return vss_backup_query(b, NULL, VSS_OBJECT_NONE, VSS_OBJECT_PROVIDER, &ret->props, &ret->n);
+}
+
+static void snapshot_json(JsonWriter *w, const vss_snapshot_prop *s, const Providers *p)
+{
+	char id[VSS_ID_STRING_MAX], time[RFC3339_MAX];
+
+	json_begin_object(w);
+	json_key(w, "id");
+	json_string(w, vss_id_format(&s->snapshot_id, id));
+	json_key(w, "set_id");
+	json_string(w, vss_id_format(&s->snapshot_set_id, id));
+	json_key(w, "volume");
+	json_string(w, s->original_volume_name);
+	json_key(w, "snapshot_path");
+	json_string(w, s->snapshot_device_object);
+	json_key(w, "provider");
+	json_string(w, provider_name(p, &s->provider_id));
+	json_key(w, "provider_id");
+	json_string(w, vss_id_format(&s->provider_id, id));
+	json_key(w, "context");
+	json_string(w, context_name_of_attributes(s->snapshot_attributes));
+	json_key(w, "attributes");
+	json_int(w, s->snapshot_attributes);
+	json_key(w, "created");
+	json_string(w, format_rfc3339(s->creation_timestamp, time));
+	json_key(w, "state");
+	json_string(w, snapshot_state_name(s->status));
+	json_key(w, "hold_window_us");
+	json_uint(w, s->hold_window_us);
+	json_key(w, "consistency");
+	json_string(w, s->consistency);
+	json_key(w, "snapshots_in_set");
+	json_int(w, s->snapshots_count);
+	json_key(w, "originating_machine");
+	json_string(w, s->originating_machine);
+	json_key(w, "service_machine");
+	json_string(w, s->service_machine);
+	json_key(w, "exposed_name");
+	json_string(w, s->exposed_name);
+	json_key(w, "exposed_path");
+	json_string(w, s->exposed_path);
+	json_end_object(w);
+}
+
+static void snapshot_text(const vss_snapshot_prop *s, const Providers *p)
+{
+	char id[VSS_ID_STRING_MAX], attrs[512];
+
+	printf("      Shadow Copy ID: %s\n", vss_id_format(&s->snapshot_id, id));
+	printf("         Original Volume: %s\n", s->original_volume_name);
+	printf("         Shadow Copy Volume: %s\n", s->snapshot_device_object);
+	printf("         Originating Machine: %s\n", s->originating_machine);
+	printf("         Service Machine: %s\n", s->service_machine);
+	if (s->exposed_name)
+		printf("         Exposed Name: %s\n", s->exposed_name);
+	printf("         Provider: '%s'\n", provider_name(p, &s->provider_id));
+	printf("         Type: %s\n", context_label_of_attributes(s->snapshot_attributes));
+	printf("         Attributes: %s\n", attributes_to_string(s->snapshot_attributes, attrs, sizeof(attrs)));
+	printf("         Consistency: %s\n", s->consistency ?: "unknown");
+	printf("         Hold window: %llu us\n", (unsigned long long)s->hold_window_us);
+}
+
+/* Print snapshots grouped by set, as Windows' vssadmin does. */
+static void print_snapshots(const vss_snapshot_prop *const *snaps, size_t n, const Providers *p, bool json)
+{
+	if (json) {
+		JsonWriter w;
+
+		json_init(&w, stdout, true);
+		json_begin_array(&w);
+		for (size_t i = 0; i < n; i++)
+			snapshot_json(&w, snaps[i], p);
+		json_end_array(&w);
+		json_finish(&w);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char id[VSS_ID_STRING_MAX], time[RFC3339_MAX];
+
+		if (i == 0 || !vss_id_equal(&snaps[i]->snapshot_set_id, &snaps[i - 1]->snapshot_set_id)) {
+			printf("%sContents of shadow copy set ID: %s\n", i ? "\n" : "",
+			       vss_id_format(&snaps[i]->snapshot_set_id, id));
+			printf("   Contained %d shadow copies at creation time: %s\n", snaps[i]->snapshots_count,
+			       format_rfc3339(snaps[i]->creation_timestamp, time));
+		}
+		snapshot_text(snaps[i], p);
+	}
+}
+
+static vss_hr wait_for(vss_async *a, const char *what)
+{
+	vss_hr hr, status = VSS_E_UNEXPECTED;
+
+	hr = vss_async_wait(a, VSS_INFINITE);
+	if (VSS_SUCCEEDED(hr))
+		hr = vss_async_query_status(a, &status);
+	vss_async_release(a);
+	if (VSS_FAILED(hr))
+		return hr;
+	if (status == VSS_S_ASYNC_CANCELLED)
+		return fail(E_ABORT, "%s was cancelled", what), E_ABORT;
+	return VSS_FAILED(status) ? status : S_OK;
+}
+
+typedef struct CreateArgs {
+	char **volumes;
+	const char *provider;
+	int32_t context;
+	bool json;
+} CreateArgs;
+
+static vss_hr resolve_provider(vss_backup *b, const char *name, vss_id *ret)
+{
+	Providers p = { 0 };
+	vss_hr hr;
+
+	if (VSS_SUCCEEDED(vss_id_parse(name, ret)))
+		return S_OK;
+	hr = load_providers(b, &p);
+	if (VSS_FAILED(hr))
+		return hr;
+	hr = VSS_E_PROVIDER_NOT_REGISTERED;
+	for (size_t i = 0; i < p.n; i++)
+		if (streq(p.props[i].obj.prov.provider_name, name)) {
+			*ret = p.props[i].obj.prov.provider_id;
+			hr = S_OK;
+		}
+	vss_free_object_props(p.props, p.n);
+	return hr;
+}
+
+static int create_shadow(const CreateArgs *a)
+{
+	size_t n = strv_length(a->volumes);
+	bool writers = !(a->context & VSS_VOLSNAP_ATTR_NO_WRITERS);
+	vss_snapshot_prop props[VSS_MAX_VOLUMES_PER_SET + 1];
+	const vss_snapshot_prop *shown[VSS_MAX_VOLUMES_PER_SET + 1];
+	vss_id ids[VSS_MAX_VOLUMES_PER_SET + 1], set_id, provider = VSS_ID_NULL;
+	Providers providers = { 0 };
+	vss_backup *b = NULL;
+	vss_async *async;
+	size_t k = 0;
+	vss_hr hr;
+	int ret;
+
+	if (n > VSS_MAX_VOLUMES_PER_SET + 1)
+		return fail(VSS_E_MAXIMUM_NUMBER_OF_VOLUMES_REACHED, "a set holds at most %d volumes",
+			    VSS_MAX_VOLUMES_PER_SET);
+
+#define STEP(call)                          \
+	do {                                \
+		hr = (call);                \
+		if (VSS_FAILED(hr))         \
+			goto failed;        \
+	} while (0)
+
+	STEP(vss_create_backup_components(&b));
+	STEP(vss_backup_initialize_for_backup(b, NULL));
+	STEP(vss_backup_set_context(b, a->context));
+	if (writers)
+		STEP(vss_backup_set_backup_state(b, false, false, VSS_BT_COPY, false));
+	if (a->provider)
+		STEP(resolve_provider(b, a->provider, &provider));
+	STEP(vss_backup_start_snapshot_set(b, &set_id));
+	for (k = 0; k < n; k++) {
+		hr = vss_backup_add_to_snapshot_set(b, a->volumes[k], &provider, &ids[k]);
+		if (VSS_FAILED(hr)) {
+			ret = fail(hr, NULL);
+			vss_backup_abort_backup(b);
+			vss_backup_release(b);
+			return ret;
+		}
+	}
+	if (writers) {
+		STEP(vss_backup_prepare_for_backup(b, &async));
+		STEP(wait_for(async, "PrepareForBackup"));
+	}
+	STEP(vss_backup_do_snapshot_set(b, &async));
+	STEP(wait_for(async, "DoSnapshotSet"));
+
+	STEP(load_providers(b, &providers));
+	for (k = 0; k < n; k++) {
+		STEP(vss_backup_get_snapshot_properties(b, &ids[k], &props[k]));
+		shown[k] = &props[k];
+	}
+	if (writers) {
+		STEP(vss_backup_backup_complete(b, &async));
+		STEP(wait_for(async, "BackupComplete"));
+	}
+	if (!a->json) {
+		char id[VSS_ID_STRING_MAX];
+
+		printf("Successfully created shadow copy set %s\n", vss_id_format(&set_id, id));
+	}
+	print_snapshots(shown, n, &providers, a->json);
+	for (size_t i = 0; i < n; i++)
+		vss_free_snapshot_properties(&props[i]);
+	vss_free_object_props(providers.props, providers.n);
+	vss_backup_release(b);
+	return EXIT_SUCCESS;
+
+failed:
+	ret = fail(hr, NULL);
+	for (size_t i = 0; i < k && i < n; i++)
+		vss_free_snapshot_properties(&props[i]);
+	vss_free_object_props(providers.props, providers.n);
+	if (b) {
+		vss_backup_abort_backup(b);
+		vss_backup_release(b);
+	}
+	return ret;
+#undef STEP
+}
+
+/* Snapshots (all contexts), filtered; sorted as the catalog lists them
+ * (oldest set first). */
+static vss_hr query_snapshots(vss_backup *b, const vss_id *set, const char *volume, vss_object_prop **ret_all,
+                              size_t *ret_n, const vss_snapshot_prop ***ret_selected, size_t *ret_selected_n)
+{
+	_cleanup_free_ char *canonical = NULL;
+	const vss_snapshot_prop **sel;
+	vss_object_prop *all;
+	size_t n, k = 0;
+	vss_hr hr;
+
+	if (volume) {
+		canonical = realpath(volume, NULL);
+		if (!canonical)
+			return fail(VSS_E_OBJECT_NOT_FOUND, "%s does not exist", volume), VSS_E_OBJECT_NOT_FOUND;
+	}
+	hr = vss_backup_query(b, NULL, VSS_OBJECT_NONE, VSS_OBJECT_SNAPSHOT, &all, &n);
+	if (VSS_FAILED(hr))
+		return fail(hr, NULL), hr;
+	sel = calloc(n + 1, sizeof(*sel));
+	if (!sel) {
+		vss_free_object_props(all, n);
+		return fail(E_OUTOFMEMORY, "out of memory"), E_OUTOFMEMORY;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const vss_snapshot_prop *s = &all[i].obj.snap;
+
+		if (set && !vss_id_equal(set, &s->snapshot_set_id))
+			continue;
+		if (canonical && !streq(canonical, s->original_volume_name))
+			continue;
+		sel[k++] = s;
+	}
+	*ret_all = all;
+	*ret_n = n;
+	*ret_selected = sel;
+	*ret_selected_n = k;
+	return S_OK;
+}
+
+static int list_shadows(const char *set_str, const char *volume, bool json)
+{
+	const vss_snapshot_prop **sel = NULL;
+	vss_object_prop *all = NULL;
+	Providers providers = { 0 };
+	vss_id set;
+	size_t n = 0, k = 0;
+	vss_backup *b;
+	vss_hr hr;
+
+	if (set_str && VSS_FAILED(vss_id_parse(set_str, &set)))
+		return usage_error("\"%s\" is not a set id", set_str);
+	hr = open_admin(&b);
+	if (VSS_FAILED(hr))
+		return fail(hr, NULL);
+	hr = load_providers(b, &providers);
+	if (VSS_FAILED(hr)) {
+		vss_backup_release(b);
+		return fail(hr, NULL);
+	}
+	hr = query_snapshots(b, set_str ? &set : NULL, volume, &all, &n, &sel, &k);
+	if (VSS_SUCCEEDED(hr)) {
+		if (k == 0 && !json)
+			printf("No items found that satisfy the query.\n");
+		else
+			print_snapshots(sel, k, &providers, json);
+	}
+	free(sel);
+	vss_free_object_props(all, n);
+	vss_free_object_props(providers.props, providers.n);
+	vss_backup_release(b);
+	return VSS_SUCCEEDED(hr) ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+static int list_providers(bool json)
+{
+	Providers p = { 0 };
+	vss_backup *b;
+	vss_hr hr;
+
+	hr = open_admin(&b);
+	if (VSS_SUCCEEDED(hr))
+		hr = load_providers(b, &p);
+	if (VSS_FAILED(hr)) {
+		int ret = fail(hr, NULL);
+
+		vss_backup_release(b);
+		return ret;
+	}
+	if (json) {
+		JsonWriter w;
+		char id[VSS_ID_STRING_MAX];
+
+		json_init(&w, stdout, true);
+		json_begin_array(&w);
+		for (size_t i = 0; i < p.n; i++) {
+			const vss_provider_prop *pp = &p.props[i].obj.prov;
+
+			json_begin_object(&w);
+			json_key(&w, "name");
+			json_string(&w, pp->provider_name);
+			json_key(&w, "id");
+			json_string(&w, vss_id_format(&pp->provider_id, id));
+			json_key(&w, "type");
+			json_string(&w, provider_type_name(pp->provider_type));
+			json_key(&w, "version");
+			json_string(&w, pp->provider_version);
+			json_end_object(&w);
+		}
+		json_end_array(&w);
+		json_finish(&w);
+	} else {
+		for (size_t i = 0; i < p.n; i++) {
+			const vss_provider_prop *pp = &p.props[i].obj.prov;
+			char id[VSS_ID_STRING_MAX];
+
+			printf("%sProvider name: '%s'\n", i ? "\n" : "", pp->provider_name);
+			printf("   Provider type: %s\n", provider_type_name(pp->provider_type));
+			printf("   Provider Id: %s\n", vss_id_format(&pp->provider_id, id));
+			printf("   Version: %s\n", pp->provider_version);
+		}
+	}
+	vss_free_object_props(p.props, p.n);
+	vss_backup_release(b);
+	return EXIT_SUCCESS;
+}
+
+typedef struct DeleteArgs {
+	const char *shadow, *set, *volume;
+	bool oldest, all, quiet;
+} DeleteArgs;
+
+static bool confirm(size_t n)
+{
+	char answer[16];
+
+	if (!isatty(STDIN_FILENO))
+		return true;
+	printf("Do you really want to delete %zu shadow cop%s (y/N)? ", n, n == 1 ? "y" : "ies");
+	fflush(stdout);
+	return fgets(answer, sizeof(answer), stdin) && (answer[0] == 'y' || answer[0] == 'Y');
+}
+
+static int delete_shadows(const DeleteArgs *a)
+{
+	const vss_snapshot_prop **sel = NULL;
+	vss_object_prop *all = NULL;
+	size_t n = 0, k = 0, done = 0;
+	vss_id id, failed;
+	int32_t deleted;
+	vss_backup *b;
+	vss_hr hr;
+	int ret = EXIT_SUCCESS;
+
+	if (!!a->shadow + !!a->set + !!a->volume != 1)
+		return usage_error("delete shadows takes exactly one of --shadow, --set, --for");
+	if ((a->oldest || a->all) && !a->volume)
+		return usage_error("--oldest and --all go with --for");
+	if (a->oldest && a->all)
+		return usage_error("--oldest and --all exclude each other");
+	if ((a->shadow || a->set) && VSS_FAILED(vss_id_parse(a->shadow ?: a->set, &id)))
+		return usage_error("\"%s\" is not an id", a->shadow ?: a->set);
+
+	hr = open_admin(&b);
+	if (VSS_FAILED(hr))
+		return fail(hr, NULL);
+	hr = query_snapshots(b, a->set ? &id : NULL, a->volume, &all, &n, &sel, &k);
+	if (VSS_FAILED(hr)) {
+		vss_backup_release(b);
+		return EXIT_FAILURE;
+	}
+	if (a->shadow) {
+		k = 0;
+		for (size_t i = 0; i < n; i++)
+			if (vss_id_equal(&all[i].obj.snap.snapshot_id, &id))
+				sel[k++] = &all[i].obj.snap;
+	}
+	if (k == 0) {
+		ret = fail(VSS_E_OBJECT_NOT_FOUND, "no shadow copy matches");
+		goto out;
+	}
+	if (a->oldest) {
+		size_t oldest = 0;
+
+		for (size_t i = 1; i < k; i++)
+			if (sel[i]->creation_timestamp < sel[oldest]->creation_timestamp)
+				oldest = i;
+		sel[0] = sel[oldest];
+		k = 1;
+	}
+	if (!a->quiet && !confirm(k))
+		goto out;
+
+	if (a->set) {
+		hr = vss_backup_delete_snapshots(b, &id, VSS_OBJECT_SNAPSHOT_SET, true, &deleted, &failed);
+		done = deleted > 0 ? (size_t)deleted : 0;
+	} else {
+		for (size_t i = 0; i < k; i++) {
+			hr = vss_backup_delete_snapshots(b, &sel[i]->snapshot_id, VSS_OBJECT_SNAPSHOT, true, &deleted,
+							 &failed);
+			done += deleted > 0 ? (size_t)deleted : 0;
+			if (VSS_FAILED(hr))
+				break;
+		}
+	}
+	if (VSS_FAILED(hr))
+		ret = fail(hr, NULL);
+	if (!a->quiet)
+		printf("Successfully deleted %zu shadow cop%s.\n", done, done == 1 ? "y" : "ies");
+out:
+	free(sel);
+	vss_free_object_props(all, n);
+	vss_backup_release(b);
+	return ret;
+}
+
+enum {
+	OPT_SOCKET = 0x100,
+	OPT_FOR,
+	OPT_PROVIDER,
+	OPT_CONTEXT,
+	OPT_JSON,
+	OPT_SET,
+	OPT_SHADOW,
+	OPT_OLDEST,
+	OPT_ALL,
+	OPT_QUIET,
+};
+
+int main(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "socket", required_argument, NULL, OPT_SOCKET },
+		{ "for", required_argument, NULL, OPT_FOR },
+		{ "provider", required_argument, NULL, OPT_PROVIDER },
+		{ "context", required_argument, NULL, OPT_CONTEXT },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "set", required_argument, NULL, OPT_SET },
+		{ "shadow", required_argument, NULL, OPT_SHADOW },
+		{ "oldest", no_argument, NULL, OPT_OLDEST },
+		{ "all", no_argument, NULL, OPT_ALL },
+		{ "quiet", no_argument, NULL, OPT_QUIET },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	_cleanup_(strv_freep) char **volumes = NULL;
+	CreateArgs create = { .context = VSS_CTX_APP_ROLLBACK };
+	DeleteArgs del = { 0 };
+	const char *set = NULL, *verb, *noun;
+	bool json = false, context_given = false;
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+		switch (c) {
+		case OPT_SOCKET:
+			setenv("VSS_SOCKET", optarg, 1);
+			break;
+		case OPT_FOR:
+			r = strv_push_dup(&volumes, optarg);
+			if (r < 0)
+				return fail(E_OUTOFMEMORY, "out of memory");
+			break;
+		case OPT_PROVIDER:
+			create.provider = optarg;
+			break;
+		case OPT_CONTEXT: {
+			int64_t ctx = context_from_name(optarg);
+
+			if (ctx < 0)
+				return usage_error("unknown context \"%s\"", optarg);
+			create.context = (int32_t)ctx;
+			context_given = true;
+			break;
+		}
+		case OPT_JSON:
+			json = true;
+			break;
+		case OPT_SET:
+			set = optarg;
+			break;
+		case OPT_SHADOW:
+			del.shadow = optarg;
+			break;
+		case OPT_OLDEST:
+			del.oldest = true;
+			break;
+		case OPT_ALL:
+			del.all = true;
+			break;
+		case OPT_QUIET:
+			del.quiet = true;
+			break;
+		case 'h':
+			help();
+			return EXIT_SUCCESS;
+		default:
+			return usage_error("bad option");
+		}
+	}
+	if (argc - optind != 2)
+		return usage_error("expected a command such as \"list shadows\"");
+	verb = argv[optind];
+	noun = argv[optind + 1];
+
+	if (streq(verb, "create") && streq(noun, "shadow")) {
+		if (!volumes)
+			return usage_error("create shadow needs --for=PATH");
+		/* vssadmin exits when the set is made: an auto-release set
+		 * would be deleted at once. */
+		if (context_given && !(create.context & VSS_VOLSNAP_ATTR_NO_AUTO_RELEASE))
+			return usage_error("context \"%s\" is auto-release: its snapshots would be deleted when "
+					   "vssadmin exits; use a persistent context",
+					   context_name_of_attributes(create.context));
+		create.volumes = volumes;
+		create.json = json;
+		return create_shadow(&create);
+	}
+	if (streq(verb, "list") && streq(noun, "shadows")) {
+		if (volumes && volumes[1])
+			return usage_error("list shadows takes one --for");
+		return list_shadows(set, volumes ? volumes[0] : NULL, json);
+	}
+	if (streq(verb, "list") && streq(noun, "providers"))
+		return list_providers(json);
+	if (streq(verb, "delete") && streq(noun, "shadows")) {
+		if (volumes && volumes[1])
+			return usage_error("delete shadows takes one --for");
+		del.set = set;
+		del.volume = volumes ? volumes[0] : NULL;
+		return delete_shadows(&del);
+	}
+	return usage_error("unknown command \"%s %s\"", verb, noun);
+}

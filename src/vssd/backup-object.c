@@ -1,0 +1,781 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * The requestor's IVssBackupComponents, as a D-Bus object per requestor
+ * object (/org/vss/backup/N on the requestor's own connection). Every method
+ * checks the state machine first; DoSnapshotSet records the set in the
+ * catalog and hands it to the engine.
+ */
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "basic/id.h"
+#include "basic/log.h"
+#include "protocol/bus.h"
+#include "vssd/manager.h"
+
+static int check(BackupObject *b, BackupCall call, sd_bus_error *error)
+{
+	const char *reason;
+
+	if (backup_state_check(b->state, &b->facts, call, &reason) == S_OK)
+		return 0;
+	return bus_error_set_hr(error, VSS_E_BAD_STATE, "%s: %s (object is %s)", backup_call_to_string(call),
+				reason, backup_state_to_string(b->state));
+}
+
+static void set_state(BackupObject *b, BackupState s)
+{
+	if (b->state == s)
+		return;
+	log_debug("%s: %s -> %s", b->path, backup_state_to_string(b->state), backup_state_to_string(s));
+	b->state = s;
+	if (b->manager->slot_owner == b && !backup_state_holds_slot(s))
+		b->manager->slot_owner = NULL;
+}
+
+static void free_members(BackupObject *b)
+{
+	/* After DoSnapshotSet the job owns the members. */
+	for (size_t i = 0; b->members && i < b->facts.n_volumes; i++)
+		provider_member_free_fields(&b->members[i]);
+	free(b->members);
+	b->members = NULL;
+	b->facts.n_volumes = 0;
+}
+
+static int read_id_arg(const char *s, vss_id *ret, sd_bus_error *error)
+{
+	if (s[0] == '\0') {
+		*ret = VSS_ID_NULL;
+		return 0;
+	}
+	if (VSS_FAILED(vss_id_parse(s, ret)))
+		return bus_error_set_hr(error, E_INVALIDARG, "\"%s\" is not an id", s);
+	return 0;
+}
+
+static int method_initialize_for_backup(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+	BackupObject *b = userdata;
+	const char *xml;
+	int r;
+
+	r = sd_bus_message_read(msg, "s", &xml);
+	if (r < 0)
+		return r;
+	r = check(b, BC_INITIALIZE_FOR_BACKUP, error);
+	if (r < 0)
+		return r;
+	if (xml[0] != '\0')
+		return bus_error_set_hr(error, VSS_E_INVALID_XML_DOCUMENT,
+					"importing a Backup Components Document needs a transportable set, "
+					"which vss does not make");
+	set_state(b, backup_state_next(b->state, BC_INITIALIZE_FOR_BACKUP));
+	return sd_bus_reply_method_return(msg, "");
+}
+
+static int method_set_context(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+	BackupObject *b = userdata;
+	int32_t context;
+	vss_hr hr;
+	int r;
+
+	r = sd_bus_message_read(msg, "i", &context);
+	if (r < 0)
+		return r;
+	r = check(b, BC_SET_CONTEXT, error);
+	if (r < 0)
+		return r;
+	if (!context_is_valid_for_requestor(context, &hr))
+		return bus_error_set_hr(error, hr, "context 0x%x cannot be set by a requestor", (unsigned)context);
+	b->context = context;
+	b->facts.context_set = true;
+	b->facts.context_all = context == VSS_CTX_ALL;
+	b->facts.writers_context = context_has_writers(context);
+	return sd_bus_reply_method_return(msg, "");
+}
+
+static int method_set_backup_state(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+	BackupObject *b = userdata;
+	int select_components, bootable, partial;
+	int32_t type;
+	int r;
+
+	r = sd_bus_message_read(msg, "bbib", &select_components, &bootable, &type, &partial);
+	if (r < 0)
+		return r;
+	r = check(b, BC_SET_BACKUP_STATE, error);
+	if (r < 0)
+		return r;
+	if (type <= VSS_BT_UNDEFINED || type > VSS_BT_OTHER)
+		return bus_error_set_hr(error, E_INVALIDARG, "backup type %d is not valid", type);
+	b->backup_type = (vss_backup_type)type;
+	b->facts.backup_state_set = true;
+	return sd_bus_reply_method_return(msg, "");
+}
+
+static int method_start_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+	BackupObject *b = userdata;
+	Manager *m = b->manager;
+	char buf[VSS_ID_STRING_MAX];
+	int r;
+
+	r = check(b, BC_START_SNAPSHOT_SET, error);
+	if (r < 0)
+		return r;
+	if (manager_slot_busy(m))
+		return bus_error_set_hr(error, VSS_E_SNAPSHOT_SET_IN_PROGRESS,
+					"another snapshot set is being created; try again when it is done");
+	vss_id_generate(&b->set_id);
+	set_state(b, backup_state_next(b->state, BC_START_SNAPSHOT_SET));
+	m->slot_owner = b;
+	log_debug("%s: set %s started", b->path, vss_id_format(&b->set_id, buf));
+	return sd_bus_reply_method_return(msg, "s", buf);
+}
+
+static vss_hr select_volume(Manager *m, const char *volume, const vss_id *provider, VolumeInfo *ret_info,
+                            const provider_ops **ret_ops, sd_bus_error *error)
+{
+	vss_hr hr;
+
+	hr = volume_resolve(volume, ret_info);
+	if (hr == VSS_E_OBJECT_NOT_FOUND) {
+		bus_error_set_hr(error, hr, "%s does not exist", volume);
+		return hr;
+	}
+	if (VSS_FAILED(hr)) {
+		log_error("cannot resolve %s: %s", volume, vss_hr_name(hr));
+		bus_error_set_hr(error, hr, "cannot read the mount table for %s", volume);
+		return hr;
+	}
+	hr = volume_select_provider(ret_info, provider, ret_ops);
+	switch (hr) {
+	case S_OK:
+		return hr;
+	case VSS_E_PROVIDER_NOT_REGISTERED:
+		bus_error_set_hr(error, hr, "no provider %s is registered", ID_TO_STRING(provider));
+		break;
+	case VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER:
+		bus_error_set_hr(error, hr, "provider %s does not support %s (%s)",
+				 provider_find_by_id(provider)->name, ret_info->path, ret_info->fs_type);
+		break;
+	case VSS_E_VOLUME_NOT_SUPPORTED:
+		bus_error_set_hr(error, hr, "no provider supports %s (%s on %s)", ret_info->path,
+				 ret_info->fs_type, ret_info->source ?: "?");
+		break;
+	default:
+		bus_error_set_hr(error, hr, "%s is not a volume: neither a mount point nor a volume a provider knows",
+				 ret_info->path);
+		break;
+	}
+	(void)m;
+	volume_info_clear(ret_info);
+	return hr;
+}
+
+static int method_add_to_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+	BackupObject *b = userdata;
+	Manager *m = b->manager;
+	const char *volume, *provider_str;
+	const provider_ops *ops;
+	VolumeInfo vi = { 0 };
+	ProviderMember *pm, *nm;
+	char buf[VSS_ID_STRING_MAX];
+	vss_id provider;
+	uint64_t count;
+	int r;
+
+	r = sd_bus_message_read(msg, "ss", &volume, &provider_str);
+	if (r < 0)
+		return r;
+	r = check(b, BC_ADD_TO_SNAPSHOT_SET, error);
+	if (r < 0)
+		return r;
+	if (volume[0] == '\0')
+		return bus_error_set_hr(error, E_INVALIDARG, "no volume given");
+	r = read_id_arg(provider_str, &provider, error);
+	if (r < 0)
+		return r;
+	if (b->facts.n_volumes >= m->config.max_volumes_per_set)
+		return bus_error_set_hr(error, VSS_E_MAXIMUM_NUMBER_OF_VOLUMES_REACHED,
+					"a set holds at most %u volumes", m->config.max_volumes_per_set);
+	if (VSS_FAILED(select_volume(m, volume, &provider, &vi, &ops, error)))
+		return -EIO;
+
+	for (size_t i = 0; i < b->facts.n_volumes; i++)
+		if (streq(b->members[i].volume, vi.path)) {
+			r = bus_error_set_hr(error, VSS_E_OBJECT_ALREADY_EXISTS, "%s is already in the set", vi.path);
+			goto out;
+		}
+	r = catalog_count_volume_snapshots(m->catalog, vi.path, &count);
+	if (r < 0) {
+		r = bus_error_set_hr(error, VSS_E_UNEXPECTED, "cannot read the catalog");
+		goto out;
+	}
+	if (count >= m->config.max_snapshots_per_volume) {
+		r = bus_error_set_hr(error, VSS_E_MAXIMUM_NUMBER_OF_SNAPSHOTS_REACHED,
+				     "%s already has %llu snapshots, the most allowed; delete old ones first",
+				     vi.path, (unsigned long long)count);
+		goto out;
+	}
+
+	nm = realloc(b->members, sizeof(*nm) * (b->facts.n_volumes + 1));
+	if (!nm) {
+		r = bus_error_set_hr(error, E_OUTOFMEMORY, NULL);
+		goto out;
+	}
+	b->members = nm;
+	pm = &b->members[b->facts.n_volumes];
+	*pm = (ProviderMember){
+		.ops = ops,
+		.index = (unsigned)b->facts.n_volumes + 1,
+		.set_id = b->set_id,
+		.context = b->context,
+		.volume = TAKE_PTR(vi.path),
+		.mount_point = TAKE_PTR(vi.mount_point),
+		.state = VSS_SS_PREPARING,
+	};
+	vss_id_generate(&pm->snapshot_id);
+	r = ops->locate(pm);
+	if (r < 0) {
+		provider_member_free_fields(pm);
+		r = bus_error_set_hr(error, provider_result_to_hr(r), "%s provider cannot place a snapshot of %s",
+				     ops->name, volume);
+		goto out;
+	}
+	b->facts.n_volumes++;
+	log_debug("%s: added %s (provider %s)", b->path, pm->volume, ops->name);
+	r = sd_bus_reply_method_return(msg, "s", vss_id_format(&pm->snapshot_id, buf));
+out:
+	volume_info_clear(&vi);
+	return r;
+}
+
+static int method_is_volume_supported(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+	BackupObject *b = userdata;
+	const char *volume, *provider_str;
+	const provider_ops *ops;
+	VolumeInfo vi = { 0 };
+	vss_id provider;
+	vss_hr hr;
+	int r;
+
+	r = sd_bus_message_read(msg, "ss", &provider_str, &volume);
+	if (r < 0)
+		return r;
+	r = check(b, BC_IS_VOLUME_SUPPORTED, error);
+	if (r < 0)
+		return r;
+	r = read_id_arg(provider_str, &provider, error);
+	if (r < 0)
+		return r;
+	if (volume[0] == '\0')
+		return bus_error_set_hr(error, E_INVALIDARG, "no volume given");
+	hr = volume_resolve(volume, &vi);
+	if (VSS_FAILED(hr))
+		return bus_error_set_hr(error, hr, "%s does not exist", volume);
+	hr = volume_select_provider(&vi, &provider, &ops);
+	volume_info_clear(&vi);
+	if (hr == VSS_E_PROVIDER_NOT_REGISTERED)
+		return bus_error_set_hr(error, hr, "no provider %s is registered", provider_str);
+	return sd_bus_reply_method_return(msg, "b", hr == S_OK);
+}
+
+static int reply_with_async(sd_bus_message *msg, BackupObject *b, vss_hr status, AsyncOp **ret,
+                            sd_bus_error *error)
+{
+	AsyncOp *a;
+	int r = async_op_new(b->conn, status, &a);
+
+	if (r < 0)
+		return bus_error_set_hr(error, E_OUTOFMEMORY, "cannot create the operation: %s", strerror(-r));
+	if (ret)
+		*ret = a;
+	return sd_bus_reply_method_return(msg, "o", a->path);
+}
+
+/* No writer is registered with vssd yet, so there is nobody to tell: the
+ * operation completes at once, as it does in VSS on a host without writers. */
+static int method_prepare_for_backup(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+	BackupObject *b = userdata;
+	int r;
+
+	r = check(b, BC_PREPARE_FOR_BACKUP, error);
+	if (r < 0)
+		return r;
+	set_state(b, backup_state_next(b->state, BC_PREPARE_FOR_BACKUP));
+	return reply_with_async(msg, b, VSS_S_ASYNC_FINISHED, NULL, error);
+}
+
+static int method_backup_complete(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+	BackupObject *b = userdata;
+	int r;
+
+	r = check(b, BC_BACKUP_COMPLETE, error);
+	if (r < 0)
+		return r;
+	set_state(b, backup_state_next(b->state, BC_BACKUP_COMPLETE));
+	return reply_with_async(msg, b, VSS_S_ASYNC_FINISHED, NULL, error);
+}
+
+static void creation_free(Creation *cr)
+{
+	sd_event_source_disable_unref(cr->source);
+	job_free(cr->job);
+	catalog_snapshots_free(cr->snaps, cr->n_snaps);
+	catalog_set_clear(&cr->set);
+	free(cr);
+}
+
+static int on_job_done(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	(void)s, (void)fd, (void)revents;
+	creation_finish(userdata);
+	return 0;
+}
+
+/* The catalog rows of the set about to be cut: its intent. */
+static int creation_record(Creation *cr, BackupObject *b)
+{
+	int32_t n = (int32_t)b->facts.n_volumes;
+
+	cr->set = (CatalogSet){
+		.id = b->set_id,
+		.context = b->context,
+		.state = SET_CREATING,
+		.snapshots_count = n,
+		.started_us = (int64_t)now_usec(CLOCK_REALTIME),
+		.requestor_uid = (uint32_t)b->conn->cred.uid,
+		.requestor_pid = (int32_t)b->conn->cred.pid,
+	};
+	cr->snaps = calloc((size_t)n, sizeof(CatalogSnapshot));
+	if (!cr->snaps)
+		return -ENOMEM;
+	cr->n_snaps = (size_t)n;
+	for (int32_t i = 0; i < n; i++) {
+		const ProviderMember *pm = &b->members[i];
+		CatalogSnapshot *s = &cr->snaps[i];
+
+		s->prop.snapshot_id = pm->snapshot_id;
+		s->prop.snapshot_set_id = b->set_id;
+		s->prop.snapshots_count = n;
+		s->prop.provider_id = pm->ops->id;
+		s->prop.snapshot_attributes = b->context | pm->attributes;
+		s->prop.status = VSS_SS_PREPARING;
+		s->prop.snapshot_device_object = strdup(pm->snapshot_path);
+		s->prop.original_volume_name = strdup(pm->volume);
+		s->prop.originating_machine = strdup(host_name());
+		s->prop.service_machine = strdup(host_name());
+		s->provider_name = strdup(pm->ops->name);
+		s->provider_data = strdup_or_null(pm->provider_data);
+		s->context = b->context;
+		if (!s->prop.snapshot_device_object || !s->prop.original_volume_name ||
+		    !s->prop.originating_machine || !s->prop.service_machine || !s->provider_name)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static int method_do_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+	BackupObject *b = userdata;
+	Manager *m = b->manager;
+	Creation *cr;
+	int r;
+
+	r = check(b, BC_DO_SNAPSHOT_SET, error);
+	if (r < 0)
+		return r;
+	cr = calloc(1, sizeof(*cr));
+	if (!cr)
+		return bus_error_set_hr(error, E_OUTOFMEMORY, NULL);
+	r = creation_record(cr, b);
+	if (r < 0) {
+		creation_free(cr);
+		return bus_error_set_hr(error, E_OUTOFMEMORY, NULL);
+	}
+	r = catalog_begin_set(m->catalog, &cr->set, cr->snaps, cr->n_snaps);
+	if (r < 0) {
+		creation_free(cr);
+		log_error_errno(r, "cannot record set %s in the catalog: %m", ID_TO_STRING(&b->set_id));
+		return bus_error_set_hr(error, VSS_E_UNEXPECTED, "cannot record the set in the catalog: %s",
+					strerror(-r));
+	}
+
+	r = job_new(&b->members, b->facts.n_volumes, m->config.flush_timeout, m->config.hold_timeout,
+		    m->faults, &cr->job);
+	if (r >= 0)
+		r = sd_event_add_io(m->event, &cr->source, cr->job->done_fd, EPOLLIN, on_job_done, m);
+	if (r >= 0)
+		r = job_start(cr->job);
+	if (r < 0) {
+		catalog_delete_set(m->catalog, &b->set_id);
+		creation_free(cr);
+		log_error_errno(r, "cannot start the engine: %m");
+		return bus_error_set_hr(error, VSS_E_UNEXPECTED, "cannot start the engine: %s", strerror(-r));
+	}
+	cr->owner = b;
+	m->creation = cr;
+	set_state(b, backup_state_next(b->state, BC_DO_SNAPSHOT_SET));
+	log_info("set %s: cutting %zu volume(s) for pid %d", ID_TO_STRING(&b->set_id), b->facts.n_volumes,
+		 (int)b->conn->cred.pid);
+	return reply_with_async(msg, b, VSS_S_ASYNC_PENDING, &cr->async, error);
+}
+
+void creation_finish(Manager *m)
+{
+	Creation *cr = m->creation;
+	Job *j = cr->job;
+	BackupObject *owner = cr->owner;
+	vss_hr result;
+	int r;
+
+	job_join(j);
+	result = j->result;
+
+	if (result == VSS_S_ASYNC_FINISHED) {
+		cr->set.state = SET_CREATED;
+		cr->set.created_us = j->created_us;
+		cr->set.prepare_us = j->prepare_us;
+		cr->set.flush_us = j->flush_us;
+		cr->set.hold_window_us = j->hold_window_us;
+		cr->set.total_us = j->total_us;
+		cr->set.consistency = strdup_or_null(consistency_to_string(j->consistency));
+		for (size_t i = 0; i < cr->n_snaps; i++) {
+			cr->snaps[i].prop.status = VSS_SS_CREATED;
+			cr->snaps[i].prop.snapshot_attributes = cr->set.context | j->members[i].attributes;
+		}
+		r = catalog_finish_set(m->catalog, &cr->set, cr->snaps, cr->n_snaps);
+		if (r < 0) {
+			/* A set the catalog cannot vouch for must not stay. */
+			log_error_errno(r, "set %s: cannot record its completion: %m; deleting it",
+					ID_TO_STRING(&cr->set.id));
+			manager_delete_set(m, &cr->set.id, "its completion could not be recorded");
+			result = VSS_E_UNEXPECTED;
+		} else if (cr->abandoned) {
+			manager_delete_set(m, &cr->set.id, "its requestor gave it up before it was done");
+		} else {
+			log_info("set %s: created, %zu snapshot(s), hold window %llu us, %s",
+				 ID_TO_STRING(&cr->set.id), cr->n_snaps, (unsigned long long)j->hold_window_us,
+				 cr->set.consistency);
+		}
+	} else {
+		if (result == VSS_S_ASYNC_CANCELLED)
+			log_info("set %s: cancelled; every member aborted", ID_TO_STRING(&cr->set.id));
+		else
+			log_error("set %s: %s (0x%08x): %s; every member aborted", ID_TO_STRING(&cr->set.id),
+				  vss_hr_name(result), (unsigned)result, j->message);
+		r = catalog_delete_set(m->catalog, &cr->set.id);
+		if (r < 0)
+			log_error_errno(r, "set %s: cannot remove it from the catalog: %m; "
+					   "it will be cleaned up at the next start",
+					ID_TO_STRING(&cr->set.id));
+	}
+
+	m->creation = NULL;
+	if (m->slot_owner == owner)
+		m->slot_owner = NULL;
+	if (owner) {
+		owner->set_created = result == VSS_S_ASYNC_FINISHED;
+		if (owner->state == BS_CREATING)
+			owner->state = result == VSS_S_ASYNC_FINISHED ? BS_CREATED : BS_FAILED;
+	}
+	if (cr->async)
+		async_op_complete(cr->async, result);
+	creation_free(cr);
+}
+
+/* Stop caring for this object's set being cut: cancel it if it has not been
+ * committed, and delete it when it ends. */
+static void abandon_creation(BackupObject *b)
+{
+	Creation *cr = b->manager->creation;
+
+	if (!cr || cr->owner != b)
+		return;
+	cr->abandoned = true;
+	job_cancel(cr->job);
+}
+
+static int method_abort_backup(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+	BackupObject *b = userdata;
+	int r;
+
+	r = check(b, BC_ABORT_BACKUP, error);
+	if (r < 0)
+		return r;
+	abandon_creation(b);
+	set_state(b, backup_state_next(b->state, BC_ABORT_BACKUP));
+	return sd_bus_reply_method_return(msg, "");
+}
+
+static int list_visible(BackupObject *b, const CatalogFilter *f, CatalogSnapshot **ret, size_t *ret_n,
+                        sd_bus_error *error)
+{
+	CatalogSnapshot *all;
+	size_t n, k = 0;
+	int r;
+
+	r = catalog_list_snapshots(b->manager->catalog, f, &all, &n);
+	if (r < 0)
+		return bus_error_set_hr(error, VSS_E_UNEXPECTED, "cannot read the catalog: %s", strerror(-r));
+	/* A requestor sees the snapshots of its own context (VSS_CTX_ALL: all). */
+	for (size_t i = 0; i < n; i++) {
+		if (context_matches(b->context, all[i].context))
+			all[k++] = all[i];
+		else
+			catalog_snapshot_clear(&all[i]);
+	}
+	*ret = all;
+	*ret_n = k;
+	return 0;
+}
+
+static int method_get_snapshot_properties(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+	BackupObject *b = userdata;
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	CatalogSnapshot *snaps = NULL;
+	const char *id_str;
+	size_t n = 0;
+	vss_id id;
+	int r;
+
+	r = sd_bus_message_read(msg, "s", &id_str);
+	if (r < 0)
+		return r;
+	r = check(b, BC_GET_SNAPSHOT_PROPERTIES, error);
+	if (r < 0)
+		return r;
+	if (VSS_FAILED(vss_id_parse(id_str, &id)))
+		return bus_error_set_hr(error, E_INVALIDARG, "\"%s\" is not an id", id_str);
+	r = catalog_list_snapshots(b->manager->catalog, &(CatalogFilter){ .snapshot_id = &id }, &snaps, &n);
+	if (r < 0)
+		return bus_error_set_hr(error, VSS_E_UNEXPECTED, "cannot read the catalog: %s", strerror(-r));
+	if (n == 0)
+		return bus_error_set_hr(error, VSS_E_OBJECT_NOT_FOUND, "no finished snapshot has id %s", id_str);
+	r = sd_bus_message_new_method_return(msg, &reply);
+	if (r >= 0)
+		r = bus_append_snapshot_prop(reply, &snaps[0].prop);
+	catalog_snapshots_free(snaps, n);
+	if (r < 0)
+		return r;
+	return sd_bus_send(NULL, reply, NULL);
+}
+
+static int method_query(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+	BackupObject *b = userdata;
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	const char *query_id;
+	int32_t queried, returned;
+	vss_id id;
+	int r;
+
+	r = sd_bus_message_read(msg, "sii", &query_id, &queried, &returned);
+	if (r < 0)
+		return r;
+	r = check(b, BC_QUERY, error);
+	if (r < 0)
+		return r;
+	r = read_id_arg(query_id, &id, error);
+	if (r < 0)
+		return r;
+	if (!vss_id_is_null(&id) || queried != VSS_OBJECT_NONE)
+		return bus_error_set_hr(error, E_INVALIDARG, "Query takes the null id and VSS_OBJECT_NONE");
+	if (returned != VSS_OBJECT_SNAPSHOT && returned != VSS_OBJECT_PROVIDER)
+		return bus_error_set_hr(error, E_INVALIDARG, "Query returns snapshots or providers");
+
+	r = sd_bus_message_new_method_return(msg, &reply);
+	if (r >= 0)
+		r = sd_bus_message_open_container(reply, 'a', "a{sv}");
+	if (r < 0)
+		return r;
+	if (returned == VSS_OBJECT_SNAPSHOT) {
+		CatalogSnapshot *snaps;
+		size_t n;
+
+		r = list_visible(b, NULL, &snaps, &n, error);
+		if (r < 0)
+			return r;
+		for (size_t i = 0; r >= 0 && i < n; i++)
+			r = bus_append_snapshot_prop(reply, &snaps[i].prop);
+		catalog_snapshots_free(snaps, n);
+	} else {
+		size_t n;
+		const provider_ops *const *all = provider_registry(&n);
+
+		for (size_t i = 0; r >= 0 && i < n; i++) {
+			vss_provider_prop p = {
+				.provider_id = all[i]->id,
+				.provider_name = (char *)all[i]->name,
+				.provider_type = all[i]->type,
+				.provider_version = (char *)all[i]->version_string,
+				.provider_version_id = all[i]->version_id,
+				.class_id = all[i]->class_id,
+			};
+			r = bus_append_provider_prop(reply, &p);
+		}
+	}
+	if (r >= 0)
+		r = sd_bus_message_close_container(reply);
+	if (r < 0)
+		return r;
+	return sd_bus_send(NULL, reply, NULL);
+}
+
+static int method_delete_snapshots(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+	BackupObject *b = userdata;
+	const char *id_str;
+	int32_t type, deleted = 0;
+	int force;
+	CatalogSnapshot *snaps;
+	size_t n;
+	vss_id id, failed = VSS_ID_NULL;
+	char msgbuf[512] = "", buf[VSS_ID_STRING_MAX];
+	vss_hr hr;
+	int r;
+
+	r = sd_bus_message_read(msg, "sib", &id_str, &type, &force);
+	if (r < 0)
+		return r;
+	r = check(b, BC_DELETE_SNAPSHOTS, error);
+	if (r < 0)
+		return r;
+	if (VSS_FAILED(vss_id_parse(id_str, &id)))
+		return bus_error_set_hr(error, E_INVALIDARG, "\"%s\" is not an id", id_str);
+	if (type != VSS_OBJECT_SNAPSHOT && type != VSS_OBJECT_SNAPSHOT_SET)
+		return bus_error_set_hr(error, E_INVALIDARG, "DeleteSnapshots deletes a snapshot or a set");
+
+	r = list_visible(b,
+			 &(CatalogFilter){
+				 .snapshot_id = type == VSS_OBJECT_SNAPSHOT ? &id : NULL,
+				 .set_id = type == VSS_OBJECT_SNAPSHOT_SET ? &id : NULL,
+			 },
+			 &snaps, &n, error);
+	if (r < 0)
+		return r;
+	if (n == 0) {
+		catalog_snapshots_free(snaps, n);
+		return bus_error_set_hr(error, VSS_E_OBJECT_NOT_FOUND, "no finished %s has id %s in this context",
+					type == VSS_OBJECT_SNAPSHOT ? "snapshot" : "snapshot set", id_str);
+	}
+	hr = manager_delete_snapshots(b->manager, snaps, n, &deleted, &failed, msgbuf, sizeof(msgbuf));
+	catalog_snapshots_free(snaps, n);
+	return sd_bus_reply_method_return(msg, "iiss", hr, deleted, vss_id_format(&failed, buf), msgbuf);
+}
+
+static int method_release(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+	(void)error;
+	backup_object_free(userdata);
+	return sd_bus_reply_method_return(msg, "");
+}
+
+static int property_state(sd_bus *bus, const char *path, const char *interface, const char *property,
+                          sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+	BackupObject *b = userdata;
+
+	(void)bus, (void)path, (void)interface, (void)property, (void)error;
+	return sd_bus_message_append(reply, "s", backup_state_to_string(b->state));
+}
+
+static int property_context(sd_bus *bus, const char *path, const char *interface, const char *property,
+                            sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+	BackupObject *b = userdata;
+
+	(void)bus, (void)path, (void)interface, (void)property, (void)error;
+	return sd_bus_message_append(reply, "i", b->context);
+}
+
+static int property_set_id(sd_bus *bus, const char *path, const char *interface, const char *property,
+                           sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+	BackupObject *b = userdata;
+
+	(void)bus, (void)path, (void)interface, (void)property, (void)error;
+	return bus_append_id(reply, &b->set_id);
+}
+
+static const sd_bus_vtable backup_vtable[] = {
+	SD_BUS_VTABLE_START(0),
+	SD_BUS_PROPERTY("State", "s", property_state, 0, 0),
+	SD_BUS_PROPERTY("Context", "i", property_context, 0, 0),
+	SD_BUS_PROPERTY("SnapshotSetId", "s", property_set_id, 0, 0),
+	SD_BUS_METHOD("InitializeForBackup", "s", "", method_initialize_for_backup, 0),
+	SD_BUS_METHOD("SetContext", "i", "", method_set_context, 0),
+	SD_BUS_METHOD("SetBackupState", "bbib", "", method_set_backup_state, 0),
+	SD_BUS_METHOD("StartSnapshotSet", "", "s", method_start_snapshot_set, 0),
+	SD_BUS_METHOD("AddToSnapshotSet", "ss", "s", method_add_to_snapshot_set, 0),
+	SD_BUS_METHOD("IsVolumeSupported", "ss", "b", method_is_volume_supported, 0),
+	SD_BUS_METHOD("PrepareForBackup", "", "o", method_prepare_for_backup, 0),
+	SD_BUS_METHOD("DoSnapshotSet", "", "o", method_do_snapshot_set, 0),
+	SD_BUS_METHOD("AbortBackup", "", "", method_abort_backup, 0),
+	SD_BUS_METHOD("BackupComplete", "", "o", method_backup_complete, 0),
+	SD_BUS_METHOD("GetSnapshotProperties", "s", "a{sv}", method_get_snapshot_properties, 0),
+	SD_BUS_METHOD("Query", "sii", "aa{sv}", method_query, 0),
+	SD_BUS_METHOD("DeleteSnapshots", "sib", "iiss", method_delete_snapshots, 0),
+	SD_BUS_METHOD("Release", "", "", method_release, 0),
+	SD_BUS_VTABLE_END,
+};
+
+int backup_object_new(Connection *c, BackupObject **ret)
+{
+	BackupObject *b = calloc(1, sizeof(*b));
+	int r;
+
+	if (!b)
+		return -ENOMEM;
+	b->manager = c->manager;
+	b->conn = c;
+	b->state = BS_NEW;
+	b->context = VSS_CTX_BACKUP;
+	b->facts.writers_context = context_has_writers(VSS_CTX_BACKUP);
+	object_path(c->manager, VSS_BUS_BACKUP_PREFIX, b->path);
+	r = sd_bus_add_object_vtable(c->bus, &b->slot, b->path, VSS_BUS_BACKUP_IFACE, backup_vtable, b);
+	if (r < 0) {
+		free(b);
+		return r;
+	}
+	LIST_PREPEND(backups, c->backups, b);
+	*ret = b;
+	return 0;
+}
+
+BackupObject *backup_object_free(BackupObject *b)
+{
+	Manager *m;
+
+	if (!b)
+		return NULL;
+	m = b->manager;
+	/* Released (or its requestor gone) while its set is being cut: the
+	 * set is not kept. */
+	if (m->creation && m->creation->owner == b) {
+		abandon_creation(b);
+		m->creation->owner = NULL;
+	}
+	if (m->slot_owner == b)
+		m->slot_owner = NULL;
+	if (b->set_created && context_auto_release(b->context))
+		manager_delete_set(m, &b->set_id, "its requestor released it (auto-release context)");
+	free_members(b);
+	LIST_REMOVE(backups, b->conn->backups, b);
+	sd_bus_slot_unref(b->slot);
+	free(b);
+	return NULL;
+}

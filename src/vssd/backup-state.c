@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "basic/macro.h"
+#include "vssd/backup-state.h"
+
+static const char *const state_names[_BS_MAX] = {
+	[BS_NEW] = "new",
+	[BS_INITIALIZED] = "initialized",
+	[BS_SET_OPEN] = "set-open",
+	[BS_PREPARED] = "prepared",
+	[BS_CREATING] = "creating",
+	[BS_CREATED] = "created",
+	[BS_FAILED] = "failed",
+	[BS_COMPLETE] = "complete",
+	[BS_ABORTED] = "aborted",
+};
+
+static const char *const call_names[_BC_MAX] = {
+	[BC_INITIALIZE_FOR_BACKUP] = "InitializeForBackup",
+	[BC_SET_CONTEXT] = "SetContext",
+	[BC_SET_BACKUP_STATE] = "SetBackupState",
+	[BC_START_SNAPSHOT_SET] = "StartSnapshotSet",
+	[BC_ADD_TO_SNAPSHOT_SET] = "AddToSnapshotSet",
+	[BC_PREPARE_FOR_BACKUP] = "PrepareForBackup",
+	[BC_DO_SNAPSHOT_SET] = "DoSnapshotSet",
+	[BC_ABORT_BACKUP] = "AbortBackup",
+	[BC_BACKUP_COMPLETE] = "BackupComplete",
+	[BC_GET_SNAPSHOT_PROPERTIES] = "GetSnapshotProperties",
+	[BC_QUERY] = "Query",
+	[BC_DELETE_SNAPSHOTS] = "DeleteSnapshots",
+	[BC_IS_VOLUME_SUPPORTED] = "IsVolumeSupported",
+};
+
+const char *backup_state_to_string(BackupState s)
+{
+	return s < _BS_MAX ? state_names[s] : "?";
+}
+
+const char *backup_call_to_string(BackupCall c)
+{
+	return c < _BC_MAX ? call_names[c] : "?";
+}
+
+#define IN(s, mask) (((1u << (s)) & (mask)) != 0)
+#define B(s) (1u << (s))
+
+/* The states in which each call is in order, before the facts are looked at. */
+static const unsigned allowed[_BC_MAX] = {
+	[BC_INITIALIZE_FOR_BACKUP] = B(BS_NEW),
+	[BC_SET_CONTEXT] = B(BS_INITIALIZED),
+	[BC_SET_BACKUP_STATE] = B(BS_INITIALIZED) | B(BS_SET_OPEN),
+	[BC_START_SNAPSHOT_SET] = B(BS_INITIALIZED),
+	[BC_ADD_TO_SNAPSHOT_SET] = B(BS_SET_OPEN),
+	[BC_PREPARE_FOR_BACKUP] = B(BS_SET_OPEN),
+	[BC_DO_SNAPSHOT_SET] = B(BS_SET_OPEN) | B(BS_PREPARED),
+	[BC_ABORT_BACKUP] = B(BS_INITIALIZED) | B(BS_SET_OPEN) | B(BS_PREPARED) | B(BS_CREATING) |
+			    B(BS_CREATED) | B(BS_FAILED) | B(BS_COMPLETE) | B(BS_ABORTED),
+	[BC_BACKUP_COMPLETE] = B(BS_CREATED),
+	[BC_GET_SNAPSHOT_PROPERTIES] = ~B(BS_NEW),
+	[BC_QUERY] = ~B(BS_NEW),
+	[BC_DELETE_SNAPSHOTS] = ~B(BS_NEW),
+	[BC_IS_VOLUME_SUPPORTED] = ~B(BS_NEW),
+};
+
+static const char *order_reason(BackupState s, BackupCall c)
+{
+	if (s == BS_NEW)
+		return "InitializeForBackup must be called first";
+	switch (c) {
+	case BC_INITIALIZE_FOR_BACKUP:
+		return "the object is already initialized";
+	case BC_SET_CONTEXT:
+		return "SetContext must come right after InitializeForBackup, before StartSnapshotSet";
+	case BC_SET_BACKUP_STATE:
+		return "SetBackupState must come before PrepareForBackup";
+	case BC_START_SNAPSHOT_SET:
+		return s == BS_SET_OPEN || s == BS_PREPARED ? "a snapshot set is already open"
+							    : "an object serves one snapshot set; create a new one";
+	case BC_ADD_TO_SNAPSHOT_SET:
+		return s == BS_INITIALIZED ? "StartSnapshotSet must be called first"
+					   : "volumes can only be added before PrepareForBackup and DoSnapshotSet";
+	case BC_PREPARE_FOR_BACKUP:
+		return s == BS_INITIALIZED ? "StartSnapshotSet must be called first"
+					   : "PrepareForBackup comes once, before DoSnapshotSet";
+	case BC_DO_SNAPSHOT_SET:
+		return s == BS_INITIALIZED ? "StartSnapshotSet must be called first"
+					   : "DoSnapshotSet runs once per object";
+	case BC_BACKUP_COMPLETE:
+		return "BackupComplete needs a successful DoSnapshotSet";
+	default:
+		return "call out of order";
+	}
+}
+
+vss_hr backup_state_check(BackupState s, const BackupFacts *f, BackupCall c, const char **ret_reason)
+{
+	const char *reason = NULL;
+
+	if (s >= _BS_MAX || c >= _BC_MAX)
+		reason = "unknown state or call";
+	else if (!IN(s, allowed[c]))
+		reason = order_reason(s, c);
+	else if (c == BC_SET_CONTEXT && f->context_set)
+		reason = "SetContext may be called only once";
+	else if (c == BC_START_SNAPSHOT_SET && f->context_all)
+		reason = "VSS_CTX_ALL is for query and delete only; it cannot create a set";
+	else if (c == BC_PREPARE_FOR_BACKUP && !f->writers_context)
+		reason = "PrepareForBackup is not used in a context without writers";
+	else if (c == BC_PREPARE_FOR_BACKUP && !f->backup_state_set)
+		reason = "SetBackupState must be called before PrepareForBackup";
+	else if (c == BC_DO_SNAPSHOT_SET && f->n_volumes == 0)
+		reason = "the snapshot set holds no volume";
+	else if (c == BC_BACKUP_COMPLETE && !f->writers_context)
+		reason = "BackupComplete is not used in a context without writers";
+
+	if (ret_reason)
+		*ret_reason = reason;
+	return reason ? VSS_E_BAD_STATE : S_OK;
+}
+
+BackupState backup_state_next(BackupState s, BackupCall c)
+{
+	switch (c) {
+	case BC_INITIALIZE_FOR_BACKUP:
+		return BS_INITIALIZED;
+	case BC_START_SNAPSHOT_SET:
+		return BS_SET_OPEN;
+	case BC_PREPARE_FOR_BACKUP:
+		return BS_PREPARED;
+	case BC_DO_SNAPSHOT_SET:
+		return BS_CREATING;
+	case BC_BACKUP_COMPLETE:
+		return BS_COMPLETE;
+	case BC_ABORT_BACKUP:
+		/* Nothing in progress: ignored, as in VSS. */
+		return s == BS_INITIALIZED || s == BS_COMPLETE ? s : BS_ABORTED;
+	default:
+		return s;
+	}
+}
+
+bool backup_state_holds_slot(BackupState s)
+{
+	return s == BS_SET_OPEN || s == BS_PREPARED || s == BS_CREATING;
+}

@@ -1,0 +1,500 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "basic/log.h"
+#include "basic/macro.h"
+#include "basic/util.h"
+#include "vssd/catalog.h"
+
+#define SCHEMA_VERSION 1
+
+struct Catalog {
+	sqlite3 *db;
+};
+
+static const char schema[] =
+	"CREATE TABLE IF NOT EXISTS sets ("
+	"  id TEXT PRIMARY KEY,"
+	"  context INTEGER NOT NULL,"
+	"  state TEXT NOT NULL CHECK (state IN ('creating', 'created')),"
+	"  snapshots_count INTEGER NOT NULL,"
+	"  started_us INTEGER NOT NULL,"
+	"  created_us INTEGER NOT NULL DEFAULT 0,"
+	"  prepare_us INTEGER NOT NULL DEFAULT 0,"
+	"  flush_us INTEGER NOT NULL DEFAULT 0,"
+	"  hold_window_us INTEGER NOT NULL DEFAULT 0,"
+	"  total_us INTEGER NOT NULL DEFAULT 0,"
+	"  consistency TEXT,"
+	"  requestor_uid INTEGER NOT NULL,"
+	"  requestor_pid INTEGER NOT NULL"
+	");"
+	"CREATE TABLE IF NOT EXISTS snapshots ("
+	"  id TEXT PRIMARY KEY,"
+	"  set_id TEXT NOT NULL REFERENCES sets(id) ON DELETE CASCADE,"
+	"  volume TEXT NOT NULL,"
+	"  snapshot_path TEXT NOT NULL,"
+	"  provider_id TEXT NOT NULL,"
+	"  provider TEXT NOT NULL,"
+	"  provider_data TEXT,"
+	"  attributes INTEGER NOT NULL,"
+	"  state INTEGER NOT NULL,"
+	"  originating_machine TEXT NOT NULL,"
+	"  service_machine TEXT NOT NULL,"
+	"  exposed_name TEXT,"
+	"  exposed_path TEXT"
+	");"
+	"CREATE INDEX IF NOT EXISTS snapshots_volume ON snapshots(volume);"
+	"CREATE INDEX IF NOT EXISTS snapshots_set ON snapshots(set_id);";
+
+static int sqlite_to_errno(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_DONE:
+	case SQLITE_ROW:
+		return 0;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_READONLY:
+	case SQLITE_PERM:
+		return -EACCES;
+	case SQLITE_CONSTRAINT:
+		return -EEXIST;
+	default:
+		return -EIO;
+	}
+}
+
+static int fail(Catalog *c, int rc, const char *what)
+{
+	log_error("catalog: %s: %s", what, sqlite3_errmsg(c->db));
+	return sqlite_to_errno(rc);
+}
+
+static int exec(Catalog *c, const char *sql)
+{
+	int rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
+
+	return rc == SQLITE_OK ? 0 : fail(c, rc, sql);
+}
+
+int catalog_open(const char *path, Catalog **ret)
+{
+	Catalog *c;
+	int rc, r, version = -1;
+	sqlite3_stmt *st;
+
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	rc = sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+			     NULL);
+	if (rc != SQLITE_OK) {
+		r = c->db ? fail(c, rc, path) : -ENOMEM;
+		catalog_close(c);
+		return r;
+	}
+	sqlite3_busy_timeout(c->db, 5000);
+	r = exec(c, "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA synchronous=FULL;");
+	if (r < 0)
+		goto fail;
+
+	rc = sqlite3_prepare_v2(c->db, "PRAGMA user_version", -1, &st, NULL);
+	if (rc != SQLITE_OK) {
+		r = fail(c, rc, "user_version");
+		goto fail;
+	}
+	if (sqlite3_step(st) == SQLITE_ROW)
+		version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (version > SCHEMA_VERSION) {
+		log_error("catalog %s has schema version %d, newer than this vssd (%d)", path, version,
+			  SCHEMA_VERSION);
+		r = -EPROTO;
+		goto fail;
+	}
+	r = exec(c, schema);
+	if (r < 0)
+		goto fail;
+	r = exec(c, "PRAGMA user_version=1");
+	if (r < 0)
+		goto fail;
+	*ret = c;
+	return 0;
+fail:
+	catalog_close(c);
+	return r;
+}
+
+Catalog *catalog_close(Catalog *c)
+{
+	if (c) {
+		sqlite3_close(c->db);
+		free(c);
+	}
+	return NULL;
+}
+
+static int prepare(Catalog *c, const char *sql, sqlite3_stmt **ret)
+{
+	int rc = sqlite3_prepare_v2(c->db, sql, -1, ret, NULL);
+
+	return rc == SQLITE_OK ? 0 : fail(c, rc, sql);
+}
+
+static void bind_id(sqlite3_stmt *st, int i, const vss_id *id)
+{
+	char buf[VSS_ID_STRING_MAX];
+
+	sqlite3_bind_text(st, i, vss_id_format(id, buf), -1, SQLITE_TRANSIENT);
+}
+
+static void bind_str(sqlite3_stmt *st, int i, const char *s)
+{
+	if (s)
+		sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+/* Run a statement that returns no rows, then finalize it. */
+static int step_done(Catalog *c, sqlite3_stmt *st, const char *what)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : fail(c, rc, what);
+}
+
+static int insert_set(Catalog *c, const CatalogSet *s)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	r = prepare(c,
+		    "INSERT INTO sets (id, context, state, snapshots_count, started_us, requestor_uid, requestor_pid)"
+		    " VALUES (?, ?, 'creating', ?, ?, ?, ?)",
+		    &st);
+	if (r < 0)
+		return r;
+	bind_id(st, 1, &s->id);
+	sqlite3_bind_int(st, 2, s->context);
+	sqlite3_bind_int(st, 3, s->snapshots_count);
+	sqlite3_bind_int64(st, 4, s->started_us);
+	sqlite3_bind_int64(st, 5, s->requestor_uid);
+	sqlite3_bind_int(st, 6, s->requestor_pid);
+	return step_done(c, st, "insert set");
+}
+
+static int insert_snapshot(Catalog *c, const CatalogSnapshot *s)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	r = prepare(c,
+		    "INSERT INTO snapshots (id, set_id, volume, snapshot_path, provider_id, provider,"
+		    " provider_data, attributes, state, originating_machine, service_machine,"
+		    " exposed_name, exposed_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		    &st);
+	if (r < 0)
+		return r;
+	bind_id(st, 1, &s->prop.snapshot_id);
+	bind_id(st, 2, &s->prop.snapshot_set_id);
+	bind_str(st, 3, s->prop.original_volume_name);
+	bind_str(st, 4, s->prop.snapshot_device_object);
+	bind_id(st, 5, &s->prop.provider_id);
+	bind_str(st, 6, s->provider_name);
+	bind_str(st, 7, s->provider_data);
+	sqlite3_bind_int(st, 8, s->prop.snapshot_attributes);
+	sqlite3_bind_int(st, 9, s->prop.status);
+	bind_str(st, 10, s->prop.originating_machine);
+	bind_str(st, 11, s->prop.service_machine);
+	bind_str(st, 12, s->prop.exposed_name);
+	bind_str(st, 13, s->prop.exposed_path);
+	return step_done(c, st, "insert snapshot");
+}
+
+static int transaction(Catalog *c, int r)
+{
+	if (r < 0) {
+		exec(c, "ROLLBACK");
+		return r;
+	}
+	return exec(c, "COMMIT");
+}
+
+int catalog_begin_set(Catalog *c, const CatalogSet *set, const CatalogSnapshot *snaps, size_t n)
+{
+	int r = exec(c, "BEGIN IMMEDIATE");
+
+	if (r < 0)
+		return r;
+	r = insert_set(c, set);
+	for (size_t i = 0; r >= 0 && i < n; i++)
+		r = insert_snapshot(c, &snaps[i]);
+	return transaction(c, r);
+}
+
+int catalog_finish_set(Catalog *c, const CatalogSet *set, const CatalogSnapshot *snaps, size_t n)
+{
+	sqlite3_stmt *st;
+	int r = exec(c, "BEGIN IMMEDIATE");
+
+	if (r < 0)
+		return r;
+	r = prepare(c,
+		    "UPDATE sets SET state = 'created', created_us = ?, prepare_us = ?, flush_us = ?,"
+		    " hold_window_us = ?, total_us = ?, consistency = ? WHERE id = ?",
+		    &st);
+	if (r >= 0) {
+		sqlite3_bind_int64(st, 1, set->created_us);
+		sqlite3_bind_int64(st, 2, (int64_t)set->prepare_us);
+		sqlite3_bind_int64(st, 3, (int64_t)set->flush_us);
+		sqlite3_bind_int64(st, 4, (int64_t)set->hold_window_us);
+		sqlite3_bind_int64(st, 5, (int64_t)set->total_us);
+		bind_str(st, 6, set->consistency);
+		bind_id(st, 7, &set->id);
+		r = step_done(c, st, "finish set");
+	}
+	for (size_t i = 0; r >= 0 && i < n; i++) {
+		r = prepare(c,
+			    "UPDATE snapshots SET snapshot_path = ?, provider_data = ?, attributes = ?, state = ?"
+			    " WHERE id = ?",
+			    &st);
+		if (r < 0)
+			break;
+		bind_str(st, 1, snaps[i].prop.snapshot_device_object);
+		bind_str(st, 2, snaps[i].provider_data);
+		sqlite3_bind_int(st, 3, snaps[i].prop.snapshot_attributes);
+		sqlite3_bind_int(st, 4, snaps[i].prop.status);
+		bind_id(st, 5, &snaps[i].prop.snapshot_id);
+		r = step_done(c, st, "finish snapshot");
+	}
+	return transaction(c, r);
+}
+
+int catalog_delete_set(Catalog *c, const vss_id *set_id)
+{
+	sqlite3_stmt *st;
+	int r = prepare(c, "DELETE FROM sets WHERE id = ?", &st);
+
+	if (r < 0)
+		return r;
+	bind_id(st, 1, set_id);
+	return step_done(c, st, "delete set");
+}
+
+int catalog_delete_snapshot(Catalog *c, const vss_id *id)
+{
+	sqlite3_stmt *st;
+	int r = exec(c, "BEGIN IMMEDIATE");
+
+	if (r < 0)
+		return r;
+	r = prepare(c, "DELETE FROM snapshots WHERE id = ?", &st);
+	if (r >= 0) {
+		bind_id(st, 1, id);
+		r = step_done(c, st, "delete snapshot");
+	}
+	if (r >= 0)
+		r = exec(c, "DELETE FROM sets WHERE NOT EXISTS (SELECT 1 FROM snapshots WHERE set_id = sets.id)");
+	return transaction(c, r);
+}
+
+static char *column_str(sqlite3_stmt *st, int i)
+{
+	const unsigned char *s = sqlite3_column_text(st, i);
+
+	return s ? strdup((const char *)s) : NULL;
+}
+
+static void column_id(sqlite3_stmt *st, int i, vss_id *ret)
+{
+	const unsigned char *s = sqlite3_column_text(st, i);
+
+	if (!s || VSS_FAILED(vss_id_parse((const char *)s, ret)))
+		*ret = VSS_ID_NULL;
+}
+
+void catalog_snapshot_clear(CatalogSnapshot *s)
+{
+	vss_free_snapshot_properties(&s->prop);
+	free(s->provider_name);
+	free(s->provider_data);
+	*s = (CatalogSnapshot){ 0 };
+}
+
+void catalog_snapshots_free(CatalogSnapshot *s, size_t n)
+{
+	for (size_t i = 0; s && i < n; i++)
+		catalog_snapshot_clear(&s[i]);
+	free(s);
+}
+
+void catalog_set_clear(CatalogSet *s)
+{
+	free(s->consistency);
+	*s = (CatalogSet){ 0 };
+}
+
+void catalog_sets_free(CatalogSet *s, size_t n)
+{
+	for (size_t i = 0; s && i < n; i++)
+		catalog_set_clear(&s[i]);
+	free(s);
+}
+
+/* Append a row to a growing array; returns the new element or NULL. */
+static void *grow(void **array, size_t *n, size_t size)
+{
+	void *na = realloc(*array, size * (*n + 1));
+
+	if (!na)
+		return NULL;
+	*array = na;
+	memset((char *)na + size * *n, 0, size);
+	return (char *)na + size * (*n)++;
+}
+
+int catalog_list_snapshots(Catalog *c, const CatalogFilter *f, CatalogSnapshot **ret, size_t *ret_n)
+{
+	static const CatalogFilter all = { 0 };
+	CatalogSnapshot *list = NULL;
+	size_t n = 0;
+	sqlite3_stmt *st;
+	int r, rc;
+
+	if (!f)
+		f = &all;
+	r = prepare(c,
+		    "SELECT s.id, s.set_id, t.snapshots_count, s.snapshot_path, s.volume,"
+		    " s.originating_machine, s.service_machine, s.exposed_name, s.exposed_path,"
+		    " s.provider_id, s.attributes, t.created_us, s.state, t.hold_window_us,"
+		    " t.consistency, s.provider, s.provider_data, t.context, t.state"
+		    " FROM snapshots s JOIN sets t ON s.set_id = t.id"
+		    " WHERE (?1 IS NULL OR s.set_id = ?1) AND (?2 IS NULL OR s.id = ?2)"
+		    " AND (?3 IS NULL OR s.volume = ?3) AND (?4 OR t.state = 'created')"
+		    " ORDER BY t.started_us, t.id, s.rowid",
+		    &st);
+	if (r < 0)
+		return r;
+	if (f->set_id)
+		bind_id(st, 1, f->set_id);
+	if (f->snapshot_id)
+		bind_id(st, 2, f->snapshot_id);
+	bind_str(st, 3, f->volume);
+	sqlite3_bind_int(st, 4, f->include_creating);
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		CatalogSnapshot *s = grow((void **)&list, &n, sizeof(*list));
+		const unsigned char *state;
+
+		if (!s) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		column_id(st, 0, &s->prop.snapshot_id);
+		column_id(st, 1, &s->prop.snapshot_set_id);
+		s->prop.snapshots_count = sqlite3_column_int(st, 2);
+		s->prop.snapshot_device_object = column_str(st, 3);
+		s->prop.original_volume_name = column_str(st, 4);
+		s->prop.originating_machine = column_str(st, 5);
+		s->prop.service_machine = column_str(st, 6);
+		s->prop.exposed_name = column_str(st, 7);
+		s->prop.exposed_path = column_str(st, 8);
+		column_id(st, 9, &s->prop.provider_id);
+		s->prop.snapshot_attributes = sqlite3_column_int(st, 10);
+		s->prop.creation_timestamp = sqlite3_column_int64(st, 11);
+		s->prop.status = (vss_snapshot_state)sqlite3_column_int(st, 12);
+		s->prop.hold_window_us = (uint64_t)sqlite3_column_int64(st, 13);
+		s->prop.consistency = column_str(st, 14);
+		s->provider_name = column_str(st, 15);
+		s->provider_data = column_str(st, 16);
+		s->context = sqlite3_column_int(st, 17);
+		state = sqlite3_column_text(st, 18);
+		s->set_state = state && streq((const char *)state, "created") ? SET_CREATED : SET_CREATING;
+		if (!s->prop.snapshot_device_object || !s->prop.original_volume_name || !s->provider_name) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		catalog_snapshots_free(list, n);
+		return rc == SQLITE_NOMEM ? -ENOMEM : fail(c, rc, "list snapshots");
+	}
+	*ret = list;
+	*ret_n = n;
+	return 0;
+}
+
+int catalog_list_sets(Catalog *c, CatalogSet **ret, size_t *ret_n)
+{
+	CatalogSet *list = NULL;
+	size_t n = 0;
+	sqlite3_stmt *st;
+	int r, rc;
+
+	r = prepare(c,
+		    "SELECT id, context, state, snapshots_count, started_us, created_us, prepare_us,"
+		    " flush_us, hold_window_us, total_us, consistency, requestor_uid, requestor_pid"
+		    " FROM sets ORDER BY started_us, id",
+		    &st);
+	if (r < 0)
+		return r;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		CatalogSet *s = grow((void **)&list, &n, sizeof(*list));
+		const unsigned char *state;
+
+		if (!s) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		column_id(st, 0, &s->id);
+		s->context = sqlite3_column_int(st, 1);
+		state = sqlite3_column_text(st, 2);
+		s->state = state && streq((const char *)state, "created") ? SET_CREATED : SET_CREATING;
+		s->snapshots_count = sqlite3_column_int(st, 3);
+		s->started_us = sqlite3_column_int64(st, 4);
+		s->created_us = sqlite3_column_int64(st, 5);
+		s->prepare_us = (uint64_t)sqlite3_column_int64(st, 6);
+		s->flush_us = (uint64_t)sqlite3_column_int64(st, 7);
+		s->hold_window_us = (uint64_t)sqlite3_column_int64(st, 8);
+		s->total_us = (uint64_t)sqlite3_column_int64(st, 9);
+		s->consistency = column_str(st, 10);
+		s->requestor_uid = (uint32_t)sqlite3_column_int64(st, 11);
+		s->requestor_pid = sqlite3_column_int(st, 12);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		catalog_sets_free(list, n);
+		return rc == SQLITE_NOMEM ? -ENOMEM : fail(c, rc, "list sets");
+	}
+	*ret = list;
+	*ret_n = n;
+	return 0;
+}
+
+int catalog_count_volume_snapshots(Catalog *c, const char *volume, uint64_t *ret)
+{
+	sqlite3_stmt *st;
+	int r, rc;
+
+	r = prepare(c, "SELECT COUNT(*) FROM snapshots WHERE volume = ?", &st);
+	if (r < 0)
+		return r;
+	bind_str(st, 1, volume);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*ret = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : fail(c, rc, "count snapshots");
+}

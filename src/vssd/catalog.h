@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The catalog: snapshot sets and snapshots in SQLite (WAL) under the state
+ * directory. A set is recorded as "creating", with every member's snapshot
+ * path, before it is cut, and as "created" after; so after a crash the
+ * catalog always says what may be on disk (docs/CATALOG.md).
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <vss/types.h>
+
+typedef struct Catalog Catalog;
+
+typedef enum SetState {
+	SET_CREATING,
+	SET_CREATED,
+} SetState;
+
+typedef struct CatalogSet {
+	vss_id id;
+	int32_t context;
+	SetState state;
+	int32_t snapshots_count;
+	int64_t started_us;     /* CLOCK_REALTIME when DoSnapshotSet began */
+	int64_t created_us;     /* the point in time */
+	uint64_t prepare_us, flush_us, hold_window_us, total_us;
+	char *consistency;
+	uint32_t requestor_uid;
+	int32_t requestor_pid;
+} CatalogSet;
+
+typedef struct CatalogSnapshot {
+	vss_snapshot_prop prop;   /* as requestors see it */
+	char *provider_name;
+	char *provider_data;
+	int32_t context;
+	SetState set_state;
+} CatalogSnapshot;
+
+typedef struct CatalogFilter {
+	const vss_id *set_id;     /* NULL: any */
+	const vss_id *snapshot_id;/* NULL: any */
+	const char *volume;       /* NULL: any */
+	bool include_creating;    /* also sets not yet created */
+} CatalogFilter;
+
+int catalog_open(const char *path, Catalog **ret);
+Catalog *catalog_close(Catalog *c);
+
+/* Record a set about to be cut, with its snapshots. */
+int catalog_begin_set(Catalog *c, const CatalogSet *set, const CatalogSnapshot *snaps, size_t n);
+/* Record the outcome of a set that was cut. */
+int catalog_finish_set(Catalog *c, const CatalogSet *set, const CatalogSnapshot *snaps, size_t n);
+/* Forget a set and its snapshots. */
+int catalog_delete_set(Catalog *c, const vss_id *set_id);
+/* Forget one snapshot; its set too when it was the last one. */
+int catalog_delete_snapshot(Catalog *c, const vss_id *id);
+
+/* Snapshots matching the filter, oldest set first. */
+int catalog_list_snapshots(Catalog *c, const CatalogFilter *f, CatalogSnapshot **ret, size_t *ret_n);
+int catalog_list_sets(Catalog *c, CatalogSet **ret, size_t *ret_n);
+/* Snapshots (finished or being made) of a volume. */
+int catalog_count_volume_snapshots(Catalog *c, const char *volume, uint64_t *ret);
+
+void catalog_snapshot_clear(CatalogSnapshot *s);
+void catalog_snapshots_free(CatalogSnapshot *s, size_t n);
+void catalog_set_clear(CatalogSet *s);
+void catalog_sets_free(CatalogSet *s, size_t n);

@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <ctype.h>
+#include <errno.h>
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <vss/backup.h>
+
+#include "basic/log.h"
+#include "basic/macro.h"
+#include "vssd/config.h"
+
+void config_init(Config *c)
+{
+	*c = (Config){
+		.backup_group = strdup("backup"),
+		.backup_gid = (gid_t)-1,
+		.flush_timeout = 10 * USEC_PER_SEC,
+		.hold_timeout = 10 * USEC_PER_SEC,
+		.max_volumes_per_set = VSS_MAX_VOLUMES_PER_SET,
+		.max_snapshots_per_volume = 512,
+	};
+}
+
+void config_clear(Config *c)
+{
+	free(c->backup_group);
+	c->backup_group = NULL;
+}
+
+static char *strip(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+static int parse_bounded(const char *v, uint64_t min, uint64_t max, uint64_t *ret)
+{
+	uint64_t x;
+
+	if (parse_u64(v, &x) < 0 || x < min || x > max)
+		return -EINVAL;
+	*ret = x;
+	return 0;
+}
+
+static int set_key(Config *c, const char *k, const char *v)
+{
+	uint64_t x;
+
+	if (streq(k, "BackupGroup")) {
+		char *g = strdup(v);
+
+		if (!g)
+			return -ENOMEM;
+		free(c->backup_group);
+		c->backup_group = g;
+		return 0;
+	}
+	if (streq(k, "FlushTimeoutSec") || streq(k, "HoldTimeoutSec")) {
+		if (parse_bounded(v, 1, 3600, &x) < 0)
+			return -EINVAL;
+		*(streq(k, "FlushTimeoutSec") ? &c->flush_timeout : &c->hold_timeout) = x * USEC_PER_SEC;
+		return 0;
+	}
+	if (streq(k, "FlushTimeoutMSec") || streq(k, "HoldTimeoutMSec")) {
+		if (parse_bounded(v, 1, 3600 * 1000, &x) < 0)
+			return -EINVAL;
+		*(streq(k, "FlushTimeoutMSec") ? &c->flush_timeout : &c->hold_timeout) = x * USEC_PER_MSEC;
+		return 0;
+	}
+	if (streq(k, "MaxVolumesPerSet")) {
+		if (parse_bounded(v, 1, VSS_MAX_VOLUMES_PER_SET, &x) < 0)
+			return -EINVAL;
+		c->max_volumes_per_set = (unsigned)x;
+		return 0;
+	}
+	if (streq(k, "MaxSnapshotsPerVolume")) {
+		if (parse_bounded(v, 1, 100000, &x) < 0)
+			return -EINVAL;
+		c->max_snapshots_per_volume = (unsigned)x;
+		return 0;
+	}
+	return -ENOKEY;
+}
+
+int config_load(Config *c, const char *path, bool required)
+{
+	char line[1024];
+	unsigned lineno = 0;
+	struct group *gr;
+	FILE *f;
+	int r = 0;
+
+	f = fopen(path, "re");
+	if (!f) {
+		if (errno == ENOENT && !required)
+			goto resolve;
+		return log_error_errno(errno, "cannot open %s: %m", path);
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char *s = strip(line), *eq;
+
+		lineno++;
+		if (*s == '\0' || *s == '#' || *s == ';' || streq(s, "[vssd]"))
+			continue;
+		eq = strchr(s, '=');
+		if (!eq) {
+			r = log_error_errno(EINVAL, "%s:%u: expected Key = Value", path, lineno);
+			break;
+		}
+		*eq = '\0';
+		r = set_key(c, strip(s), strip(eq + 1));
+		if (r == -ENOKEY) {
+			r = log_error_errno(EINVAL, "%s:%u: unknown key \"%s\"", path, lineno, strip(s));
+			break;
+		}
+		if (r < 0) {
+			r = log_error_errno(-r, "%s:%u: bad value for %s", path, lineno, strip(s));
+			break;
+		}
+	}
+	fclose(f);
+	if (r < 0)
+		return r;
+resolve:
+	gr = getgrnam(c->backup_group);
+	c->backup_gid = gr ? gr->gr_gid : (gid_t)-1;
+	if (!gr)
+		log_warning("backup group \"%s\" does not exist; only root may make snapshots", c->backup_group);
+	return 0;
+}

@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * vssd.conf: "Key = Value" lines under an optional "[vssd]" header; '#' and
+ * ';' start comments. A missing file means every default (docs/vssd.conf.md).
+ */
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "basic/util.h"
+
+typedef struct Config {
+	char *backup_group;             /* BackupGroup, default "backup" */
+	gid_t backup_gid;               /* resolved; (gid_t)-1 when the group does not exist */
+	usec_t flush_timeout;           /* FlushTimeoutSec / FlushTimeoutMSec, default 10 s */
+	usec_t hold_timeout;            /* HoldTimeoutSec / HoldTimeoutMSec, default 10 s */
+	unsigned max_volumes_per_set;   /* MaxVolumesPerSet, default 64, at most 64 */
+	unsigned max_snapshots_per_volume; /* MaxSnapshotsPerVolume, default 512 */
+} Config;
+
+void config_init(Config *c);
+void config_clear(Config *c);
+/* Load a file over the defaults. A missing file is not an error when
+ * !required; a bad line is, naming file and line. */
+int config_load(Config *c, const char *path, bool required);

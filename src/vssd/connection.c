@@ -1,0 +1,213 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <grp.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "basic/log.h"
+#include "protocol/bus.h"
+#include "vssd/manager.h"
+
+char *object_path(Manager *m, const char *prefix, char buf[64])
+{
+	snprintf(buf, 64, "%s/%llu", prefix, (unsigned long long)++m->next_object);
+	return buf;
+}
+
+/* busctl and other bus clients say Hello first, as if a bus daemon were
+ * there; a peer-to-peer server answers with a made-up unique name. */
+static int method_hello(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+	(void)userdata;
+	(void)error;
+	return sd_bus_reply_method_return(msg, "s", ":1.1");
+}
+
+static const sd_bus_vtable dbus_vtable[] = {
+	SD_BUS_VTABLE_START(0),
+	SD_BUS_METHOD("Hello", "", "s", method_hello, 0),
+	SD_BUS_VTABLE_END,
+};
+
+static int method_create_backup_components(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+	Connection *c = userdata;
+	Manager *m = c->manager;
+	BackupObject *b;
+	int r;
+
+	if (!c->privileged)
+		return bus_error_set_hr(error, E_ACCESSDENIED,
+					"uid %u is neither root nor a member of the backup-operators group \"%s\"",
+					(unsigned)c->cred.uid, m->config.backup_group);
+	r = backup_object_new(c, &b);
+	if (r < 0)
+		return bus_error_set_hr(error, r == -ENOMEM ? E_OUTOFMEMORY : VSS_E_UNEXPECTED,
+					"cannot create the backup object: %s", strerror(-r));
+	log_debug("pid %d uid %u created %s", (int)c->cred.pid, (unsigned)c->cred.uid, b->path);
+	return sd_bus_reply_method_return(msg, "o", b->path);
+}
+
+static int property_version(sd_bus *bus, const char *path, const char *interface, const char *property,
+                            sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+	(void)bus, (void)path, (void)interface, (void)property, (void)userdata, (void)error;
+	return sd_bus_message_append(reply, "s", VSS_VERSION);
+}
+
+static int property_creation_in_progress(sd_bus *bus, const char *path, const char *interface,
+                                         const char *property, sd_bus_message *reply, void *userdata,
+                                         sd_bus_error *error)
+{
+	Connection *c = userdata;
+
+	(void)bus, (void)path, (void)interface, (void)property, (void)error;
+	return sd_bus_message_append(reply, "b", manager_slot_busy(c->manager));
+}
+
+static const sd_bus_vtable manager_vtable[] = {
+	SD_BUS_VTABLE_START(0),
+	SD_BUS_PROPERTY("Version", "s", property_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+	SD_BUS_PROPERTY("CreationInProgress", "b", property_creation_in_progress, 0, 0),
+	SD_BUS_METHOD("CreateBackupComponents", "", "o", method_create_backup_components, 0),
+	SD_BUS_VTABLE_END,
+};
+
+static int on_free(sd_event_source *s, void *userdata)
+{
+	(void)s;
+	connection_free(userdata);
+	return 0;
+}
+
+/* The peer went away. The bus is in the middle of dispatching, so the
+ * connection is freed from the loop afterwards. */
+static int on_disconnected(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+	Connection *c = userdata;
+	int r;
+
+	(void)msg, (void)error;
+	if (c->free_source)
+		return 0;
+	r = sd_event_add_defer(c->manager->event, &c->free_source, on_free, c);
+	if (r < 0)
+		log_error_errno(r, "cannot schedule the cleanup of a connection: %m");
+	return 0;
+}
+
+static bool in_group(const gid_t *groups, int n, gid_t gid)
+{
+	for (int i = 0; i < n; i++)
+		if (groups[i] == gid)
+			return true;
+	return false;
+}
+
+/* Backup privilege comes from the credentials the kernel gives for the
+ * socket (SO_PEERCRED, SO_PEERGROUPS), never from what a client says. */
+static bool peer_privileged(Manager *m, int fd, const struct ucred *cred)
+{
+	gid_t groups[NGROUPS_MAX];
+	socklen_t len = sizeof(groups);
+	gid_t g = m->config.backup_gid;
+
+	if (cred->uid == 0)
+		return true;
+	if (g == (gid_t)-1)
+		return false;
+	if (cred->gid == g)
+		return true;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
+		return false;
+	return in_group(groups, (int)(len / sizeof(gid_t)), g);
+}
+
+int connection_new(Manager *m, int fd, Connection **ret)
+{
+	socklen_t len = sizeof(struct ucred);
+	Connection *c;
+	int r;
+
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(fd);
+		return -ENOMEM;
+	}
+	c->manager = m;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->cred, &len) < 0) {
+		r = -errno;
+		close(fd);
+		free(c);
+		return r;
+	}
+	c->privileged = peer_privileged(m, fd, &c->cred);
+
+	r = sd_bus_new(&c->bus);
+	if (r < 0) {
+		close(fd);
+		free(c);
+		return r;
+	}
+	r = sd_bus_set_fd(c->bus, fd, fd);
+	if (r < 0) {
+		close(fd);
+		goto fail;
+	}
+	r = sd_bus_set_server(c->bus, 1, m->server_id);
+	if (r < 0)
+		goto fail;
+	r = sd_bus_add_object_vtable(c->bus, NULL, "/org/freedesktop/DBus", "org.freedesktop.DBus",
+				     dbus_vtable, c);
+	if (r < 0)
+		goto fail;
+	r = sd_bus_add_object_vtable(c->bus, NULL, VSS_BUS_MANAGER_PATH, VSS_BUS_MANAGER_IFACE,
+				     manager_vtable, c);
+	if (r < 0)
+		goto fail;
+	r = sd_bus_add_match(c->bus, NULL,
+			     "type='signal',path='/org/freedesktop/DBus/Local',"
+			     "interface='org.freedesktop.DBus.Local',member='Disconnected'",
+			     on_disconnected, c);
+	if (r < 0)
+		goto fail;
+	r = sd_bus_attach_event(c->bus, m->event, SD_EVENT_PRIORITY_NORMAL);
+	if (r < 0)
+		goto fail;
+	r = sd_bus_start(c->bus);
+	if (r < 0)
+		goto fail;
+
+	LIST_PREPEND(connections, m->connections, c);
+	log_debug("connection from pid %d uid %u%s", (int)c->cred.pid, (unsigned)c->cred.uid,
+		  c->privileged ? "" : " (unprivileged)");
+	if (ret)
+		*ret = c;
+	return 0;
+fail:
+	c->bus = sd_bus_flush_close_unref(c->bus);
+	free(c);
+	return r;
+}
+
+Connection *connection_free(Connection *c)
+{
+	if (!c)
+		return NULL;
+	/* Objects first: an auto-release set is deleted and the creation
+	 * slot freed, exactly as if the requestor had released them. */
+	while (c->backups)
+		backup_object_free(c->backups);
+	while (c->asyncs)
+		async_op_free(c->asyncs);
+	LIST_REMOVE(connections, c->manager->connections, c);
+	sd_event_source_disable_unref(c->free_source);
+	sd_bus_detach_event(c->bus);
+	sd_bus_flush_close_unref(c->bus);
+	log_debug("connection from pid %d closed", (int)c->cred.pid);
+	free(c);
+	return NULL;
+}

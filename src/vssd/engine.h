@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The DoSnapshotSet engine: drives every member of a set through the provider
+ * protocol (docs/ENGINE.md) on its own thread, so that vssd keeps answering
+ * while a set is cut. It touches neither the catalog nor D-Bus: vssd records
+ * intent before it starts and the outcome after it ends.
+ */
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "basic/util.h"
+#include "providers/provider.h"
+
+typedef enum Consistency {
+	CONSISTENCY_NONE,
+	/* Each member was cut at its own instant. */
+	CONSISTENCY_CRASH_PER_VOLUME,
+	/* Every member was held at one instant: the set is one point in time. */
+	CONSISTENCY_CRASH_SET,
+} Consistency;
+
+const char *consistency_to_string(Consistency c);
+
+typedef struct Job {
+	/* Inputs, owned by the job. */
+	ProviderMember *members;
+	size_t n_members;
+	usec_t flush_timeout;
+	usec_t hold_timeout;
+	const FaultTable *faults;
+
+	/* Cancellation: honoured until the commit starts. */
+	pthread_mutex_t lock;
+	bool cancel_requested;
+	bool committing;
+
+	/* Outputs, valid once the job has ended. */
+	vss_hr result;
+	char message[512];
+	int64_t created_us;             /* CLOCK_REALTIME at the commit */
+	usec_t prepare_us, flush_us, hold_window_us, total_us;
+	Consistency consistency;
+
+	/* Readable (eventfd) once the job has ended. */
+	int done_fd;
+	pthread_t thread;
+	bool started;
+} Job;
+
+/* A job for these members (taken over: *members is cleared). */
+int job_new(ProviderMember **members, size_t n, usec_t flush_timeout, usec_t hold_timeout,
+            const FaultTable *faults, Job **ret);
+/* Joins the thread first if it runs. */
+Job *job_free(Job *j);
+
+/* Start the job's thread. */
+int job_start(Job *j);
+/* After done_fd fired: join the thread. */
+void job_join(Job *j);
+/* Run the whole job on the calling thread (what job_start's thread does). */
+vss_hr job_run(Job *j);
+
+/* Ask for cancellation. True when it will be honoured (the commit has not
+ * started), false when the job is past that point. */
+bool job_cancel(Job *j);

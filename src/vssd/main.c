@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <vss/backup.h>
+
+#include "basic/log.h"
+#include "vssd/manager.h"
+
+static void help(void)
+{
+	printf("Usage: vssd [OPTIONS]\n\n"
+	       "The vss coordinator: creates snapshot sets for requestors over D-Bus.\n\n"
+	       "  -s, --socket=PATH     listen on PATH (default " VSS_DEFAULT_SOCKET ")\n"
+	       "  -d, --state-dir=DIR   catalog and lock in DIR (default /var/lib/vss)\n"
+	       "  -c, --config=FILE     configuration (default /etc/vss/vssd.conf)\n"
+	       "      --log-level=LEVEL debug, info, notice, warning or err (default info)\n"
+	       "  -h, --help            show this help\n"
+	       "      --version         show the version\n");
+}
+
+static int parse_level(const char *s)
+{
+	static const struct {
+		const char *name;
+		int level;
+	} levels[] = {
+		{ "debug", LOG_DEBUG }, { "info", LOG_INFO }, { "notice", LOG_NOTICE },
+		{ "warning", LOG_WARNING }, { "err", LOG_ERR },
+	};
+
+	for (size_t i = 0; i < ELEMENTSOF(levels); i++)
+		if (streq(s, levels[i].name))
+			return levels[i].level;
+	return -1;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "state-dir", required_argument, NULL, 'd' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "log-level", required_argument, NULL, 'L' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{},
+	};
+	const char *socket_path = VSS_DEFAULT_SOCKET, *state_dir = "/var/lib/vss";
+	const char *config_path = "/etc/vss/vssd.conf";
+	bool config_given = false;
+	Manager *m = NULL;
+	int c, r, level;
+
+	log_set_prefix_ident("vssd");
+	while ((c = getopt_long(argc, argv, "s:d:c:h", options, NULL)) >= 0) {
+		switch (c) {
+		case 's':
+			socket_path = optarg;
+			break;
+		case 'd':
+			state_dir = optarg;
+			break;
+		case 'c':
+			config_path = optarg;
+			config_given = true;
+			break;
+		case 'L':
+			level = parse_level(optarg);
+			if (level < 0) {
+				fprintf(stderr, "vssd: unknown log level \"%s\"\n", optarg);
+				return EXIT_FAILURE;
+			}
+			log_set_max_level(level);
+			break;
+		case 'h':
+			help();
+			return EXIT_SUCCESS;
+		case 'V':
+			printf("vssd %s\n", VSS_VERSION);
+			return EXIT_SUCCESS;
+		default:
+			return EXIT_FAILURE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "vssd: unexpected argument \"%s\"\n", argv[optind]);
+		return EXIT_FAILURE;
+	}
+
+	r = manager_new(&m);
+	if (r < 0) {
+		log_error_errno(r, "cannot start: %m");
+		return EXIT_FAILURE;
+	}
+	r = config_load(&m->config, config_path, config_given);
+	if (r >= 0)
+		r = manager_start(m, socket_path, state_dir);
+	if (r >= 0)
+		r = manager_run(m);
+	manager_free(m);
+	return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * vssd's state. Everything here lives on the main thread, in one sd-event
+ * loop; only the engine's Job runs elsewhere.
+ *
+ *   Manager ─┬─ Connection (one per peer, its own peer-to-peer sd_bus)
+ *            │     ├─ BackupObject (/org/vss/backup/N, one per requestor object)
+ *            │     └─ AsyncOp (/org/vss/async/N)
+ *            └─ Creation (the set being cut, at most one: the creation slot)
+ */
+
+#include <stdbool.h>
+#include <sys/socket.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "basic/list.h"
+#include "providers/provider.h"
+#include "vssd/backup-state.h"
+#include "vssd/catalog.h"
+#include "vssd/config.h"
+#include "vssd/engine.h"
+
+typedef struct Manager Manager;
+typedef struct Connection Connection;
+typedef struct BackupObject BackupObject;
+typedef struct AsyncOp AsyncOp;
+typedef struct Waiter Waiter;
+
+struct Connection {
+	Manager *manager;
+	sd_bus *bus;
+	struct ucred cred;
+	bool privileged;        /* root or in the backup-operators group */
+	sd_event_source *free_source;
+	BackupObject *backups;
+	AsyncOp *asyncs;
+	LIST_FIELDS(Connection, connections);
+};
+
+struct BackupObject {
+	Manager *manager;
+	Connection *conn;
+	char path[64];
+	sd_bus_slot *slot;
+
+	BackupState state;
+	BackupFacts facts;
+	int32_t context;
+	vss_backup_type backup_type;
+	vss_id set_id;
+	ProviderMember *members; /* until DoSnapshotSet hands them to the job */
+	bool set_created;        /* a finished set exists (for auto-release) */
+	LIST_FIELDS(BackupObject, backups);
+};
+
+typedef enum WaiterKind {
+	WAITER_WAIT,
+	WAITER_CANCEL,
+} WaiterKind;
+
+struct Waiter {
+	AsyncOp *op;
+	sd_bus_message *call;
+	sd_event_source *timer;
+	WaiterKind kind;
+	LIST_FIELDS(Waiter, waiters);
+};
+
+struct AsyncOp {
+	Connection *conn;
+	char path[64];
+	sd_bus_slot *slot;
+	vss_hr status;          /* VSS_S_ASYNC_PENDING until it ends */
+	Waiter *waiters;
+	LIST_FIELDS(AsyncOp, asyncs);
+};
+
+/* The set being cut. Holds the creation slot until the job ends. */
+typedef struct Creation {
+	Job *job;
+	sd_event_source *source;
+	BackupObject *owner;    /* NULL once the requestor released it */
+	AsyncOp *async;         /* NULL once released */
+	bool abandoned;         /* requestor aborted or went away: do not keep */
+	CatalogSet set;
+	CatalogSnapshot *snaps;
+	size_t n_snaps;
+} Creation;
+
+struct Manager {
+	sd_event *event;
+	Config config;
+	Catalog *catalog;
+	FaultTable *faults;
+	char *socket_path;
+	char *state_dir;
+	int listen_fd;
+	bool owns_socket;
+	int lock_fd;
+	sd_event_source *listen_source;
+	sd_id128_t server_id;
+	uint64_t next_object;
+
+	Connection *connections;
+	/* The system-wide creation slot (reference §1.1): an object between
+	 * StartSnapshotSet and the end of DoSnapshotSet, or a creation whose
+	 * requestor is gone but whose job still runs. */
+	BackupObject *slot_owner;
+	Creation *creation;
+};
+
+/* manager.c */
+int manager_new(Manager **ret);
+Manager *manager_free(Manager *m);
+int manager_start(Manager *m, const char *socket_path, const char *state_dir);
+int manager_run(Manager *m);
+bool manager_slot_busy(Manager *m);
+/* Delete finished snapshots through their providers and the catalog,
+ * stopping at the first failure (its id in *ret_failed). */
+vss_hr manager_delete_snapshots(Manager *m, const CatalogSnapshot *snaps, size_t n, int32_t *ret_deleted,
+                                vss_id *ret_failed, char *msg, size_t msg_size);
+/* Delete a whole set, logging what could not be deleted. */
+void manager_delete_set(Manager *m, const vss_id *set_id, const char *why);
+
+/* connection.c */
+int connection_new(Manager *m, int fd, Connection **ret);
+Connection *connection_free(Connection *c);
+char *object_path(Manager *m, const char *prefix, char buf[64]);
+
+/* backup-object.c */
+int backup_object_new(Connection *c, BackupObject **ret);
+BackupObject *backup_object_free(BackupObject *b);
+/* The engine finished the set of this object's creation. */
+void creation_finish(Manager *m);
+
+/* async-op.c */
+int async_op_new(Connection *c, vss_hr status, AsyncOp **ret);
+AsyncOp *async_op_free(AsyncOp *a);
+/* The operation ended: record the status and answer every waiter. */
+void async_op_complete(AsyncOp *a, vss_hr status);
+/* Add a waiter for a pending op: answered at the end or after timeout_us. */
+int async_op_add_waiter(AsyncOp *a, sd_bus_message *call, WaiterKind kind, usec_t timeout_us);
+
+/* reconcile.c: make the catalog and the disk agree at start-up. */
+int reconcile(Manager *m);
+
+/* Context helpers. */
+bool context_is_valid_for_requestor(int32_t context, vss_hr *ret_error);
+bool context_matches(int32_t object_context, int32_t snapshot_context);
+bool context_auto_release(int32_t context);
+bool context_has_writers(int32_t context);

@@ -1,0 +1,129 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * At start-up, make the catalog and the disk agree, and say where they did
+ * not (docs/CATALOG.md):
+ *  - a set still "creating" was being cut when vssd stopped: whatever part of
+ *    it exists is removed, with its rows;
+ *  - a finished set of an auto-release context has lost its requestor (every
+ *    connection ended with the old vssd): it is deleted;
+ *  - a persistent snapshot missing on disk loses its row;
+ *  - an entry in a snapshot store that the catalog does not know is reported
+ *    and left alone, since vss cannot tell what it is.
+ */
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "basic/id.h"
+#include "basic/log.h"
+#include "vssd/manager.h"
+
+static bool in_catalog(const CatalogSnapshot *snaps, size_t n, const vss_id *id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (vss_id_equal(&snaps[i].prop.snapshot_id, id))
+			return true;
+	return false;
+}
+
+/* Report store entries named like snapshots that the catalog does not list. */
+static unsigned scan_stores(const CatalogSnapshot *snaps, size_t n)
+{
+	char **dirs = NULL;
+	unsigned found = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		_cleanup_free_ char *dir = strdup(snaps[i].prop.snapshot_device_object);
+		bool seen = false;
+
+		if (!dir || !strrchr(dir, '/'))
+			continue;
+		*strrchr(dir, '/') = '\0';
+		for (size_t k = 0; dirs && dirs[k]; k++)
+			seen = seen || streq(dirs[k], dir);
+		if (!seen && strv_push_dup(&dirs, dir) < 0)
+			break;
+	}
+	for (size_t k = 0; dirs && dirs[k]; k++) {
+		DIR *d = opendir(dirs[k]);
+		struct dirent *de;
+
+		if (!d)
+			continue;
+		while ((de = readdir(d))) {
+			vss_id id;
+
+			if (VSS_FAILED(vss_id_parse(de->d_name, &id)) || in_catalog(snaps, n, &id))
+				continue;
+			log_warning("reconcile: %s/%s is in a snapshot store but not in the catalog; left in place",
+				    dirs[k], de->d_name);
+			found++;
+		}
+		closedir(d);
+	}
+	strv_free(dirs);
+	return found;
+}
+
+int reconcile(Manager *m)
+{
+	CatalogSet *sets = NULL;
+	CatalogSnapshot *snaps = NULL;
+	size_t n_sets = 0, n_snaps = 0;
+	unsigned disagreements = 0;
+	int r;
+
+	r = catalog_list_sets(m->catalog, &sets, &n_sets);
+	if (r < 0)
+		return log_error_errno(r, "cannot read the catalog: %m");
+
+	for (size_t i = 0; i < n_sets; i++) {
+		const CatalogSet *s = &sets[i];
+
+		if (s->state == SET_CREATING) {
+			log_warning("reconcile: set %s was being created when vssd stopped; removing what exists of it",
+				    ID_TO_STRING(&s->id));
+			manager_delete_set(m, &s->id, "it was never completed");
+			disagreements++;
+		} else if (context_auto_release(s->context)) {
+			log_warning("reconcile: set %s is auto-release and its requestor is gone; deleting it",
+				    ID_TO_STRING(&s->id));
+			manager_delete_set(m, &s->id, "its requestor is gone (auto-release context)");
+			disagreements++;
+		}
+	}
+	catalog_sets_free(sets, n_sets);
+
+	r = catalog_list_snapshots(m->catalog, &(CatalogFilter){ .include_creating = true }, &snaps, &n_snaps);
+	if (r < 0)
+		return log_error_errno(r, "cannot read the catalog: %m");
+	for (size_t i = 0; i < n_snaps; i++) {
+		const CatalogSnapshot *s = &snaps[i];
+		const provider_ops *ops = provider_find_by_id(&s->prop.provider_id);
+
+		if (!ops) {
+			log_warning("reconcile: snapshot %s was made by provider %s, which is not registered; kept",
+				    ID_TO_STRING(&s->prop.snapshot_id), s->provider_name);
+			disagreements++;
+			continue;
+		}
+		if (ops->snapshot_exists(s->prop.snapshot_device_object, s->provider_data) > 0)
+			continue;
+		log_warning("reconcile: snapshot %s of %s is missing on disk (%s); removing it from the catalog",
+			    ID_TO_STRING(&s->prop.snapshot_id), s->prop.original_volume_name,
+			    s->prop.snapshot_device_object);
+		r = catalog_delete_snapshot(m->catalog, &s->prop.snapshot_id);
+		if (r < 0)
+			log_error_errno(r, "reconcile: cannot remove snapshot %s from the catalog: %m",
+					ID_TO_STRING(&s->prop.snapshot_id));
+		disagreements++;
+	}
+	disagreements += scan_stores(snaps, n_snaps);
+	log_info("reconcile: catalog holds %zu snapshot(s); %u disagreement(s) with the disk", n_snaps,
+		 disagreements);
+	catalog_snapshots_free(snaps, n_snaps);
+	return 0;
+}
