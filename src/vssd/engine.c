@@ -339,15 +339,17 @@ vss_hr job_run(Job *j)
 		return j->result;
 	}
 
+	/* Each phase returns S_OK to go on; anything else, a failure or
+	 * VSS_S_ASYNC_CANCELLED, stops the set. */
 	hr = prepare(&run);
 	j->prepare_us = now_usec(CLOCK_MONOTONIC) - t0;
-	if (VSS_SUCCEEDED(hr) && cancelled(j))
+	if (hr == S_OK && cancelled(j))
 		hr = fail(j, VSS_S_ASYNC_CANCELLED, "cancelled by the requestor");
-	if (VSS_SUCCEEDED(hr))
+	if (hr == S_OK)
 		hr = cut(&run);
 	/* After a failed cut the log may still be held; what follows may log. */
 	log_release();
-	if (VSS_SUCCEEDED(hr))
+	if (hr == S_OK)
 		hr = finish(&run);
 
 	if (hr != S_OK) {

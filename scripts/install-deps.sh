@@ -1,0 +1,28 @@
+#!/bin/sh
+# Install what building, testing and the demo need, from Debian's packages.
+# Runs apt-get only when something is missing, so repeated runs are quick.
+set -eu
+
+PACKAGES="
+  gcc meson ninja-build pkg-config
+  libsystemd-dev libsqlite3-dev libbtrfsutil-dev libmount-dev libblkid-dev uuid-dev
+  btrfs-progs e2fsprogs xfsprogs util-linux mount systemd
+  python3 python3-pytest
+"
+
+missing=""
+for p in $PACKAGES; do
+	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing="$missing $p"
+done
+if [ -z "$missing" ]; then
+	exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+	echo "install-deps: missing packages:$missing (run as root to install them)" >&2
+	exit 1
+fi
+echo "install-deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null

@@ -1,0 +1,88 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""All or nothing: a provider failing on one member aborts the whole set,
+through the provider layer's fault seam (VSS_FAULTS) while every other step
+runs for real on btrfs."""
+
+import os
+import subprocess
+
+import pytest
+
+from conftest import REQUESTOR, by_step, parse_results, wait_until
+
+CASES = [
+    ("begin_prepare:2:ENOSPC", "VSS_E_INSUFFICIENT_STORAGE"),
+    ("begin_prepare:2:veto", "VSS_E_PROVIDER_VETO"),
+    ("end_prepare:1:EIO", "VSS_E_UNEXPECTED_PROVIDER_ERROR"),
+    ("pre_commit:2:EIO", "VSS_E_UNEXPECTED_PROVIDER_ERROR"),
+    ("commit:2:ENOSPC", "VSS_E_INSUFFICIENT_STORAGE"),
+    ("commit:2:EDQUOT", "VSS_E_INSUFFICIENT_STORAGE"),
+    ("commit:2:EIO", "VSS_E_UNEXPECTED_PROVIDER_ERROR"),
+    ("commit:2:EROFS", "VSS_E_UNEXPECTED_PROVIDER_ERROR"),
+    ("commit:2:veto", "VSS_E_PROVIDER_VETO"),
+    ("commit:3:ENOSPC", "VSS_E_INSUFFICIENT_STORAGE"),
+    ("post_commit:2:EIO", "VSS_E_UNEXPECTED_PROVIDER_ERROR"),
+    ("post_final_commit:2:ENOSPC", "VSS_E_INSUFFICIENT_STORAGE"),
+]
+
+
+@pytest.mark.parametrize("fault,expected", CASES, ids=[c[0] for c in CASES])
+def test_failure_on_one_member_aborts_every_member(btrfs, daemon_factory, fault, expected):
+    vssd = daemon_factory(env={"VSS_FAULTS": fault})
+    vols = [btrfs.subvolume(f"v{i}") for i in range(3)]
+    res = vssd.requestor("create", "init", "context=app_rollback", "start", *[f"add={v}" for v in vols], "do",
+                         "query", "abort", "release")
+    do = by_step(res, "do")[0]
+    assert do.detail == expected, res
+    # Nothing of the set remains: not on disk, not in the catalog.
+    assert btrfs.store_entries() == []
+    assert vssd.list_shadows() == []
+    assert by_step(res, "query")[0].detail == "0"
+    assert "every member aborted" in vssd.log()
+    # And the next set works (one member: the fault targets a later one).
+    if not fault.split(":")[1] == "1":
+        vssd.vssadmin("create", "shadow", f"--for={vols[0]}")
+
+
+def test_commit_fault_on_second_member_undoes_the_first(btrfs, daemon_factory):
+    """Members 1 and 3 are really snapshotted while member 2 stalls and then
+    fails; the abort removes them."""
+    vssd = daemon_factory(env={"VSS_FAULTS": "commit:2:delay=1500,commit:2:EIO"})
+    vols = [btrfs.subvolume(f"v{i}") for i in range(3)]
+    p = subprocess.Popen([REQUESTOR, "create", "init", "context=app_rollback", "start",
+                          *[f"add={v}" for v in vols], "do"], stdout=subprocess.PIPE, text=True,
+                         env=vssd.client_env())
+    wait_until(lambda: len(btrfs.store_entries()) == 2, what="members 1 and 3 to be snapshotted")
+    out, _ = p.communicate(timeout=60)
+    assert by_step(parse_results(out), "do")[0].detail == "VSS_E_UNEXPECTED_PROVIDER_ERROR"
+    assert btrfs.store_entries() == []
+    assert vssd.list_shadows() == []
+
+
+def test_flush_timeout(btrfs, daemon_factory):
+    vssd = daemon_factory(config="FlushTimeoutMSec = 300\n", env={"VSS_FAULTS": "pre_commit:2:delay=1500"})
+    vols = [btrfs.subvolume(f"v{i}") for i in range(3)]
+    res = vssd.requestor("create", "init", "context=app_rollback", "start", *[f"add={v}" for v in vols], "do")
+    assert by_step(res, "do")[0].detail == "VSS_E_FLUSH_WRITES_TIMEOUT"
+    assert btrfs.store_entries() == [] and vssd.list_shadows() == []
+
+
+def test_hold_timeout(btrfs, daemon_factory):
+    vssd = daemon_factory(config="HoldTimeoutMSec = 300\n", env={"VSS_FAULTS": "commit:2:delay=1500"})
+    vols = [btrfs.subvolume(f"v{i}") for i in range(3)]
+    res = vssd.requestor("create", "init", "context=app_rollback", "start", *[f"add={v}" for v in vols], "do")
+    assert by_step(res, "do")[0].detail == "VSS_E_HOLD_WRITES_TIMEOUT"
+    # Member 2's snapshot was made after the deadline, member 1's before: both go.
+    assert btrfs.store_entries() == [] and vssd.list_shadows() == []
+
+
+def test_delete_failure_reports_first_undeleted(btrfs, daemon_factory):
+    vssd = daemon_factory(env={"VSS_FAULTS": "delete:*:veto"})
+    a = btrfs.subvolume("a")
+    vssd.vssadmin("create", "shadow", f"--for={a}")
+    shadow = vssd.list_shadows()[0]
+    p = vssd.vssadmin("delete", "shadows", f"--shadow={shadow['id']}", "--quiet", check=False)
+    assert p.returncode == 1 and "VSS_E_PROVIDER_VETO (0x80042306)" in p.stderr
+    # Still there, and still listed: the catalog does not lie.
+    assert os.path.isdir(shadow["snapshot_path"])
+    assert vssd.list_shadows() == [shadow]
