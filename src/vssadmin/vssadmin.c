@@ -203,7 +203,8 @@ static void print_snapshots(const vss_snapshot_prop *const *snaps, size_t n, con
 	}
 }
 
-static vss_hr wait_for(vss_async *a, const char *what)
+/* Wait for an operation of our own; only this process could cancel it. */
+static vss_hr wait_for(vss_async *a)
 {
 	vss_hr hr, status = VSS_E_UNEXPECTED;
 
@@ -213,9 +214,7 @@ static vss_hr wait_for(vss_async *a, const char *what)
 	vss_async_release(a);
 	if (VSS_FAILED(hr))
 		return hr;
-	if (status == VSS_S_ASYNC_CANCELLED)
-		return fail(E_ABORT, "%s was cancelled", what), E_ABORT;
-	return VSS_FAILED(status) ? status : S_OK;
+	return status == VSS_S_ASYNC_FINISHED ? S_OK : status;
 }
 
 typedef struct CreateArgs {
@@ -289,10 +288,10 @@ static int create_shadow(const CreateArgs *a)
 	}
 	if (writers) {
 		STEP(vss_backup_prepare_for_backup(b, &async));
-		STEP(wait_for(async, "PrepareForBackup"));
+		STEP(wait_for(async));
 	}
 	STEP(vss_backup_do_snapshot_set(b, &async));
-	STEP(wait_for(async, "DoSnapshotSet"));
+	STEP(wait_for(async));
 
 	STEP(load_providers(b, &providers));
 	for (k = 0; k < n; k++) {
@@ -301,7 +300,7 @@ static int create_shadow(const CreateArgs *a)
 	}
 	if (writers) {
 		STEP(vss_backup_backup_complete(b, &async));
-		STEP(wait_for(async, "BackupComplete"));
+		STEP(wait_for(async));
 	}
 	if (!a->json) {
 		char id[VSS_ID_STRING_MAX];
