@@ -17,6 +17,7 @@ NFILES=1000
 DATA_MIB=200
 IMG_SIZE=2G
 PYTHON=/usr/bin/python3
+export LC_ALL=C
 
 ME=bench-create.sh
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -142,7 +143,7 @@ T_SETUP=$(date +%s%N)
 # --- the bench
 "$PYTHON" "$HERE/driver.py" run \
 	--vssadmin "$VSSADMIN" --vssd "$VSSD" --socket "$SOCK" \
-	--subvol "$MNT/data" --mnt "$MNT" --raw-dir "$MNT/raw" \
+	--subvol "$MNT/data" --mnt "$MNT" --raw-dir "$MNT/raw" --device "$DEV" \
 	--runs "$RUNS" --warmup "$WARMUP" --samples "$SAMPLES"
 
 T_END=$(date +%s%N)

@@ -207,11 +207,11 @@ def bench(a):
     print(f"{'ratio (median/median)':<26}{m_vss / m_raw:8.2f}x    "
           f"= median(vssadmin) / median(raw)")
     row("hold window (vss record)", holds)
-    print(f"  (hold window: hold_window_us of each set, from `vssadmin list shadows --json`)")
+    print("  (hold window: hold_window_us of each set, from `vssadmin list shadows --json`)")
     print(f"  kernel {os.uname().release}, {os.cpu_count()} CPU(s), "
           f"{version(['btrfs', '--version'])}, {version([a.vssd, '--version'])}, "
           f"1-min load {load0:.2f} before / {os.getloadavg()[0]:.2f} after")
-    print(f"  filesystem: btrfs on a loop device, {fs_size / 2**30:.1f} GiB "
+    print(f"  filesystem: btrfs on {a.device or 'a loop device'}, {fs_size / 2**30:.1f} GiB "
           f"(sparse image), {fs_used / mib:.0f} MiB used")
     print(f"  data set: subvolume 'data', {files} files in 10 dirs, "
           f"{size / mib:.1f} MiB of random bytes")
@@ -235,6 +235,7 @@ def main():
     ap.add_argument("--raw-dir", required=True)
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--device", default="")
     ap.add_argument("--samples", default="", help="also write every sample to this CSV")
     try:
         bench(ap.parse_args())
