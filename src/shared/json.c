@@ -35,7 +35,7 @@ static void value_prefix(JsonWriter *w)
 	w->after_key = false;
 }
 
-static void open(JsonWriter *w, char c)
+static void open_container(JsonWriter *w, char c)
 {
 	value_prefix(w);
 	fputc(c, w->f);
@@ -44,7 +44,7 @@ static void open(JsonWriter *w, char c)
 	w->need_comma[w->depth] = false;
 }
 
-static void close_(JsonWriter *w, char c)
+static void close_container(JsonWriter *w, char c)
 {
 	bool had = w->need_comma[w->depth];
 
@@ -57,22 +57,22 @@ static void close_(JsonWriter *w, char c)
 
 void json_begin_object(JsonWriter *w)
 {
-	open(w, '{');
+	open_container(w, '{');
 }
 
 void json_end_object(JsonWriter *w)
 {
-	close_(w, '}');
+	close_container(w, '}');
 }
 
 void json_begin_array(JsonWriter *w)
 {
-	open(w, '[');
+	open_container(w, '[');
 }
 
 void json_end_array(JsonWriter *w)
 {
-	close_(w, ']');
+	close_container(w, ']');
 }
 
 static void write_string(FILE *f, const char *s)

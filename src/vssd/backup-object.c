@@ -139,7 +139,7 @@ static int method_start_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus
 	return sd_bus_reply_method_return(msg, "s", buf);
 }
 
-static vss_hr select_volume(Manager *m, const char *volume, const vss_id *provider, VolumeInfo *ret_info,
+static vss_hr select_volume(const char *volume, const vss_id *provider, VolumeInfo *ret_info,
                             const provider_ops **ret_ops, sd_bus_error *error)
 {
 	vss_hr hr;
@@ -174,7 +174,6 @@ static vss_hr select_volume(Manager *m, const char *volume, const vss_id *provid
 				 ret_info->path);
 		break;
 	}
-	(void)m;
 	volume_info_clear(ret_info);
 	return hr;
 }
@@ -206,7 +205,7 @@ static int method_add_to_snapshot_set(sd_bus_message *msg, void *userdata, sd_bu
 	if (b->facts.n_volumes >= m->config.max_volumes_per_set)
 		return bus_error_set_hr(error, VSS_E_MAXIMUM_NUMBER_OF_VOLUMES_REACHED,
 					"a set holds at most %u volumes", m->config.max_volumes_per_set);
-	if (VSS_FAILED(select_volume(m, volume, &provider, &vi, &ops, error)))
+	if (VSS_FAILED(select_volume(volume, &provider, &vi, &ops, error)))
 		return -EIO;
 
 	for (size_t i = 0; i < b->facts.n_volumes; i++)

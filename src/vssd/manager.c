@@ -265,7 +265,8 @@ int manager_run(Manager *m)
 	if (r < 0)
 		return log_error_errno(r, "cannot watch signals: %m");
 
-	log_info("vssd %s ready on %s, state in %s", VSS_VERSION, m->socket_path, m->state_dir);
+	log_info("vssd %s ready on %s, state in %s", VSS_VERSION,
+		 m->owns_socket ? m->socket_path : "the socket passed by the service manager", m->state_dir);
 	(void)sd_notify(0, "READY=1\nSTATUS=Ready");
 	r = sd_event_loop(m->event);
 	(void)sd_notify(0, "STOPPING=1");

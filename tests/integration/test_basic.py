@@ -5,10 +5,11 @@ library, against a real vssd and a real btrfs."""
 import json
 import os
 import re
+import signal
 import subprocess
 import threading
 
-from conftest import VSSADMIN, by_step, run
+from conftest import VSSADMIN, VSSD, by_step, run, wait_until
 
 
 def test_create_list_delete_two_subvolumes(btrfs, vssd):
@@ -184,3 +185,21 @@ def test_busctl_introspects_the_interface(btrfs, vssd):
     p = run("busctl", addr, "call", "org.vss", path, "org.vss.Backup1", "InitializeForBackup", "s", "",
             check=False)
     assert p.returncode != 0 and "Unknown object" in p.stderr
+
+
+def test_socket_activation(btrfs, workdir):
+    """vssd takes its listening socket from the service manager (sd_listen_fds)."""
+    d, _ = workdir
+    sock = d / "activated.sock"
+    a = btrfs.subvolume("a")
+    p = subprocess.Popen(["systemd-socket-activate", "-l", str(sock), str(VSSD), "--state-dir", str(d / "state"),
+                          "--config", "/dev/null"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_until(sock.exists, what="the socket")
+        out = json.loads(run(VSSADMIN, f"--socket={sock}", "create", "shadow", f"--for={a}", "--json").stdout)
+        assert out[0]["volume"] == str(a)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        log = p.communicate(timeout=60)[0]
+    assert p.returncode == 0, log
+    assert "ready on the socket passed by the service manager" in log

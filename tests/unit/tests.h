@@ -189,10 +189,10 @@ static void test_fail(const char *file, int line, const char *fmt, ...)
 	} while (0)
 
 /* Run one test function and say which, so a failure report has context. */
-#define RUN_TEST(fn)                                                        \
+#define RUN_TEST(fn, ...)                                                   \
 	do {                                                                \
 		unsigned long _before = test_checks;                        \
-		fn();                                                       \
+		fn(__VA_ARGS__);                                            \
 		printf("%-40s ok (%lu checks)\n", #fn,                       \
 		       test_checks - _before);                              \
 	} while (0)
