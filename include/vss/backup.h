@@ -85,7 +85,9 @@ vss_hr vss_backup_initialize_for_backup(vss_backup *b, const char *xml_or_null);
  * snapshots of every context but cannot create a set.
  *
  * Return: S_OK; VSS_E_BAD_STATE out of order; E_INVALIDARG for an unknown
- * context or a bit the requestor may not set.
+ * context or a bit the requestor may not set; VSS_E_UNSUPPORTED_CONTEXT for
+ * VSS_VOLSNAP_ATTR_TRANSPORTABLE (transportable sets need a hardware
+ * provider).
  */
 vss_hr vss_backup_set_context(vss_backup *b, int32_t context);
 
@@ -191,9 +193,10 @@ vss_hr vss_backup_do_snapshot_set(vss_backup *b, vss_async **ret);
  *
  * Aborts an open set, freeing the creation slot. While do_snapshot_set runs
  * it cancels it if the commit has not started; a set that is completed anyway
- * is deleted, since its requestor gave it up. After a finished set it only
- * marks the backup as abandoned (auto-release snapshots go on release). With
- * nothing in progress it does nothing.
+ * is deleted, since its requestor gave it up. After a finished or failed set
+ * it marks the backup aborted (auto-release snapshots go on release). With
+ * nothing in progress (right after initialize, or after backup_complete) it
+ * does nothing.
  *
  * Return: S_OK; VSS_E_BAD_STATE before initialize.
  */

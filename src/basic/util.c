@@ -39,7 +39,8 @@ int parse_u64(const char *s, uint64_t *ret)
 	unsigned long long v;
 	char *end;
 
-	if (!s || !*s || *s == '-' || *s == '+')
+	/* strtoull() would skip blanks and accept a sign: " -1" is not a u64. */
+	if (!s || *s < '0' || *s > '9')
 		return -EINVAL;
 	errno = 0;
 	v = strtoull(s, &end, 10);

@@ -32,8 +32,9 @@
 int bus_error_set_hr(sd_bus_error *e, vss_hr hr, const char *fmt, ...) _printf_(3, 4);
 int bus_error_set_hrv(sd_bus_error *e, vss_hr hr, const char *fmt, va_list ap) _printf_(3, 0);
 
-/* The result carried by a D-Bus error: a vss error by name, E_ACCESSDENIED for
- * org.freedesktop.DBus.Error.AccessDenied, VSS_E_UNEXPECTED otherwise. */
+/* The result carried by a D-Bus error: a vss error by name; E_ACCESSDENIED,
+ * E_OUTOFMEMORY and E_INVALIDARG for the standard AccessDenied, NoMemory and
+ * InvalidArgs errors; VSS_E_UNEXPECTED otherwise. */
 vss_hr bus_error_to_hr(const sd_bus_error *e);
 
 /* Ids travel as strings in GUID form. */

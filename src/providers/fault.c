@@ -49,15 +49,19 @@ static const struct {
 	{ "EINVAL", EINVAL }, { "ENOMEM", ENOMEM }, { "EEXIST", EEXIST }, { "EOPNOTSUPP", EOPNOTSUPP },
 };
 
+/* Longest delay a test may ask for: an hour. */
+#define DELAY_MAX_MS 3600000
+
 static int parse_one(char *entry, Fault *ret)
 {
 	char *step, *member, *action;
 	uint64_t v;
 
-	step = strtok_r(entry, ":", &entry);
-	member = strtok_r(NULL, ":", &entry);
-	action = strtok_r(NULL, "", &entry);
-	if (!step || !member || !action)
+	/* strsep, not strtok: "commit::1:EIO" must not pass as "commit:1:EIO". */
+	step = strsep(&entry, ":");
+	member = strsep(&entry, ":");
+	action = entry;
+	if (!step || !member || !action || !*step || !*member || !*action)
 		return -EINVAL;
 
 	*ret = (Fault){ .step = _STEP_MAX };
@@ -79,7 +83,7 @@ static int parse_one(char *entry, Fault *ret)
 		return 0;
 	}
 	if (strncmp(action, "delay=", 6) == 0) {
-		if (parse_u64(action + 6, &v) < 0)
+		if (parse_u64(action + 6, &v) < 0 || v > DELAY_MAX_MS)
 			return -EINVAL;
 		ret->delay = v * USEC_PER_MSEC;
 		return 0;
@@ -96,14 +100,15 @@ int fault_table_parse(const char *spec, FaultTable **ret)
 {
 	_cleanup_free_ char *copy = strdup(spec);
 	FaultTable *t;
-	char *save = NULL;
+	char *rest, *e;
 
 	if (!copy)
 		return -ENOMEM;
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
-	for (char *e = strtok_r(copy, ",", &save); e; e = strtok_r(NULL, ",", &save)) {
+	rest = *copy ? copy : NULL;
+	while ((e = strsep(&rest, ","))) {
 		_cleanup_free_ char *shown = strdup(e);
 		Fault f, *nf;
 

@@ -107,8 +107,8 @@ const provider_ops *provider_find_by_id(const vss_id *id);
 const provider_ops *provider_find_by_name(const char *name);
 
 /* Map a provider result to what the requestor sees: ENOSPC and EDQUOT become
- * VSS_E_INSUFFICIENT_STORAGE, a provider's own permitted HRESULT stays, and
- * anything else becomes VSS_E_UNEXPECTED_PROVIDER_ERROR. */
+ * VSS_E_INSUFFICIENT_STORAGE, ENOMEM E_OUTOFMEMORY, a provider's own permitted
+ * HRESULT stays, and anything else becomes VSS_E_UNEXPECTED_PROVIDER_ERROR. */
 vss_hr provider_result_to_hr(int r);
 
 /* Whether a result is an HRESULT (as opposed to a negative errno). */

@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
 #include <inttypes.h>
+
+#include "basic/macro.h"
 
 #include "shared/json.h"
 
@@ -37,10 +40,11 @@ static void value_prefix(JsonWriter *w)
 
 static void open_container(JsonWriter *w, char c)
 {
+	/* The documents vss writes are a few levels deep. */
+	assert(w->depth < (int)ELEMENTSOF(w->need_comma) - 1);
 	value_prefix(w);
 	fputc(c, w->f);
-	if (w->depth < 31)
-		w->depth++;
+	w->depth++;
 	w->need_comma[w->depth] = false;
 }
 

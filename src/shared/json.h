@@ -2,7 +2,7 @@
 #pragma once
 
 /* A small streaming JSON writer for --json output. It keeps track of commas;
- * the caller keeps track of nesting. */
+ * the caller keeps track of nesting, at most 31 levels deep. */
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -81,6 +81,7 @@ char *attributes_to_string(int32_t attributes, char *buf, size_t size)
 		{ VSS_VOLSNAP_ATTR_AUTORECOVER, "Auto recover" },
 		{ VSS_VOLSNAP_ATTR_ROLLBACK_RECOVERY, "Rollback recovery" },
 		{ VSS_VOLSNAP_ATTR_NO_AUTORECOVERY, "No auto recovery" },
+		{ VSS_VOLSNAP_ATTR_DELAYED_POSTSNAPSHOT, "Delayed post-snapshot" },
 		{ VSS_VOLSNAP_ATTR_TXF_RECOVERY, "TxF recovery" },
 		{ VSS_VOLSNAP_ATTR_FILE_SHARE, "File share" },
 	};

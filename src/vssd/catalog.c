@@ -263,6 +263,8 @@ int catalog_finish_set(Catalog *c, const CatalogSet *set, const CatalogSnapshot 
 		bind_str(st, 6, set->consistency);
 		bind_id(st, 7, &set->id);
 		r = step_done(c, st, "finish set");
+		if (r >= 0 && sqlite3_changes(c->db) == 0)
+			r = -ENOENT;
 	}
 	for (size_t i = 0; r >= 0 && i < n; i++) {
 		r = prepare(c,

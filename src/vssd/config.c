@@ -94,7 +94,8 @@ static int set_key(Config *c, const char *k, const char *v)
 
 int config_load(Config *c, const char *path, bool required)
 {
-	char line[1024];
+	_cleanup_free_ char *line = NULL;
+	size_t size = 0;
 	unsigned lineno = 0;
 	struct group *gr;
 	FILE *f;
@@ -106,7 +107,7 @@ int config_load(Config *c, const char *path, bool required)
 			goto resolve;
 		return log_error_errno(errno, "cannot open %s: %m", path);
 	}
-	while (fgets(line, sizeof(line), f)) {
+	while (getline(&line, &size, f) >= 0) {
 		char *s = strip(line), *eq;
 
 		lineno++;

@@ -165,29 +165,6 @@ static void test_fail(const char *file, int line, const char *fmt, ...)
 				  vss_id_format(_a, _ba));                  \
 	} while (0)
 
-/*
- * The implementation disagrees with its documented contract and the
- * disagreement has been reported. The test pins today's value, so that it
- * keeps guarding everything else; when either side is fixed this check
- * fails and must become a plain assertion.
- */
-#define ASSERT_KNOWN_DEVIATION(what, documented, current, actual)           \
-	do {                                                                \
-		long long _d = (long long)(documented);                     \
-		long long _c = (long long)(current);                        \
-		long long _a = (long long)(actual);                         \
-		test_checks++;                                              \
-		if (_a == _d)                                               \
-			TEST_FAIL("%s: now matches the documented %s (%lld); " \
-				  "the deviation is fixed, make this a plain assertion", \
-				  what, #documented, _d);                   \
-		if (_a != _c)                                               \
-			TEST_FAIL("%s: expected %lld (%s), got %lld", what, \
-				  _c, #current, _a);                        \
-		printf("NOTE: known deviation: %s: documented %s, is %s\n", \
-		       what, #documented, #current);                        \
-	} while (0)
-
 /* Run one test function and say which, so a failure report has context. */
 #define RUN_TEST(fn, ...)                                                   \
 	do {                                                                \

@@ -1,0 +1,247 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <vss/backup.h>
+
+#include "basic/log.h"
+#include "basic/macro.h"
+#include "vssd/config.h"
+#include "tests.h"
+
+static char tmpdir[] = "/tmp/vss-test-config-XXXXXX";
+static char conf_path[sizeof(tmpdir) + 32];
+
+static void cleanup(void)
+{
+	unlink(conf_path);
+	rmdir(tmpdir);
+}
+
+static void write_conf(const char *text)
+{
+	FILE *f = fopen(conf_path, "we");
+
+	ASSERT_NOT_NULL(f);
+	ASSERT_EQ_INT(strlen(text), fwrite(text, 1, strlen(text), f));
+	ASSERT_EQ_INT(0, fclose(f));
+}
+
+/* Load text over fresh defaults; the caller owns *c afterwards. */
+static int load(Config *c, const char *text)
+{
+	config_init(c);
+	write_conf(text);
+	return config_load(c, conf_path, true);
+}
+
+static void check_defaults(const Config *c)
+{
+	ASSERT_STREQ("backup", c->backup_group);
+	ASSERT_EQ_UINT(10 * USEC_PER_SEC, c->flush_timeout);
+	ASSERT_EQ_UINT(10 * USEC_PER_SEC, c->hold_timeout);
+	ASSERT_EQ_UINT(64, c->max_volumes_per_set);
+	ASSERT_EQ_UINT(VSS_MAX_VOLUMES_PER_SET, c->max_volumes_per_set);
+	ASSERT_EQ_UINT(512, c->max_snapshots_per_volume);
+}
+
+static void test_defaults(void)
+{
+	Config c;
+
+	config_init(&c);
+	check_defaults(&c);
+	/* Unresolved until a load looks the group up. */
+	ASSERT_EQ_UINT((gid_t)-1, c.backup_gid);
+	config_clear(&c);
+	ASSERT_NULL(c.backup_group);
+	/* Clearing twice is harmless: vssd clears on every exit path. */
+	config_clear(&c);
+}
+
+static void test_missing_file(void)
+{
+	char missing[sizeof(tmpdir) + 32];
+	Config c;
+
+	snprintf(missing, sizeof(missing), "%s/no-such.conf", tmpdir);
+
+	config_init(&c);
+	ASSERT_OK(config_load(&c, missing, false));
+	check_defaults(&c);
+	config_clear(&c);
+
+	config_init(&c);
+	ASSERT_ERRNO(-ENOENT, config_load(&c, missing, true));
+	config_clear(&c);
+}
+
+static void test_full_file(void)
+{
+	const struct group *gr = getgrgid(getgid());
+	char text[512];
+	Config c;
+
+	/* A group that exists on any machine running the tests: our own. */
+	ASSERT_NOT_NULL(gr);
+	snprintf(text, sizeof(text),
+		 "# vssd.conf\n"
+		 "; another comment\n"
+		 "\n"
+		 "[vssd]\n"
+		 "  BackupGroup = %s  \n"
+		 "\tFlushTimeoutSec=3\n"
+		 "HoldTimeoutMSec =   250\t\n"
+		 "MaxVolumesPerSet = 8\n"
+		 "MaxSnapshotsPerVolume = 100000\n"
+		 "   # indented comment\n",
+		 gr->gr_name);
+	ASSERT_OK(load(&c, text));
+	ASSERT_STREQ(gr->gr_name, c.backup_group);
+	ASSERT_EQ_UINT(gr->gr_gid, c.backup_gid);
+	ASSERT_EQ_UINT(3 * USEC_PER_SEC, c.flush_timeout);
+	ASSERT_EQ_UINT(250 * USEC_PER_MSEC, c.hold_timeout);
+	ASSERT_EQ_UINT(8, c.max_volumes_per_set);
+	ASSERT_EQ_UINT(100000, c.max_snapshots_per_volume);
+	config_clear(&c);
+
+	/* The other spelling of each timeout. */
+	ASSERT_OK(load(&c, "FlushTimeoutMSec = 1\nHoldTimeoutSec = 3600\n"));
+	ASSERT_EQ_UINT(1 * USEC_PER_MSEC, c.flush_timeout);
+	ASSERT_EQ_UINT(3600 * USEC_PER_SEC, c.hold_timeout);
+	/* Keys not named keep their defaults. */
+	ASSERT_STREQ("backup", c.backup_group);
+	ASSERT_EQ_UINT(64, c.max_volumes_per_set);
+	ASSERT_EQ_UINT(512, c.max_snapshots_per_volume);
+	config_clear(&c);
+
+	/* An empty file is all defaults. */
+	ASSERT_OK(load(&c, ""));
+	check_defaults(&c);
+	config_clear(&c);
+}
+
+static void test_group_resolution(void)
+{
+	Config c;
+
+	ASSERT_OK(load(&c, "BackupGroup = vss-no-such-group-here\n"));
+	ASSERT_STREQ("vss-no-such-group-here", c.backup_group);
+	/* Not an error: only root may make snapshots then. */
+	ASSERT_EQ_UINT((gid_t)-1, c.backup_gid);
+	config_clear(&c);
+
+	ASSERT_OK(load(&c, "BackupGroup = root\n"));
+	ASSERT_EQ_UINT(0, c.backup_gid);
+	config_clear(&c);
+}
+
+static void test_bounds(void)
+{
+	static const struct {
+		const char *line;
+		bool ok;
+	} cases[] = {
+		{ "FlushTimeoutSec = 1\n", true },
+		{ "FlushTimeoutSec = 3600\n", true },
+		{ "FlushTimeoutSec = 0\n", false },
+		{ "FlushTimeoutSec = 3601\n", false },
+		{ "HoldTimeoutSec = 0\n", false },
+		{ "HoldTimeoutSec = 3601\n", false },
+		{ "FlushTimeoutMSec = 3600000\n", true },
+		{ "FlushTimeoutMSec = 0\n", false },
+		{ "FlushTimeoutMSec = 3600001\n", false },
+		{ "HoldTimeoutMSec = 3600001\n", false },
+		{ "MaxVolumesPerSet = 1\n", true },
+		{ "MaxVolumesPerSet = 64\n", true },
+		/* No more than the library's compile-time limit. */
+		{ "MaxVolumesPerSet = 65\n", false },
+		{ "MaxVolumesPerSet = 0\n", false },
+		{ "MaxSnapshotsPerVolume = 1\n", true },
+		{ "MaxSnapshotsPerVolume = 0\n", false },
+		{ "MaxSnapshotsPerVolume = 100001\n", false },
+		/* Not numbers, or not plain ones. */
+		{ "FlushTimeoutSec = \n", false },
+		{ "FlushTimeoutSec = -5\n", false },
+		{ "FlushTimeoutSec = +5\n", false },
+		{ "FlushTimeoutSec = 5s\n", false },
+		{ "FlushTimeoutSec = 0x10\n", false },
+		{ "FlushTimeoutSec = 1.5\n", false },
+		{ "MaxVolumesPerSet = 18446744073709551617\n", false },
+	};
+
+	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+		Config c;
+		int r = load(&c, cases[i].line);
+
+		if (cases[i].ok != (r >= 0))
+			TEST_FAIL("\"%.*s\": expected %s, got %d", (int)strlen(cases[i].line) - 1, cases[i].line,
+				  cases[i].ok ? "success" : "-EINVAL", r);
+		test_checks++;
+		if (!cases[i].ok)
+			ASSERT_ERRNO(-EINVAL, r);
+		config_clear(&c);
+	}
+}
+
+static void test_bad_lines(void)
+{
+	static const char *const bad[] = {
+		"UnknownKey = 1\n",
+		/* Keys are case-sensitive, like systemd's. */
+		"flushtimeoutsec = 5\n",
+		"FlushTimeoutSec 5\n",
+		"[other]\n",
+		"BackupGroup = backup\n[vssd\n",
+		"MaxVolumesPerSet = -1\n",
+		"MaxVolumesPerSet =  +2\n",
+	};
+
+	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+		Config c;
+
+		ASSERT_ERRNO(-EINVAL, load(&c, bad[i]));
+		config_clear(&c);
+	}
+}
+
+/* A line longer than any buffer is still one line. */
+static void test_long_line(void)
+{
+	char text[5000];
+	Config c;
+
+	memset(text, 'x', sizeof(text));
+	text[0] = '#';
+	strcpy(text + sizeof(text) - 24, "\nMaxVolumesPerSet = 3\n");
+	ASSERT_ERRNO(0, load(&c, text));
+	ASSERT_EQ_INT(3, c.max_volumes_per_set);
+	config_clear(&c);
+}
+
+int main(void)
+{
+	/* Bad lines are logged; that is expected output here. */
+	log_set_max_level(LOG_CRIT);
+
+	ASSERT_NOT_NULL(mkdtemp(tmpdir));
+	snprintf(conf_path, sizeof(conf_path), "%s/vssd.conf", tmpdir);
+	test_on_failure = cleanup;
+
+	RUN_TEST(test_defaults);
+	RUN_TEST(test_missing_file);
+	RUN_TEST(test_full_file);
+	RUN_TEST(test_group_resolution);
+	RUN_TEST(test_bounds);
+	RUN_TEST(test_bad_lines);
+	RUN_TEST(test_long_line);
+
+	cleanup();
+	ASSERT_TRUE(access(tmpdir, F_OK) < 0);
+	TEST_SUMMARY();
+	return 0;
+}
