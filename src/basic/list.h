@@ -27,5 +27,3 @@
 			*_head = _item->name##_next;                      \
 		_item->name##_next = _item->name##_prev = NULL;           \
 	} while (0)
-
-#define LIST_FOREACH(name, i, head) for ((i) = (head); (i); (i) = (i)->name##_next)

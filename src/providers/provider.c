@@ -68,17 +68,6 @@ const provider_ops *provider_find_by_id(const vss_id *id)
 	return NULL;
 }
 
-const provider_ops *provider_find_by_name(const char *name)
-{
-	size_t n;
-	const provider_ops *const *all = provider_registry(&n);
-
-	for (size_t i = 0; i < n; i++)
-		if (streq(all[i]->name, name))
-			return all[i];
-	return NULL;
-}
-
 void provider_member_free_fields(ProviderMember *m)
 {
 	free(m->volume);

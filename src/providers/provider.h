@@ -104,7 +104,6 @@ typedef struct provider_ops {
 /* The registry: built-in providers, in the order vss asks them. */
 const provider_ops *const *provider_registry(size_t *ret_count);
 const provider_ops *provider_find_by_id(const vss_id *id);
-const provider_ops *provider_find_by_name(const char *name);
 
 /* Map a provider result to what the requestor sees: ENOSPC and EDQUOT become
  * VSS_E_INSUFFICIENT_STORAGE, ENOMEM E_OUTOFMEMORY, a provider's own permitted

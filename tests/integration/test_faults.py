@@ -59,20 +59,20 @@ def test_commit_fault_on_second_member_undoes_the_first(btrfs, daemon_factory):
     assert vssd.list_shadows() == []
 
 
-def test_flush_timeout(btrfs, daemon_factory):
-    vssd = daemon_factory(config="FlushTimeoutMSec = 300\n", env={"VSS_FAULTS": "pre_commit:2:delay=1500"})
-    vols = [btrfs.subvolume(f"v{i}") for i in range(3)]
-    res = vssd.requestor("create", "init", "context=app_rollback", "start", *[f"add={v}" for v in vols], "do")
-    assert by_step(res, "do")[0].detail == "VSS_E_FLUSH_WRITES_TIMEOUT"
-    assert btrfs.store_entries() == [] and vssd.list_shadows() == []
+TIMEOUTS = [
+    # (limit, the member step that stalls past it, result)
+    ("FlushTimeoutMSec", "pre_commit", "VSS_E_FLUSH_WRITES_TIMEOUT"),
+    # Member 2's snapshot is made after the deadline, the others' before: all go.
+    ("HoldTimeoutMSec", "commit", "VSS_E_HOLD_WRITES_TIMEOUT"),
+]
 
 
-def test_hold_timeout(btrfs, daemon_factory):
-    vssd = daemon_factory(config="HoldTimeoutMSec = 300\n", env={"VSS_FAULTS": "commit:2:delay=1500"})
+@pytest.mark.parametrize("limit,step,expected", TIMEOUTS, ids=[t[2] for t in TIMEOUTS])
+def test_timeouts(btrfs, daemon_factory, limit, step, expected):
+    vssd = daemon_factory(config=f"{limit} = 300\n", env={"VSS_FAULTS": f"{step}:2:delay=1500"})
     vols = [btrfs.subvolume(f"v{i}") for i in range(3)]
     res = vssd.requestor("create", "init", "context=app_rollback", "start", *[f"add={v}" for v in vols], "do")
-    assert by_step(res, "do")[0].detail == "VSS_E_HOLD_WRITES_TIMEOUT"
-    # Member 2's snapshot was made after the deadline, member 1's before: both go.
+    assert by_step(res, "do")[0].detail == expected
     assert btrfs.store_entries() == [] and vssd.list_shadows() == []
 
 
