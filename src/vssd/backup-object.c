@@ -420,6 +420,8 @@ static int method_do_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_er
 	if (r < 0) {
 		catalog_delete_set(m->catalog, &b->set_id);
 		creation_free(cr);
+		/* The job took the members with it: this set cannot be retried. */
+		set_state(b, BS_FAILED);
 		log_error_errno(r, "cannot start the engine: %m");
 		return bus_error_set_hr(error, VSS_E_UNEXPECTED, "cannot start the engine: %s", strerror(-r));
 	}
