@@ -25,5 +25,8 @@ static inline void freep(void *p)
 #ifndef MIN
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #endif
+#ifndef MAX
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+#endif
 
 #define streq(a, b) (strcmp((a), (b)) == 0)

@@ -34,6 +34,10 @@ static inline void strv_freep(char ***l)
 /* Append a copy of s; returns -ENOMEM on failure. */
 int strv_push_dup(char ***l, const char *s);
 
+/* The directory holding path ("." for a bare name, "/" for "/x"); NULL when
+ * out of memory. */
+char *path_parent(const char *path);
+
 /* mkdir -p with mode for the directories made. */
 int mkdir_p(const char *path, unsigned mode);
 

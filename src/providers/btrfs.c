@@ -17,14 +17,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
 #include "basic/id.h"
 #include "basic/macro.h"
 #include "providers/provider.h"
-
-#define STORE_NAME ".vss"
 
 /* libbtrfsutil reports what failed in its result and why in errno. */
 static int errno_of(enum btrfs_util_error e)
@@ -39,35 +38,6 @@ static int btrfs_is_volume_supported(const VolumeInfo *v)
 	if (!streq(v->fs_type, "btrfs") || !v->is_directory)
 		return 0;
 	return btrfs_util_is_subvolume(v->path) == BTRFS_UTIL_OK;
-}
-
-static int ensure_store(const char *store)
-{
-	struct stat st;
-	enum btrfs_util_error e;
-
-	if (lstat(store, &st) == 0)
-		return S_ISDIR(st.st_mode) ? 0 : VSS_E_PROVIDER_VETO;
-	if (errno != ENOENT)
-		return -errno;
-	/* A subvolume, so that snapshots of the volume holding it leave it out. */
-	e = btrfs_util_create_subvolume(store, 0, NULL, NULL);
-	if (e != BTRFS_UTIL_OK && errno != EEXIST)
-		return errno_of(e);
-	/* Snapshots keep their files' modes, but old paths and names should
-	 * not become visible to everyone through the store. */
-	if (chmod(store, 0700) < 0)
-		return -errno;
-	return 0;
-}
-
-static char *store_path(const char *mount_point)
-{
-	char *store;
-
-	if (asprintf(&store, "%s%s" STORE_NAME, mount_point, streq(mount_point, "/") ? "" : "/") < 0)
-		return NULL;
-	return store;
 }
 
 static int btrfs_locate(ProviderMember *m)
@@ -95,7 +65,7 @@ static int btrfs_begin_prepare(ProviderMember *m)
 		return -errno;
 	if (sv.f_flag & ST_RDONLY)
 		return VSS_E_PROVIDER_VETO; /* a snapshot is a write */
-	r = ensure_store(store);
+	r = store_ensure(store, "btrfs");
 	if (r < 0)
 		return r;
 	m->state = VSS_SS_PREPARED;
@@ -153,6 +123,22 @@ static int btrfs_abort(ProviderMember *m)
 	return r;
 }
 
+static int btrfs_expose(const char *snapshot_path, const char *provider_data, const char *dir)
+{
+	(void)provider_data;
+	/* The snapshot is read-only already; the bind mount is made read-only
+	 * too, so that the mount says what it is. */
+	if (mount(snapshot_path, dir, NULL, MS_BIND, NULL) < 0)
+		return -errno;
+	if (mount(NULL, dir, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0) {
+		int r = -errno;
+
+		umount2(dir, MNT_DETACH);
+		return r;
+	}
+	return 0;
+}
+
 static int btrfs_post_final_commit(ProviderMember *m)
 {
 	m->state = VSS_SS_CREATED;
@@ -169,7 +155,6 @@ const provider_ops btrfs_provider = {
 	.version_id = { { 0x1f, 0xd4, 0xe3, 0x5a, 0xfa, 0xef, 0x4b, 0x9b, 0xaa, 0xe7, 0x2e, 0x9b, 0xad, 0x91, 0x9f, 0x8e } },
 	.class_id = { { 0x49, 0x7f, 0x12, 0x70, 0xcb, 0x7a, 0x4e, 0x25, 0xa1, 0x2c, 0x7b, 0x3b, 0xcf, 0x62, 0x91, 0xe3 } },
 	.type = VSS_PROV_SOFTWARE,
-	.flags = 0,
 	.is_volume_supported = btrfs_is_volume_supported,
 	.locate = btrfs_locate,
 	.begin_prepare = btrfs_begin_prepare,
@@ -179,4 +164,5 @@ const provider_ops btrfs_provider = {
 	.abort = btrfs_abort,
 	.delete_snapshot = btrfs_delete_snapshot,
 	.snapshot_exists = btrfs_snapshot_exists,
+	.expose = btrfs_expose,
 };

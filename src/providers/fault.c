@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,9 +31,10 @@ const char *provider_step_name(ProviderStep s)
 
 typedef struct Fault {
 	ProviderStep step;
-	unsigned member; /* 0 = every member */
-	int result;      /* injected result, 0 for a pure delay */
+	unsigned member;        /* 0 = every member */
+	int result;             /* injected result, 0 for a pure delay */
 	usec_t delay;
+	atomic_int remaining;   /* how many more times; -1: always */
 } Fault;
 
 struct FaultTable {
@@ -54,7 +56,7 @@ static const struct {
 
 static int parse_one(char *entry, Fault *ret)
 {
-	char *step, *member, *action;
+	char *step, *member, *action, *times;
 	uint64_t v;
 
 	/* strsep, not strtok: "commit::1:EIO" must not pass as "commit:1:EIO". */
@@ -64,7 +66,14 @@ static int parse_one(char *entry, Fault *ret)
 	if (!step || !member || !action || !*step || !*member || !*action)
 		return -EINVAL;
 
-	*ret = (Fault){ .step = _STEP_MAX };
+	*ret = (Fault){ .step = _STEP_MAX, .remaining = -1 };
+	times = strchr(action, '*');
+	if (times) {
+		*times++ = '\0';
+		if (parse_u64(times, &v) < 0 || v == 0 || v > 1000000)
+			return -EINVAL;
+		ret->remaining = (int)v;
+	}
 	for (unsigned s = 0; s < _STEP_MAX; s++)
 		if (streq(step, step_names[s]))
 			ret->step = s;
@@ -138,14 +147,21 @@ FaultTable *fault_table_free(FaultTable *t)
 	return NULL;
 }
 
-int fault_inject(const FaultTable *t, ProviderStep step, unsigned member)
+int fault_inject(FaultTable *t, ProviderStep step, unsigned member)
 {
 	if (!t)
 		return 0;
 	for (size_t i = 0; i < t->n; i++) {
-		const Fault *f = &t->faults[i];
+		Fault *f = &t->faults[i];
+		int left;
 
 		if (f->step != step || (f->member != 0 && f->member != member))
+			continue;
+		/* Count down a limited fault; several workers may race here. */
+		left = atomic_load(&f->remaining);
+		while (left > 0 && !atomic_compare_exchange_weak(&f->remaining, &left, left - 1))
+			;
+		if (left == 0)
 			continue;
 		if (f->delay > 0)
 			sleep_usec(f->delay);

@@ -14,6 +14,7 @@
  *   ACTION  an errno name (ENOSPC, EDQUOT, EIO, EROFS, ...): fail with it
  *           veto: fail with VSS_E_PROVIDER_VETO
  *           delay=MS: sleep MS milliseconds, then run the step
+ *           any of these followed by *N: only the first N times
  *
  * Unset, it costs one pointer test per step.
  */
@@ -45,4 +46,4 @@ FaultTable *fault_table_free(FaultTable *t);
 
 /* The injected result for this step and member: 0 when there is none (after
  * sleeping, for a delay), else a negative errno or a failing HRESULT. */
-int fault_inject(const FaultTable *t, ProviderStep step, unsigned member);
+int fault_inject(FaultTable *t, ProviderStep step, unsigned member);

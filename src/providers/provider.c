@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <btrfsutil.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "basic/hresult-table.h"
 #include "basic/macro.h"
@@ -74,7 +76,9 @@ void provider_member_free_fields(ProviderMember *m)
 	free(m->mount_point);
 	free(m->snapshot_path);
 	free(m->provider_data);
-	m->volume = m->mount_point = m->snapshot_path = m->provider_data = NULL;
+	free(m->hold_path);
+	free(m->image_file);
+	m->volume = m->mount_point = m->snapshot_path = m->provider_data = m->hold_path = m->image_file = NULL;
 }
 
 void volume_info_clear(VolumeInfo *v)
@@ -95,12 +99,8 @@ static member_step_fn step_fn(const provider_ops *ops, ProviderStep step)
 		return ops->begin_prepare;
 	case STEP_PRE_COMMIT:
 		return ops->pre_commit;
-	case STEP_HOLD:
-		return ops->hold;
 	case STEP_COMMIT:
 		return ops->commit;
-	case STEP_RELEASE:
-		return ops->release;
 	case STEP_POST_COMMIT:
 		return ops->post_commit;
 	case STEP_PRE_FINAL_COMMIT:
@@ -114,7 +114,7 @@ static member_step_fn step_fn(const provider_ops *ops, ProviderStep step)
 	}
 }
 
-int provider_invoke(const FaultTable *faults, ProviderStep step, ProviderMember *m)
+int provider_invoke(FaultTable *faults, ProviderStep step, ProviderMember *m)
 {
 	member_step_fn fn;
 	int r;
@@ -126,7 +126,7 @@ int provider_invoke(const FaultTable *faults, ProviderStep step, ProviderMember 
 	return fn ? fn(m) : 0;
 }
 
-int provider_invoke_end_prepare(const FaultTable *faults, ProviderMember **members, size_t n)
+int provider_invoke_end_prepare(FaultTable *faults, ProviderMember **members, size_t n)
 {
 	int r;
 
@@ -138,7 +138,7 @@ int provider_invoke_end_prepare(const FaultTable *faults, ProviderMember **membe
 	return members[0]->ops->end_prepare ? members[0]->ops->end_prepare(members, n) : 0;
 }
 
-int provider_invoke_delete(const FaultTable *faults, const provider_ops *ops,
+int provider_invoke_delete(FaultTable *faults, const provider_ops *ops,
                            const char *snapshot_path, const char *provider_data)
 {
 	int r;
@@ -147,4 +147,43 @@ int provider_invoke_delete(const FaultTable *faults, const provider_ops *ops,
 	if (r != 0)
 		return r;
 	return ops->delete_snapshot(snapshot_path, provider_data);
+}
+
+char *store_path(const char *mount_point)
+{
+	char *store;
+
+	if (asprintf(&store, "%s%s.vss", mount_point, streq(mount_point, "/") ? "" : "/") < 0)
+		return NULL;
+	return store;
+}
+
+int store_ensure(const char *store, const char *fstype)
+{
+	struct stat st;
+
+	if (lstat(store, &st) == 0)
+		return S_ISDIR(st.st_mode) ? 0 : VSS_E_PROVIDER_VETO;
+	if (errno != ENOENT)
+		return -errno;
+	if (streq(fstype, "btrfs")) {
+		if (btrfs_util_create_subvolume(store, 0, NULL, NULL) != BTRFS_UTIL_OK && errno != EEXIST)
+			return -errno;
+	} else if (mkdir(store, 0700) < 0 && errno != EEXIST) {
+		return -errno;
+	}
+	/* Snapshots keep their files' modes, but old paths and names should
+	 * not become visible to everyone through the store. */
+	if (chmod(store, 0700) < 0)
+		return -errno;
+	return 0;
+}
+
+bool path_is_below(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	if (streq(dir, "/"))
+		return path[0] == '/';
+	return strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
 }

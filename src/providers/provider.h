@@ -6,12 +6,17 @@
  * technology. It follows IVssProviderCreateSnapshotSet (docs/PROVIDERS.md):
  *
  *   begin_prepare (per member) -> end_prepare (per provider, once per set)
- *   -> pre_commit (flush) -> hold (hold writes) -> commit (the point in time)
- *   -> release (release writes) -> post_commit -> pre_final_commit
+ *   -> pre_commit (flush) -> [hold writes] -> commit (the point in time)
+ *   -> [release writes] -> post_commit -> pre_final_commit
  *   -> post_final_commit
  *
  * and abort, which the engine calls on every member that saw begin_prepare
  * when anything fails, so that a set is all or nothing.
+ *
+ * Holding writes is the engine's, not the provider's: a member whose
+ * filesystem can be frozen while its snapshot is made names it in hold_path,
+ * and the engine freezes all of them at once, under a guard that always
+ * thaws (vssd/freeze.h).
  *
  * Results: an int that is 0 (or positive) on success, a negative errno for a
  * system failure (-ENOSPC, -EIO, ...), or a failing vss_hr for a condition
@@ -55,16 +60,17 @@ typedef struct ProviderMember {
 	char *snapshot_path;            /* set by begin_prepare */
 	char *provider_data;            /* opaque, kept in the catalog */
 	int32_t attributes;             /* bits the provider adds */
+	char *hold_path;                /* set by locate: the mount point to
+	                                 * freeze during commit; NULL when the
+	                                 * member cannot be held (btrfs) */
+	char *image_file;               /* set by locate for a volume that lives
+	                                 * in an image file: that file */
+	unsigned image_depth;           /* image layers under the volume (1: an
+	                                 * image on a plain filesystem) */
 	vss_snapshot_state state;
 	void *priv;                     /* provider state; freed by abort or
 	                                 * post_final_commit */
 } ProviderMember;
-
-enum {
-	/* The provider can hold writes (hold/release): members can be cut at
-	 * one instant with others that can. */
-	PROVIDER_CAN_HOLD_WRITES = 1 << 0,
-};
 
 typedef struct provider_ops {
 	unsigned version;               /* PROVIDER_OPS_VERSION */
@@ -74,7 +80,6 @@ typedef struct provider_ops {
 	vss_id version_id;
 	vss_id class_id;
 	vss_provider_type type;
-	unsigned flags;
 
 	/* 1: supported; 0: not this provider's kind of volume. */
 	int (*is_volume_supported)(const VolumeInfo *v);
@@ -87,9 +92,7 @@ typedef struct provider_ops {
 	int (*begin_prepare)(ProviderMember *m);
 	int (*end_prepare)(ProviderMember **members, size_t n);
 	int (*pre_commit)(ProviderMember *m);
-	int (*hold)(ProviderMember *m);                 /* optional */
 	int (*commit)(ProviderMember *m);
-	int (*release)(ProviderMember *m);              /* optional */
 	int (*post_commit)(ProviderMember *m);          /* optional */
 	int (*pre_final_commit)(ProviderMember *m);     /* optional */
 	int (*post_final_commit)(ProviderMember *m);    /* optional */
@@ -99,7 +102,19 @@ typedef struct provider_ops {
 	 * when it is gone (also when it was already gone); exists returns 1 or 0. */
 	int (*delete_snapshot)(const char *snapshot_path, const char *provider_data);
 	int (*snapshot_exists)(const char *snapshot_path, const char *provider_data);
+	/* Mount a finished snapshot read-only on dir, an existing directory;
+	 * vssd unmounts it (whatever it needed goes with the mount). */
+	int (*expose)(const char *snapshot_path, const char *provider_data, const char *dir);
 } provider_ops;
+
+/* The snapshot store of the filesystem mounted at mount_point,
+ * "<mount_point>/.vss" (a subvolume on btrfs, so that snapshots of the volume
+ * holding it leave it out). store_path returns NULL when out of memory. */
+char *store_path(const char *mount_point);
+int store_ensure(const char *store, const char *fstype);
+
+/* Whether path is dir or lies below it. */
+bool path_is_below(const char *path, const char *dir);
 
 /* The registry: built-in providers, in the order vss asks them. */
 const provider_ops *const *provider_registry(size_t *ret_count);
@@ -123,13 +138,13 @@ void provider_member_free_fields(ProviderMember *m);
 
 #include "providers/fault.h"
 
-/* Run one step of one member through the fault seam; a missing optional step
- * succeeds. */
-int provider_invoke(const FaultTable *faults, ProviderStep step, ProviderMember *m);
+/* Run one provider step of one member through the fault seam; a missing
+ * optional step succeeds. (STEP_HOLD and STEP_RELEASE are the engine's.) */
+int provider_invoke(FaultTable *faults, ProviderStep step, ProviderMember *m);
 /* end_prepare for the members of one provider (faults match the first). */
-int provider_invoke_end_prepare(const FaultTable *faults, ProviderMember **members, size_t n);
+int provider_invoke_end_prepare(FaultTable *faults, ProviderMember **members, size_t n);
 /* Delete a finished snapshot through the seam (member 0 matches only '*'). */
-int provider_invoke_delete(const FaultTable *faults, const provider_ops *ops,
+int provider_invoke_delete(FaultTable *faults, const provider_ops *ops,
                            const char *snapshot_path, const char *provider_data);
 
 /*

@@ -5,6 +5,7 @@
 /* Asked in this order when the requestor names no provider. */
 static const provider_ops *const registry[] = {
 	&btrfs_provider,
+	&image_provider,
 };
 
 const provider_ops *const *provider_registry(size_t *ret_count)

@@ -7,3 +7,4 @@
 #include "providers/provider.h"
 
 extern const provider_ops btrfs_provider;
+extern const provider_ops image_provider;

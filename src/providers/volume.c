@@ -1,25 +1,20 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
-#include <libmount.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "basic/macro.h"
 #include "basic/util.h"
+#include "providers/mounts.h"
 #include "providers/provider.h"
-
-static void mnt_unref_tablep(struct libmnt_table **t)
-{
-	mnt_unref_table(*t);
-}
 
 vss_hr volume_resolve(const char *path, VolumeInfo *ret)
 {
-	_cleanup_(mnt_unref_tablep) struct libmnt_table *tb = NULL;
 	VolumeInfo v = { 0 };
-	struct libmnt_fs *fs;
+	MountEntry e = { 0 };
 	struct stat st;
+	int r;
 
 	if (!path || path[0] == '\0')
 		return E_INVALIDARG;
@@ -31,25 +26,15 @@ vss_hr volume_resolve(const char *path, VolumeInfo *ret)
 		return VSS_E_OBJECT_NOT_FOUND;
 	}
 	v.is_directory = S_ISDIR(st.st_mode);
-
-	/* The kernel's own view of this process's mounts; the last mount on a
-	 * target is the visible one, hence the backward search. */
-	tb = mnt_new_table_from_file("/proc/self/mountinfo");
-	if (!tb) {
+	r = mount_lookup(v.path, &e);
+	if (r < 0) {
 		volume_info_clear(&v);
-		return VSS_E_UNEXPECTED;
+		return r == -ENOMEM ? E_OUTOFMEMORY : VSS_E_UNEXPECTED;
 	}
-	fs = mnt_table_find_mountpoint(tb, v.path, MNT_ITER_BACKWARD);
-	if (fs) {
-		v.mount_point = strdup_or_null(mnt_fs_get_target(fs));
-		v.fs_type = strdup_or_null(mnt_fs_get_fstype(fs));
-		v.source = strdup_or_null(mnt_fs_get_source(fs));
-		v.is_mount_point = v.mount_point && streq(v.mount_point, v.path);
-	}
-	if (!v.mount_point || !v.fs_type) {
-		volume_info_clear(&v);
-		return VSS_E_UNEXPECTED;
-	}
+	v.mount_point = TAKE_PTR(e.target);
+	v.fs_type = TAKE_PTR(e.fstype);
+	v.source = TAKE_PTR(e.source);
+	v.is_mount_point = streq(v.mount_point, v.path);
 	*ret = v;
 	return S_OK;
 }

@@ -10,10 +10,13 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "basic/id.h"
 #include "basic/log.h"
 #include "protocol/bus.h"
+#include "vssd/freeze.h"
 #include "vssd/manager.h"
 
 static int check(BackupObject *b, BackupCall call, sd_bus_error *error)
@@ -178,6 +181,52 @@ static vss_hr select_volume(const char *volume, const vss_id *provider, VolumeIn
 	return hr;
 }
 
+/* Whether vssd writes to the filesystem holding path: held, it would hang. */
+static const char *vssd_writes_to(Manager *m, const char *path)
+{
+	dev_t held, dev;
+	struct stat st;
+
+	if (path_device(path, &held) < 0)
+		return NULL;
+	if (path_device(m->state_dir, &dev) == 0 && dev == held)
+		return "its catalog";
+	if (path_device(m->runtime_dir, &dev) == 0 && dev == held)
+		return "its runtime directory";
+	if (fstat(STDERR_FILENO, &st) == 0 && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) && st.st_dev == held)
+		return "its log";
+	return NULL;
+}
+
+/* The checks that involve the set as a whole or vssd itself, once the
+ * provider has located the new member. */
+static int check_member(BackupObject *b, const ProviderMember *pm, sd_bus_error *error)
+{
+	Manager *m = b->manager;
+	const char *what;
+
+	if (pm->hold_path && (what = vssd_writes_to(m, pm->hold_path)))
+		return bus_error_set_hr(error, VSS_E_VOLUME_NOT_SUPPORTED,
+					"%s holds %s of vssd: vssd cannot freeze it", pm->volume, what);
+	if (pm->image_depth > m->config.max_image_nesting)
+		return bus_error_set_hr(error, VSS_E_NESTED_VOLUME_LIMIT,
+					"%s is in an image nested %u levels deep; at most %u are allowed (MaxImageNesting=)",
+					pm->volume, pm->image_depth, m->config.max_image_nesting);
+	for (size_t i = 0; i < b->facts.n_volumes; i++) {
+		const ProviderMember *o = &b->members[i];
+
+		if (pm->image_file && o->image_file && streq(pm->image_file, o->image_file))
+			return bus_error_set_hr(error, VSS_E_OBJECT_ALREADY_EXISTS,
+						"%s is the image of %s, already in the set", pm->image_file, o->volume);
+		if ((pm->image_file && path_is_below(pm->image_file, o->volume)) ||
+		    (o->image_file && path_is_below(o->image_file, pm->volume)))
+			return bus_error_set_hr(error, VSS_E_NESTED_VOLUME_LIMIT,
+						"%s and %s are nested: one lives in an image on the other",
+						pm->volume, o->volume);
+	}
+	return 0;
+}
+
 static int method_add_to_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
 	BackupObject *b = userdata;
@@ -247,6 +296,11 @@ static int method_add_to_snapshot_set(sd_bus_message *msg, void *userdata, sd_bu
 		provider_member_free_fields(pm);
 		r = bus_error_set_hr(error, provider_result_to_hr(r), "%s provider cannot place a snapshot of %s",
 				     ops->name, volume);
+		goto out;
+	}
+	r = check_member(b, pm, error);
+	if (r < 0) {
+		provider_member_free_fields(pm);
 		goto out;
 	}
 	b->facts.n_volumes++;
@@ -411,8 +465,14 @@ static int method_do_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_er
 					strerror(-r));
 	}
 
-	r = job_new(&b->members, b->facts.n_volumes, m->config.flush_timeout, m->config.hold_timeout,
-		    m->faults, &cr->job);
+	r = job_new(&b->members, b->facts.n_volumes,
+		    &(JobLimits){
+			    .flush_timeout = m->config.flush_timeout,
+			    .hold_timeout = m->config.hold_timeout,
+			    .freeze_marker = m->freeze_marker,
+			    .faults = m->faults,
+		    },
+		    &cr->job);
 	if (r >= 0)
 		r = sd_event_add_io(m->event, &cr->source, cr->job->done_fd, EPOLLIN, on_job_done, m);
 	if (r >= 0)

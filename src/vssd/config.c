@@ -21,6 +21,7 @@ void config_init(Config *c)
 		.hold_timeout = 10 * USEC_PER_SEC,
 		.max_volumes_per_set = VSS_MAX_VOLUMES_PER_SET,
 		.max_snapshots_per_volume = 512,
+		.max_image_nesting = 1,
 	};
 }
 
@@ -81,6 +82,12 @@ static int set_key(Config *c, const char *k, const char *v)
 		if (parse_bounded(v, 1, VSS_MAX_VOLUMES_PER_SET, &x) < 0)
 			return -EINVAL;
 		c->max_volumes_per_set = (unsigned)x;
+		return 0;
+	}
+	if (streq(k, "MaxImageNesting")) {
+		if (parse_bounded(v, 1, 8, &x) < 0)
+			return -EINVAL;
+		c->max_image_nesting = (unsigned)x;
 		return 0;
 	}
 	if (streq(k, "MaxSnapshotsPerVolume")) {

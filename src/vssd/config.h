@@ -18,6 +18,9 @@ typedef struct Config {
 	usec_t hold_timeout;            /* HoldTimeoutSec / HoldTimeoutMSec, default 10 s */
 	unsigned max_volumes_per_set;   /* MaxVolumesPerSet, default 64, at most 64 */
 	unsigned max_snapshots_per_volume; /* MaxSnapshotsPerVolume, default 512 */
+	unsigned max_image_nesting;     /* MaxImageNesting, default 1: an image on
+	                                 * a plain filesystem, not an image in an
+	                                 * image */
 } Config;
 
 void config_init(Config *c);

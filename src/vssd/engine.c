@@ -10,6 +10,7 @@
 #include "basic/log.h"
 #include "vssd/crew.h"
 #include "vssd/engine.h"
+#include "vssd/freeze.h"
 
 const char *consistency_to_string(Consistency c)
 {
@@ -23,8 +24,7 @@ const char *consistency_to_string(Consistency c)
 	}
 }
 
-int job_new(ProviderMember **members, size_t n, usec_t flush_timeout, usec_t hold_timeout,
-            const FaultTable *faults, Job **ret)
+int job_new(ProviderMember **members, size_t n, const JobLimits *limits, Job **ret)
 {
 	Job *j = calloc(1, sizeof(*j));
 
@@ -39,9 +39,7 @@ int job_new(ProviderMember **members, size_t n, usec_t flush_timeout, usec_t hol
 	j->members = *members;
 	*members = NULL;
 	j->n_members = n;
-	j->flush_timeout = flush_timeout;
-	j->hold_timeout = hold_timeout;
-	j->faults = faults;
+	j->limits = *limits;
 	j->result = VSS_S_ASYNC_PENDING;
 	*ret = j;
 	return 0;
@@ -95,39 +93,80 @@ static bool enter_commit(Job *j)
 	return ok;
 }
 
-typedef struct Step {
-	Job *job;
-	ProviderStep step;
-} Step;
+/* How long a failing thaw is tried again before the guard is asked to do
+ * it and the set ends with VSS_E_REBOOT_REQUIRED. */
+#define THAW_RETRY_USEC (1 * USEC_PER_SEC)
+#define THAW_RETRY_INTERVAL_USEC (100 * USEC_PER_MSEC)
+/* The guard thaws this long after the hold limit, if vssd has not. */
+#define GUARD_GRACE_USEC (250 * USEC_PER_MSEC)
 
-static int run_step(void *item, void *userdata)
-{
-	const Step *s = userdata;
+typedef struct Run Run;
 
-	return provider_invoke(s->job->faults, s->step, item);
-}
+typedef struct Slot {
+	Run *run;
+	size_t i;
+} Slot;
 
-typedef struct Run {
+struct Run {
 	Job *job;
 	Crew *crew;
+	Slot *slots;
 	void **items;
 	int *results;
 	bool *done;
 	bool *begun;    /* saw begin_prepare: abort must reach it */
-	bool *held;     /* holds writes now */
 	bool *holders;  /* can hold writes */
 	size_t n_holders;
-} Run;
+	FreezeSet *freeze; /* says which members are held */
+};
 
 static vss_hr fail(Job *j, vss_hr hr, const char *fmt, ...) _printf_(3, 4);
 static vss_hr fail(Job *j, vss_hr hr, const char *fmt, ...)
 {
 	va_list ap;
 
+	/* The first reason wins: later ones are consequences. */
+	if (j->message[0])
+		return hr;
 	va_start(ap, fmt);
 	vsnprintf(j->message, sizeof(j->message), fmt, ap);
 	va_end(ap);
 	return hr;
+}
+
+/* One step of one member, on its worker: provider steps go to the provider,
+ * holding and releasing writes are the engine's own. */
+static int run_step(void *item, void *userdata)
+{
+	const Slot *slot = item;
+	Job *j = slot->run->job;
+	ProviderStep step = *(const ProviderStep *)userdata;
+	ProviderMember *m = &j->members[slot->i];
+	int r;
+
+	switch (step) {
+	case STEP_HOLD:
+		r = fault_inject(j->limits.faults, step, m->index);
+		return r ?: freeze_one(slot->run->freeze, slot->i);
+	case STEP_RELEASE:
+		/* Never thaw what vssd did not freeze. */
+		if (!freeze_held(slot->run->freeze, slot->i))
+			return 0;
+		r = fault_inject(j->limits.faults, step, m->index);
+		return r ?: thaw_one(slot->run->freeze, slot->i);
+	default:
+		return provider_invoke(j->limits.faults, step, m);
+	}
+}
+
+static size_t crew_step(Run *run, ProviderStep step, const bool *selected, usec_t deadline)
+{
+	return crew_run(run->crew, run_step, run->items, &step, selected, run->results, run->done, deadline);
+}
+
+static const char *step_who(const ProviderMember *m, ProviderStep step)
+{
+	return step == STEP_HOLD || step == STEP_RELEASE ? "vssd" : m->ops->name;
 }
 
 /* The first failure among the members that ran a step, mapped for the
@@ -138,53 +177,89 @@ static vss_hr step_failure(Run *run, ProviderStep step, const bool *selected)
 	char buf[128];
 
 	for (size_t i = 0; i < j->n_members; i++) {
-		if ((selected && !selected[i]) || !run->done[i] || run->results[i] >= 0)
+		const ProviderMember *m = &j->members[i];
+		int r = run->results[i];
+
+		if ((selected && !selected[i]) || !run->done[i] || r >= 0)
 			continue;
-		return fail(j, provider_result_to_hr(run->results[i]), "%s provider: %s of %s failed: %s",
-			    j->members[i].ops->name, provider_step_name(step), j->members[i].volume,
-			    provider_result_string(run->results[i], buf, sizeof(buf)));
+		/* A filesystem someone else keeps frozen is a known refusal. */
+		if (step == STEP_HOLD && r == -EBUSY)
+			return fail(j, VSS_E_PROVIDER_VETO, "%s is already frozen by someone else", m->hold_path);
+		return fail(j, provider_result_to_hr(r), "%s: %s of %s failed: %s", step_who(m, step),
+			    provider_step_name(step), m->volume, provider_result_string(r, buf, sizeof(buf)));
 	}
 	return S_OK;
 }
 
-static void release_held(Run *run)
+/*
+ * Release every held member, in parallel. A thaw that fails is an emergency:
+ * it is tried again for a while, and if it still fails the guard is asked to
+ * thaw (it gets the same ioctl, from a process that will keep at it), and the
+ * set fails with VSS_E_REBOOT_REQUIRED. Waits for nothing else, so it can run
+ * while a commit outlives its deadline.
+ */
+static vss_hr release_all(Run *run)
 {
 	Job *j = run->job;
+	usec_t give_up = now_usec(CLOCK_MONOTONIC) + THAW_RETRY_USEC;
+	bool any;
 
-	for (size_t i = 0; i < j->n_members; i++) {
-		int r;
+	for (;;) {
+		/* A worker still busy with a late step cannot thaw: the
+		 * engine's thread does it, one member after another. */
+		any = false;
+		for (size_t i = 0; i < j->n_members; i++) {
+			int r;
 
-		if (!run->held[i])
-			continue;
-		r = provider_invoke(j->faults, STEP_RELEASE, &j->members[i]);
-		if (r < 0)
-			log_crit("%s: cannot release held writes: %s", j->members[i].volume,
-				 provider_result_string(r, (char[128]){ 0 }, 128));
-		else
-			run->held[i] = false;
+			if (!freeze_held(run->freeze, i))
+				continue;
+			r = fault_inject(j->limits.faults, STEP_RELEASE, j->members[i].index);
+			r = r ?: thaw_one(run->freeze, i);
+			if (r < 0) {
+				any = true;
+				log_crit("cannot thaw %s: %s; trying again", j->members[i].hold_path,
+					 provider_result_string(r, (char[128]){ 0 }, 128));
+			}
+		}
+		if (!any)
+			return S_OK;
+		if (now_usec(CLOCK_MONOTONIC) >= give_up)
+			break;
+		sleep_usec(THAW_RETRY_INTERVAL_USEC);
 	}
+
+	log_release();
+	if (freeze_guard_thaw(run->freeze) == 0)
+		log_crit("vssd could not thaw a member of the set; its guard did");
+	else
+		log_crit("a member of the set may still be frozen; vssd will thaw it when it starts again");
+	return fail(j, VSS_E_REBOOT_REQUIRED, "a held filesystem could not be thawed");
 }
 
-static void abort_all(Run *run)
+static vss_hr abort_all(Run *run)
 {
 	Job *j = run->job;
+	vss_hr hr;
 
-	/* Steps that outlived a deadline must end before their member is
-	 * aborted; a held member is released first so that nothing stays held
-	 * while we wait. */
-	release_held(run);
+	/* Thaw first, even while a late step still runs, so that nothing stays
+	 * held while we wait for it; then wait, then abort every member. */
+	hr = release_all(run);
 	crew_wait_idle(run->crew);
-	release_held(run);
+	if (hr == S_OK)
+		hr = release_all(run);
+	log_release();
+	run->freeze = freeze_set_free(run->freeze);
 	for (size_t i = 0; i < j->n_members; i++) {
 		int r;
 
 		if (!run->begun[i])
 			continue;
-		r = provider_invoke(j->faults, STEP_ABORT, &j->members[i]);
+		r = provider_invoke(j->limits.faults, STEP_ABORT, &j->members[i]);
 		if (r < 0)
 			log_error("%s: abort failed: %s", j->members[i].volume,
 				  provider_result_string(r, (char[128]){ 0 }, 128));
 	}
+	return hr;
 }
 
 static vss_hr prepare(Run *run)
@@ -196,7 +271,7 @@ static vss_hr prepare(Run *run)
 		int r;
 
 		run->begun[i] = true;
-		r = provider_invoke(j->faults, STEP_BEGIN_PREPARE, &j->members[i]);
+		r = provider_invoke(j->limits.faults, STEP_BEGIN_PREPARE, &j->members[i]);
 		if (r < 0)
 			return fail(j, provider_result_to_hr(r), "%s provider: begin_prepare of %s failed: %s",
 				    j->members[i].ops->name, j->members[i].volume,
@@ -218,7 +293,7 @@ static vss_hr prepare(Run *run)
 		for (size_t k = i; k < j->n_members; k++)
 			if (j->members[k].ops == j->members[i].ops)
 				group[n++] = &j->members[k];
-		r = provider_invoke_end_prepare(j->faults, group, n);
+		r = provider_invoke_end_prepare(j->limits.faults, group, n);
 		if (r < 0)
 			return fail(j, provider_result_to_hr(r), "%s provider: end_prepare failed: %s",
 				    j->members[i].ops->name, provider_result_string(r, buf, sizeof(buf)));
@@ -226,70 +301,88 @@ static vss_hr prepare(Run *run)
 	return S_OK;
 }
 
-static size_t crew_step(Run *run, ProviderStep step, const bool *selected, usec_t deadline)
+/* Freeze every member that can be held, all at once, under the guard. */
+static vss_hr hold(Run *run, usec_t *ret_hold_start)
 {
-	Step s = { .job = run->job, .step = step };
+	Job *j = run->job;
+	char *paths[j->n_members ?: 1];
+	usec_t start, limit = MAX(j->limits.flush_timeout, j->limits.hold_timeout);
+	size_t late;
+	int r;
 
-	return crew_run(run->crew, run_step, run->items, &s, selected, run->results, run->done, deadline);
+	*ret_hold_start = now_usec(CLOCK_MONOTONIC);
+	if (run->n_holders == 0)
+		return S_OK;
+	for (size_t i = 0; i < j->n_members; i++)
+		paths[i] = run->holders[i] ? j->members[i].hold_path : NULL;
+	r = freeze_set_new(paths, j->n_members, j->limits.freeze_marker, &run->freeze);
+	if (r < 0)
+		return fail(j, VSS_E_UNEXPECTED, "cannot prepare to hold writes: %s", strerror(-r));
+	r = freeze_guard_start(run->freeze, now_usec(CLOCK_MONOTONIC) + limit + GUARD_GRACE_USEC);
+	if (r < 0)
+		return fail(j, VSS_E_UNEXPECTED, "cannot start the freeze guard: %s", strerror(-r));
+
+	/* From here until every member is released nothing may write to a
+	 * held filesystem, logging included. */
+	log_hold();
+	start = *ret_hold_start = now_usec(CLOCK_MONOTONIC);
+	late = crew_step(run, STEP_HOLD, run->holders, start + j->limits.flush_timeout);
+	if (late > 0)
+		return fail(j, VSS_E_FLUSH_WRITES_TIMEOUT, "holding writes took longer than %llu ms",
+			    (unsigned long long)(j->limits.flush_timeout / USEC_PER_MSEC));
+	return step_failure(run, STEP_HOLD, run->holders);
 }
 
 static vss_hr cut(Run *run)
 {
 	Job *j = run->job;
-	usec_t hold_start, deadline, t;
+	usec_t hold_start, t;
 	vss_hr hr;
+	int r;
 
 	/* Flush: every member writes out its dirty data, in parallel. */
 	t = now_usec(CLOCK_MONOTONIC);
-	if (crew_step(run, STEP_PRE_COMMIT, NULL, t + j->flush_timeout) > 0)
+	if (crew_step(run, STEP_PRE_COMMIT, NULL, t + j->limits.flush_timeout) > 0)
 		return fail(j, VSS_E_FLUSH_WRITES_TIMEOUT, "flushing writes took longer than %llu ms",
-			    (unsigned long long)(j->flush_timeout / USEC_PER_MSEC));
+			    (unsigned long long)(j->limits.flush_timeout / USEC_PER_MSEC));
 	hr = step_failure(run, STEP_PRE_COMMIT, NULL);
-	if (VSS_FAILED(hr))
+	if (hr != S_OK)
 		return hr;
 	j->flush_us = now_usec(CLOCK_MONOTONIC) - t;
 
 	if (!enter_commit(j))
 		return fail(j, VSS_S_ASYNC_CANCELLED, "cancelled by the requestor");
 
-	/* Hold writes on every member that can, all at once. Nothing below
-	 * may write to a held filesystem, logging included. */
-	log_hold();
-	hold_start = now_usec(CLOCK_MONOTONIC);
-	if (run->n_holders > 0) {
-		size_t late = crew_step(run, STEP_HOLD, run->holders, hold_start + j->flush_timeout);
+	hr = hold(run, &hold_start);
+	if (hr != S_OK)
+		return hr;
 
-		for (size_t i = 0; i < j->n_members; i++)
-			run->held[i] = run->holders[i] && run->done[i] && run->results[i] >= 0;
-		if (late > 0)
-			return fail(j, VSS_E_FLUSH_WRITES_TIMEOUT, "holding writes took longer than %llu ms",
-				    (unsigned long long)(j->flush_timeout / USEC_PER_MSEC));
-		hr = step_failure(run, STEP_HOLD, run->holders);
-		if (VSS_FAILED(hr))
-			return hr;
-	}
-
-	/* The point in time. */
+	/* The point in time: every member that can be is held now. */
 	j->created_us = (int64_t)now_usec(CLOCK_REALTIME);
-	deadline = hold_start + j->hold_timeout;
-	if (crew_step(run, STEP_COMMIT, NULL, deadline) > 0)
+	if (crew_step(run, STEP_COMMIT, NULL, hold_start + j->limits.hold_timeout) > 0)
 		return fail(j, VSS_E_HOLD_WRITES_TIMEOUT, "the commit took longer than the hold limit of %llu ms",
-			    (unsigned long long)(j->hold_timeout / USEC_PER_MSEC));
+			    (unsigned long long)(j->limits.hold_timeout / USEC_PER_MSEC));
 	hr = step_failure(run, STEP_COMMIT, NULL);
-	if (VSS_FAILED(hr))
+	if (hr != S_OK)
 		return hr;
 
 	if (run->n_holders > 0) {
-		crew_step(run, STEP_RELEASE, run->held, USEC_INFINITY);
-		for (size_t i = 0; i < j->n_members; i++)
-			if (run->held[i] && run->done[i] && run->results[i] >= 0)
-				run->held[i] = false;
-		hr = step_failure(run, STEP_RELEASE, run->holders);
-		if (VSS_FAILED(hr))
+		crew_step(run, STEP_RELEASE, run->holders, USEC_INFINITY);
+		/* Whatever did not thaw at once gets the emergency treatment. */
+		hr = release_all(run);
+		j->hold_window_us = now_usec(CLOCK_MONOTONIC) - hold_start;
+		log_release();
+		if (hr != S_OK)
 			return hr;
+		r = freeze_guard_stop(run->freeze);
+		if (r != 0)
+			/* The guard thawed first: the commit may have run
+			 * unheld at its end. */
+			return fail(j, VSS_E_HOLD_WRITES_TIMEOUT, "the freeze guard thawed before vssd released");
+		run->freeze = freeze_set_free(run->freeze);
+	} else {
+		j->hold_window_us = now_usec(CLOCK_MONOTONIC) - hold_start;
 	}
-	j->hold_window_us = now_usec(CLOCK_MONOTONIC) - hold_start;
-	log_release();
 
 	j->consistency = run->n_holders == j->n_members ? CONSISTENCY_CRASH_SET : CONSISTENCY_CRASH_PER_VOLUME;
 	return S_OK;
@@ -303,7 +396,7 @@ static vss_hr finish(Run *run)
 
 	for (size_t s = 0; s < ELEMENTSOF(steps); s++)
 		for (size_t i = 0; i < j->n_members; i++) {
-			int r = provider_invoke(j->faults, steps[s], &j->members[i]);
+			int r = provider_invoke(j->limits.faults, steps[s], &j->members[i]);
 
 			if (r < 0)
 				return fail(j, provider_result_to_hr(r), "%s provider: %s of %s failed: %s",
@@ -316,21 +409,23 @@ static vss_hr finish(Run *run)
 vss_hr job_run(Job *j)
 {
 	size_t n = j->n_members;
+	Slot slots[n ?: 1];
 	void *items[n ?: 1];
 	int results[n ?: 1];
-	bool done[n ?: 1], begun[n ?: 1], held[n ?: 1], holders[n ?: 1];
+	bool done[n ?: 1], begun[n ?: 1], holders[n ?: 1];
 	Run run = {
-		.job = j, .items = items, .results = results, .done = done,
-		.begun = begun, .held = held, .holders = holders,
+		.job = j, .slots = slots, .items = items, .results = results, .done = done,
+		.begun = begun, .holders = holders,
 	};
 	usec_t t0 = now_usec(CLOCK_MONOTONIC);
-	vss_hr hr;
+	vss_hr hr, abort_hr;
 	int r;
 
 	for (size_t i = 0; i < n; i++) {
-		items[i] = &j->members[i];
-		begun[i] = held[i] = false;
-		holders[i] = j->members[i].ops->flags & PROVIDER_CAN_HOLD_WRITES;
+		slots[i] = (Slot){ .run = &run, .i = i };
+		items[i] = &slots[i];
+		begun[i] = false;
+		holders[i] = j->members[i].hold_path != NULL;
 		run.n_holders += holders[i];
 	}
 	r = crew_new(n, &run.crew);
@@ -347,16 +442,18 @@ vss_hr job_run(Job *j)
 		hr = fail(j, VSS_S_ASYNC_CANCELLED, "cancelled by the requestor");
 	if (hr == S_OK)
 		hr = cut(&run);
-	/* After a failed cut the log may still be held; what follows may log. */
-	log_release();
 	if (hr == S_OK)
 		hr = finish(&run);
 
 	if (hr != S_OK) {
-		abort_all(&run);
-		log_release();
+		abort_hr = abort_all(&run);
+		/* A filesystem that could not be thawed outranks the reason the
+		 * set failed. */
+		if (abort_hr != S_OK)
+			hr = abort_hr;
 		j->consistency = CONSISTENCY_NONE;
 	}
+	log_release();
 	crew_free(run.crew);
 	j->total_us = now_usec(CLOCK_MONOTONIC) - t0;
 	j->result = hr == S_OK ? VSS_S_ASYNC_FINISHED : hr;

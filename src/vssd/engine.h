@@ -25,13 +25,19 @@ typedef enum Consistency {
 
 const char *consistency_to_string(Consistency c);
 
-typedef struct Job {
-	/* Inputs, owned by the job. */
-	ProviderMember *members;
-	size_t n_members;
+/* How a job runs; the strings and the table belong to vssd and outlive it. */
+typedef struct JobLimits {
 	usec_t flush_timeout;
 	usec_t hold_timeout;
-	const FaultTable *faults;
+	const char *freeze_marker;      /* vssd/freeze.h */
+	FaultTable *faults;
+} JobLimits;
+
+typedef struct Job {
+	/* Inputs; the members are owned by the job. */
+	ProviderMember *members;
+	size_t n_members;
+	JobLimits limits;
 
 	/* Cancellation: honoured until the commit starts. */
 	pthread_mutex_t lock;
@@ -52,8 +58,7 @@ typedef struct Job {
 } Job;
 
 /* A job for these members (taken over: *members is cleared). */
-int job_new(ProviderMember **members, size_t n, usec_t flush_timeout, usec_t hold_timeout,
-            const FaultTable *faults, Job **ret);
+int job_new(ProviderMember **members, size_t n, const JobLimits *limits, Job **ret);
 /* Joins the thread first if it runs. */
 Job *job_free(Job *j);
 

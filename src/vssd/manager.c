@@ -13,6 +13,7 @@
 
 #include "basic/id.h"
 #include "basic/log.h"
+#include "vssd/freeze.h"
 #include "vssd/manager.h"
 
 int manager_new(Manager **ret)
@@ -62,6 +63,8 @@ Manager *manager_free(Manager *m)
 	config_clear(&m->config);
 	free(m->socket_path);
 	free(m->state_dir);
+	free(m->runtime_dir);
+	free(m->freeze_marker);
 	free(m);
 	return NULL;
 }
@@ -155,7 +158,6 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 static int listen_socket(Manager *m, const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	_cleanup_free_ char *dir = NULL;
 	int fd, r;
 
 	/* Socket activation: systemd passes the listening socket. */
@@ -171,15 +173,6 @@ static int listen_socket(Manager *m, const char *path)
 
 	if (strlen(path) >= sizeof(sa.sun_path))
 		return log_error_errno(ENAMETOOLONG, "socket path %s is too long", path);
-	dir = strdup(path);
-	if (!dir)
-		return -ENOMEM;
-	if (strrchr(dir, '/') && strrchr(dir, '/') != dir) {
-		*strrchr(dir, '/') = '\0';
-		r = mkdir_p(dir, 0755);
-		if (r < 0)
-			return log_error_errno(r, "cannot create %s: %m", dir);
-	}
 	strcpy(sa.sun_path, path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
@@ -210,8 +203,20 @@ int manager_start(Manager *m, const char *socket_path, const char *state_dir)
 
 	m->socket_path = strdup(socket_path);
 	m->state_dir = strdup(state_dir);
-	if (!m->socket_path || !m->state_dir)
+	m->runtime_dir = path_parent(socket_path);
+	if (!m->socket_path || !m->state_dir || !m->runtime_dir)
 		return -ENOMEM;
+	if (asprintf(&m->freeze_marker, "%s/frozen", m->runtime_dir) < 0)
+		return -ENOMEM;
+	r = mkdir_p(m->runtime_dir, 0755);
+	if (r < 0)
+		return log_error_errno(r, "cannot create %s: %m", m->runtime_dir);
+
+	/* A vssd that stopped while holding writes left this marker: thaw
+	 * first, before anything else can touch those filesystems. */
+	r = freeze_recover(m->freeze_marker);
+	if (r > 0)
+		log_warning("thawed after an unclean stop: %d filesystem(s) listed in %s", r, m->freeze_marker);
 
 	faults = getenv("VSS_FAULTS");
 	if (faults && *faults) {

@@ -97,6 +97,8 @@ struct Manager {
 	FaultTable *faults;
 	char *socket_path;
 	char *state_dir;
+	char *runtime_dir;      /* the socket's directory: the freeze marker */
+	char *freeze_marker;
 	int listen_fd;
 	bool owns_socket;
 	int lock_fd;

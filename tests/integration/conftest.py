@@ -7,6 +7,8 @@ test fails: daemons started here are stopped by PID, filesystems unmounted,
 loop devices detached by their image file.
 """
 
+import errno
+import fcntl
 import os
 import pathlib
 import shutil
@@ -50,21 +52,90 @@ def pytest_configure(config):
             pytest.exit(f"{binary} is missing: build first (make build)", returncode=1)
 
 
-class LoopFs:
-    """A filesystem on a loop device backed by a sparse image file."""
+FIFREEZE = 0xC0045877
+FITHAW = 0xC0045878
 
-    def __init__(self, workdir, fstype="btrfs", size="1G", name=None):
+
+def thaw(path):
+    """FITHAW, ignoring "not frozen": a test must never leave a filesystem frozen."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        fcntl.ioctl(fd, FITHAW, 0)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def is_frozen(path):
+    """Probe without writing (a write to a frozen filesystem would hang):
+    FIFREEZE fails with EBUSY on a frozen filesystem; on a thawed one it
+    succeeds and is undone at once."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.ioctl(fd, FIFREEZE, 0)
+    except OSError as e:
+        if e.errno == errno.EBUSY:
+            return True
+        raise
+    else:
+        fcntl.ioctl(fd, FITHAW, 0)
+        return False
+    finally:
+        os.close(fd)
+
+
+def mounts_below(directory):
+    """Mount points at or below directory, deepest first."""
+    targets = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            target = line.split()[4].encode().decode("unicode_escape")
+            if target == str(directory) or target.startswith(str(directory) + "/"):
+                targets.append(target)
+    return sorted(set(targets), key=lambda t: t.count("/"), reverse=True)
+
+
+def unmount(target):
+    thaw(target)
+    for _ in range(50):
+        if run("umount", target, check=False).returncode == 0:
+            return
+        time.sleep(0.1)
+    run("umount", "-l", target, check=False)
+
+
+def detach_loops_below(directory):
+    for line in run("losetup", "-a", "-O", "NAME,BACK-FILE", "-n", check=False).stdout.splitlines():
+        parts = line.split(None, 1)
+        if len(parts) == 2 and parts[1].strip().startswith(str(directory) + "/"):
+            run("losetup", "-d", parts[0], check=False)
+
+
+class LoopFs:
+    """A filesystem on a loop device backed by a sparse image file; on=another
+    LoopFs (or a directory) puts the image there (a guest on a host)."""
+
+    def __init__(self, workdir, fstype="btrfs", size="1G", name=None, on=None, mount=True):
         name = name or fstype
-        self.image = workdir / f"{name}.img"
+        where = on.mnt if isinstance(on, LoopFs) else on or workdir
+        self.image = where / f"{name}.img"
         self.mnt = workdir / name
         self.fstype = fstype
         self.device = None
         self.mounted = False
         self.mnt.mkdir()
         run("truncate", "-s", size, self.image)
-        self.device = run("losetup", "-f", "--show", self.image).stdout.strip()
         mkfs = {"btrfs": ["mkfs.btrfs", "-q", "-f"], "ext4": ["mkfs.ext4", "-q", "-F"], "xfs": ["mkfs.xfs", "-q", "-f"]}
-        run(*mkfs[fstype], self.device)
+        run(*mkfs[fstype], self.image)
+        if mount:
+            self.mount()
+
+    def mount(self):
+        self.device = run("losetup", "-f", "--show", self.image).stdout.strip()
         run("mount", self.device, self.mnt)
         self.mounted = True
         os.chmod(self.mnt, 0o755)
@@ -75,7 +146,7 @@ class LoopFs:
         return path
 
     def store(self):
-        """The vss snapshot store of this btrfs filesystem."""
+        """The vss snapshot store of this filesystem."""
         return self.mnt / ".vss"
 
     def store_entries(self):
@@ -84,14 +155,9 @@ class LoopFs:
 
     def destroy(self):
         if self.mounted:
-            for _ in range(50):
-                if run("umount", self.mnt, check=False).returncode == 0:
-                    self.mounted = False
-                    break
-                time.sleep(0.1)
-            else:
-                run("umount", "-l", self.mnt, check=False)
-                self.mounted = False
+            for target in mounts_below(self.mnt):
+                unmount(target)
+            self.mounted = False
         for line in run("losetup", "-j", self.image, check=False).stdout.splitlines():
             run("losetup", "-d", line.split(":")[0], check=False)
 
@@ -103,10 +169,16 @@ def workdir():
     os.chmod(d, 0o755)
     made = []
     yield d, made
+    # Whatever a test or vssd mounted below d (exposed snapshots too), then
+    # the test's filesystems, guests before the hosts holding their images.
+    for target in mounts_below(d):
+        if not any(str(fs.mnt) == target for fs in made):
+            unmount(target)
     for fs in reversed(made):
         fs.destroy()
+    detach_loops_below(d)
     # Never remove a tree that still has something mounted in it.
-    if not any(fs.mounted for fs in made):
+    if not mounts_below(d):
         shutil.rmtree(d, ignore_errors=True)
 
 
@@ -114,8 +186,8 @@ def workdir():
 def make_fs(workdir):
     d, made = workdir
 
-    def make(fstype="btrfs", size="1G", name=None):
-        fs = LoopFs(d, fstype, size, name)
+    def make(fstype="btrfs", size="1G", name=None, on=None, mount=True):
+        fs = LoopFs(d, fstype, size, name, on, mount)
         made.append(fs)
         return fs
 
@@ -125,6 +197,21 @@ def make_fs(workdir):
 @pytest.fixture
 def btrfs(make_fs):
     return make_fs("btrfs")
+
+
+@pytest.fixture
+def host(make_fs):
+    """An XFS with reflink (the default), to hold image files."""
+    return make_fs("xfs", "2G", "host")
+
+
+@pytest.fixture
+def images(make_fs, host):
+    """make(n, fstype="ext4"): n image volumes on the host, mounted."""
+    def make(n, fstype="ext4", size=None):
+        size = size or ("512M" if fstype == "xfs" else "256M")  # XFS needs 300 MB at least
+        return [make_fs(fstype, size, f"vol{i}", on=host) for i in range(n)]
+    return make
 
 
 class Result:

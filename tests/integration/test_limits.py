@@ -62,7 +62,7 @@ def test_unknown_and_unsuitable_provider(btrfs, make_fs, vssd):
     ext4 = make_fs("ext4", "64M")
     a = btrfs.subvolume("a")
     res = vssd.requestor("create", "init", "providers")
-    btrfs_id = res[-1].detail.split("=")[1]
+    btrfs_id = dict(x.split("=") for x in res[-1].detail.split())["btrfs"]
     res = vssd.requestor("create", "init", "start", f"add={a}@{{12345678-1234-1234-1234-123456789abc}}",
                          f"add={ext4.mnt}@{btrfs_id}", f"add={a}@{btrfs_id}")
     assert [r.hr for r in by_step(res, "add")] == [

@@ -1,0 +1,192 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libmount.h>
+#include <linux/loop.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "basic/macro.h"
+#include "basic/util.h"
+#include "providers/mounts.h"
+
+static void mnt_unref_tablep(struct libmnt_table **t)
+{
+	mnt_unref_table(*t);
+}
+
+static struct libmnt_table *mount_table(void)
+{
+	return mnt_new_table_from_file("/proc/self/mountinfo");
+}
+
+void mount_entry_clear(MountEntry *e)
+{
+	free(e->target);
+	free(e->source);
+	free(e->fstype);
+	*e = (MountEntry){ 0 };
+}
+
+int mount_lookup(const char *path, MountEntry *ret)
+{
+	_cleanup_(mnt_unref_tablep) struct libmnt_table *tb = mount_table();
+	struct libmnt_fs *fs;
+	MountEntry e = { 0 };
+
+	if (!tb)
+		return -errno ?: -ENOMEM;
+	/* The last mount on a target is the visible one. */
+	fs = mnt_table_find_mountpoint(tb, path, MNT_ITER_BACKWARD);
+	if (!fs)
+		return -ENOENT;
+	e.target = strdup_or_null(mnt_fs_get_target(fs));
+	e.source = strdup_or_null(mnt_fs_get_source(fs));
+	e.fstype = strdup_or_null(mnt_fs_get_fstype(fs));
+	if (!e.target || !e.fstype) {
+		mount_entry_clear(&e);
+		return -ENOMEM;
+	}
+	*ret = e;
+	return 0;
+}
+
+int mount_find_source(const char *source, char **ret_target)
+{
+	_cleanup_(mnt_unref_tablep) struct libmnt_table *tb = mount_table();
+	struct libmnt_fs *fs;
+
+	if (!tb)
+		return -errno ?: -ENOMEM;
+	fs = mnt_table_find_source(tb, source, MNT_ITER_BACKWARD);
+	if (!fs)
+		return -ENOENT;
+	*ret_target = strdup(mnt_fs_get_target(fs));
+	return *ret_target ? 0 : -ENOMEM;
+}
+
+bool mount_is_target(const char *path)
+{
+	_cleanup_(mnt_unref_tablep) struct libmnt_table *tb = mount_table();
+
+	return tb && mnt_table_find_target(tb, path, MNT_ITER_BACKWARD) != NULL;
+}
+
+int loop_backing_file(const char *dev, char **ret)
+{
+	char path[128], buf[4096];
+	const char *name;
+	ssize_t n;
+	int fd;
+
+	if (!dev || strncmp(dev, "/dev/loop", 9) != 0)
+		return -ENODEV;
+	name = dev + 5;
+	snprintf(path, sizeof(path), "/sys/block/%s/loop/backing_file", name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -ENODEV;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -ENODEV;
+	buf[n] = '\0';
+	if (buf[n - 1] == '\n')
+		buf[n - 1] = '\0';
+	/* The file was unlinked under the loop device: nothing to clone. */
+	if (strlen(buf) > 10 && streq(buf + strlen(buf) - 10, " (deleted)"))
+		return -ENODEV;
+	*ret = strdup(buf);
+	return *ret ? 0 : -ENOMEM;
+}
+
+int loop_devices_of(const char *file, char ***ret)
+{
+	char **list = NULL;
+	struct dirent *de;
+	DIR *d;
+	int r = 0;
+
+	d = opendir("/sys/block");
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		char dev[300], *backing = NULL;
+
+		if (strncmp(de->d_name, "loop", 4) != 0)
+			continue;
+		snprintf(dev, sizeof(dev), "/dev/%s", de->d_name);
+		if (loop_backing_file(dev, &backing) < 0)
+			continue;
+		if (streq(backing, file))
+			r = strv_push_dup(&list, dev);
+		free(backing);
+		if (r < 0)
+			break;
+	}
+	closedir(d);
+	if (r < 0) {
+		strv_free(list);
+		return r;
+	}
+	*ret = list;
+	return 0;
+}
+
+int loop_attach(const char *file, char **ret_dev, int *ret_fd)
+{
+	struct loop_config config = { .info.lo_flags = LO_FLAGS_AUTOCLEAR };
+	int ctl, file_fd, dev_fd = -1, r = 0;
+	char dev[64];
+
+	file_fd = open(file, O_RDWR | O_CLOEXEC);
+	if (file_fd < 0)
+		return -errno;
+	ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+	if (ctl < 0) {
+		r = -errno;
+		close(file_fd);
+		return r;
+	}
+	config.fd = (unsigned)file_fd;
+	snprintf((char *)config.info.lo_file_name, sizeof(config.info.lo_file_name), "%s", file);
+	/* Another process may take the free device first: try again. */
+	for (int attempt = 0; attempt < 16; attempt++) {
+		int n = ioctl(ctl, LOOP_CTL_GET_FREE);
+
+		if (n < 0) {
+			r = -errno;
+			break;
+		}
+		snprintf(dev, sizeof(dev), "/dev/loop%d", n);
+		dev_fd = open(dev, O_RDWR | O_CLOEXEC);
+		if (dev_fd < 0) {
+			r = -errno;
+			break;
+		}
+		if (ioctl(dev_fd, LOOP_CONFIGURE, &config) == 0) {
+			r = 0;
+			break;
+		}
+		r = -errno;
+		close(dev_fd);
+		dev_fd = -1;
+		if (r != -EBUSY)
+			break;
+	}
+	close(ctl);
+	close(file_fd);
+	if (r < 0)
+		return r;
+	*ret_dev = strdup(dev);
+	if (!*ret_dev) {
+		close(dev_fd); /* autoclear detaches it */
+		return -ENOMEM;
+	}
+	*ret_fd = dev_fd;
+	return 0;
+}
