@@ -264,6 +264,48 @@ vss_hr vss_backup_delete_snapshots(vss_backup *b, const vss_id *source_id,
                                    bool force_delete, int32_t *ret_deleted,
                                    vss_id *ret_nondeleted);
 
+/**
+ * vss_backup_expose_snapshot() - mount a finished snapshot read-only.
+ * @b: the object (initialized).
+ * @snapshot_id: the snapshot.
+ * @path_from_root_or_null: for remote exposure (a share); vss exposes locally
+ *                          only, so it must be NULL.
+ * @attributes: VSS_VOLSNAP_ATTR_EXPOSED_LOCALLY.
+ * @expose_or_null: the directory to mount it on: it must be empty (it is made
+ *                  if missing); NULL for "<vssd's runtime directory>/exposed/{id}".
+ *                  A caller who is not root may name only a directory it owns.
+ * @ret_exposed_name: where it is mounted; free() it.
+ *
+ * The mount survives vssd restarts until vss_backup_unexpose_snapshot(), and
+ * the snapshot's exposed_name says where it is. A btrfs snapshot is
+ * bind-mounted; an image snapshot is attached to a loop device and mounted
+ * (a journal that needs replaying is replayed into vss's private clone, never
+ * into the original).
+ *
+ * Return: S_OK; VSS_E_OBJECT_NOT_FOUND for an unknown snapshot;
+ * VSS_E_OBJECT_ALREADY_EXISTS when it is exposed already or the directory is
+ * not empty; E_INVALIDARG for remote exposure; E_ACCESSDENIED for a directory
+ * the caller does not own; a provider's error when the mount fails.
+ */
+vss_hr vss_backup_expose_snapshot(vss_backup *b, const vss_id *snapshot_id,
+                                  const char *path_from_root_or_null,
+                                  int32_t attributes,
+                                  const char *expose_or_null,
+                                  char **ret_exposed_name);
+
+/**
+ * vss_backup_unexpose_snapshot() - unmount an exposed snapshot.
+ * @b: the object (initialized).
+ * @snapshot_id: the snapshot.
+ *
+ * A busy mount is detached: it leaves the tree at once and goes when its last
+ * user does.
+ *
+ * Return: S_OK; VSS_E_OBJECT_NOT_FOUND for an unknown snapshot or one that is
+ * not exposed.
+ */
+vss_hr vss_backup_unexpose_snapshot(vss_backup *b, const vss_id *snapshot_id);
+
 #ifdef __cplusplus
 }
 #endif

@@ -337,3 +337,37 @@ vss_hr vss_backup_delete_snapshots(vss_backup *b, const vss_id *source_id, vss_o
 	sd_bus_message_unref(reply);
 	return hr_remote;
 }
+
+vss_hr vss_backup_expose_snapshot(vss_backup *b, const vss_id *snapshot_id, const char *path_from_root_or_null,
+                                  int32_t attributes, const char *expose_or_null, char **ret_exposed_name)
+{
+	char buf[VSS_ID_STRING_MAX];
+	sd_bus_message *reply;
+	const char *exposed;
+	vss_hr hr;
+	int r;
+
+	client_begin();
+	if (!b || !snapshot_id || !ret_exposed_name)
+		return client_fail(E_INVALIDARG, "%s is NULL", !b ? "b" : !snapshot_id ? "snapshot_id" : "ret_exposed_name");
+	hr = BACKUP_CALL(b, "ExposeSnapshot", &reply, "ssis", vss_id_format(snapshot_id, buf),
+			 path_from_root_or_null ?: "", attributes, expose_or_null ?: "");
+	if (VSS_FAILED(hr))
+		return hr;
+	r = sd_bus_message_read(reply, "s", &exposed);
+	if (r < 0)
+		return bad_reply(reply, "ExposeSnapshot", r);
+	*ret_exposed_name = strdup(exposed);
+	sd_bus_message_unref(reply);
+	return *ret_exposed_name ? S_OK : client_fail(E_OUTOFMEMORY, "out of memory");
+}
+
+vss_hr vss_backup_unexpose_snapshot(vss_backup *b, const vss_id *snapshot_id)
+{
+	char buf[VSS_ID_STRING_MAX];
+
+	client_begin();
+	if (!b || !snapshot_id)
+		return client_fail(E_INVALIDARG, "%s is NULL", !b ? "b" : "snapshot_id");
+	return BACKUP_CALL(b, "UnexposeSnapshot", NULL, "s", vss_id_format(snapshot_id, buf));
+}

@@ -15,6 +15,7 @@
 
 #include <vss/vss.h>
 
+#include "basic/id.h"
 #include "basic/macro.h"
 #include "basic/util.h"
 #include "shared/json.h"
@@ -68,7 +69,11 @@ static void help(void)
 	       "      client_accessible, client_accessible_writers.\n"
 	       "  list shadows [--set=ID] [--for=PATH] [--json]\n"
 	       "  list providers [--json]\n"
-	       "  delete shadows (--shadow=ID | --set=ID | --for=PATH [--oldest|--all]) [--quiet]\n\n"
+	       "  delete shadows (--shadow=ID | --set=ID | --for=PATH [--oldest|--all]) [--quiet]\n"
+	       "  expose --shadow=ID [--at=DIR]\n"
+	       "  expose --set=ID --at=DIR\n"
+	       "      Mount snapshots read-only; a set mirrors its volumes' paths under DIR.\n"
+	       "  unexpose (--shadow=ID | --set=ID)\n\n"
 	       "Global options:\n"
 	       "  --socket=PATH   talk to the vssd listening on PATH (default $VSS_SOCKET,\n"
 	       "                  else " VSS_DEFAULT_SOCKET ")\n"
@@ -543,6 +548,99 @@ out:
 	return ret;
 }
 
+/* Snapshots of a set, parents before what is mounted inside them. */
+static int by_volume(const void *a, const void *b)
+{
+	const vss_snapshot_prop *x = *(const vss_snapshot_prop *const *)a, *y = *(const vss_snapshot_prop *const *)b;
+
+	return strcmp(x->original_volume_name, y->original_volume_name);
+}
+
+typedef struct ExposeArgs {
+	const char *shadow, *set, *at;
+} ExposeArgs;
+
+static int expose(const ExposeArgs *a, bool undo)
+{
+	const vss_snapshot_prop **sel = NULL;
+	vss_object_prop *all = NULL;
+	size_t n = 0, k = 0, done = 0;
+	vss_backup *b;
+	vss_id id;
+	vss_hr hr = S_OK;
+	int ret = EXIT_SUCCESS;
+
+	if (!!a->shadow + !!a->set != 1)
+		return usage_error("%s takes one of --shadow, --set", undo ? "unexpose" : "expose");
+	if (undo && a->at)
+		return usage_error("unexpose takes no --at");
+	if (a->set && !undo && !a->at)
+		return usage_error("expose --set needs --at=DIR, under which the set mirrors its volumes' paths");
+	if (VSS_FAILED(vss_id_parse(a->shadow ?: a->set, &id)))
+		return usage_error("\"%s\" is not an id", a->shadow ?: a->set);
+
+	hr = open_admin(&b);
+	if (VSS_FAILED(hr))
+		return fail(hr, NULL);
+	if (VSS_FAILED(query_snapshots(b, a->set ? &id : NULL, NULL, &all, &n, &sel, &k))) {
+		vss_backup_release(b);
+		return EXIT_FAILURE;
+	}
+	if (a->shadow) {
+		k = 0;
+		for (size_t i = 0; i < n; i++)
+			if (vss_id_equal(&all[i].obj.snap.snapshot_id, &id))
+				sel[k++] = &all[i].obj.snap;
+	}
+	if (k == 0) {
+		ret = fail(VSS_E_OBJECT_NOT_FOUND, "no shadow copy matches");
+		goto out;
+	}
+	qsort(sel, k, sizeof(*sel), by_volume);
+
+	if (undo) {
+		/* Inner mounts first. */
+		for (size_t i = k; i-- > 0;) {
+			if (!sel[i]->exposed_name && a->set)
+				continue;
+			hr = vss_backup_unexpose_snapshot(b, &sel[i]->snapshot_id);
+			if (VSS_FAILED(hr)) {
+				ret = fail(hr, NULL);
+				goto out;
+			}
+			printf("Shadow copy %s is no longer exposed at %s\n",
+			       ID_TO_STRING(&sel[i]->snapshot_id), sel[i]->exposed_name);
+		}
+		goto out;
+	}
+
+	for (done = 0; done < k; done++) {
+		_cleanup_free_ char *dir = NULL, *exposed = NULL;
+
+		if (a->set && asprintf(&dir, "%s%s", a->at, sel[done]->original_volume_name) < 0) {
+			hr = E_OUTOFMEMORY;
+			break;
+		}
+		hr = vss_backup_expose_snapshot(b, &sel[done]->snapshot_id, NULL, VSS_VOLSNAP_ATTR_EXPOSED_LOCALLY,
+						a->set ? dir : a->at, &exposed);
+		if (VSS_FAILED(hr))
+			break;
+		printf("Shadow copy %s of %s exposed at %s\n", ID_TO_STRING(&sel[done]->snapshot_id),
+		       sel[done]->original_volume_name, exposed);
+	}
+	if (VSS_FAILED(hr)) {
+		ret = fail(hr, NULL);
+		/* A set is exposed whole or not at all. */
+		while (done-- > 0)
+			vss_backup_unexpose_snapshot(b, &sel[done]->snapshot_id);
+	}
+out:
+	free(sel);
+	vss_free_object_props(all, n);
+	vss_backup_release(b);
+	return ret;
+}
+
 enum {
 	OPT_SOCKET = 0x100,
 	OPT_FOR,
@@ -554,6 +652,7 @@ enum {
 	OPT_OLDEST,
 	OPT_ALL,
 	OPT_QUIET,
+	OPT_AT,
 };
 
 int main(int argc, char **argv)
@@ -569,12 +668,14 @@ int main(int argc, char **argv)
 		{ "oldest", no_argument, NULL, OPT_OLDEST },
 		{ "all", no_argument, NULL, OPT_ALL },
 		{ "quiet", no_argument, NULL, OPT_QUIET },
+		{ "at", required_argument, NULL, OPT_AT },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
 	_cleanup_(strv_freep) char **volumes = NULL;
 	CreateArgs create = { .context = VSS_CTX_APP_ROLLBACK };
 	DeleteArgs del = { 0 };
+	ExposeArgs exp = { 0 };
 	const char *set = NULL, *verb, *noun;
 	bool json = false, context_given = false;
 	int c, r;
@@ -619,12 +720,20 @@ int main(int argc, char **argv)
 		case OPT_QUIET:
 			del.quiet = true;
 			break;
+		case OPT_AT:
+			exp.at = optarg;
+			break;
 		case 'h':
 			help();
 			return EXIT_SUCCESS;
 		default:
 			return usage_error("bad option");
 		}
+	}
+	if (argc - optind == 1 && (streq(argv[optind], "expose") || streq(argv[optind], "unexpose"))) {
+		exp.shadow = del.shadow;
+		exp.set = set;
+		return expose(&exp, streq(argv[optind], "unexpose"));
 	}
 	if (argc - optind != 2)
 		return usage_error("expected a command such as \"list shadows\"");

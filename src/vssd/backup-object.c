@@ -603,38 +603,6 @@ static int list_visible(BackupObject *b, const CatalogFilter *f, CatalogSnapshot
 	return 0;
 }
 
-static int method_get_snapshot_properties(sd_bus_message *msg, void *userdata, sd_bus_error *error)
-{
-	BackupObject *b = userdata;
-	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-	CatalogSnapshot *snaps = NULL;
-	const char *id_str;
-	size_t n = 0;
-	vss_id id;
-	int r;
-
-	r = sd_bus_message_read(msg, "s", &id_str);
-	if (r < 0)
-		return r;
-	r = check(b, BC_GET_SNAPSHOT_PROPERTIES, error);
-	if (r < 0)
-		return r;
-	if (VSS_FAILED(vss_id_parse(id_str, &id)))
-		return bus_error_set_hr(error, E_INVALIDARG, "\"%s\" is not an id", id_str);
-	r = catalog_list_snapshots(b->manager->catalog, &(CatalogFilter){ .snapshot_id = &id }, &snaps, &n);
-	if (r < 0)
-		return bus_error_set_hr(error, VSS_E_UNEXPECTED, "cannot read the catalog: %s", strerror(-r));
-	if (n == 0)
-		return bus_error_set_hr(error, VSS_E_OBJECT_NOT_FOUND, "no finished snapshot has id %s", id_str);
-	r = sd_bus_message_new_method_return(msg, &reply);
-	if (r >= 0)
-		r = bus_append_snapshot_prop(reply, &snaps[0].prop);
-	catalog_snapshots_free(snaps, n);
-	if (r < 0)
-		return r;
-	return sd_bus_send(NULL, reply, NULL);
-}
-
 static int method_query(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
 	BackupObject *b = userdata;
@@ -738,6 +706,110 @@ static int method_delete_snapshots(sd_bus_message *msg, void *userdata, sd_bus_e
 	return sd_bus_reply_method_return(msg, "iiss", hr, deleted, vss_id_format(&failed, buf), msgbuf);
 }
 
+/* The one finished snapshot with this id, whatever the context (as VSS's
+ * ExposeSnapshot takes any). */
+static int find_snapshot(BackupObject *b, const char *id_str, CatalogSnapshot **ret, sd_bus_error *error)
+{
+	CatalogSnapshot *snaps = NULL;
+	size_t n = 0;
+	vss_id id;
+	int r;
+
+	if (VSS_FAILED(vss_id_parse(id_str, &id)))
+		return bus_error_set_hr(error, E_INVALIDARG, "\"%s\" is not an id", id_str);
+	r = catalog_list_snapshots(b->manager->catalog, &(CatalogFilter){ .snapshot_id = &id }, &snaps, &n);
+	if (r < 0)
+		return bus_error_set_hr(error, VSS_E_UNEXPECTED, "cannot read the catalog: %s", strerror(-r));
+	if (n == 0) {
+		free(snaps);
+		return bus_error_set_hr(error, VSS_E_OBJECT_NOT_FOUND, "no finished snapshot has id %s", id_str);
+	}
+	*ret = snaps;
+	return 0;
+}
+
+static int method_get_snapshot_properties(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+	BackupObject *b = userdata;
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	CatalogSnapshot *s = NULL;
+	const char *id;
+	int r;
+
+	r = sd_bus_message_read(msg, "s", &id);
+	if (r < 0)
+		return r;
+	r = check(b, BC_GET_SNAPSHOT_PROPERTIES, error);
+	if (r < 0)
+		return r;
+	r = find_snapshot(b, id, &s, error);
+	if (r < 0)
+		return r;
+	r = sd_bus_message_new_method_return(msg, &reply);
+	if (r >= 0)
+		r = bus_append_snapshot_prop(reply, &s->prop);
+	catalog_snapshots_free(s, 1);
+	if (r < 0)
+		return r;
+	return sd_bus_send(NULL, reply, NULL);
+}
+
+static int method_expose_snapshot(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+	BackupObject *b = userdata;
+	const char *id, *path_from_root, *expose;
+	_cleanup_free_ char *exposed = NULL;
+	CatalogSnapshot *s = NULL;
+	char reason[512] = "";
+	int32_t attributes;
+	vss_hr hr;
+	int r;
+
+	r = sd_bus_message_read(msg, "ssis", &id, &path_from_root, &attributes, &expose);
+	if (r < 0)
+		return r;
+	r = check(b, BC_EXPOSE_SNAPSHOT, error);
+	if (r < 0)
+		return r;
+	if (attributes != VSS_VOLSNAP_ATTR_EXPOSED_LOCALLY || path_from_root[0] != '\0')
+		return bus_error_set_hr(error, E_INVALIDARG,
+					"vss exposes snapshots locally only (VSS_VOLSNAP_ATTR_EXPOSED_LOCALLY, "
+					"no path from root)");
+	r = find_snapshot(b, id, &s, error);
+	if (r < 0)
+		return r;
+	hr = snapshot_expose(b->manager, s, expose, b->conn->cred.uid, &exposed, reason, sizeof(reason));
+	catalog_snapshots_free(s, 1);
+	if (VSS_FAILED(hr))
+		return bus_error_set_hr(error, hr, "%s", reason);
+	return sd_bus_reply_method_return(msg, "s", exposed);
+}
+
+static int method_unexpose_snapshot(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+	BackupObject *b = userdata;
+	CatalogSnapshot *s = NULL;
+	char reason[512] = "";
+	const char *id;
+	vss_hr hr;
+	int r;
+
+	r = sd_bus_message_read(msg, "s", &id);
+	if (r < 0)
+		return r;
+	r = check(b, BC_UNEXPOSE_SNAPSHOT, error);
+	if (r < 0)
+		return r;
+	r = find_snapshot(b, id, &s, error);
+	if (r < 0)
+		return r;
+	hr = snapshot_unexpose(b->manager, s, reason, sizeof(reason));
+	catalog_snapshots_free(s, 1);
+	if (VSS_FAILED(hr))
+		return bus_error_set_hr(error, hr, "%s", reason);
+	return sd_bus_reply_method_return(msg, "");
+}
+
 static int method_release(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
 	(void)error;
@@ -790,6 +862,8 @@ static const sd_bus_vtable backup_vtable[] = {
 	SD_BUS_METHOD("GetSnapshotProperties", "s", "a{sv}", method_get_snapshot_properties, 0),
 	SD_BUS_METHOD("Query", "sii", "aa{sv}", method_query, 0),
 	SD_BUS_METHOD("DeleteSnapshots", "sib", "iiss", method_delete_snapshots, 0),
+	SD_BUS_METHOD("ExposeSnapshot", "ssis", "s", method_expose_snapshot, 0),
+	SD_BUS_METHOD("UnexposeSnapshot", "s", "", method_unexpose_snapshot, 0),
 	SD_BUS_METHOD("Release", "", "", method_release, 0),
 	SD_BUS_VTABLE_END,
 };

@@ -28,6 +28,8 @@ static const char *const call_names[_BC_MAX] = {
 	[BC_QUERY] = "Query",
 	[BC_DELETE_SNAPSHOTS] = "DeleteSnapshots",
 	[BC_IS_VOLUME_SUPPORTED] = "IsVolumeSupported",
+	[BC_EXPOSE_SNAPSHOT] = "ExposeSnapshot",
+	[BC_UNEXPOSE_SNAPSHOT] = "UnexposeSnapshot",
 };
 
 const char *backup_state_to_string(BackupState s)
@@ -59,6 +61,8 @@ static const unsigned allowed[_BC_MAX] = {
 	[BC_QUERY] = ~B(BS_NEW),
 	[BC_DELETE_SNAPSHOTS] = ~B(BS_NEW),
 	[BC_IS_VOLUME_SUPPORTED] = ~B(BS_NEW),
+	[BC_EXPOSE_SNAPSHOT] = ~B(BS_NEW),
+	[BC_UNEXPOSE_SNAPSHOT] = ~B(BS_NEW),
 };
 
 static const char *order_reason(BackupState s, BackupCall c)

@@ -311,6 +311,22 @@ int catalog_delete_snapshot(Catalog *c, const vss_id *id)
 	return transaction(c, r);
 }
 
+int catalog_set_exposure(Catalog *c, const vss_id *id, const char *exposed_name, int32_t attributes)
+{
+	sqlite3_stmt *st;
+	int r = prepare(c, "UPDATE snapshots SET exposed_name = ?, attributes = ? WHERE id = ?", &st);
+
+	if (r < 0)
+		return r;
+	bind_str(st, 1, exposed_name);
+	sqlite3_bind_int(st, 2, attributes);
+	bind_id(st, 3, id);
+	r = step_done(c, st, "set exposure");
+	if (r >= 0 && sqlite3_changes(c->db) == 0)
+		r = -ENOENT;
+	return r;
+}
+
 static char *column_str(sqlite3_stmt *st, int i)
 {
 	const unsigned char *s = sqlite3_column_text(st, i);

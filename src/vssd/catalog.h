@@ -61,6 +61,9 @@ int catalog_delete_set(Catalog *c, const vss_id *set_id);
 /* Forget one snapshot; its set too when it was the last one. */
 int catalog_delete_snapshot(Catalog *c, const vss_id *id);
 
+/* Record where a snapshot is exposed (NULL: nowhere) and its attributes. */
+int catalog_set_exposure(Catalog *c, const vss_id *id, const char *exposed_name, int32_t attributes);
+
 /* Snapshots matching the filter, oldest set first. */
 int catalog_list_snapshots(Catalog *c, const CatalogFilter *f, CatalogSnapshot **ret, size_t *ret_n);
 int catalog_list_sets(Catalog *c, CatalogSet **ret, size_t *ret_n);

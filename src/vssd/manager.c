@@ -90,6 +90,15 @@ vss_hr manager_delete_snapshots(Manager *m, const CatalogSnapshot *snaps, size_t
 			*ret_failed = snaps[i].prop.snapshot_id;
 			return VSS_E_PROVIDER_NOT_REGISTERED;
 		}
+		/* An exposed snapshot is unmounted before it goes. */
+		if (snaps[i].prop.exposed_name) {
+			vss_hr hr = snapshot_unexpose(m, &snaps[i], msg, msg_size);
+
+			if (VSS_FAILED(hr)) {
+				*ret_failed = snaps[i].prop.snapshot_id;
+				return hr;
+			}
+		}
 		r = provider_invoke_delete(m->faults, ops, snaps[i].prop.snapshot_device_object,
 					   snaps[i].provider_data);
 		if (r < 0) {

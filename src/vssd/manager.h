@@ -146,6 +146,13 @@ void async_op_complete(AsyncOp *a, vss_hr status);
 /* Add a waiter for a pending op: answered at the end or after timeout_us. */
 int async_op_add_waiter(AsyncOp *a, sd_bus_message *call, WaiterKind kind, usec_t timeout_us);
 
+/* expose.c: mount a finished snapshot read-only (at the default place under
+ * the runtime directory when dir is NULL) and record it; and undo that. A
+ * failure leaves nothing mounted and says why in msg. */
+vss_hr snapshot_expose(Manager *m, const CatalogSnapshot *s, const char *dir_or_null, uid_t caller,
+                       char **ret_dir, char *msg, size_t size);
+vss_hr snapshot_unexpose(Manager *m, const CatalogSnapshot *s, char *msg, size_t size);
+
 /* reconcile.c: make the catalog and the disk agree at start-up. */
 int reconcile(Manager *m);
 

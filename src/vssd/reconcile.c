@@ -19,6 +19,7 @@
 
 #include "basic/id.h"
 #include "basic/log.h"
+#include "providers/mounts.h"
 #include "vssd/manager.h"
 
 static bool in_catalog(const CatalogSnapshot *snaps, size_t n, const vss_id *id)
@@ -110,8 +111,18 @@ int reconcile(Manager *m)
 			disagreements++;
 			continue;
 		}
-		if (ops->snapshot_exists(s->prop.snapshot_device_object, s->provider_data) > 0)
+		if (ops->snapshot_exists(s->prop.snapshot_device_object, s->provider_data) > 0) {
+			if (s->prop.exposed_name && !mount_is_target(s->prop.exposed_name)) {
+				log_warning("reconcile: snapshot %s was exposed at %s, which is no longer mounted; "
+					    "forgetting the exposure",
+					    ID_TO_STRING(&s->prop.snapshot_id), s->prop.exposed_name);
+				if (catalog_set_exposure(m->catalog, &s->prop.snapshot_id, NULL,
+							 s->prop.snapshot_attributes & ~VSS_VOLSNAP_ATTR_EXPOSED_LOCALLY) < 0)
+					log_error("reconcile: cannot record that");
+				disagreements++;
+			}
 			continue;
+		}
 		log_warning("reconcile: snapshot %s of %s is missing on disk (%s); removing it from the catalog",
 			    ID_TO_STRING(&s->prop.snapshot_id), s->prop.original_volume_name,
 			    s->prop.snapshot_device_object);

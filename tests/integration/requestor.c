@@ -34,6 +34,10 @@
  *   query             query snapshots; detail: how many
  *   providers         query providers; detail: their names
  *   delete-set        delete_snapshots of this object's set; detail: count
+ *   expose[=DIR]      expose_snapshot of every added snapshot (at DIR, or the
+ *                     default place); one line each, detail: where
+ *   expose-remote     expose_snapshot with EXPOSED_REMOTELY (refused)
+ *   unexpose          unexpose_snapshot of every added snapshot
  *   nullargs          every call with a NULL output pointer; one line each
  *   sleep=MS          sleep
  *   hold              print "hold S_OK" and sleep until killed
@@ -121,6 +125,7 @@ static void null_args(void)
 	int32_t deleted;
 	vss_id id;
 	vss_hr status;
+	char *name = NULL;
 
 	report("null:create_backup_components", vss_create_backup_components(NULL), NULL);
 	report("null:start_snapshot_set", vss_backup_start_snapshot_set(b, NULL), NULL);
@@ -144,6 +149,11 @@ static void null_args(void)
 	if (op)
 		report("null:async.query_status.ret", vss_async_query_status(op, NULL), NULL);
 	report("null:async.cancel", vss_async_cancel(NULL), NULL);
+	report("null:expose_snapshot.id", vss_backup_expose_snapshot(b, NULL, NULL, VSS_VOLSNAP_ATTR_EXPOSED_LOCALLY,
+								      NULL, &name), NULL);
+	report("null:expose_snapshot.ret", vss_backup_expose_snapshot(b, &set_id, NULL, VSS_VOLSNAP_ATTR_EXPOSED_LOCALLY,
+								       NULL, NULL), NULL);
+	report("null:unexpose_snapshot", vss_backup_unexpose_snapshot(b, NULL), NULL);
 }
 
 static void step(const char *s)
@@ -250,6 +260,24 @@ static void step(const char *s)
 
 		hr = vss_backup_delete_snapshots(b, &set_id, VSS_OBJECT_SNAPSHOT_SET, false, &deleted, &failed);
 		report(s, hr, "%d", (int)deleted);
+	} else if (strncmp(s, "expose", 6) == 0 && (s[6] == '\0' || s[6] == '=')) {
+		for (size_t i = 0; i < n_snaps; i++) {
+			char *where = NULL;
+
+			hr = vss_backup_expose_snapshot(b, &snaps[i], NULL, VSS_VOLSNAP_ATTR_EXPOSED_LOCALLY,
+							s[6] == '=' ? s + 7 : NULL, &where);
+			report("expose", hr, "%s", where ?: "-");
+			free(where);
+		}
+	} else if (strcmp(s, "expose-remote") == 0) {
+		char *where = NULL;
+
+		report(s, vss_backup_expose_snapshot(b, &snaps[0], NULL, VSS_VOLSNAP_ATTR_EXPOSED_REMOTELY, "share",
+						     &where), NULL);
+		free(where);
+	} else if (strcmp(s, "unexpose") == 0) {
+		for (size_t i = 0; i < n_snaps; i++)
+			report(s, vss_backup_unexpose_snapshot(b, &snaps[i]), NULL);
 	} else if (strcmp(s, "nullargs") == 0) {
 		null_args();
 	} else if (strncmp(s, "sleep=", 6) == 0) {

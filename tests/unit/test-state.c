@@ -48,6 +48,8 @@ static bool rule_allows(BackupState s, const BackupFacts *f, BackupCall c)
 	case BC_QUERY:
 	case BC_DELETE_SNAPSHOTS:
 	case BC_IS_VOLUME_SUPPORTED:
+	case BC_EXPOSE_SNAPSHOT:
+	case BC_UNEXPOSE_SNAPSHOT:
 		return anywhere_but_new(s);
 	default:
 		return false;
@@ -209,9 +211,10 @@ static void test_next_every_pair(void)
 		}
 	/* Counted by hand from the rules: Initialize 1, SetContext 1,
 	 * SetBackupState 2, StartSnapshotSet 1, Add 1, Prepare 1, Do 2,
-	 * Abort 8, BackupComplete 1, and 8 each for the four reading calls.
-	 * Guards the filter above against skipping more than it should. */
-	ASSERT_EQ_UINT(50, n_pairs);
+	 * Abort 8, BackupComplete 1, and 8 each for the four reading calls and
+	 * the two exposure calls. Guards the filter above against skipping
+	 * more than it should. */
+	ASSERT_EQ_UINT(66, n_pairs);
 }
 
 static void test_holds_slot(void)
@@ -241,6 +244,7 @@ static void test_names(void)
 		"InitializeForBackup", "SetContext", "SetBackupState", "StartSnapshotSet",
 		"AddToSnapshotSet", "PrepareForBackup", "DoSnapshotSet", "AbortBackup", "BackupComplete",
 		"GetSnapshotProperties", "Query", "DeleteSnapshots", "IsVolumeSupported",
+		"ExposeSnapshot", "UnexposeSnapshot",
 	};
 
 	for (BackupState s = 0; s < _BS_MAX; s++)
