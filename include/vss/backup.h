@@ -306,6 +306,55 @@ vss_hr vss_backup_expose_snapshot(vss_backup *b, const vss_id *snapshot_id,
  */
 vss_hr vss_backup_unexpose_snapshot(vss_backup *b, const vss_id *snapshot_id);
 
+/**
+ * vss_backup_query_diff_areas() - the shadow storage of volumes.
+ * @b: the object (initialized).
+ * @volume_or_null: one volume, or NULL for every volume with snapshots or a
+ *                  maximum (IVssDifferentialSoftwareSnapshotMgmt's
+ *                  QueryDiffAreasForVolume and friends).
+ * @ret_props: a new array; release with vss_free_diff_area_props().
+ * @ret_count: its length.
+ *
+ * Used is the space only the volume's snapshots hold (what deleting them all
+ * frees): for image clones the extents the image no longer shares, for btrfs
+ * the quota groups' exclusive sizes (unknown, -1, when quotas are off).
+ *
+ * Return: S_OK; VSS_E_OBJECT_NOT_FOUND when @volume_or_null is not a volume;
+ * VSS_E_BAD_STATE before initialize.
+ */
+vss_hr vss_backup_query_diff_areas(vss_backup *b, const char *volume_or_null, vss_diff_area_prop **ret_props,
+                                   size_t *ret_count);
+
+/**
+ * vss_backup_change_diff_area_maximum_size() - limit a volume's shadow storage.
+ * @b: the object (initialized).
+ * @volume: the volume.
+ * @maximum: bytes, at least 1 MiB; -1 for unbounded.
+ *
+ * When the volume's snapshots take more than @maximum, its oldest snapshots
+ * are deleted at once until they fit; and before each new set, while they
+ * take as much as @maximum, so the new snapshot has room. Kept across vssd
+ * restarts.
+ *
+ * Return: S_OK; E_INVALIDARG for a maximum under 1 MiB;
+ * VSS_E_OBJECT_NOT_FOUND or VSS_E_VOLUME_NOT_SUPPORTED for @volume.
+ */
+vss_hr vss_backup_change_diff_area_maximum_size(vss_backup *b, const char *volume, int64_t maximum);
+
+/**
+ * vss_backup_get_diff_area_maximum_size() - a volume's maximum, cheaply.
+ * @b: the object (initialized).
+ * @volume: the volume.
+ * @ret_maximum: bytes, or -1 for unbounded.
+ *
+ * What vss_backup_query_diff_areas() reports as maximum_diff_space, without
+ * measuring the space in use (a vss addition to the VSS API).
+ *
+ * Return: S_OK; VSS_E_OBJECT_NOT_FOUND or VSS_E_VOLUME_NOT_SUPPORTED for
+ * @volume.
+ */
+vss_hr vss_backup_get_diff_area_maximum_size(vss_backup *b, const char *volume, int64_t *ret_maximum);
+
 #ifdef __cplusplus
 }
 #endif

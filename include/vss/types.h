@@ -182,6 +182,19 @@ typedef struct vss_provider_prop {
 	vss_id class_id;
 } vss_provider_prop;
 
+/*
+ * VSS_DIFF_AREA_PROP: the shadow storage of a volume. Sizes are bytes; -1 for
+ * maximum_diff_space means unbounded, and for the other two that vss cannot
+ * tell (btrfs without quotas).
+ */
+typedef struct vss_diff_area_prop {
+	char *volume_name;             /* the volume whose snapshots take the space */
+	char *diff_area_volume_name;   /* the filesystem holding them; NULL without any */
+	int64_t maximum_diff_space;
+	int64_t allocated_diff_space;  /* what the snapshots refer to, shared or not */
+	int64_t used_diff_space;       /* what only the snapshots hold */
+} vss_diff_area_prop;
+
 /* VSS_OBJECT_PROP: what vss_backup_query() returns. */
 typedef struct vss_object_prop {
 	vss_object_type type;              /* SNAPSHOT or PROVIDER */
@@ -205,6 +218,13 @@ void vss_free_snapshot_properties(vss_snapshot_prop *prop);
  * @prop: may be NULL; zeroed afterwards.
  */
 void vss_free_provider_properties(vss_provider_prop *prop);
+
+/**
+ * vss_free_diff_area_props() - release an array of shadow storage properties.
+ * @props: the array (may be NULL).
+ * @count: its length.
+ */
+void vss_free_diff_area_props(vss_diff_area_prop *props, size_t count);
 
 /**
  * vss_free_object_props() - release an array returned by vss_backup_query().

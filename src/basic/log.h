@@ -30,6 +30,7 @@ int log_internal(int level, int error, const char *file, int line, const char *f
 	log_internal((level), (error), __FILE__, __LINE__, __func__, __VA_ARGS__)
 #define log_debug(...) log_full_errno(LOG_DEBUG, 0, __VA_ARGS__)
 #define log_info(...) log_full_errno(LOG_INFO, 0, __VA_ARGS__)
+#define log_notice(...) log_full_errno(LOG_NOTICE, 0, __VA_ARGS__)
 #define log_warning(...) log_full_errno(LOG_WARNING, 0, __VA_ARGS__)
 #define log_error(...) log_full_errno(LOG_ERR, 0, __VA_ARGS__)
 #define log_crit(...) log_full_errno(LOG_CRIT, 0, __VA_ARGS__)

@@ -30,3 +30,6 @@ static inline void freep(void *p)
 #endif
 
 #define streq(a, b) (strcmp((a), (b)) == 0)
+
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)

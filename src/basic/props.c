@@ -39,3 +39,12 @@ void vss_free_object_props(vss_object_prop *props, size_t count)
 	}
 	free(props);
 }
+
+void vss_free_diff_area_props(vss_diff_area_prop *props, size_t count)
+{
+	for (size_t i = 0; props && i < count; i++) {
+		free(props[i].volume_name);
+		free(props[i].diff_area_volume_name);
+	}
+	free(props);
+}

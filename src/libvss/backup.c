@@ -371,3 +371,82 @@ vss_hr vss_backup_unexpose_snapshot(vss_backup *b, const vss_id *snapshot_id)
 		return client_fail(E_INVALIDARG, "%s is NULL", !b ? "b" : "snapshot_id");
 	return BACKUP_CALL(b, "UnexposeSnapshot", NULL, "s", vss_id_format(snapshot_id, buf));
 }
+
+vss_hr vss_backup_query_diff_areas(vss_backup *b, const char *volume_or_null, vss_diff_area_prop **ret_props,
+                                   size_t *ret_count)
+{
+	vss_diff_area_prop *props = NULL;
+	sd_bus_message *reply;
+	size_t n = 0;
+	vss_hr hr;
+	int r;
+
+	client_begin();
+	if (!b || !ret_props || !ret_count)
+		return client_fail(E_INVALIDARG, "%s is NULL", !b ? "b" : !ret_props ? "ret_props" : "ret_count");
+	hr = BACKUP_CALL(b, "QueryDiffAreas", &reply, "s", volume_or_null ?: "");
+	if (VSS_FAILED(hr))
+		return hr;
+	r = sd_bus_message_enter_container(reply, 'a', "(ssxxx)");
+	while (r >= 0) {
+		const char *volume, *storage;
+		int64_t maximum, allocated, used;
+		vss_diff_area_prop *np;
+
+		r = sd_bus_message_read(reply, "(ssxxx)", &volume, &storage, &maximum, &allocated, &used);
+		if (r <= 0)
+			break;
+		np = realloc(props, sizeof(*np) * (n + 1));
+		if (!np) {
+			r = -ENOMEM;
+			break;
+		}
+		props = np;
+		props[n] = (vss_diff_area_prop){
+			.volume_name = strdup(volume),
+			.diff_area_volume_name = storage[0] ? strdup(storage) : NULL,
+			.maximum_diff_space = maximum,
+			.allocated_diff_space = allocated,
+			.used_diff_space = used,
+		};
+		if (!props[n++].volume_name)
+			r = -ENOMEM;
+	}
+	if (r < 0) {
+		vss_free_diff_area_props(props, n);
+		return bad_reply(reply, "QueryDiffAreas", r);
+	}
+	sd_bus_message_unref(reply);
+	*ret_props = props;
+	*ret_count = n;
+	return S_OK;
+}
+
+vss_hr vss_backup_change_diff_area_maximum_size(vss_backup *b, const char *volume, int64_t maximum)
+{
+	client_begin();
+	if (!b || !volume)
+		return client_fail(E_INVALIDARG, "%s is NULL", !b ? "b" : "volume");
+	return BACKUP_CALL(b, "ChangeDiffAreaMaximumSize", NULL, "sx", volume, maximum);
+}
+
+vss_hr vss_backup_get_diff_area_maximum_size(vss_backup *b, const char *volume, int64_t *ret_maximum)
+{
+	sd_bus_message *reply;
+	int64_t maximum;
+	vss_hr hr;
+	int r;
+
+	client_begin();
+	if (!b || !volume || !ret_maximum)
+		return client_fail(E_INVALIDARG, "%s is NULL", !b ? "b" : !volume ? "volume" : "ret_maximum");
+	hr = BACKUP_CALL(b, "GetDiffAreaMaximumSize", &reply, "s", volume);
+	if (VSS_FAILED(hr))
+		return hr;
+	r = sd_bus_message_read(reply, "x", &maximum);
+	if (r < 0)
+		return bad_reply(reply, "GetDiffAreaMaximumSize", r);
+	sd_bus_message_unref(reply);
+	*ret_maximum = maximum;
+	return S_OK;
+}

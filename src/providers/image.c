@@ -18,6 +18,7 @@
 #include <blkid.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fiemap.h>
 #include <linux/fs.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -371,6 +372,149 @@ static int image_expose(const char *snapshot_path, const char *provider_data, co
 	return r;
 }
 
+/* Physical extents of files, as sorted disjoint [start, end) ranges. */
+typedef struct Ranges {
+	uint64_t (*r)[2];
+	size_t n;
+} Ranges;
+
+static int ranges_add(Ranges *rs, uint64_t start, uint64_t len)
+{
+	uint64_t(*nr)[2] = realloc(rs->r, sizeof(*nr) * (rs->n + 1));
+
+	if (!nr)
+		return -ENOMEM;
+	rs->r = nr;
+	rs->r[rs->n][0] = start;
+	rs->r[rs->n][1] = start + len;
+	rs->n++;
+	return 0;
+}
+
+static int cmp_range(const void *a, const void *b)
+{
+	const uint64_t *x = a, *y = b;
+
+	return x[0] < y[0] ? -1 : x[0] > y[0];
+}
+
+static void ranges_normalize(Ranges *rs)
+{
+	size_t k = 0;
+
+	qsort(rs->r, rs->n, sizeof(*rs->r), cmp_range);
+	for (size_t i = 0; i < rs->n; i++) {
+		if (k > 0 && rs->r[i][0] <= rs->r[k - 1][1]) {
+			rs->r[k - 1][1] = MAX(rs->r[k - 1][1], rs->r[i][1]);
+			continue;
+		}
+		rs->r[k][0] = rs->r[i][0];
+		rs->r[k][1] = rs->r[i][1];
+		k++;
+	}
+	rs->n = k;
+}
+
+static uint64_t ranges_bytes(const Ranges *rs)
+{
+	uint64_t b = 0;
+
+	for (size_t i = 0; i < rs->n; i++)
+		b += rs->r[i][1] - rs->r[i][0];
+	return b;
+}
+
+/* Bytes of a not shared with b (both normalized). */
+static uint64_t ranges_bytes_outside(const Ranges *a, const Ranges *b)
+{
+	uint64_t total = 0;
+	size_t j = 0;
+
+	for (size_t i = 0; i < a->n; i++) {
+		uint64_t pos = a->r[i][0], end = a->r[i][1];
+
+		while (j < b->n && b->r[j][1] <= pos)
+			j++;
+		for (size_t k = j; k < b->n && b->r[k][0] < end && pos < end; k++) {
+			if (b->r[k][0] > pos)
+				total += b->r[k][0] - pos;
+			pos = MAX(pos, b->r[k][1]);
+		}
+		if (pos < end)
+			total += end - pos;
+	}
+	return total;
+}
+
+/* Add a file's physical extents (FIEMAP); sync first if asked, so that
+ * data still in memory has its place on disk. */
+static int file_ranges(const char *path, bool sync, Ranges *rs)
+{
+	enum { BATCH = 256 };
+	struct fiemap *fm;
+	uint64_t start = 0;
+	bool last = false;
+	int fd, r = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	fm = malloc(sizeof(*fm) + BATCH * sizeof(struct fiemap_extent));
+	if (!fm) {
+		close(fd);
+		return -ENOMEM;
+	}
+	while (!last) {
+		*fm = (struct fiemap){
+			.fm_start = start,
+			.fm_length = FIEMAP_MAX_OFFSET - start,
+			.fm_flags = sync ? FIEMAP_FLAG_SYNC : 0,
+			.fm_extent_count = BATCH,
+		};
+		if (ioctl(fd, FS_IOC_FIEMAP, fm) < 0) {
+			r = -errno;
+			break;
+		}
+		if (fm->fm_mapped_extents == 0)
+			break;
+		for (unsigned i = 0; i < fm->fm_mapped_extents && r == 0; i++) {
+			const struct fiemap_extent *e = &fm->fm_extents[i];
+
+			if (!(e->fe_flags & (FIEMAP_EXTENT_UNKNOWN | FIEMAP_EXTENT_DELALLOC)))
+				r = ranges_add(rs, e->fe_physical, e->fe_length);
+			last = e->fe_flags & FIEMAP_EXTENT_LAST;
+			start = e->fe_logical + e->fe_length;
+		}
+		if (r < 0)
+			break;
+	}
+	free(fm);
+	close(fd);
+	return r;
+}
+
+/* Used: the extents of the clones that the image no longer has, each
+ * counted once however many clones share it; allocated: all their extents. */
+static int image_space(char *const *snapshot_paths, size_t n, const char *provider_data, int64_t *ret_used,
+                       int64_t *ret_allocated)
+{
+	Ranges origin = { 0 }, clones = { 0 };
+	int r;
+
+	r = file_ranges(provider_data, true, &origin);
+	for (size_t i = 0; r >= 0 && i < n; i++)
+		r = file_ranges(snapshot_paths[i], false, &clones);
+	if (r >= 0) {
+		ranges_normalize(&origin);
+		ranges_normalize(&clones);
+		*ret_used = (int64_t)ranges_bytes_outside(&clones, &origin);
+		*ret_allocated = (int64_t)ranges_bytes(&clones);
+	}
+	free(origin.r);
+	free(clones.r);
+	return r;
+}
+
 const provider_ops image_provider = {
 	.version = PROVIDER_OPS_VERSION,
 	.name = "image",
@@ -391,4 +535,5 @@ const provider_ops image_provider = {
 	.delete_snapshot = image_delete_snapshot,
 	.snapshot_exists = image_snapshot_exists,
 	.expose = image_expose,
+	.space = image_space,
 };

@@ -105,6 +105,12 @@ typedef struct provider_ops {
 	/* Mount a finished snapshot read-only on dir, an existing directory;
 	 * vssd unmounts it (whatever it needed goes with the mount). */
 	int (*expose)(const char *snapshot_path, const char *provider_data, const char *dir);
+	/* The space a volume's snapshots take (they share provider_data):
+	 * used, held by them alone (what deleting them all would free); and
+	 * allocated, what they refer to, shared with the volume or not. -1
+	 * each when the provider cannot tell. */
+	int (*space)(char *const *snapshot_paths, size_t n, const char *provider_data, int64_t *ret_used,
+	             int64_t *ret_allocated);
 } provider_ops;
 
 /* The snapshot store of the filesystem mounted at mount_point,

@@ -6,11 +6,16 @@
  * libvss, so it can do nothing a backup program could not.
  */
 
+#include <ctype.h>
+#include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <vss/vss.h>
@@ -73,7 +78,10 @@ static void help(void)
 	       "  expose --shadow=ID [--at=DIR]\n"
 	       "  expose --set=ID --at=DIR\n"
 	       "      Mount snapshots read-only; a set mirrors its volumes' paths under DIR.\n"
-	       "  unexpose (--shadow=ID | --set=ID)\n\n"
+	       "  unexpose (--shadow=ID | --set=ID)\n"
+	       "  list shadowstorage [--for=PATH] [--json]\n"
+	       "  resize shadowstorage --for=PATH --maxsize=SIZE|N%%|UNBOUNDED\n"
+	       "      When a volume's snapshots reach its maximum, its oldest are deleted.\n\n"
 	       "Global options:\n"
 	       "  --socket=PATH   talk to the vssd listening on PATH (default $VSS_SOCKET,\n"
 	       "                  else " VSS_DEFAULT_SOCKET ")\n"
@@ -222,6 +230,51 @@ static vss_hr wait_for(vss_async *a)
 	return status == VSS_S_ASYNC_FINISHED ? S_OK : status;
 }
 
+/* The snapshots that exist now (every context), to tell afterwards which ones
+ * vssd deleted to respect a maximum shadow storage. */
+typedef struct Census {
+	vss_object_prop *all;
+	size_t n;
+} Census;
+
+static void census_take(Census *c)
+{
+	vss_backup *b;
+
+	*c = (Census){ 0 };
+	if (VSS_FAILED(open_admin(&b)))
+		return;
+	if (VSS_FAILED(vss_backup_query(b, NULL, VSS_OBJECT_NONE, VSS_OBJECT_SNAPSHOT, &c->all, &c->n)))
+		*c = (Census){ 0 };
+	vss_backup_release(b);
+}
+
+/* Say which snapshots of before are gone in after. */
+static size_t census_report(const Census *before, const Census *after, FILE *f)
+{
+	size_t gone = 0;
+
+	for (size_t i = 0; i < before->n; i++) {
+		const vss_snapshot_prop *s = &before->all[i].obj.snap;
+		bool found = false;
+
+		for (size_t k = 0; k < after->n && !found; k++)
+			found = vss_id_equal(&s->snapshot_id, &after->all[k].obj.snap.snapshot_id);
+		if (found)
+			continue;
+		fprintf(f, "Deleted shadow copy %s of %s (the oldest) to stay within its maximum shadow storage.\n",
+			ID_TO_STRING(&s->snapshot_id), s->original_volume_name);
+		gone++;
+	}
+	return gone;
+}
+
+static void census_clear(Census *c)
+{
+	vss_free_object_props(c->all, c->n);
+	*c = (Census){ 0 };
+}
+
 typedef struct CreateArgs {
 	char **volumes;
 	const char *provider;
@@ -257,12 +310,14 @@ static int create_shadow(const CreateArgs *a)
 	const vss_snapshot_prop *shown[VSS_MAX_VOLUMES_PER_SET + 1];
 	vss_id ids[VSS_MAX_VOLUMES_PER_SET + 1], set_id, provider = VSS_ID_NULL;
 	Providers providers = { 0 };
+	Census before, after;
 	vss_backup *b = NULL;
 	vss_async *async;
 	size_t k = 0;
 	vss_hr hr;
 	int ret;
 
+	before = after = (Census){ 0 };
 	if (n > VSS_MAX_VOLUMES_PER_SET + 1)
 		return fail(VSS_E_MAXIMUM_NUMBER_OF_VOLUMES_REACHED, "a set holds at most %d volumes",
 			    VSS_MAX_VOLUMES_PER_SET);
@@ -283,9 +338,16 @@ static int create_shadow(const CreateArgs *a)
 		STEP(resolve_provider(b, a->provider, &provider));
 	STEP(vss_backup_start_snapshot_set(b, &set_id));
 	for (k = 0; k < n; k++) {
+		int64_t maximum = -1;
+
 		hr = vss_backup_add_to_snapshot_set(b, a->volumes[k], &provider, &ids[k]);
+		/* Only a volume with a maximum can lose snapshots to this set. */
+		if (VSS_SUCCEEDED(hr) && !before.all &&
+		    VSS_SUCCEEDED(vss_backup_get_diff_area_maximum_size(b, a->volumes[k], &maximum)) && maximum >= 0)
+			census_take(&before);
 		if (VSS_FAILED(hr)) {
 			ret = fail(hr, NULL);
+			census_clear(&before);
 			vss_backup_abort_backup(b);
 			vss_backup_release(b);
 			return ret;
@@ -307,6 +369,12 @@ static int create_shadow(const CreateArgs *a)
 		STEP(vss_backup_backup_complete(b, &async));
 		STEP(wait_for(async));
 	}
+	if (before.all) {
+		census_take(&after);
+		census_report(&before, &after, a->json ? stderr : stdout);
+	}
+	census_clear(&before);
+	census_clear(&after);
 	if (!a->json) {
 		char id[VSS_ID_STRING_MAX];
 
@@ -321,6 +389,7 @@ static int create_shadow(const CreateArgs *a)
 
 failed:
 	ret = fail(hr, NULL);
+	census_clear(&before);
 	for (size_t i = 0; i < k && i < n; i++)
 		vss_free_snapshot_properties(&props[i]);
 	vss_free_object_props(providers.props, providers.n);
@@ -548,6 +617,166 @@ out:
 	return ret;
 }
 
+static void print_size(const char *label, int64_t bytes, const char *none)
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
+	double v = (double)bytes;
+	size_t u = 0;
+
+	if (bytes < 0) {
+		printf("   %s: %s\n", label, none);
+		return;
+	}
+	while (v >= 1024 && u < ELEMENTSOF(units) - 1) {
+		v /= 1024;
+		u++;
+	}
+	printf("   %s: %.*f %s (%lld bytes)\n", label, u ? 1 : 0, v, units[u], (long long)bytes);
+}
+
+static void json_size(JsonWriter *w, const char *key, int64_t bytes)
+{
+	json_key(w, key);
+	if (bytes < 0)
+		json_string(w, NULL);
+	else
+		json_int(w, bytes);
+}
+
+static int list_shadowstorage(const char *volume, bool json)
+{
+	vss_diff_area_prop *areas = NULL;
+	size_t n = 0;
+	vss_backup *b;
+	vss_hr hr;
+
+	hr = open_admin(&b);
+	if (VSS_SUCCEEDED(hr))
+		hr = vss_backup_query_diff_areas(b, volume, &areas, &n);
+	if (VSS_FAILED(hr)) {
+		int ret = fail(hr, NULL);
+
+		vss_backup_release(b);
+		return ret;
+	}
+	if (json) {
+		JsonWriter w;
+
+		json_init(&w, stdout, true);
+		json_begin_array(&w);
+		for (size_t i = 0; i < n; i++) {
+			json_begin_object(&w);
+			json_key(&w, "volume");
+			json_string(&w, areas[i].volume_name);
+			json_key(&w, "storage_volume");
+			json_string(&w, areas[i].diff_area_volume_name);
+			json_size(&w, "used", areas[i].used_diff_space);
+			json_size(&w, "allocated", areas[i].allocated_diff_space);
+			json_size(&w, "maximum", areas[i].maximum_diff_space);
+			json_end_object(&w);
+		}
+		json_end_array(&w);
+		json_finish(&w);
+	} else if (n == 0) {
+		printf("No items found that satisfy the query.\n");
+	}
+	for (size_t i = 0; !json && i < n; i++) {
+		printf("%sShadow Copy Storage association\n", i ? "\n" : "");
+		printf("   For volume: %s\n", areas[i].volume_name);
+		printf("   Shadow Copy Storage volume: %s\n", areas[i].diff_area_volume_name ?: "(none yet)");
+		print_size("Used Shadow Copy Storage space", areas[i].used_diff_space, "unknown (btrfs without quotas)");
+		print_size("Allocated Shadow Copy Storage space", areas[i].allocated_diff_space, "unknown");
+		print_size("Maximum Shadow Copy Storage space", areas[i].maximum_diff_space, "UNBOUNDED");
+	}
+	vss_free_diff_area_props(areas, n);
+	vss_backup_release(b);
+	return EXIT_SUCCESS;
+}
+
+/* SIZE (with an optional B, K, M, G, T or P suffix, binary multiples, an
+ * optional "iB" or "B" after it), N% of the volume, or UNBOUNDED (-1). */
+static int parse_maxsize(const char *s, const char *volume, int64_t *ret)
+{
+	static const char units[] = "BKMGTP";
+	unsigned long long v;
+	const char *u;
+	char *end;
+
+	if (strcasecmp(s, "UNBOUNDED") == 0) {
+		*ret = -1;
+		return 0;
+	}
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0)
+		return -EINVAL;
+	if (streq(end, "%")) {
+		struct statvfs sv;
+		struct stat st;
+		uint64_t size;
+
+		if (v == 0 || v > 100 || stat(volume, &st) < 0)
+			return -EINVAL;
+		if (S_ISREG(st.st_mode))
+			size = (uint64_t)st.st_size;
+		else if (statvfs(volume, &sv) == 0)
+			size = (uint64_t)sv.f_blocks * sv.f_frsize;
+		else
+			return -EINVAL;
+		*ret = (int64_t)(size / 100 * v);
+		return 0;
+	}
+	if (*end) {
+		u = strchr(units, toupper((unsigned char)*end));
+		if (!u || !(streq(end + 1, "") || strcasecmp(end + 1, "B") == 0 || strcasecmp(end + 1, "iB") == 0))
+			return -EINVAL;
+		for (long i = 0; i < u - units; i++) {
+			if (v > (unsigned long long)INT64_MAX / 1024)
+				return -ERANGE;
+			v *= 1024;
+		}
+	}
+	if (v > (unsigned long long)INT64_MAX)
+		return -ERANGE;
+	*ret = (int64_t)v;
+	return 0;
+}
+
+static int resize_shadowstorage(const char *volume, const char *maxsize)
+{
+	Census before, after;
+	int64_t maximum;
+	vss_backup *b;
+	vss_hr hr;
+	size_t gone;
+
+	if (!volume || !maxsize)
+		return usage_error("resize shadowstorage needs --for=PATH and --maxsize=SIZE|N%%|UNBOUNDED");
+	if (parse_maxsize(maxsize, volume, &maximum) < 0)
+		return usage_error("bad --maxsize \"%s\": a size such as 512MiB or 10G, N%%, or UNBOUNDED", maxsize);
+	census_take(&before);
+	hr = open_admin(&b);
+	if (VSS_SUCCEEDED(hr))
+		hr = vss_backup_change_diff_area_maximum_size(b, volume, maximum);
+	if (VSS_FAILED(hr)) {
+		int ret = fail(hr, NULL);
+
+		census_clear(&before);
+		vss_backup_release(b);
+		return ret;
+	}
+	vss_backup_release(b);
+	census_take(&after);
+	gone = census_report(&before, &after, stdout);
+	census_clear(&before);
+	census_clear(&after);
+	printf("Successfully resized the shadow copy storage association%s.\n",
+	       gone ? ", deleting the shadow copies above" : "");
+	return EXIT_SUCCESS;
+}
+
 /* Snapshots of a set, parents before what is mounted inside them. */
 static int by_volume(const void *a, const void *b)
 {
@@ -653,6 +882,7 @@ enum {
 	OPT_ALL,
 	OPT_QUIET,
 	OPT_AT,
+	OPT_MAXSIZE,
 };
 
 int main(int argc, char **argv)
@@ -669,6 +899,7 @@ int main(int argc, char **argv)
 		{ "all", no_argument, NULL, OPT_ALL },
 		{ "quiet", no_argument, NULL, OPT_QUIET },
 		{ "at", required_argument, NULL, OPT_AT },
+		{ "maxsize", required_argument, NULL, OPT_MAXSIZE },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -676,7 +907,7 @@ int main(int argc, char **argv)
 	CreateArgs create = { .context = VSS_CTX_APP_ROLLBACK };
 	DeleteArgs del = { 0 };
 	ExposeArgs exp = { 0 };
-	const char *set = NULL, *verb, *noun;
+	const char *set = NULL, *maxsize = NULL, *verb, *noun;
 	bool json = false, context_given = false;
 	int c, r;
 
@@ -723,6 +954,9 @@ int main(int argc, char **argv)
 		case OPT_AT:
 			exp.at = optarg;
 			break;
+		case OPT_MAXSIZE:
+			maxsize = optarg;
+			break;
 		case 'h':
 			help();
 			return EXIT_SUCCESS;
@@ -760,6 +994,16 @@ int main(int argc, char **argv)
 	}
 	if (streq(verb, "list") && streq(noun, "providers"))
 		return list_providers(json);
+	if (streq(verb, "list") && streq(noun, "shadowstorage")) {
+		if (volumes && volumes[1])
+			return usage_error("list shadowstorage takes one --for");
+		return list_shadowstorage(volumes ? volumes[0] : NULL, json);
+	}
+	if (streq(verb, "resize") && streq(noun, "shadowstorage")) {
+		if (volumes && volumes[1])
+			return usage_error("resize shadowstorage takes one --for");
+		return resize_shadowstorage(volumes ? volumes[0] : NULL, maxsize);
+	}
 	if (streq(verb, "delete") && streq(noun, "shadows")) {
 		if (volumes && volumes[1])
 			return usage_error("delete shadows takes one --for");

@@ -439,6 +439,28 @@ static int creation_record(Creation *cr, BackupObject *b)
 	return 0;
 }
 
+/* Before a set is cut, each member volume at its maximum shadow storage loses
+ * its oldest snapshots, as in VSS. */
+static int make_room(BackupObject *b, sd_bus_error *error)
+{
+	Manager *m = b->manager;
+	_cleanup_(strv_freep) char **volumes = NULL;
+	_cleanup_free_ int64_t *maximums = NULL;
+	size_t n = 0;
+	int r;
+
+	r = catalog_storage(m->catalog, &volumes, &maximums, &n);
+	if (r < 0)
+		return bus_error_set_hr(error, VSS_E_UNEXPECTED, "cannot read the catalog: %s", strerror(-r));
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; k < b->facts.n_volumes; k++)
+			if (maximums[i] >= 0 && streq(volumes[i], b->members[k].volume) &&
+			    storage_enforce(m, volumes[i], maximums[i], true) < 0)
+				return bus_error_set_hr(error, VSS_E_UNEXPECTED,
+							"cannot make room in the shadow storage of %s", volumes[i]);
+	return 0;
+}
+
 static int method_do_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
 	BackupObject *b = userdata;
@@ -447,6 +469,9 @@ static int method_do_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_er
 	int r;
 
 	r = check(b, BC_DO_SNAPSHOT_SET, error);
+	if (r < 0)
+		return r;
+	r = make_room(b, error);
 	if (r < 0)
 		return r;
 	cr = calloc(1, sizeof(*cr));
@@ -810,6 +835,114 @@ static int method_unexpose_snapshot(sd_bus_message *msg, void *userdata, sd_bus_
 	return sd_bus_reply_method_return(msg, "");
 }
 
+/* A volume named by a requestor, as the catalog keeps it. */
+static int canonical_volume(const char *volume, char **ret, sd_bus_error *error)
+{
+	const provider_ops *ops;
+	VolumeInfo vi = { 0 };
+
+	if (VSS_FAILED(select_volume(volume, NULL, &vi, &ops, error)))
+		return -EIO;
+	*ret = TAKE_PTR(vi.path);
+	volume_info_clear(&vi);
+	return 0;
+}
+
+static int method_query_diff_areas(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+	BackupObject *b = userdata;
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	_cleanup_free_ char *canonical = NULL;
+	DiffArea *areas = NULL;
+	const char *volume;
+	size_t n = 0;
+	int r;
+
+	r = sd_bus_message_read(msg, "s", &volume);
+	if (r < 0)
+		return r;
+	r = check(b, BC_QUERY_DIFF_AREAS, error);
+	if (r < 0)
+		return r;
+	if (volume[0] != '\0') {
+		r = canonical_volume(volume, &canonical, error);
+		if (r < 0)
+			return r;
+	}
+	r = storage_query(b->manager, canonical, &areas, &n);
+	if (r < 0)
+		return bus_error_set_hr(error, VSS_E_UNEXPECTED, "cannot measure shadow storage: %s", strerror(-r));
+	r = sd_bus_message_new_method_return(msg, &reply);
+	if (r >= 0)
+		r = sd_bus_message_open_container(reply, 'a', "(ssxxx)");
+	for (size_t i = 0; r >= 0 && i < n; i++)
+		r = sd_bus_message_append(reply, "(ssxxx)", areas[i].volume, areas[i].storage_volume ?: "",
+					  areas[i].maximum, areas[i].allocated, areas[i].used);
+	if (r >= 0)
+		r = sd_bus_message_close_container(reply);
+	diff_areas_free(areas, n);
+	if (r < 0)
+		return r;
+	return sd_bus_send(NULL, reply, NULL);
+}
+
+static int method_change_diff_area_maximum_size(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+	BackupObject *b = userdata;
+	_cleanup_free_ char *canonical = NULL;
+	char reason[512] = "";
+	const char *volume;
+	int64_t maximum;
+	vss_hr hr;
+	int r;
+
+	r = sd_bus_message_read(msg, "sx", &volume, &maximum);
+	if (r < 0)
+		return r;
+	r = check(b, BC_CHANGE_DIFF_AREA_MAXIMUM_SIZE, error);
+	if (r < 0)
+		return r;
+	/* As vssadmin's /maxsize: at least 1 MB, or unbounded (-1). */
+	if (maximum != -1 && maximum < (1 << 20))
+		return bus_error_set_hr(error, E_INVALIDARG, "a maximum is at least 1 MiB (or -1, unbounded)");
+	r = canonical_volume(volume, &canonical, error);
+	if (r < 0)
+		return r;
+	hr = storage_set_maximum(b->manager, canonical, maximum, reason, sizeof(reason));
+	if (VSS_FAILED(hr))
+		return bus_error_set_hr(error, hr, "%s", reason);
+	return sd_bus_reply_method_return(msg, "");
+}
+
+static int method_get_diff_area_maximum_size(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+	BackupObject *b = userdata;
+	_cleanup_(strv_freep) char **volumes = NULL;
+	_cleanup_free_ int64_t *maximums = NULL;
+	_cleanup_free_ char *canonical = NULL;
+	const char *volume;
+	int64_t maximum = -1;
+	size_t n = 0;
+	int r;
+
+	r = sd_bus_message_read(msg, "s", &volume);
+	if (r < 0)
+		return r;
+	r = check(b, BC_QUERY_DIFF_AREAS, error);
+	if (r < 0)
+		return r;
+	r = canonical_volume(volume, &canonical, error);
+	if (r < 0)
+		return r;
+	r = catalog_storage(b->manager->catalog, &volumes, &maximums, &n);
+	if (r < 0)
+		return bus_error_set_hr(error, VSS_E_UNEXPECTED, "cannot read the catalog: %s", strerror(-r));
+	for (size_t i = 0; i < n; i++)
+		if (streq(volumes[i], canonical))
+			maximum = maximums[i];
+	return sd_bus_reply_method_return(msg, "x", maximum);
+}
+
 static int method_release(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
 	(void)error;
@@ -864,6 +997,9 @@ static const sd_bus_vtable backup_vtable[] = {
 	SD_BUS_METHOD("DeleteSnapshots", "sib", "iiss", method_delete_snapshots, 0),
 	SD_BUS_METHOD("ExposeSnapshot", "ssis", "s", method_expose_snapshot, 0),
 	SD_BUS_METHOD("UnexposeSnapshot", "s", "", method_unexpose_snapshot, 0),
+	SD_BUS_METHOD("QueryDiffAreas", "s", "a(ssxxx)", method_query_diff_areas, 0),
+	SD_BUS_METHOD("ChangeDiffAreaMaximumSize", "sx", "", method_change_diff_area_maximum_size, 0),
+	SD_BUS_METHOD("GetDiffAreaMaximumSize", "s", "x", method_get_diff_area_maximum_size, 0),
 	SD_BUS_METHOD("Release", "", "", method_release, 0),
 	SD_BUS_VTABLE_END,
 };

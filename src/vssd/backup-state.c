@@ -30,6 +30,8 @@ static const char *const call_names[_BC_MAX] = {
 	[BC_IS_VOLUME_SUPPORTED] = "IsVolumeSupported",
 	[BC_EXPOSE_SNAPSHOT] = "ExposeSnapshot",
 	[BC_UNEXPOSE_SNAPSHOT] = "UnexposeSnapshot",
+	[BC_QUERY_DIFF_AREAS] = "QueryDiffAreas",
+	[BC_CHANGE_DIFF_AREA_MAXIMUM_SIZE] = "ChangeDiffAreaMaximumSize",
 };
 
 const char *backup_state_to_string(BackupState s)
@@ -63,6 +65,8 @@ static const unsigned allowed[_BC_MAX] = {
 	[BC_IS_VOLUME_SUPPORTED] = ~B(BS_NEW),
 	[BC_EXPOSE_SNAPSHOT] = ~B(BS_NEW),
 	[BC_UNEXPOSE_SNAPSHOT] = ~B(BS_NEW),
+	[BC_QUERY_DIFF_AREAS] = ~B(BS_NEW),
+	[BC_CHANGE_DIFF_AREA_MAXIMUM_SIZE] = ~B(BS_NEW),
 };
 
 static const char *order_reason(BackupState s, BackupCall c)

@@ -9,7 +9,7 @@
 #include "basic/util.h"
 #include "vssd/catalog.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 
 struct Catalog {
 	sqlite3 *db;
@@ -47,7 +47,12 @@ static const char schema[] =
 	"  exposed_path TEXT"
 	");"
 	"CREATE INDEX IF NOT EXISTS snapshots_volume ON snapshots(volume);"
-	"CREATE INDEX IF NOT EXISTS snapshots_set ON snapshots(set_id);";
+	"CREATE INDEX IF NOT EXISTS snapshots_set ON snapshots(set_id);"
+	/* Version 2: the maximum shadow storage of a volume; no row: unbounded. */
+	"CREATE TABLE IF NOT EXISTS storage ("
+	"  volume TEXT PRIMARY KEY,"
+	"  maximum INTEGER NOT NULL"
+	");";
 
 static int sqlite_to_errno(int rc)
 {
@@ -124,7 +129,7 @@ int catalog_open(const char *path, Catalog **ret)
 	r = exec(c, schema);
 	if (r < 0)
 		goto fail;
-	r = exec(c, "PRAGMA user_version=1");
+	r = exec(c, "PRAGMA user_version=" STRINGIFY(SCHEMA_VERSION));
 	if (r < 0)
 		goto fail;
 	*ret = c;
@@ -309,6 +314,59 @@ int catalog_delete_snapshot(Catalog *c, const vss_id *id)
 	if (r >= 0)
 		r = exec(c, "DELETE FROM sets WHERE NOT EXISTS (SELECT 1 FROM snapshots WHERE set_id = sets.id)");
 	return transaction(c, r);
+}
+
+int catalog_set_storage_maximum(Catalog *c, const char *volume, int64_t maximum)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	if (maximum < 0)
+		r = prepare(c, "DELETE FROM storage WHERE volume = ?", &st);
+	else
+		r = prepare(c, "INSERT OR REPLACE INTO storage (volume, maximum) VALUES (?, ?)", &st);
+	if (r < 0)
+		return r;
+	bind_str(st, 1, volume);
+	if (maximum >= 0)
+		sqlite3_bind_int64(st, 2, maximum);
+	return step_done(c, st, "set storage maximum");
+}
+
+int catalog_storage(Catalog *c, char ***ret_volumes, int64_t **ret_maximums, size_t *ret_n)
+{
+	_cleanup_(strv_freep) char **volumes = NULL;
+	_cleanup_free_ int64_t *maximums = NULL;
+	size_t n = 0;
+	sqlite3_stmt *st;
+	int r, rc;
+
+	/* Every volume with snapshots or with a maximum. */
+	r = prepare(c,
+		    "SELECT v.volume, s.maximum FROM (SELECT volume FROM snapshots UNION SELECT volume FROM storage) v"
+		    " LEFT JOIN storage s ON s.volume = v.volume ORDER BY v.volume",
+		    &st);
+	if (r < 0)
+		return r;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t *nm = realloc(maximums, sizeof(int64_t) * (n + 1));
+
+		if (!nm || strv_push_dup(&volumes, (const char *)sqlite3_column_text(st, 0)) < 0) {
+			if (nm)
+				maximums = nm;
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		maximums = nm;
+		maximums[n++] = sqlite3_column_type(st, 1) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return rc == SQLITE_NOMEM ? -ENOMEM : fail(c, rc, "list storage");
+	*ret_volumes = TAKE_PTR(volumes);
+	*ret_maximums = TAKE_PTR(maximums);
+	*ret_n = n;
+	return 0;
 }
 
 int catalog_set_exposure(Catalog *c, const vss_id *id, const char *exposed_name, int32_t attributes)

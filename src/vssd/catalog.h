@@ -61,6 +61,11 @@ int catalog_delete_set(Catalog *c, const vss_id *set_id);
 /* Forget one snapshot; its set too when it was the last one. */
 int catalog_delete_snapshot(Catalog *c, const vss_id *id);
 
+/* The maximum shadow storage of a volume (negative: unbounded). */
+int catalog_set_storage_maximum(Catalog *c, const char *volume, int64_t maximum);
+/* Every volume with snapshots or a maximum, with its maximum (-1: unbounded). */
+int catalog_storage(Catalog *c, char ***ret_volumes, int64_t **ret_maximums, size_t *ret_n);
+
 /* Record where a snapshot is exposed (NULL: nowhere) and its attributes. */
 int catalog_set_exposure(Catalog *c, const vss_id *id, const char *exposed_name, int32_t attributes);
 

@@ -153,6 +153,25 @@ vss_hr snapshot_expose(Manager *m, const CatalogSnapshot *s, const char *dir_or_
                        char **ret_dir, char *msg, size_t size);
 vss_hr snapshot_unexpose(Manager *m, const CatalogSnapshot *s, char *msg, size_t size);
 
+/* storage.c: shadow storage (VSS's diff areas) per volume. */
+typedef struct DiffArea {
+	char *volume;
+	char *storage_volume;   /* where its snapshots live; NULL without any */
+	int64_t maximum;        /* bytes; -1: unbounded */
+	int64_t allocated;      /* what its snapshots refer to; -1: unknown */
+	int64_t used;           /* what only they hold; -1: unknown */
+} DiffArea;
+
+void diff_areas_free(DiffArea *d, size_t n);
+/* Every volume with snapshots or a maximum, or just the one named. */
+int storage_query(Manager *m, const char *volume_or_null, DiffArea **ret, size_t *ret_n);
+/* Delete the volume's oldest snapshots while they take more than maximum
+ * (as much as maximum, before_new_set, so the new one has room). Returns how
+ * many went. */
+int storage_enforce(Manager *m, const char *volume, int64_t maximum, bool before_new_set);
+/* Record a volume's maximum (-1: unbounded) and enforce it at once. */
+vss_hr storage_set_maximum(Manager *m, const char *volume, int64_t maximum, char *msg, size_t size);
+
 /* reconcile.c: make the catalog and the disk agree at start-up. */
 int reconcile(Manager *m);
 

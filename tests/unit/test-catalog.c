@@ -10,6 +10,7 @@
 
 #include "basic/log.h"
 #include "basic/macro.h"
+#include "basic/util.h"
 #include "vssd/catalog.h"
 #include "tests.h"
 
@@ -233,7 +234,7 @@ static void test_open_errors(void)
 	/* A catalog written by a newer vssd must not be touched. */
 	snprintf(path, sizeof(path), "%s/newer.db", tmpdir);
 	ASSERT_EQ_INT(SQLITE_OK, sqlite3_open(path, &db));
-	ASSERT_EQ_INT(SQLITE_OK, sqlite3_exec(db, "PRAGMA user_version=2", NULL, NULL, NULL));
+	ASSERT_EQ_INT(SQLITE_OK, sqlite3_exec(db, "PRAGMA user_version=99", NULL, NULL, NULL));
 	sqlite3_close(db);
 	ASSERT_ERRNO(-EPROTO, catalog_open(path, &c));
 	expect_errors(false);
@@ -484,6 +485,66 @@ static Catalog *reopen(Catalog *c)
 	return n;
 }
 
+/* A catalog of the first schema gains the storage table and keeps its rows. */
+static void test_upgrade_from_version_1(void)
+{
+	char path[sizeof(db_path) + 32];
+	Catalog *c = NULL;
+	char **volumes = NULL;
+	int64_t *maximums = NULL;
+	size_t n = 99;
+	sqlite3 *db;
+
+	snprintf(path, sizeof(path), "%s/v1.db", tmpdir);
+	ASSERT_EQ_INT(SQLITE_OK, sqlite3_open(path, &db));
+	ASSERT_EQ_INT(SQLITE_OK,
+		      sqlite3_exec(db,
+				   "CREATE TABLE sets (id TEXT PRIMARY KEY, context INTEGER NOT NULL, state TEXT NOT NULL,"
+				   " snapshots_count INTEGER NOT NULL, started_us INTEGER NOT NULL,"
+				   " created_us INTEGER NOT NULL DEFAULT 0, prepare_us INTEGER NOT NULL DEFAULT 0,"
+				   " flush_us INTEGER NOT NULL DEFAULT 0, hold_window_us INTEGER NOT NULL DEFAULT 0,"
+				   " total_us INTEGER NOT NULL DEFAULT 0, consistency TEXT,"
+				   " requestor_uid INTEGER NOT NULL, requestor_pid INTEGER NOT NULL);"
+				   "PRAGMA user_version=1",
+				   NULL, NULL, NULL));
+	sqlite3_close(db);
+	ASSERT_OK(catalog_open(path, &c));
+	ASSERT_OK(catalog_storage(c, &volumes, &maximums, &n));
+	ASSERT_EQ_UINT(0, n);
+	strv_free(volumes);
+	free(maximums);
+	ASSERT_NULL(catalog_close(c));
+}
+
+/* The maximum of a volume: set, replaced, listed with the volumes that have
+ * snapshots, and removed by a negative value. */
+static void test_storage(Catalog *c)
+{
+	char **volumes = NULL;
+	int64_t *maximums = NULL;
+	size_t n = 0;
+
+	ASSERT_OK(catalog_set_storage_maximum(c, "/srv/quota", 1000));
+	ASSERT_OK(catalog_set_storage_maximum(c, "/srv/quota", 2000));
+	ASSERT_OK(catalog_storage(c, &volumes, &maximums, &n));
+	ASSERT_TRUE(n >= 1);
+	for (size_t i = 0; i < n; i++) {
+		if (streq(volumes[i], "/srv/quota"))
+			ASSERT_EQ_INT(2000, maximums[i]);
+		else
+			ASSERT_EQ_INT(-1, maximums[i]);
+	}
+	strv_free(volumes);
+	free(maximums);
+
+	ASSERT_OK(catalog_set_storage_maximum(c, "/srv/quota", -1));
+	ASSERT_OK(catalog_storage(c, &volumes, &maximums, &n));
+	for (size_t i = 0; i < n; i++)
+		ASSERT_FALSE(streq(volumes[i], "/srv/quota"));
+	strv_free(volumes);
+	free(maximums);
+}
+
 int main(void)
 {
 	Catalog *c = NULL;
@@ -494,6 +555,7 @@ int main(void)
 	snprintf(db_path, sizeof(db_path), "%s/catalog.db", tmpdir);
 
 	RUN_TEST(test_open_errors);
+	RUN_TEST(test_upgrade_from_version_1);
 
 	ASSERT_OK(catalog_open(db_path, &c));
 	ASSERT_NOT_NULL(c);
@@ -509,6 +571,7 @@ int main(void)
 	RUN_TEST(test_order_counts_and_filters, c);
 	c = reopen(c);
 	RUN_TEST(test_order_counts_and_filters, c);
+	RUN_TEST(test_storage, c);
 
 	RUN_TEST(test_delete, c);
 	c = reopen(c);
