@@ -144,13 +144,29 @@ static usec_t monotonic(void)
  * async-signal-safe calls are allowed here: no malloc, no stdio, no logging.
  * Everything it needs was prepared before the fork.
  */
-static _Noreturn void guard_main(FreezeSet *s, int in, usec_t deadline)
+static int cmp_int(const void *a, const void *b)
+{
+	return *(const int *)a - *(const int *)b;
+}
+
+static _Noreturn void guard_main(FreezeSet *s, int in, usec_t deadline, const int *keep, size_t n_keep)
 {
 	static const int ignored[] = { SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGQUIT };
 	struct sigaction sa = { .sa_handler = SIG_IGN };
+	unsigned first = 3;
 	sigset_t all;
 	bool failed = false;
 	char c;
+
+	/* Keep nothing of vssd's but the members and the pipe: not its
+	 * sockets (their peers would not see vssd go) nor its state lock (a
+	 * new vssd could not start while we run). */
+	for (size_t i = 0; i < n_keep; i++) {
+		if ((unsigned)keep[i] > first)
+			close_range(first, (unsigned)keep[i] - 1, 0);
+		first = (unsigned)keep[i] + 1;
+	}
+	close_range(first, ~0U, 0);
 
 	/* Outlive whatever stops vssd, short of SIGKILL. */
 	for (size_t i = 0; i < ELEMENTSOF(ignored); i++)
@@ -204,11 +220,18 @@ static _Noreturn void guard_main(FreezeSet *s, int in, usec_t deadline)
 
 int freeze_guard_start(FreezeSet *s, usec_t deadline)
 {
-	int p[2];
+	int p[2], keep[s->n + 1];
+	size_t n_keep = 0;
 	pid_t pid;
 
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return -errno;
+	/* Prepared before the fork: the child may not allocate. */
+	keep[n_keep++] = p[0];
+	for (size_t i = 0; i < s->n; i++)
+		if (s->fds[i] >= 0)
+			keep[n_keep++] = s->fds[i];
+	qsort(keep, n_keep, sizeof(int), cmp_int);
 	pid = fork();
 	if (pid < 0) {
 		int r = -errno;
@@ -219,7 +242,7 @@ int freeze_guard_start(FreezeSet *s, usec_t deadline)
 	}
 	if (pid == 0) {
 		close(p[1]);
-		guard_main(s, p[0], deadline);
+		guard_main(s, p[0], deadline, keep, n_keep);
 	}
 	close(p[0]);
 	s->guard = pid;
