@@ -117,18 +117,6 @@ static int btrfs_delete_snapshot(const char *snapshot_path, const char *provider
 	return errno_of(btrfs_util_delete_subvolume(snapshot_path, 0));
 }
 
-static int btrfs_abort(ProviderMember *m)
-{
-	int r = 0;
-
-	/* The path carries this set's fresh snapshot id: if it exists, this
-	 * member made it. */
-	if (m->snapshot_path)
-		r = btrfs_delete_snapshot(m->snapshot_path, NULL);
-	m->state = VSS_SS_ABORTED;
-	return r;
-}
-
 static int btrfs_expose(const char *snapshot_path, const char *provider_data, const char *dir)
 {
 	(void)provider_data;
@@ -209,12 +197,6 @@ static int btrfs_space(char *const *snapshot_paths, size_t n, const char *provid
 	return 0;
 }
 
-static int btrfs_post_final_commit(ProviderMember *m)
-{
-	m->state = VSS_SS_CREATED;
-	return 0;
-}
-
 const provider_ops btrfs_provider = {
 	.version = PROVIDER_OPS_VERSION,
 	.name = "btrfs",
@@ -230,8 +212,6 @@ const provider_ops btrfs_provider = {
 	.begin_prepare = btrfs_begin_prepare,
 	.pre_commit = btrfs_pre_commit,
 	.commit = btrfs_commit,
-	.post_final_commit = btrfs_post_final_commit,
-	.abort = btrfs_abort,
 	.delete_snapshot = btrfs_delete_snapshot,
 	.snapshot_exists = btrfs_snapshot_exists,
 	.expose = btrfs_expose,

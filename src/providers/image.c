@@ -324,24 +324,6 @@ static int image_delete_snapshot(const char *snapshot_path, const char *provider
 	return unlink(snapshot_path) < 0 ? -errno : 0;
 }
 
-static int image_abort(ProviderMember *m)
-{
-	int r = 0;
-
-	/* The path carries this set's fresh snapshot id: if it exists, this
-	 * member made it. */
-	if (m->snapshot_path)
-		r = image_delete_snapshot(m->snapshot_path, NULL);
-	m->state = VSS_SS_ABORTED;
-	return r;
-}
-
-static int image_post_final_commit(ProviderMember *m)
-{
-	m->state = VSS_SS_CREATED;
-	return 0;
-}
-
 static int image_snapshot_exists(const char *snapshot_path, const char *provider_data)
 {
 	struct stat st;
@@ -530,8 +512,6 @@ const provider_ops image_provider = {
 	.begin_prepare = image_begin_prepare,
 	.pre_commit = image_pre_commit,
 	.commit = image_commit,
-	.post_final_commit = image_post_final_commit,
-	.abort = image_abort,
 	.delete_snapshot = image_delete_snapshot,
 	.snapshot_exists = image_snapshot_exists,
 	.expose = image_expose,

@@ -123,7 +123,11 @@ int provider_invoke(FaultTable *faults, ProviderStep step, ProviderMember *m)
 	if (r != 0)
 		return r;
 	fn = step_fn(m->ops, step);
-	return fn ? fn(m) : 0;
+	if (fn)
+		return fn(m);
+	if (step == STEP_ABORT && m->snapshot_path)
+		return m->ops->delete_snapshot(m->snapshot_path, m->provider_data);
+	return 0;
 }
 
 int provider_invoke_end_prepare(FaultTable *faults, ProviderMember **members, size_t n)

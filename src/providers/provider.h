@@ -96,7 +96,10 @@ typedef struct provider_ops {
 	int (*post_commit)(ProviderMember *m);          /* optional */
 	int (*pre_final_commit)(ProviderMember *m);     /* optional */
 	int (*post_final_commit)(ProviderMember *m);    /* optional */
-	int (*abort)(ProviderMember *m);                /* idempotent */
+	int (*abort)(ProviderMember *m);                /* optional: idempotent;
+	                                                 * without it, abort deletes
+	                                                 * snapshot_path (a fresh id:
+	                                                 * if it exists, it is ours) */
 
 	/* A finished snapshot, as recorded in the catalog. delete returns 0
 	 * when it is gone (also when it was already gone); exists returns 1 or 0. */

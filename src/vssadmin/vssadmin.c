@@ -401,10 +401,11 @@ failed:
 #undef STEP
 }
 
-/* Snapshots (all contexts), filtered; sorted as the catalog lists them
- * (oldest set first). */
-static vss_hr query_snapshots(vss_backup *b, const vss_id *set, const char *volume, vss_object_prop **ret_all,
-                              size_t *ret_n, const vss_snapshot_prop ***ret_selected, size_t *ret_selected_n)
+/* Snapshots (all contexts), filtered by set, snapshot id and volume (each
+ * optional); sorted as the catalog lists them (oldest set first). */
+static vss_hr query_snapshots(vss_backup *b, const vss_id *set, const vss_id *shadow, const char *volume,
+                              vss_object_prop **ret_all, size_t *ret_n, const vss_snapshot_prop ***ret_selected,
+                              size_t *ret_selected_n)
 {
 	_cleanup_free_ char *canonical = NULL;
 	const vss_snapshot_prop **sel;
@@ -429,6 +430,8 @@ static vss_hr query_snapshots(vss_backup *b, const vss_id *set, const char *volu
 		const vss_snapshot_prop *s = &all[i].obj.snap;
 
 		if (set && !vss_id_equal(set, &s->snapshot_set_id))
+			continue;
+		if (shadow && !vss_id_equal(shadow, &s->snapshot_id))
 			continue;
 		if (canonical && !streq(canonical, s->original_volume_name))
 			continue;
@@ -461,7 +464,7 @@ static int list_shadows(const char *set_str, const char *volume, bool json)
 		vss_backup_release(b);
 		return fail(hr, NULL);
 	}
-	hr = query_snapshots(b, set_str ? &set : NULL, volume, &all, &n, &sel, &k);
+	hr = query_snapshots(b, set_str ? &set : NULL, NULL, volume, &all, &n, &sel, &k);
 	if (VSS_SUCCEEDED(hr)) {
 		if (k == 0 && !json)
 			printf("No items found that satisfy the query.\n");
@@ -567,16 +570,10 @@ static int delete_shadows(const DeleteArgs *a)
 	hr = open_admin(&b);
 	if (VSS_FAILED(hr))
 		return fail(hr, NULL);
-	hr = query_snapshots(b, a->set ? &id : NULL, a->volume, &all, &n, &sel, &k);
+	hr = query_snapshots(b, a->set ? &id : NULL, a->shadow ? &id : NULL, a->volume, &all, &n, &sel, &k);
 	if (VSS_FAILED(hr)) {
 		vss_backup_release(b);
 		return EXIT_FAILURE;
-	}
-	if (a->shadow) {
-		k = 0;
-		for (size_t i = 0; i < n; i++)
-			if (vss_id_equal(&all[i].obj.snap.snapshot_id, &id))
-				sel[k++] = &all[i].obj.snap;
 	}
 	if (k == 0) {
 		ret = fail(VSS_E_OBJECT_NOT_FOUND, "no shadow copy matches");
@@ -811,15 +808,9 @@ static int expose(const ExposeArgs *a, bool undo)
 	hr = open_admin(&b);
 	if (VSS_FAILED(hr))
 		return fail(hr, NULL);
-	if (VSS_FAILED(query_snapshots(b, a->set ? &id : NULL, NULL, &all, &n, &sel, &k))) {
+	if (VSS_FAILED(query_snapshots(b, a->set ? &id : NULL, a->shadow ? &id : NULL, NULL, &all, &n, &sel, &k))) {
 		vss_backup_release(b);
 		return EXIT_FAILURE;
-	}
-	if (a->shadow) {
-		k = 0;
-		for (size_t i = 0; i < n; i++)
-			if (vss_id_equal(&all[i].obj.snap.snapshot_id, &id))
-				sel[k++] = &all[i].obj.snap;
 	}
 	if (k == 0) {
 		ret = fail(VSS_E_OBJECT_NOT_FOUND, "no shadow copy matches");

@@ -258,6 +258,7 @@ static vss_hr abort_all(Run *run)
 		if (r < 0)
 			log_error("%s: abort failed: %s", j->members[i].volume,
 				  provider_result_string(r, (char[128]){ 0 }, 128));
+		j->members[i].state = VSS_SS_ABORTED;
 	}
 	return hr;
 }
@@ -403,6 +404,8 @@ static vss_hr finish(Run *run)
 					    j->members[i].ops->name, provider_step_name(steps[s]),
 					    j->members[i].volume, provider_result_string(r, buf, sizeof(buf)));
 		}
+	for (size_t i = 0; i < j->n_members; i++)
+		j->members[i].state = VSS_SS_CREATED;
 	return S_OK;
 }
 
