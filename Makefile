@@ -35,6 +35,7 @@ check-long: build
 
 bench: build
 	./bench/bench-create.sh $(BUILD)
+	./bench/bench-hold.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
