@@ -27,6 +27,7 @@
 #include <vss/async.h>
 #include <vss/hresult.h>
 #include <vss/types.h>
+#include <vss/writer.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -263,6 +264,128 @@ vss_hr vss_backup_delete_snapshots(vss_backup *b, const vss_id *source_id,
                                    vss_object_type source_type,
                                    bool force_delete, int32_t *ret_deleted,
                                    vss_id *ret_nondeleted);
+
+/*
+ * Writers (docs/WRITERS.md). In contexts with writers, DoSnapshotSet needs
+ * GatherWriterMetadata first; in the others no writer hears of the set.
+ */
+
+/**
+ * vss_backup_gather_writer_metadata() - ask every writer for its metadata.
+ * @b: the object, initialized, before start_snapshot_set; once.
+ * @ret: the operation (it sends Identify to every writer not disabled).
+ *
+ * Return: S_OK; VSS_E_BAD_STATE out of order or when already gathered.
+ */
+vss_hr vss_backup_gather_writer_metadata(vss_backup *b, vss_async **ret);
+
+/**
+ * vss_backup_get_writer_metadata_count() - how many writers answered.
+ * @b: the object, after gather_writer_metadata ended.
+ * @ret_count: their number.
+ *
+ * Return: S_OK; VSS_E_BAD_STATE before the gathering ended.
+ */
+vss_hr vss_backup_get_writer_metadata_count(vss_backup *b, unsigned *ret_count);
+
+/**
+ * vss_backup_get_writer_metadata() - one writer's metadata.
+ * @b: the object.
+ * @index: from 0 to the count - 1.
+ * @ret_instance_id: the writer instance.
+ * @ret_metadata: borrowed from @b until vss_backup_free_writer_metadata() or
+ *                its release.
+ *
+ * Return: S_OK; E_INVALIDARG for an index out of range; VSS_E_BAD_STATE
+ * before the gathering ended.
+ */
+vss_hr vss_backup_get_writer_metadata(vss_backup *b, unsigned index, vss_id *ret_instance_id,
+                                      const vss_writer_metadata **ret_metadata);
+
+/**
+ * vss_backup_free_writer_metadata() - drop the metadata read so far.
+ */
+vss_hr vss_backup_free_writer_metadata(vss_backup *b);
+
+/**
+ * vss_backup_add_component() - select a writer's component for the backup.
+ * @b: the object, after gather_writer_metadata, before start_snapshot_set.
+ * @instance_id, @class_id: the writer.
+ * @type: the component's type.
+ * @logical_path_or_null, @name: the component.
+ *
+ * Return: S_OK; VSS_E_OBJECT_NOT_FOUND for a writer or component that is not
+ * in the metadata; VSS_E_OBJECT_ALREADY_EXISTS when added already;
+ * VSS_E_BAD_STATE out of order or in a context without writers.
+ */
+vss_hr vss_backup_add_component(vss_backup *b, const vss_id *instance_id, const vss_id *class_id,
+                                vss_component_type type, const char *logical_path_or_null, const char *name);
+
+/**
+ * vss_backup_disable_writer_classes() - leave writers of these classes out.
+ * @b: the object, before gather_writer_metadata.
+ * @class_ids: the classes.
+ * @n: how many.
+ *
+ * Return: S_OK; E_INVALIDARG; VSS_E_BAD_STATE after gather_writer_metadata.
+ */
+vss_hr vss_backup_disable_writer_classes(vss_backup *b, const vss_id *class_ids, unsigned n);
+
+/**
+ * vss_backup_enable_writer_classes() - take only writers of these classes.
+ * @b: the object, before gather_writer_metadata.
+ * @class_ids: the classes; once called, only enabled classes take part.
+ * @n: how many.
+ *
+ * Return: S_OK; E_INVALIDARG; VSS_E_BAD_STATE after gather_writer_metadata.
+ */
+vss_hr vss_backup_enable_writer_classes(vss_backup *b, const vss_id *class_ids, unsigned n);
+
+/**
+ * vss_backup_gather_writer_status() - ask the writers how they are.
+ * @b: the object, after gather_writer_metadata.
+ * @ret: the operation.
+ *
+ * Return: S_OK; VSS_E_BAD_STATE before gather_writer_metadata.
+ */
+vss_hr vss_backup_gather_writer_status(vss_backup *b, vss_async **ret);
+
+/**
+ * vss_backup_get_writer_status_count() - writers in the last status.
+ */
+vss_hr vss_backup_get_writer_status_count(vss_backup *b, unsigned *ret_count);
+
+/**
+ * vss_backup_get_writer_status() - one writer's status (GetWriterStatusEx).
+ * @b: the object, after gather_writer_status ended.
+ * @index: from 0 to the count - 1.
+ * @ret_status: borrowed from @b until vss_backup_free_writer_status() or its
+ *              release.
+ *
+ * Return: S_OK; E_INVALIDARG for an index out of range; VSS_E_BAD_STATE.
+ */
+vss_hr vss_backup_get_writer_status(vss_backup *b, unsigned index, const vss_writer_status **ret_status);
+
+/**
+ * vss_backup_free_writer_status() - drop the status read so far.
+ */
+vss_hr vss_backup_free_writer_status(vss_backup *b);
+
+/**
+ * vss_backup_set_backup_succeeded() - record a component's backup outcome.
+ * @b: the object, after a successful do_snapshot_set, before backup_complete.
+ * @instance_id, @class_id, @type, @logical_path_or_null, @name: the component,
+ *                                                              as added.
+ * @succeeded: whether its files were backed up.
+ *
+ * Writers learn it in backup_complete.
+ *
+ * Return: S_OK; VSS_E_OBJECT_NOT_FOUND for a component not added;
+ * VSS_E_BAD_STATE out of order.
+ */
+vss_hr vss_backup_set_backup_succeeded(vss_backup *b, const vss_id *instance_id, const vss_id *class_id,
+                                       vss_component_type type, const char *logical_path_or_null,
+                                       const char *name, bool succeeded);
 
 /**
  * vss_backup_expose_snapshot() - mount a finished snapshot read-only.

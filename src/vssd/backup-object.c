@@ -494,6 +494,7 @@ static int method_do_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_er
 		    &(JobLimits){
 			    .flush_timeout = m->config.flush_timeout,
 			    .hold_timeout = m->config.hold_timeout,
+			    .hold_settle = m->config.hold_settle,
 			    .freeze_marker = m->freeze_marker,
 			    .faults = m->faults,
 		    },

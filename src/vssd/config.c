@@ -19,6 +19,7 @@ void config_init(Config *c)
 		.backup_gid = (gid_t)-1,
 		.flush_timeout = 10 * USEC_PER_SEC,
 		.hold_timeout = 10 * USEC_PER_SEC,
+		.hold_settle = 30 * USEC_PER_MSEC,
 		.max_volumes_per_set = VSS_MAX_VOLUMES_PER_SET,
 		.max_snapshots_per_volume = 512,
 		.max_image_nesting = 1,
@@ -76,6 +77,12 @@ static int set_key(Config *c, const char *k, const char *v)
 		if (parse_bounded(v, 1, 3600 * 1000, &x) < 0)
 			return -EINVAL;
 		*(streq(k, "FlushTimeoutMSec") ? &c->flush_timeout : &c->hold_timeout) = x * USEC_PER_MSEC;
+		return 0;
+	}
+	if (streq(k, "HoldSettleMSec")) {
+		if (parse_bounded(v, 0, 1000, &x) < 0)
+			return -EINVAL;
+		c->hold_settle = x * USEC_PER_MSEC;
 		return 0;
 	}
 	if (streq(k, "MaxVolumesPerSet")) {

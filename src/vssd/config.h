@@ -16,6 +16,7 @@ typedef struct Config {
 	gid_t backup_gid;               /* resolved; (gid_t)-1 when the group does not exist */
 	usec_t flush_timeout;           /* FlushTimeoutSec / FlushTimeoutMSec, default 10 s */
 	usec_t hold_timeout;            /* HoldTimeoutSec / HoldTimeoutMSec, default 10 s */
+	usec_t hold_settle;             /* HoldSettleMSec, default 30 ms */
 	unsigned max_volumes_per_set;   /* MaxVolumesPerSet, default 64, at most 64 */
 	unsigned max_snapshots_per_volume; /* MaxSnapshotsPerVolume, default 512 */
 	unsigned max_image_nesting;     /* MaxImageNesting, default 1: an image on

@@ -29,6 +29,7 @@ const char *consistency_to_string(Consistency c);
 typedef struct JobLimits {
 	usec_t flush_timeout;
 	usec_t hold_timeout;
+	usec_t hold_settle;             /* pause between the flush and the freeze */
 	const char *freeze_marker;      /* vssd/freeze.h */
 	FaultTable *faults;
 } JobLimits;

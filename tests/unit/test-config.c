@@ -47,6 +47,8 @@ static void check_defaults(const Config *c)
 	ASSERT_EQ_UINT(64, c->max_volumes_per_set);
 	ASSERT_EQ_UINT(VSS_MAX_VOLUMES_PER_SET, c->max_volumes_per_set);
 	ASSERT_EQ_UINT(512, c->max_snapshots_per_volume);
+	ASSERT_EQ_UINT(30 * USEC_PER_MSEC, c->hold_settle);
+	ASSERT_EQ_UINT(1, c->max_image_nesting);
 }
 
 static void test_defaults(void)
