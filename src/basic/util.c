@@ -98,6 +98,15 @@ char *path_parent(const char *path)
 	return strndup(path, (size_t)(slash - path));
 }
 
+bool path_is_below(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	if (streq(dir, "/"))
+		return path[0] == '/';
+	return strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
 int mkdir_p(const char *path, unsigned mode)
 {
 	_cleanup_free_ char *p = strdup(path);

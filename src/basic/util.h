@@ -38,6 +38,9 @@ int strv_push_dup(char ***l, const char *s);
  * out of memory. */
 char *path_parent(const char *path);
 
+/* Whether path is dir or lies below it (both canonical). */
+bool path_is_below(const char *path, const char *dir);
+
 /* mkdir -p with mode for the directories made. */
 int mkdir_p(const char *path, unsigned mode);
 

@@ -12,6 +12,7 @@
 
 #include <vss/vss.h>
 
+#include "basic/props.h"
 #include "libvss/client.h"
 #include "protocol/bus.h"
 
@@ -78,6 +79,8 @@ vss_hr vss_backup_release(vss_backup *b)
 	 * auto-release deletion before we return. */
 	if (b->path)
 		(void)BACKUP_CALL(b, "Release", NULL, NULL);
+	vss_backup_free_writer_metadata(b);
+	vss_backup_free_writer_status(b);
 	sd_bus_flush_close_unref(b->bus);
 	free(b->path);
 	free(b);
@@ -449,4 +452,267 @@ vss_hr vss_backup_get_diff_area_maximum_size(vss_backup *b, const char *volume, 
 	sd_bus_message_unref(reply);
 	*ret_maximum = maximum;
 	return S_OK;
+}
+
+#define WRITERS_CALL(b, method, reply, types, ...) \
+	client_call((b)->bus, (b)->path, VSS_BUS_BACKUP_WRITERS_IFACE, (method), CALL_TIMEOUT_USEC, (reply), (types), \
+		    ##__VA_ARGS__)
+
+static vss_hr writers_async(vss_backup *b, const char *method, vss_async **ret)
+{
+	sd_bus_message *reply;
+	const char *path;
+	vss_async *a;
+	vss_hr hr;
+	int r;
+
+	client_begin();
+	if (!b || !ret)
+		return client_fail(E_INVALIDARG, "%s is NULL", !b ? "b" : "ret");
+	hr = WRITERS_CALL(b, method, &reply, NULL);
+	if (VSS_FAILED(hr))
+		return hr;
+	r = sd_bus_message_read(reply, "o", &path);
+	if (r < 0)
+		return bad_reply(reply, method, r);
+	a = calloc(1, sizeof(*a));
+	if (a)
+		a->path = strdup(path);
+	sd_bus_message_unref(reply);
+	if (!a || !a->path) {
+		free(a);
+		return client_fail(E_OUTOFMEMORY, "out of memory");
+	}
+	a->bus = sd_bus_ref(b->bus);
+	*ret = a;
+	return S_OK;
+}
+
+vss_hr vss_backup_gather_writer_metadata(vss_backup *b, vss_async **ret)
+{
+	if (b)
+		vss_backup_free_writer_metadata(b);
+	return writers_async(b, "GatherWriterMetadata", ret);
+}
+
+vss_hr vss_backup_gather_writer_status(vss_backup *b, vss_async **ret)
+{
+	if (b)
+		vss_backup_free_writer_status(b);
+	return writers_async(b, "GatherWriterStatus", ret);
+}
+
+static vss_hr load_metadata(vss_backup *b)
+{
+	sd_bus_message *reply;
+	vss_hr hr;
+	int r;
+
+	if (b->have_metadata)
+		return S_OK;
+	hr = WRITERS_CALL(b, "GetWriterMetadata", &reply, NULL);
+	if (VSS_FAILED(hr))
+		return hr;
+	r = sd_bus_message_enter_container(reply, 'a', "(ssssiii" WRITER_METADATA_COMPONENTS ")");
+	while (r >= 0) {
+		vss_writer_metadata *n = realloc(b->metadata, sizeof(*n) * (b->n_metadata + 1));
+
+		if (!n) {
+			r = -ENOMEM;
+			break;
+		}
+		b->metadata = n;
+		r = bus_read_writer_metadata(reply, &b->metadata[b->n_metadata]);
+		if (r <= 0)
+			break;
+		b->n_metadata++;
+	}
+	if (r < 0) {
+		vss_backup_free_writer_metadata(b);
+		return bad_reply(reply, "GetWriterMetadata", r);
+	}
+	sd_bus_message_unref(reply);
+	b->have_metadata = true;
+	return S_OK;
+}
+
+vss_hr vss_backup_get_writer_metadata_count(vss_backup *b, unsigned *ret_count)
+{
+	vss_hr hr;
+
+	client_begin();
+	if (!b || !ret_count)
+		return client_fail(E_INVALIDARG, "%s is NULL", !b ? "b" : "ret_count");
+	hr = load_metadata(b);
+	if (VSS_FAILED(hr))
+		return hr;
+	*ret_count = (unsigned)b->n_metadata;
+	return S_OK;
+}
+
+vss_hr vss_backup_get_writer_metadata(vss_backup *b, unsigned index, vss_id *ret_instance_id,
+                                      const vss_writer_metadata **ret_metadata)
+{
+	vss_hr hr;
+
+	client_begin();
+	if (!b || !ret_instance_id || !ret_metadata)
+		return client_fail(E_INVALIDARG, "%s is NULL", !b ? "b" : !ret_instance_id ? "ret_instance_id" : "ret_metadata");
+	hr = load_metadata(b);
+	if (VSS_FAILED(hr))
+		return hr;
+	if (index >= b->n_metadata)
+		return client_fail(E_INVALIDARG, "index %u is past the %zu writers", index, b->n_metadata);
+	*ret_instance_id = b->metadata[index].instance_id;
+	*ret_metadata = &b->metadata[index];
+	return S_OK;
+}
+
+vss_hr vss_backup_free_writer_metadata(vss_backup *b)
+{
+	if (!b)
+		return E_INVALIDARG;
+	for (size_t i = 0; i < b->n_metadata; i++)
+		vss_writer_metadata_clear(&b->metadata[i]);
+	free(b->metadata);
+	b->metadata = NULL;
+	b->n_metadata = 0;
+	b->have_metadata = false;
+	return S_OK;
+}
+
+static vss_hr load_status(vss_backup *b)
+{
+	sd_bus_message *reply;
+	vss_hr hr;
+	int r;
+
+	if (b->have_status)
+		return S_OK;
+	hr = WRITERS_CALL(b, "GetWriterStatus", &reply, NULL);
+	if (VSS_FAILED(hr))
+		return hr;
+	r = sd_bus_message_enter_container(reply, 'a', "(sssiis)");
+	while (r >= 0) {
+		vss_writer_status *n = realloc(b->status, sizeof(*n) * (b->n_status + 1));
+
+		if (!n) {
+			r = -ENOMEM;
+			break;
+		}
+		b->status = n;
+		r = bus_read_writer_status(reply, &b->status[b->n_status]);
+		if (r <= 0)
+			break;
+		b->n_status++;
+	}
+	if (r < 0) {
+		vss_backup_free_writer_status(b);
+		return bad_reply(reply, "GetWriterStatus", r);
+	}
+	sd_bus_message_unref(reply);
+	b->have_status = true;
+	return S_OK;
+}
+
+vss_hr vss_backup_get_writer_status_count(vss_backup *b, unsigned *ret_count)
+{
+	vss_hr hr;
+
+	client_begin();
+	if (!b || !ret_count)
+		return client_fail(E_INVALIDARG, "%s is NULL", !b ? "b" : "ret_count");
+	hr = load_status(b);
+	if (VSS_FAILED(hr))
+		return hr;
+	*ret_count = (unsigned)b->n_status;
+	return S_OK;
+}
+
+vss_hr vss_backup_get_writer_status(vss_backup *b, unsigned index, const vss_writer_status **ret_status)
+{
+	vss_hr hr;
+
+	client_begin();
+	if (!b || !ret_status)
+		return client_fail(E_INVALIDARG, "%s is NULL", !b ? "b" : "ret_status");
+	hr = load_status(b);
+	if (VSS_FAILED(hr))
+		return hr;
+	if (index >= b->n_status)
+		return client_fail(E_INVALIDARG, "index %u is past the %zu writers", index, b->n_status);
+	*ret_status = &b->status[index];
+	return S_OK;
+}
+
+vss_hr vss_backup_free_writer_status(vss_backup *b)
+{
+	if (!b)
+		return E_INVALIDARG;
+	for (size_t i = 0; i < b->n_status; i++)
+		vss_writer_status_clear(&b->status[i]);
+	free(b->status);
+	b->status = NULL;
+	b->n_status = 0;
+	b->have_status = false;
+	return S_OK;
+}
+
+vss_hr vss_backup_add_component(vss_backup *b, const vss_id *instance_id, const vss_id *class_id,
+                                vss_component_type type, const char *logical_path_or_null, const char *name)
+{
+	char ib[VSS_ID_STRING_MAX], cb[VSS_ID_STRING_MAX];
+
+	client_begin();
+	if (!b || !instance_id || !class_id || !name)
+		return client_fail(E_INVALIDARG, "a component is named by its writer and its name");
+	return WRITERS_CALL(b, "AddComponent", NULL, "ssiss", vss_id_format(instance_id, ib),
+			    vss_id_format(class_id, cb), (int32_t)type, logical_path_or_null ?: "", name);
+}
+
+vss_hr vss_backup_set_backup_succeeded(vss_backup *b, const vss_id *instance_id, const vss_id *class_id,
+                                       vss_component_type type, const char *logical_path_or_null,
+                                       const char *name, bool succeeded)
+{
+	char ib[VSS_ID_STRING_MAX], cb[VSS_ID_STRING_MAX];
+
+	client_begin();
+	if (!b || !instance_id || !class_id || !name)
+		return client_fail(E_INVALIDARG, "a component is named by its writer and its name");
+	return WRITERS_CALL(b, "SetBackupSucceeded", NULL, "ssissb", vss_id_format(instance_id, ib),
+			    vss_id_format(class_id, cb), (int32_t)type, logical_path_or_null ?: "", name,
+			    (int)succeeded);
+}
+
+static vss_hr writer_classes(vss_backup *b, const char *method, const vss_id *class_ids, unsigned n)
+{
+	sd_bus_message *call = NULL;
+	char buf[VSS_ID_STRING_MAX];
+	int r;
+
+	client_begin();
+	if (!b || (n > 0 && !class_ids))
+		return client_fail(E_INVALIDARG, "no classes given");
+	r = sd_bus_message_new_method_call(b->bus, &call, VSS_BUS_NAME, b->path, VSS_BUS_BACKUP_WRITERS_IFACE, method);
+	if (r >= 0)
+		r = sd_bus_message_open_container(call, 'a', "s");
+	for (unsigned i = 0; r >= 0 && i < n; i++)
+		r = sd_bus_message_append(call, "s", vss_id_format(&class_ids[i], buf));
+	if (r >= 0)
+		r = sd_bus_message_close_container(call);
+	if (r < 0) {
+		sd_bus_message_unref(call);
+		return client_fail(E_OUTOFMEMORY, "cannot build the %s call", method);
+	}
+	return client_call_message(b->bus, call, CALL_TIMEOUT_USEC, NULL);
+}
+
+vss_hr vss_backup_disable_writer_classes(vss_backup *b, const vss_id *class_ids, unsigned n)
+{
+	return writer_classes(b, "DisableWriterClasses", class_ids, n);
+}
+
+vss_hr vss_backup_enable_writer_classes(vss_backup *b, const vss_id *class_ids, unsigned n)
+{
+	return writer_classes(b, "EnableWriterClasses", class_ids, n);
 }

@@ -61,25 +61,14 @@ vss_hr client_connect(sd_bus **ret)
 	return S_OK;
 }
 
-vss_hr client_call(sd_bus *bus, const char *path, const char *iface, const char *method, uint64_t timeout_usec,
-                   sd_bus_message **ret_reply, const char *types, ...)
+vss_hr client_call_message(sd_bus *bus, sd_bus_message *call, uint64_t timeout_usec, sd_bus_message **ret_reply)
 {
 	sd_bus_error error = SD_BUS_ERROR_NULL;
-	sd_bus_message *call = NULL, *reply = NULL;
-	va_list ap;
+	sd_bus_message *reply = NULL;
+	const char *method = sd_bus_message_get_member(call);
 	vss_hr hr;
 	int r;
 
-	r = sd_bus_message_new_method_call(bus, &call, VSS_BUS_NAME, path, iface, method);
-	if (r < 0)
-		goto local_error;
-	if (types) {
-		va_start(ap, types);
-		r = sd_bus_message_appendv(call, types, ap);
-		va_end(ap);
-		if (r < 0)
-			goto local_error;
-	}
 	r = sd_bus_call(bus, call, timeout_usec, &error, &reply);
 	sd_bus_message_unref(call);
 	if (r < 0) {
@@ -98,9 +87,25 @@ vss_hr client_call(sd_bus *bus, const char *path, const char *iface, const char 
 	else
 		sd_bus_message_unref(reply);
 	return S_OK;
+}
 
-local_error:
-	sd_bus_message_unref(call);
-	return client_fail(r == -ENOMEM ? E_OUTOFMEMORY : VSS_E_UNEXPECTED, "cannot build the %s call: %s", method,
-			   strerror(-r));
+vss_hr client_call(sd_bus *bus, const char *path, const char *iface, const char *method, uint64_t timeout_usec,
+                   sd_bus_message **ret_reply, const char *types, ...)
+{
+	sd_bus_message *call = NULL;
+	va_list ap;
+	int r;
+
+	r = sd_bus_message_new_method_call(bus, &call, VSS_BUS_NAME, path, iface, method);
+	if (r >= 0 && types) {
+		va_start(ap, types);
+		r = sd_bus_message_appendv(call, types, ap);
+		va_end(ap);
+	}
+	if (r < 0) {
+		sd_bus_message_unref(call);
+		return client_fail(r == -ENOMEM ? E_OUTOFMEMORY : VSS_E_UNEXPECTED, "cannot build the %s call: %s",
+				   method, strerror(-r));
+	}
+	return client_call_message(bus, call, timeout_usec, ret_reply);
 }

@@ -6,13 +6,23 @@
 
 #include <systemd/sd-bus.h>
 
+#include <stdbool.h>
+
 #include <vss/hresult.h>
+#include <vss/writer.h>
 
 #include "basic/macro.h"
 
 struct vss_backup {
 	sd_bus *bus;
 	char *path;
+	/* Read from vssd on first use, lent to the caller until freed. */
+	vss_writer_metadata *metadata;
+	size_t n_metadata;
+	bool have_metadata;
+	vss_writer_status *status;
+	size_t n_status;
+	bool have_status;
 };
 
 struct vss_async {
@@ -35,3 +45,5 @@ vss_hr client_connect(sd_bus **ret);
  */
 vss_hr client_call(sd_bus *bus, const char *path, const char *iface, const char *method, uint64_t timeout_usec,
                    sd_bus_message **ret_reply, const char *types, ...);
+/* The same for a call built by the caller; takes it over. */
+vss_hr client_call_message(sd_bus *bus, sd_bus_message *call, uint64_t timeout_usec, sd_bus_message **ret_reply);

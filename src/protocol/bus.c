@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "basic/hresult-table.h"
+#include "basic/props.h"
 #include "basic/util.h"
 #include "protocol/bus.h"
 
@@ -257,4 +258,202 @@ int bus_read_provider_prop(sd_bus_message *m, vss_provider_prop *ret)
 	}
 	*ret = p;
 	return 0;
+}
+
+static const char *const event_names[_EVENT_MAX] = {
+	[EVENT_IDENTIFY] = "Identify",
+	[EVENT_PREPARE_BACKUP] = "PrepareBackup",
+	[EVENT_PREPARE_SNAPSHOT] = "PrepareSnapshot",
+	[EVENT_FREEZE] = "Freeze",
+	[EVENT_THAW] = "Thaw",
+	[EVENT_POST_SNAPSHOT] = "PostSnapshot",
+	[EVENT_ABORT] = "Abort",
+	[EVENT_BACKUP_COMPLETE] = "BackupComplete",
+	[EVENT_BACKUP_SHUTDOWN] = "BackupShutdown",
+};
+
+const char *writer_event_to_string(WriterEvent e)
+{
+	return e < _EVENT_MAX ? event_names[e] : "?";
+}
+
+WriterEvent writer_event_from_string(const char *s)
+{
+	for (WriterEvent e = 0; e < _EVENT_MAX; e++)
+		if (streq(s, event_names[e]))
+			return e;
+	return _EVENT_MAX;
+}
+
+static int append_files(sd_bus_message *m, const vss_wm_file *f, size_t n)
+{
+	TRY(sd_bus_message_open_container(m, 'a', "(issb)"));
+	for (size_t i = 0; i < n; i++)
+		TRY(sd_bus_message_append(m, "(issb)", (int32_t)f[i].kind, f[i].path, f[i].filespec,
+					  (int)f[i].recursive));
+	return sd_bus_message_close_container(m);
+}
+
+int bus_append_components(sd_bus_message *m, const vss_writer_metadata *md)
+{
+	TRY(sd_bus_message_open_container(m, 'a', "(isssba(issb))"));
+	for (size_t i = 0; i < md->n_components; i++) {
+		const vss_wm_component *c = &md->components[i];
+
+		TRY(sd_bus_message_open_container(m, 'r', "isssba(issb)"));
+		TRY(sd_bus_message_append(m, "isssb", (int32_t)c->type, c->logical_path ?: "", c->name,
+					  c->caption ?: "", (int)c->selectable));
+		TRY(append_files(m, c->files, c->n_files));
+		TRY(sd_bus_message_close_container(m));
+	}
+	TRY(sd_bus_message_close_container(m));
+	return append_files(m, md->excluded, md->n_excluded);
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s && *s ? strdup(s) : NULL;
+}
+
+static int read_files(sd_bus_message *m, vss_wm_file **ret, size_t *ret_n)
+{
+	vss_wm_file *files = NULL;
+	size_t n = 0;
+	int r;
+
+	TRY(sd_bus_message_enter_container(m, 'a', "(issb)"));
+	for (;;) {
+		const char *path, *spec;
+		int32_t kind;
+		int recursive;
+		vss_wm_file *nf;
+
+		r = sd_bus_message_read(m, "(issb)", &kind, &path, &spec, &recursive);
+		if (r <= 0)
+			break;
+		nf = realloc(files, sizeof(*nf) * (n + 1));
+		if (!nf) {
+			r = -ENOMEM;
+			break;
+		}
+		files = nf;
+		files[n] = (vss_wm_file){ .kind = (vss_file_kind)kind, .path = strdup(path), .filespec = strdup(spec),
+					  .recursive = recursive };
+		if (!files[n].path || !files[n].filespec)
+			r = -ENOMEM;
+		n++;
+		if (r < 0)
+			break;
+	}
+	*ret = files;
+	*ret_n = n;
+	if (r < 0)
+		return r;
+	return sd_bus_message_exit_container(m);
+}
+
+int bus_read_components(sd_bus_message *m, vss_writer_metadata *md)
+{
+	int r;
+
+	TRY(sd_bus_message_enter_container(m, 'a', "(isssba(issb))"));
+	while ((r = sd_bus_message_enter_container(m, 'r', "isssba(issb)")) > 0) {
+		const char *logical, *name, *caption;
+		int32_t type;
+		int selectable;
+		vss_wm_component *nc, *c;
+
+		TRY(sd_bus_message_read(m, "isssb", &type, &logical, &name, &caption, &selectable));
+		nc = realloc(md->components, sizeof(*nc) * (md->n_components + 1));
+		if (!nc)
+			return -ENOMEM;
+		md->components = nc;
+		c = &md->components[md->n_components++];
+		*c = (vss_wm_component){ .type = (vss_component_type)type, .logical_path = dup_or_null(logical),
+					 .name = strdup(name), .caption = dup_or_null(caption),
+					 .selectable = selectable };
+		if (!c->name)
+			return -ENOMEM;
+		TRY(read_files(m, &c->files, &c->n_files));
+		TRY(sd_bus_message_exit_container(m));
+	}
+	if (r < 0)
+		return r;
+	TRY(sd_bus_message_exit_container(m));
+	return read_files(m, &md->excluded, &md->n_excluded);
+}
+
+int bus_append_writer_metadata(sd_bus_message *m, const vss_writer_metadata *md)
+{
+	char a[VSS_ID_STRING_MAX], b[VSS_ID_STRING_MAX];
+
+	TRY(sd_bus_message_open_container(m, 'r', "ssssiii" WRITER_METADATA_COMPONENTS));
+	TRY(sd_bus_message_append(m, "ssssiii", vss_id_format(&md->instance_id, a), vss_id_format(&md->class_id, b),
+				  md->name, md->instance_name ?: "", (int32_t)md->usage, (int32_t)md->source,
+				  (int32_t)md->level));
+	TRY(bus_append_components(m, md));
+	return sd_bus_message_close_container(m);
+}
+
+int bus_read_writer_metadata(sd_bus_message *m, vss_writer_metadata *ret)
+{
+	vss_writer_metadata md = { 0 };
+	const char *instance, *class, *name, *instance_name;
+	int32_t usage, source, level;
+	int r;
+
+	r = sd_bus_message_enter_container(m, 'r', "ssssiii" WRITER_METADATA_COMPONENTS);
+	if (r <= 0)
+		return r;
+	r = sd_bus_message_read(m, "ssssiii", &instance, &class, &name, &instance_name, &usage, &source, &level);
+	if (r >= 0 && (VSS_FAILED(vss_id_parse(instance, &md.instance_id)) || VSS_FAILED(vss_id_parse(class, &md.class_id))))
+		r = -EBADMSG;
+	if (r >= 0) {
+		md.name = strdup(name);
+		md.instance_name = dup_or_null(instance_name);
+		md.usage = (vss_usage_type)usage;
+		md.source = (vss_source_type)source;
+		md.level = (vss_application_level)level;
+		r = md.name ? bus_read_components(m, &md) : -ENOMEM;
+	}
+	if (r >= 0)
+		r = sd_bus_message_exit_container(m);
+	if (r < 0) {
+		vss_writer_metadata_clear(&md);
+		return r;
+	}
+	*ret = md;
+	return 1;
+}
+
+int bus_append_writer_status(sd_bus_message *m, const vss_writer_status *s)
+{
+	char a[VSS_ID_STRING_MAX], b[VSS_ID_STRING_MAX];
+
+	return sd_bus_message_append(m, "(sssiis)", vss_id_format(&s->instance_id, a), vss_id_format(&s->class_id, b),
+				     s->name, (int32_t)s->state, s->failure, s->message ?: "");
+}
+
+int bus_read_writer_status(sd_bus_message *m, vss_writer_status *ret)
+{
+	const char *instance, *class, *name, *message;
+	vss_writer_status s = { 0 };
+	int32_t state, failure;
+	int r;
+
+	r = sd_bus_message_read(m, "(sssiis)", &instance, &class, &name, &state, &failure, &message);
+	if (r <= 0)
+		return r;
+	if (VSS_FAILED(vss_id_parse(instance, &s.instance_id)) || VSS_FAILED(vss_id_parse(class, &s.class_id)))
+		return -EBADMSG;
+	s.name = strdup(name);
+	s.message = dup_or_null(message);
+	s.state = (vss_writer_state)state;
+	s.failure = failure;
+	if (!s.name) {
+		vss_writer_status_clear(&s);
+		return -ENOMEM;
+	}
+	*ret = s;
+	return 1;
 }

@@ -11,6 +11,7 @@
 #include <systemd/sd-bus.h>
 
 #include <vss/types.h>
+#include <vss/writer.h>
 
 #include "basic/macro.h"
 
@@ -18,8 +19,31 @@
 #define VSS_BUS_MANAGER_IFACE "org.vss.Manager1"
 #define VSS_BUS_BACKUP_PREFIX "/org/vss/backup"
 #define VSS_BUS_BACKUP_IFACE "org.vss.Backup1"
+/* The writer calls of a backup object, on the same object. */
+#define VSS_BUS_BACKUP_WRITERS_IFACE "org.vss.BackupWriters1"
 #define VSS_BUS_ASYNC_PREFIX "/org/vss/async"
 #define VSS_BUS_ASYNC_IFACE "org.vss.Async1"
+/* Exported by a writer on its own connection; vssd calls it. */
+#define VSS_BUS_WRITER_PATH "/org/vss/Writer"
+#define VSS_BUS_WRITER_IFACE "org.vss.Writer1"
+
+/* Writer events, as the Event method of org.vss.Writer1 names them. */
+typedef enum WriterEvent {
+	EVENT_IDENTIFY,         /* its own method, Identify */
+	EVENT_PREPARE_BACKUP,
+	EVENT_PREPARE_SNAPSHOT,
+	EVENT_FREEZE,
+	EVENT_THAW,
+	EVENT_POST_SNAPSHOT,
+	EVENT_ABORT,
+	EVENT_BACKUP_COMPLETE,
+	EVENT_BACKUP_SHUTDOWN,
+	_EVENT_MAX,
+} WriterEvent;
+
+const char *writer_event_to_string(WriterEvent e);
+WriterEvent writer_event_from_string(const char *s);
+#define WRITER_METADATA_COMPONENTS "a(isssba(issb))a(issb)"
 /* Any name works on a peer-to-peer connection; busctl needs one. */
 #define VSS_BUS_NAME "org.vss"
 
@@ -45,3 +69,14 @@ int bus_append_snapshot_prop(sd_bus_message *m, const vss_snapshot_prop *p);
 int bus_read_snapshot_prop(sd_bus_message *m, vss_snapshot_prop *ret);
 int bus_append_provider_prop(sd_bus_message *m, const vss_provider_prop *p);
 int bus_read_provider_prop(sd_bus_message *m, vss_provider_prop *ret);
+
+/* A writer's components and excluded files (WRITER_METADATA_COMPONENTS), as a
+ * writer answers Identify; and a whole metadata document, as vssd hands it
+ * to requestors: "(ssssiii" + the components + ")". */
+int bus_append_components(sd_bus_message *m, const vss_writer_metadata *md);
+int bus_read_components(sd_bus_message *m, vss_writer_metadata *md);
+int bus_append_writer_metadata(sd_bus_message *m, const vss_writer_metadata *md);
+int bus_read_writer_metadata(sd_bus_message *m, vss_writer_metadata *ret);
+/* A writer's status: "(sssiis)". */
+int bus_append_writer_status(sd_bus_message *m, const vss_writer_status *s);
+int bus_read_writer_status(sd_bus_message *m, vss_writer_status *ret);

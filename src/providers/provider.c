@@ -182,12 +182,3 @@ int store_ensure(const char *store, const char *fstype)
 		return -errno;
 	return 0;
 }
-
-bool path_is_below(const char *path, const char *dir)
-{
-	size_t n = strlen(dir);
-
-	if (streq(dir, "/"))
-		return path[0] == '/';
-	return strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
-}

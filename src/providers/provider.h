@@ -122,8 +122,6 @@ typedef struct provider_ops {
 char *store_path(const char *mount_point);
 int store_ensure(const char *store, const char *fstype);
 
-/* Whether path is dir or lies below it. */
-bool path_is_below(const char *path, const char *dir);
 
 /* The registry: built-in providers, in the order vss asks them. */
 const provider_ops *const *provider_registry(size_t *ret_count);

@@ -138,3 +138,27 @@ const char *provider_type_name(vss_provider_type t)
 		return "Unknown";
 	}
 }
+
+const char *writer_state_text(vss_writer_state s)
+{
+	static const char *const texts[VSS_WS_COUNT] = {
+		[VSS_WS_UNKNOWN] = "Unknown",
+		[VSS_WS_STABLE] = "Stable",
+		[VSS_WS_WAITING_FOR_FREEZE] = "Waiting for freeze",
+		[VSS_WS_WAITING_FOR_THAW] = "Waiting for thaw",
+		[VSS_WS_WAITING_FOR_POST_SNAPSHOT] = "Waiting for post snapshot",
+		[VSS_WS_WAITING_FOR_BACKUP_COMPLETE] = "Waiting for backup complete",
+		[VSS_WS_FAILED_AT_IDENTIFY] = "Failed at identify",
+		[VSS_WS_FAILED_AT_PREPARE_BACKUP] = "Failed at prepare backup",
+		[VSS_WS_FAILED_AT_PREPARE_SNAPSHOT] = "Failed at prepare snapshot",
+		[VSS_WS_FAILED_AT_FREEZE] = "Failed at freeze",
+		[VSS_WS_FAILED_AT_THAW] = "Failed at thaw",
+		[VSS_WS_FAILED_AT_POST_SNAPSHOT] = "Failed at post snapshot",
+		[VSS_WS_FAILED_AT_BACKUP_COMPLETE] = "Failed at backup complete",
+		[VSS_WS_FAILED_AT_PRE_RESTORE] = "Failed at pre restore",
+		[VSS_WS_FAILED_AT_POST_RESTORE] = "Failed at post restore",
+		[VSS_WS_FAILED_AT_BACKUPSHUTDOWN] = "Failed at backup shutdown",
+	};
+
+	return (unsigned)s < VSS_WS_COUNT ? texts[s] : "Unknown";
+}

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include <vss/types.h>
+#include <vss/writer.h>
 
 /* "app_rollback" and friends; -1 when the name is unknown. Hyphens and
  * underscores are both accepted. */
@@ -20,3 +21,5 @@ char *attributes_to_string(int32_t attributes, char *buf, size_t size);
 /* "created", "preparing", ... */
 const char *snapshot_state_name(vss_snapshot_state s);
 const char *provider_type_name(vss_provider_type t);
+/* "Stable", "Waiting for thaw", "Failed at freeze", ... */
+const char *writer_state_text(vss_writer_state s);

@@ -68,12 +68,13 @@ static void help(void)
 	printf("Usage: %s [--socket=PATH] COMMAND [OPTIONS]\n\n"
 	       "Commands:\n"
 	       "  create shadow --for=PATH [--for=PATH ...] [--provider=NAME|ID]\n"
-	       "                [--context=NAME] [--json]\n"
+	       "                [--context=NAME] [--ignore-writer-failures] [--json]\n"
 	       "      Make one snapshot set of every PATH, committed at once.\n"
 	       "      Contexts: app_rollback (default, persistent), nas_rollback,\n"
 	       "      client_accessible, client_accessible_writers.\n"
 	       "  list shadows [--set=ID] [--for=PATH] [--json]\n"
 	       "  list providers [--json]\n"
+	       "  list writers [--json]\n"
 	       "  delete shadows (--shadow=ID | --set=ID | --for=PATH [--oldest|--all]) [--quiet]\n"
 	       "  expose --shadow=ID [--at=DIR]\n"
 	       "  expose --set=ID --at=DIR\n"
@@ -280,7 +281,42 @@ typedef struct CreateArgs {
 	const char *provider;
 	int32_t context;
 	bool json;
+	bool ignore_writer_failures;
 } CreateArgs;
+
+static bool writer_failed(const vss_writer_status *s)
+{
+	return s->state >= VSS_WS_FAILED_AT_IDENTIFY || VSS_FAILED(s->failure);
+}
+
+/* After the set: did every writer that took part do its part? Prints each
+ * failure; returns the first one's result, or S_OK. */
+static vss_hr check_writers(vss_backup *b, bool quiet)
+{
+	const vss_writer_status *s;
+	vss_async *async;
+	vss_hr hr, first = S_OK;
+	unsigned n = 0;
+
+	hr = vss_backup_gather_writer_status(b, &async);
+	if (VSS_SUCCEEDED(hr))
+		hr = wait_for(async);
+	if (VSS_SUCCEEDED(hr))
+		hr = vss_backup_get_writer_status_count(b, &n);
+	if (VSS_FAILED(hr))
+		return hr;
+	for (unsigned i = 0; i < n; i++) {
+		if (VSS_FAILED(vss_backup_get_writer_status(b, i, &s)) || !writer_failed(s))
+			continue;
+		if (!quiet)
+			fprintf(stderr, "%s: writer '%s' failed: [%d] %s: %s (0x%08x)%s%s\n", program, s->name,
+				(int)s->state, writer_state_text(s->state), vss_hr_name(s->failure),
+				(unsigned)s->failure, s->message ? ": " : "", s->message ?: "");
+		if (first == S_OK)
+			first = VSS_FAILED(s->failure) ? s->failure : VSS_E_WRITERERROR_NONRETRYABLE;
+	}
+	return first;
+}
 
 static vss_hr resolve_provider(vss_backup *b, const char *name, vss_id *ret)
 {
@@ -332,8 +368,11 @@ static int create_shadow(const CreateArgs *a)
 	STEP(vss_create_backup_components(&b));
 	STEP(vss_backup_initialize_for_backup(b, NULL));
 	STEP(vss_backup_set_context(b, a->context));
-	if (writers)
+	if (writers) {
 		STEP(vss_backup_set_backup_state(b, false, false, VSS_BT_COPY, false));
+		STEP(vss_backup_gather_writer_metadata(b, &async));
+		STEP(wait_for(async));
+	}
 	if (a->provider)
 		STEP(resolve_provider(b, a->provider, &provider));
 	STEP(vss_backup_start_snapshot_set(b, &set_id));
@@ -359,6 +398,21 @@ static int create_shadow(const CreateArgs *a)
 	}
 	STEP(vss_backup_do_snapshot_set(b, &async));
 	STEP(wait_for(async));
+	if (writers) {
+		/* A writer's veto does not fail DoSnapshotSet, but a set some
+		 * application could not make consistent is not one to keep. */
+		hr = check_writers(b, false);
+		if (VSS_FAILED(hr) && !a->ignore_writer_failures) {
+			int32_t deleted;
+			vss_id failed;
+
+			fprintf(stderr, "%s: deleting the set (--ignore-writer-failures keeps it)\n", program);
+			vss_backup_delete_snapshots(b, &set_id, VSS_OBJECT_SNAPSHOT_SET, true, &deleted, &failed);
+			goto failed;
+		}
+		if (VSS_FAILED(hr))
+			fprintf(stderr, "%s: keeping the set although a writer failed\n", program);
+	}
 
 	STEP(load_providers(b, &providers));
 	for (k = 0; k < n; k++) {
@@ -690,6 +744,83 @@ static int list_shadowstorage(const char *volume, bool json)
 	return EXIT_SUCCESS;
 }
 
+/* As Windows' vssadmin: every writer is asked for its metadata and state. */
+static int list_writers(bool json)
+{
+	const vss_writer_status *s;
+	vss_backup *b = NULL;
+	vss_async *async;
+	JsonWriter w;
+	unsigned n = 0;
+	vss_hr hr;
+
+#define TRY_HR(call)                        \
+	do {                                \
+		hr = (call);                \
+		if (VSS_FAILED(hr))         \
+			goto failed;        \
+	} while (0)
+
+	TRY_HR(vss_create_backup_components(&b));
+	TRY_HR(vss_backup_initialize_for_backup(b, NULL));
+	TRY_HR(vss_backup_gather_writer_metadata(b, &async));
+	TRY_HR(wait_for(async));
+	TRY_HR(vss_backup_gather_writer_status(b, &async));
+	TRY_HR(wait_for(async));
+	TRY_HR(vss_backup_get_writer_status_count(b, &n));
+#undef TRY_HR
+	if (json) {
+		json_init(&w, stdout, true);
+		json_begin_array(&w);
+	} else if (n == 0) {
+		printf("No writers are registered.\n");
+	}
+	for (unsigned i = 0; i < n; i++) {
+		char id[VSS_ID_STRING_MAX];
+
+		if (VSS_FAILED(vss_backup_get_writer_status(b, i, &s)))
+			continue;
+		if (json) {
+			json_begin_object(&w);
+			json_key(&w, "name");
+			json_string(&w, s->name);
+			json_key(&w, "class_id");
+			json_string(&w, vss_id_format(&s->class_id, id));
+			json_key(&w, "instance_id");
+			json_string(&w, vss_id_format(&s->instance_id, id));
+			json_key(&w, "state");
+			json_int(&w, s->state);
+			json_key(&w, "state_text");
+			json_string(&w, writer_state_text(s->state));
+			json_key(&w, "last_error");
+			json_string(&w, s->failure == S_OK ? NULL : vss_hr_name(s->failure));
+			json_key(&w, "message");
+			json_string(&w, s->message);
+			json_end_object(&w);
+			continue;
+		}
+		printf("%sWriter name: '%s'\n", i ? "\n" : "", s->name);
+		printf("   Writer Id: %s\n", vss_id_format(&s->class_id, id));
+		printf("   Writer Instance Id: %s\n", vss_id_format(&s->instance_id, id));
+		printf("   State: [%d] %s\n", (int)s->state, writer_state_text(s->state));
+		if (s->failure == S_OK)
+			printf("   Last error: No error\n");
+		else
+			printf("   Last error: %s (0x%08x)%s%s\n", vss_hr_name(s->failure), (unsigned)s->failure,
+			       s->message ? ": " : "", s->message ?: "");
+	}
+	if (json) {
+		json_end_array(&w);
+		json_finish(&w);
+	}
+	vss_backup_release(b);
+	return EXIT_SUCCESS;
+failed:
+	hr = fail(hr, NULL);
+	vss_backup_release(b);
+	return hr;
+}
+
 /* SIZE (with an optional B, K, M, G, T or P suffix, binary multiples, an
  * optional "iB" or "B" after it), N% of the volume, or UNBOUNDED (-1). */
 static int parse_maxsize(const char *s, const char *volume, int64_t *ret)
@@ -874,6 +1005,7 @@ enum {
 	OPT_QUIET,
 	OPT_AT,
 	OPT_MAXSIZE,
+	OPT_IGNORE_WRITER_FAILURES,
 };
 
 int main(int argc, char **argv)
@@ -891,6 +1023,7 @@ int main(int argc, char **argv)
 		{ "quiet", no_argument, NULL, OPT_QUIET },
 		{ "at", required_argument, NULL, OPT_AT },
 		{ "maxsize", required_argument, NULL, OPT_MAXSIZE },
+		{ "ignore-writer-failures", no_argument, NULL, OPT_IGNORE_WRITER_FAILURES },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -948,6 +1081,9 @@ int main(int argc, char **argv)
 		case OPT_MAXSIZE:
 			maxsize = optarg;
 			break;
+		case OPT_IGNORE_WRITER_FAILURES:
+			create.ignore_writer_failures = true;
+			break;
 		case 'h':
 			help();
 			return EXIT_SUCCESS;
@@ -985,6 +1121,8 @@ int main(int argc, char **argv)
 	}
 	if (streq(verb, "list") && streq(noun, "providers"))
 		return list_providers(json);
+	if (streq(verb, "list") && streq(noun, "writers"))
+		return list_writers(json);
 	if (streq(verb, "list") && streq(noun, "shadowstorage")) {
 		if (volumes && volumes[1])
 			return usage_error("list shadowstorage takes one --for");

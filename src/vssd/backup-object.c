@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,7 +20,7 @@
 #include "vssd/freeze.h"
 #include "vssd/manager.h"
 
-static int check(BackupObject *b, BackupCall call, sd_bus_error *error)
+int backup_check(BackupObject *b, BackupCall call, sd_bus_error *error)
 {
 	const char *reason;
 
@@ -69,7 +70,7 @@ static int method_initialize_for_backup(sd_bus_message *msg, void *userdata, sd_
 	r = sd_bus_message_read(msg, "s", &xml);
 	if (r < 0)
 		return r;
-	r = check(b, BC_INITIALIZE_FOR_BACKUP, error);
+	r = backup_check(b, BC_INITIALIZE_FOR_BACKUP, error);
 	if (r < 0)
 		return r;
 	if (xml[0] != '\0')
@@ -90,7 +91,7 @@ static int method_set_context(sd_bus_message *msg, void *userdata, sd_bus_error 
 	r = sd_bus_message_read(msg, "i", &context);
 	if (r < 0)
 		return r;
-	r = check(b, BC_SET_CONTEXT, error);
+	r = backup_check(b, BC_SET_CONTEXT, error);
 	if (r < 0)
 		return r;
 	if (!context_is_valid_for_requestor(context, &hr))
@@ -112,7 +113,7 @@ static int method_set_backup_state(sd_bus_message *msg, void *userdata, sd_bus_e
 	r = sd_bus_message_read(msg, "bbib", &select_components, &bootable, &type, &partial);
 	if (r < 0)
 		return r;
-	r = check(b, BC_SET_BACKUP_STATE, error);
+	r = backup_check(b, BC_SET_BACKUP_STATE, error);
 	if (r < 0)
 		return r;
 	if (type <= VSS_BT_UNDEFINED || type > VSS_BT_OTHER)
@@ -129,7 +130,7 @@ static int method_start_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus
 	char buf[VSS_ID_STRING_MAX];
 	int r;
 
-	r = check(b, BC_START_SNAPSHOT_SET, error);
+	r = backup_check(b, BC_START_SNAPSHOT_SET, error);
 	if (r < 0)
 		return r;
 	if (manager_slot_busy(m))
@@ -243,7 +244,7 @@ static int method_add_to_snapshot_set(sd_bus_message *msg, void *userdata, sd_bu
 	r = sd_bus_message_read(msg, "ss", &volume, &provider_str);
 	if (r < 0)
 		return r;
-	r = check(b, BC_ADD_TO_SNAPSHOT_SET, error);
+	r = backup_check(b, BC_ADD_TO_SNAPSHOT_SET, error);
 	if (r < 0)
 		return r;
 	if (volume[0] == '\0')
@@ -324,7 +325,7 @@ static int method_is_volume_supported(sd_bus_message *msg, void *userdata, sd_bu
 	r = sd_bus_message_read(msg, "ss", &provider_str, &volume);
 	if (r < 0)
 		return r;
-	r = check(b, BC_IS_VOLUME_SUPPORTED, error);
+	r = backup_check(b, BC_IS_VOLUME_SUPPORTED, error);
 	if (r < 0)
 		return r;
 	r = read_id_arg(provider_str, &provider, error);
@@ -342,7 +343,7 @@ static int method_is_volume_supported(sd_bus_message *msg, void *userdata, sd_bu
 	return sd_bus_reply_method_return(msg, "b", hr == S_OK);
 }
 
-static int reply_with_async(sd_bus_message *msg, BackupObject *b, vss_hr status, AsyncOp **ret,
+int backup_reply_with_async(sd_bus_message *msg, BackupObject *b, vss_hr status, AsyncOp **ret,
                             sd_bus_error *error)
 {
 	AsyncOp *a;
@@ -355,39 +356,63 @@ static int reply_with_async(sd_bus_message *msg, BackupObject *b, vss_hr status,
 	return sd_bus_reply_method_return(msg, "o", a->path);
 }
 
-/* No writer is registered with vssd yet, so there is nobody to tell: the
- * operation completes at once, as it does in VSS on a host without writers. */
-static int method_prepare_for_backup(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+/* PrepareForBackup and BackupComplete: an event to the writers, the
+ * operation ending with their answers. */
+static int writers_call(sd_bus_message *msg, BackupObject *b, BackupCall call, WriterEvent e, sd_bus_error *error)
 {
-	BackupObject *b = userdata;
+	AsyncOp *a;
 	int r;
 
-	r = check(b, BC_PREPARE_FOR_BACKUP, error);
+	r = backup_check(b, call, error);
 	if (r < 0)
 		return r;
-	set_state(b, backup_state_next(b->state, BC_PREPARE_FOR_BACKUP));
-	return reply_with_async(msg, b, VSS_S_ASYNC_FINISHED, NULL, error);
+	set_state(b, backup_state_next(b->state, call));
+	r = backup_reply_with_async(msg, b, VSS_S_ASYNC_PENDING, &a, error);
+	if (r >= 0)
+		writers_round_for_call(b, e, a);
+	return r;
+}
+
+static int method_prepare_for_backup(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+	return writers_call(msg, userdata, BC_PREPARE_FOR_BACKUP, EVENT_PREPARE_BACKUP, error);
 }
 
 static int method_backup_complete(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
-	BackupObject *b = userdata;
-	int r;
-
-	r = check(b, BC_BACKUP_COMPLETE, error);
-	if (r < 0)
-		return r;
-	set_state(b, backup_state_next(b->state, BC_BACKUP_COMPLETE));
-	return reply_with_async(msg, b, VSS_S_ASYNC_FINISHED, NULL, error);
+	return writers_call(msg, userdata, BC_BACKUP_COMPLETE, EVENT_BACKUP_COMPLETE, error);
 }
 
 static void creation_free(Creation *cr)
 {
 	sd_event_source_disable_unref(cr->source);
+	sd_event_source_disable_unref(cr->pause_source);
 	job_free(cr->job);
+	transactions_free(cr->transactions);
+	if (cr->pause_fd >= 0)
+		close(cr->pause_fd);
+	pthread_mutex_destroy(&cr->pause_lock);
+	pthread_cond_destroy(&cr->pause_cond);
 	catalog_snapshots_free(cr->snaps, cr->n_snaps);
 	catalog_set_clear(&cr->set);
 	free(cr);
+}
+
+static Creation *creation_new(void)
+{
+	Creation *cr = calloc(1, sizeof(*cr));
+
+	if (!cr)
+		return NULL;
+	cr->pause_fd = -1;
+	pthread_mutex_init(&cr->pause_lock, NULL);
+	pthread_cond_init(&cr->pause_cond, NULL);
+	cr->pause_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (cr->pause_fd < 0) {
+		creation_free(cr);
+		return NULL;
+	}
+	return cr;
 }
 
 static int on_job_done(sd_event_source *s, int fd, uint32_t revents, void *userdata)
@@ -465,16 +490,17 @@ static int method_do_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_er
 {
 	BackupObject *b = userdata;
 	Manager *m = b->manager;
+	bool writers = context_has_writers(b->context);
 	Creation *cr;
 	int r;
 
-	r = check(b, BC_DO_SNAPSHOT_SET, error);
+	r = backup_check(b, BC_DO_SNAPSHOT_SET, error);
 	if (r < 0)
 		return r;
 	r = make_room(b, error);
 	if (r < 0)
 		return r;
-	cr = calloc(1, sizeof(*cr));
+	cr = creation_new();
 	if (!cr)
 		return bus_error_set_hr(error, E_OUTOFMEMORY, NULL);
 	r = creation_record(cr, b);
@@ -490,17 +516,34 @@ static int method_do_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_er
 					strerror(-r));
 	}
 
-	r = job_new(&b->members, b->facts.n_volumes,
-		    &(JobLimits){
-			    .flush_timeout = m->config.flush_timeout,
-			    .hold_timeout = m->config.hold_timeout,
-			    .hold_settle = m->config.hold_settle,
-			    .freeze_marker = m->freeze_marker,
-			    .faults = m->faults,
-		    },
-		    &cr->job);
+	/* The set's volumes, for the writers once the job has the members. */
+	strv_free(b->set_volumes);
+	b->set_volumes = NULL;
+	for (size_t i = 0; r >= 0 && i < b->facts.n_volumes; i++)
+		r = strv_push_dup(&b->set_volumes, b->members[i].volume);
+	if (r >= 0 && writers) {
+		char **volumes = b->set_volumes;
+
+		participants_select(b, volumes, strv_length(volumes));
+	}
+	if (r >= 0)
+		r = job_new(&b->members, b->facts.n_volumes,
+			    &(JobLimits){
+				    .flush_timeout = m->config.flush_timeout,
+				    .hold_timeout = m->config.hold_timeout,
+				    .hold_settle = m->config.hold_settle,
+				    .freeze_marker = m->freeze_marker,
+				    .faults = m->faults,
+				    /* Writer contexts stop for writers and
+				     * transaction managers; the others never. */
+				    .pause = writers ? creation_pause : NULL,
+				    .pause_userdata = cr,
+			    },
+			    &cr->job);
 	if (r >= 0)
 		r = sd_event_add_io(m->event, &cr->source, cr->job->done_fd, EPOLLIN, on_job_done, m);
+	if (r >= 0)
+		r = sd_event_add_io(m->event, &cr->pause_source, cr->pause_fd, EPOLLIN, creation_on_pause, cr);
 	if (r >= 0)
 		r = job_start(cr->job);
 	if (r < 0) {
@@ -516,7 +559,7 @@ static int method_do_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_er
 	set_state(b, backup_state_next(b->state, BC_DO_SNAPSHOT_SET));
 	log_info("set %s: cutting %zu volume(s) for pid %d", ID_TO_STRING(&b->set_id), b->facts.n_volumes,
 		 (int)b->conn->cred.pid);
-	return reply_with_async(msg, b, VSS_S_ASYNC_PENDING, &cr->async, error);
+	return backup_reply_with_async(msg, b, VSS_S_ASYNC_PENDING, &cr->async, error);
 }
 
 void creation_finish(Manager *m)
@@ -537,7 +580,11 @@ void creation_finish(Manager *m)
 		cr->set.flush_us = j->flush_us;
 		cr->set.hold_window_us = j->hold_window_us;
 		cr->set.total_us = j->total_us;
-		cr->set.consistency = strdup_or_null(consistency_to_string(j->consistency));
+		/* Writers that all froze and thawed make the set consistent
+		 * for their applications, whatever the members' instants. */
+		cr->set.consistency = strdup(owner && participants_all_succeeded(owner)
+						     ? "application-consistent"
+						     : consistency_to_string(j->consistency));
 		for (size_t i = 0; i < cr->n_snaps; i++) {
 			cr->snaps[i].prop.status = VSS_SS_CREATED;
 			cr->snaps[i].prop.snapshot_attributes = cr->set.context | j->members[i].attributes;
@@ -599,10 +646,14 @@ static int method_abort_backup(sd_bus_message *msg, void *userdata, sd_bus_error
 	BackupObject *b = userdata;
 	int r;
 
-	r = check(b, BC_ABORT_BACKUP, error);
+	r = backup_check(b, BC_ABORT_BACKUP, error);
 	if (r < 0)
 		return r;
 	abandon_creation(b);
+	/* Writers hear of it, possibly not for the first time: OnAbort must
+	 * bear that. Before PrepareForBackup they have nothing to undo. */
+	if (b->state != BS_INITIALIZED && b->state != BS_COMPLETE)
+		writers_abort(b);
 	set_state(b, backup_state_next(b->state, BC_ABORT_BACKUP));
 	return sd_bus_reply_method_return(msg, "");
 }
@@ -641,7 +692,7 @@ static int method_query(sd_bus_message *msg, void *userdata, sd_bus_error *error
 	r = sd_bus_message_read(msg, "sii", &query_id, &queried, &returned);
 	if (r < 0)
 		return r;
-	r = check(b, BC_QUERY, error);
+	r = backup_check(b, BC_QUERY, error);
 	if (r < 0)
 		return r;
 	r = read_id_arg(query_id, &id, error);
@@ -706,7 +757,7 @@ static int method_delete_snapshots(sd_bus_message *msg, void *userdata, sd_bus_e
 	r = sd_bus_message_read(msg, "sib", &id_str, &type, &force);
 	if (r < 0)
 		return r;
-	r = check(b, BC_DELETE_SNAPSHOTS, error);
+	r = backup_check(b, BC_DELETE_SNAPSHOTS, error);
 	if (r < 0)
 		return r;
 	if (VSS_FAILED(vss_id_parse(id_str, &id)))
@@ -765,7 +816,7 @@ static int method_get_snapshot_properties(sd_bus_message *msg, void *userdata, s
 	r = sd_bus_message_read(msg, "s", &id);
 	if (r < 0)
 		return r;
-	r = check(b, BC_GET_SNAPSHOT_PROPERTIES, error);
+	r = backup_check(b, BC_GET_SNAPSHOT_PROPERTIES, error);
 	if (r < 0)
 		return r;
 	r = find_snapshot(b, id, &s, error);
@@ -794,7 +845,7 @@ static int method_expose_snapshot(sd_bus_message *msg, void *userdata, sd_bus_er
 	r = sd_bus_message_read(msg, "ssis", &id, &path_from_root, &attributes, &expose);
 	if (r < 0)
 		return r;
-	r = check(b, BC_EXPOSE_SNAPSHOT, error);
+	r = backup_check(b, BC_EXPOSE_SNAPSHOT, error);
 	if (r < 0)
 		return r;
 	if (attributes != VSS_VOLSNAP_ATTR_EXPOSED_LOCALLY || path_from_root[0] != '\0')
@@ -823,7 +874,7 @@ static int method_unexpose_snapshot(sd_bus_message *msg, void *userdata, sd_bus_
 	r = sd_bus_message_read(msg, "s", &id);
 	if (r < 0)
 		return r;
-	r = check(b, BC_UNEXPOSE_SNAPSHOT, error);
+	r = backup_check(b, BC_UNEXPOSE_SNAPSHOT, error);
 	if (r < 0)
 		return r;
 	r = find_snapshot(b, id, &s, error);
@@ -862,7 +913,7 @@ static int method_query_diff_areas(sd_bus_message *msg, void *userdata, sd_bus_e
 	r = sd_bus_message_read(msg, "s", &volume);
 	if (r < 0)
 		return r;
-	r = check(b, BC_QUERY_DIFF_AREAS, error);
+	r = backup_check(b, BC_QUERY_DIFF_AREAS, error);
 	if (r < 0)
 		return r;
 	if (volume[0] != '\0') {
@@ -900,7 +951,7 @@ static int method_change_diff_area_maximum_size(sd_bus_message *msg, void *userd
 	r = sd_bus_message_read(msg, "sx", &volume, &maximum);
 	if (r < 0)
 		return r;
-	r = check(b, BC_CHANGE_DIFF_AREA_MAXIMUM_SIZE, error);
+	r = backup_check(b, BC_CHANGE_DIFF_AREA_MAXIMUM_SIZE, error);
 	if (r < 0)
 		return r;
 	/* As vssadmin's /maxsize: at least 1 MB, or unbounded (-1). */
@@ -929,7 +980,7 @@ static int method_get_diff_area_maximum_size(sd_bus_message *msg, void *userdata
 	r = sd_bus_message_read(msg, "s", &volume);
 	if (r < 0)
 		return r;
-	r = check(b, BC_QUERY_DIFF_AREAS, error);
+	r = backup_check(b, BC_QUERY_DIFF_AREAS, error);
 	if (r < 0)
 		return r;
 	r = canonical_volume(volume, &canonical, error);
@@ -1019,7 +1070,11 @@ int backup_object_new(Connection *c, BackupObject **ret)
 	b->facts.writers_context = context_has_writers(VSS_CTX_BACKUP);
 	object_path(c->manager, VSS_BUS_BACKUP_PREFIX, b->path);
 	r = sd_bus_add_object_vtable(c->bus, &b->slot, b->path, VSS_BUS_BACKUP_IFACE, backup_vtable, b);
+	if (r >= 0)
+		r = sd_bus_add_object_vtable(c->bus, &b->writers_slot, b->path, VSS_BUS_BACKUP_WRITERS_IFACE,
+					     backup_writers_vtable, b);
 	if (r < 0) {
+		sd_bus_slot_unref(b->slot);
 		free(b);
 		return r;
 	}
@@ -1040,7 +1095,19 @@ BackupObject *backup_object_free(BackupObject *b)
 	if (m->creation && m->creation->owner == b) {
 		abandon_creation(b);
 		m->creation->owner = NULL;
+		creation_release_phase(m->creation);
 	}
+	if (b->round_async) {
+		async_op_complete(b->round_async, VSS_S_ASYNC_CANCELLED);
+		b->round_async = NULL;
+	}
+	/* Releasing the object is the end of the backup for its writers. */
+	writers_shutdown(b);
+	participants_free(b);
+	components_free(b);
+	strv_free(b->set_volumes);
+	free(b->disabled_classes);
+	free(b->enabled_classes);
 	if (m->slot_owner == b)
 		m->slot_owner = NULL;
 	if (b->set_created && context_auto_release(b->context))
@@ -1048,6 +1115,7 @@ BackupObject *backup_object_free(BackupObject *b)
 	free_members(b);
 	LIST_REMOVE(backups, b->conn->backups, b);
 	sd_bus_slot_unref(b->slot);
+	sd_bus_slot_unref(b->writers_slot);
 	free(b);
 	return NULL;
 }

@@ -32,6 +32,12 @@ static const char *const call_names[_BC_MAX] = {
 	[BC_UNEXPOSE_SNAPSHOT] = "UnexposeSnapshot",
 	[BC_QUERY_DIFF_AREAS] = "QueryDiffAreas",
 	[BC_CHANGE_DIFF_AREA_MAXIMUM_SIZE] = "ChangeDiffAreaMaximumSize",
+	[BC_GATHER_WRITER_METADATA] = "GatherWriterMetadata",
+	[BC_GET_WRITER_METADATA] = "GetWriterMetadata",
+	[BC_ADD_COMPONENT] = "AddComponent",
+	[BC_DISABLE_WRITER_CLASSES] = "DisableWriterClasses",
+	[BC_GATHER_WRITER_STATUS] = "GatherWriterStatus",
+	[BC_SET_BACKUP_SUCCEEDED] = "SetBackupSucceeded",
 };
 
 const char *backup_state_to_string(BackupState s)
@@ -67,6 +73,12 @@ static const unsigned allowed[_BC_MAX] = {
 	[BC_UNEXPOSE_SNAPSHOT] = ~B(BS_NEW),
 	[BC_QUERY_DIFF_AREAS] = ~B(BS_NEW),
 	[BC_CHANGE_DIFF_AREA_MAXIMUM_SIZE] = ~B(BS_NEW),
+	[BC_GATHER_WRITER_METADATA] = B(BS_INITIALIZED),
+	[BC_GET_WRITER_METADATA] = ~B(BS_NEW),
+	[BC_ADD_COMPONENT] = B(BS_INITIALIZED),
+	[BC_DISABLE_WRITER_CLASSES] = B(BS_INITIALIZED),
+	[BC_GATHER_WRITER_STATUS] = ~B(BS_NEW),
+	[BC_SET_BACKUP_SUCCEEDED] = B(BS_CREATED),
 };
 
 static const char *order_reason(BackupState s, BackupCall c)
@@ -93,7 +105,12 @@ static const char *order_reason(BackupState s, BackupCall c)
 		return s == BS_INITIALIZED ? "StartSnapshotSet must be called first"
 					   : "DoSnapshotSet runs once per object";
 	case BC_BACKUP_COMPLETE:
-		return "BackupComplete needs a successful DoSnapshotSet";
+	case BC_SET_BACKUP_SUCCEEDED:
+		return "BackupComplete and SetBackupSucceeded need a successful DoSnapshotSet";
+	case BC_GATHER_WRITER_METADATA:
+	case BC_ADD_COMPONENT:
+	case BC_DISABLE_WRITER_CLASSES:
+		return "writers are chosen and their metadata gathered before StartSnapshotSet";
 	default:
 		return "call out of order";
 	}
@@ -119,6 +136,15 @@ vss_hr backup_state_check(BackupState s, const BackupFacts *f, BackupCall c, con
 		reason = "the snapshot set holds no volume";
 	else if (c == BC_BACKUP_COMPLETE && !f->writers_context)
 		reason = "BackupComplete is not used in a context without writers";
+	else if (c == BC_DO_SNAPSHOT_SET && f->writers_context && !f->metadata_gathered)
+		reason = "in a context with writers, GatherWriterMetadata must come before DoSnapshotSet";
+	else if ((c == BC_GATHER_WRITER_METADATA || c == BC_DISABLE_WRITER_CLASSES) && f->metadata_gathered)
+		reason = "GatherWriterMetadata runs once per object, after the writer classes are chosen";
+	else if ((c == BC_GET_WRITER_METADATA || c == BC_GATHER_WRITER_STATUS || c == BC_ADD_COMPONENT) &&
+		 !f->metadata_gathered)
+		reason = "GatherWriterMetadata must be called (and have ended) first";
+	else if ((c == BC_ADD_COMPONENT || c == BC_SET_BACKUP_SUCCEEDED) && !f->writers_context)
+		reason = "components belong to contexts with writers";
 
 	if (ret_reason)
 		*ret_reason = reason;

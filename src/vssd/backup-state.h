@@ -42,6 +42,12 @@ typedef enum BackupCall {
 	BC_UNEXPOSE_SNAPSHOT,
 	BC_QUERY_DIFF_AREAS,
 	BC_CHANGE_DIFF_AREA_MAXIMUM_SIZE,
+	BC_GATHER_WRITER_METADATA,
+	BC_GET_WRITER_METADATA,
+	BC_ADD_COMPONENT,
+	BC_DISABLE_WRITER_CLASSES,  /* and EnableWriterClasses */
+	BC_GATHER_WRITER_STATUS,    /* and GetWriterStatus */
+	BC_SET_BACKUP_SUCCEEDED,
 	_BC_MAX,
 } BackupCall;
 
@@ -51,6 +57,7 @@ typedef struct BackupFacts {
 	bool context_all;          /* VSS_CTX_ALL: query and delete only */
 	bool writers_context;      /* the context involves writers */
 	bool backup_state_set;
+	bool metadata_gathered;    /* GatherWriterMetadata ended */
 	size_t n_volumes;
 } BackupFacts;
 

@@ -23,13 +23,17 @@ void config_init(Config *c)
 		.max_volumes_per_set = VSS_MAX_VOLUMES_PER_SET,
 		.max_snapshots_per_volume = 512,
 		.max_image_nesting = 1,
+		.dpkg_lock = strdup("/var/lib/dpkg/lock-frontend"),
+		.transaction_freeze_timeout = 10 * USEC_PER_SEC,
+		.transaction_thaw_timeout = 60 * USEC_PER_SEC,
 	};
 }
 
 void config_clear(Config *c)
 {
 	free(c->backup_group);
-	c->backup_group = NULL;
+	free(c->dpkg_lock);
+	c->backup_group = c->dpkg_lock = NULL;
 }
 
 static char *strip(char *s)
@@ -58,13 +62,24 @@ static int set_key(Config *c, const char *k, const char *v)
 {
 	uint64_t x;
 
-	if (streq(k, "BackupGroup")) {
+	if (streq(k, "BackupGroup") || streq(k, "DpkgLock")) {
+		char **field = streq(k, "BackupGroup") ? &c->backup_group : &c->dpkg_lock;
 		char *g = strdup(v);
 
 		if (!g)
 			return -ENOMEM;
-		free(c->backup_group);
-		c->backup_group = g;
+		free(*field);
+		*field = g;
+		return 0;
+	}
+	if (streq(k, "TransactionFreezeTimeoutSec") || streq(k, "TransactionThawTimeoutSec") ||
+	    streq(k, "TransactionFreezeTimeoutMSec") || streq(k, "TransactionThawTimeoutMSec")) {
+		bool msec = strstr(k, "MSec") != NULL;
+
+		if (parse_bounded(v, 1, msec ? 3600 * 1000 : 3600, &x) < 0)
+			return -EINVAL;
+		*(strstr(k, "Freeze") ? &c->transaction_freeze_timeout : &c->transaction_thaw_timeout) =
+			x * (msec ? USEC_PER_MSEC : USEC_PER_SEC);
 		return 0;
 	}
 	if (streq(k, "FlushTimeoutSec") || streq(k, "HoldTimeoutSec")) {

@@ -19,6 +19,10 @@ typedef struct Config {
 	usec_t hold_settle;             /* HoldSettleMSec, default 30 ms */
 	unsigned max_volumes_per_set;   /* MaxVolumesPerSet, default 64, at most 64 */
 	unsigned max_snapshots_per_volume; /* MaxSnapshotsPerVolume, default 512 */
+	char *dpkg_lock;                /* DpkgLock, default /var/lib/dpkg/lock-frontend;
+	                                 * "" holds no package transactions */
+	usec_t transaction_freeze_timeout; /* TransactionFreezeTimeoutSec/MSec, default 10 s */
+	usec_t transaction_thaw_timeout;   /* TransactionThawTimeoutSec/MSec, default 60 s */
 	unsigned max_image_nesting;     /* MaxImageNesting, default 1: an image on
 	                                 * a plain filesystem, not an image in an
 	                                 * image */

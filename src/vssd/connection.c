@@ -51,6 +51,11 @@ static int method_create_backup_components(sd_bus_message *msg, void *userdata, 
 	return sd_bus_reply_method_return(msg, "o", b->path);
 }
 
+static int method_register_writer(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+	return writer_register(userdata, msg, error);
+}
+
 static int property_version(sd_bus *bus, const char *path, const char *interface, const char *property,
                             sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
@@ -73,6 +78,7 @@ static const sd_bus_vtable manager_vtable[] = {
 	SD_BUS_PROPERTY("Version", "s", property_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
 	SD_BUS_PROPERTY("CreationInProgress", "b", property_creation_in_progress, 0, 0),
 	SD_BUS_METHOD("CreateBackupComponents", "", "o", method_create_backup_components, 0),
+	SD_BUS_METHOD("RegisterWriter", "sssiiiu", "os", method_register_writer, 0),
 	SD_BUS_VTABLE_END,
 };
 
@@ -210,6 +216,11 @@ Connection *connection_free(Connection *c)
 		backup_object_free(c->backups);
 	while (c->asyncs)
 		async_op_free(c->asyncs);
+	for (Writer *w = c->manager->writers, *next; w; w = next) {
+		next = w->writers_next;
+		if (w->conn == c)
+			writer_free(w);
+	}
 	LIST_REMOVE(connections, c->manager->connections, c);
 	sd_event_source_disable_unref(c->free_source);
 	sd_bus_detach_event(c->bus);

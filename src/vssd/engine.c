@@ -118,6 +118,7 @@ struct Run {
 	bool *holders;  /* can hold writes */
 	bool *first_only; /* selects worker 0 */
 	int *commits;     /* commit_all's results */
+	bool writers_told; /* PHASE_PREPARE_SNAPSHOT ran: PHASE_ABORT is owed */
 	size_t n_holders;
 	FreezeSet *freeze; /* says which members are held */
 };
@@ -283,6 +284,19 @@ static vss_hr abort_all(Run *run)
 	return hr;
 }
 
+static vss_hr pause_for(Run *run, JobPhase phase)
+{
+	Job *j = run->job;
+	vss_hr hr;
+
+	if (!j->limits.pause)
+		return S_OK;
+	hr = j->limits.pause(j, phase, j->limits.pause_userdata);
+	if (phase == PHASE_PREPARE_SNAPSHOT)
+		run->writers_told = true;
+	return hr == S_OK ? S_OK : fail(j, hr, "%s", vss_hr_message(hr));
+}
+
 static vss_hr prepare(Run *run)
 {
 	Job *j = run->job;
@@ -437,6 +451,11 @@ static vss_hr cut(Run *run)
 		j->hold_window_us = now_usec(CLOCK_MONOTONIC) - hold_start;
 	}
 
+	/* Writes flow again: now the applications. */
+	hr = pause_for(run, PHASE_THAW);
+	if (hr != S_OK)
+		return hr;
+
 	j->consistency = run->n_holders == j->n_members ? CONSISTENCY_CRASH_SET : CONSISTENCY_CRASH_PER_VOLUME;
 	return S_OK;
 }
@@ -492,15 +511,22 @@ vss_hr job_run(Job *j)
 	}
 
 	/* Each phase returns S_OK to go on; anything else, a failure or
-	 * VSS_S_ASYNC_CANCELLED, stops the set. */
-	hr = prepare(&run);
+	 * VSS_S_ASYNC_CANCELLED, stops the set. Writers prepare before the
+	 * providers, and freeze before the flush. */
+	hr = pause_for(&run, PHASE_PREPARE_SNAPSHOT);
+	if (hr == S_OK)
+		hr = prepare(&run);
 	j->prepare_us = now_usec(CLOCK_MONOTONIC) - t0;
 	if (hr == S_OK && cancelled(j))
 		hr = fail(j, VSS_S_ASYNC_CANCELLED, "cancelled by the requestor");
 	if (hr == S_OK)
+		hr = pause_for(&run, PHASE_FREEZE);
+	if (hr == S_OK)
 		hr = cut(&run);
 	if (hr == S_OK)
 		hr = finish(&run);
+	if (hr == S_OK)
+		(void)pause_for(&run, PHASE_POST_SNAPSHOT);
 
 	if (hr != S_OK) {
 		abort_hr = abort_all(&run);
@@ -508,6 +534,9 @@ vss_hr job_run(Job *j)
 		 * set failed. */
 		if (abort_hr != S_OK)
 			hr = abort_hr;
+		/* Writers hear of it after every member is aborted. */
+		if (run.writers_told)
+			(void)pause_for(&run, PHASE_ABORT);
 		j->consistency = CONSISTENCY_NONE;
 	}
 	log_release();

@@ -25,6 +25,17 @@ typedef enum Consistency {
 
 const char *consistency_to_string(Consistency c);
 
+typedef struct Job Job;
+
+/* Where the job stops for vssd to talk to writers (docs/ENGINE.md). */
+typedef enum JobPhase {
+	PHASE_PREPARE_SNAPSHOT,  /* before the providers prepare */
+	PHASE_FREEZE,            /* before the flush: writers and transactions freeze */
+	PHASE_THAW,              /* after writes are released: they thaw */
+	PHASE_POST_SNAPSHOT,     /* after the set is made */
+	PHASE_ABORT,             /* the set failed after PHASE_PREPARE_SNAPSHOT */
+} JobPhase;
+
 /* How a job runs; the strings and the table belong to vssd and outlive it. */
 typedef struct JobLimits {
 	usec_t flush_timeout;
@@ -32,9 +43,14 @@ typedef struct JobLimits {
 	usec_t hold_settle;             /* pause between the flush and the freeze */
 	const char *freeze_marker;      /* vssd/freeze.h */
 	FaultTable *faults;
+	/* Called on the job's thread at each phase; returns when vssd is
+	 * done. A failure (a transaction manager that cannot be frozen or
+	 * was held too long) fails the set. NULL: no writers, no pause. */
+	vss_hr (*pause)(Job *j, JobPhase phase, void *userdata);
+	void *pause_userdata;
 } JobLimits;
 
-typedef struct Job {
+struct Job {
 	/* Inputs; the members are owned by the job. */
 	ProviderMember *members;
 	size_t n_members;
@@ -56,7 +72,7 @@ typedef struct Job {
 	int done_fd;
 	pthread_t thread;
 	bool started;
-} Job;
+};
 
 /* A job for these members (taken over: *members is cleared). */
 int job_new(ProviderMember **members, size_t n, const JobLimits *limits, Job **ret);

@@ -22,12 +22,22 @@
 #include "vssd/catalog.h"
 #include "vssd/config.h"
 #include "vssd/engine.h"
+#include "vssd/writers.h"
 
 typedef struct Manager Manager;
 typedef struct Connection Connection;
 typedef struct BackupObject BackupObject;
 typedef struct AsyncOp AsyncOp;
 typedef struct Waiter Waiter;
+
+/* A component a requestor selected (AddComponent) and its outcome. */
+typedef struct Component {
+	vss_id instance_id, class_id;
+	vss_component_type type;
+	char *logical_path;
+	char *name;
+	int succeeded;          /* -1 unknown, 0, 1 (SetBackupSucceeded) */
+} Component;
 
 struct Connection {
 	Manager *manager;
@@ -44,7 +54,7 @@ struct BackupObject {
 	Manager *manager;
 	Connection *conn;
 	char path[64];
-	sd_bus_slot *slot;
+	sd_bus_slot *slot, *writers_slot;
 
 	BackupState state;
 	BackupFacts facts;
@@ -52,7 +62,18 @@ struct BackupObject {
 	vss_backup_type backup_type;
 	vss_id set_id;
 	ProviderMember *members; /* until DoSnapshotSet hands them to the job */
+	char **set_volumes;      /* the set's volumes, once the job has them */
 	bool set_created;        /* a finished set exists (for auto-release) */
+
+	/* Writers (writers.h). */
+	Participant *participants;
+	size_t n_participants;
+	vss_id *disabled_classes, *enabled_classes;
+	size_t n_disabled_classes, n_enabled_classes;
+	Round round;             /* the round in flight, at most one */
+	AsyncOp *round_async;    /* the operation waiting for it */
+	Component *components;   /* selected by AddComponent */
+	size_t n_components;
 	LIST_FIELDS(BackupObject, backups);
 };
 
@@ -78,10 +99,29 @@ struct AsyncOp {
 	LIST_FIELDS(AsyncOp, asyncs);
 };
 
+typedef struct Transactions Transactions;
+
+typedef struct LevelSelect {
+	vss_application_level level;
+	bool frozen;
+} LevelSelect;
+
 /* The set being cut. Holds the creation slot until the job ends. */
 typedef struct Creation {
 	Job *job;
 	sd_event_source *source;
+	/* The job waits at a phase while vssd talks to writers (JobLimits.pause). */
+	int pause_fd;
+	sd_event_source *pause_source;
+	pthread_mutex_t pause_lock;
+	pthread_cond_t pause_cond;
+	JobPhase phase;
+	bool phase_pending, phase_done;
+	vss_hr phase_result;
+	bool phase_active;       /* vssd is working on a phase */
+	int freeze_level;        /* during PHASE_FREEZE / PHASE_THAW */
+	LevelSelect level_select;
+	Transactions *transactions;
 	BackupObject *owner;    /* NULL once the requestor released it */
 	AsyncOp *async;         /* NULL once released */
 	bool abandoned;         /* requestor aborted or went away: do not keep */
@@ -107,6 +147,7 @@ struct Manager {
 	uint64_t next_object;
 
 	Connection *connections;
+	Writer *writers;
 	/* The system-wide creation slot (reference §1.1): an object between
 	 * StartSnapshotSet and the end of DoSnapshotSet, or a creation whose
 	 * requestor is gone but whose job still runs. */
@@ -134,9 +175,24 @@ char *object_path(Manager *m, const char *prefix, char buf[64]);
 
 /* backup-object.c */
 int backup_object_new(Connection *c, BackupObject **ret);
+/* The state machine's check of a call, as a D-Bus error. */
+int backup_check(BackupObject *b, BackupCall call, sd_bus_error *error);
+/* Answer with a new operation's path; *ret (if given) gets the operation. */
+int backup_reply_with_async(sd_bus_message *msg, BackupObject *b, vss_hr status, AsyncOp **ret,
+                            sd_bus_error *error);
 BackupObject *backup_object_free(BackupObject *b);
 /* The engine finished the set of this object's creation. */
 void creation_finish(Manager *m);
+
+/* backup-writers.c */
+extern const sd_bus_vtable backup_writers_vtable[];
+void writers_round_for_call(BackupObject *b, WriterEvent e, AsyncOp *a);
+void writers_abort(BackupObject *b);
+void writers_shutdown(BackupObject *b);
+void components_free(BackupObject *b);
+vss_hr creation_pause(Job *j, JobPhase phase, void *userdata);
+int creation_on_pause(sd_event_source *s, int fd, uint32_t revents, void *userdata);
+void creation_release_phase(Creation *cr);
 
 /* async-op.c */
 int async_op_new(Connection *c, vss_hr status, AsyncOp **ret);
@@ -171,6 +227,15 @@ int storage_query(Manager *m, const char *volume_or_null, DiffArea **ret, size_t
 int storage_enforce(Manager *m, const char *volume, int64_t maximum, bool before_new_set);
 /* Record a volume's maximum (-1: unbounded) and enforce it at once. */
 vss_hr storage_set_maximum(Manager *m, const char *volume, int64_t maximum, char *msg, size_t size);
+
+/* transactions.c: hold the system's transaction managers (dpkg, journald)
+ * for a set. freeze calls done (S_OK or VSS_E_TRANSACTION_FREEZE_TIMEOUT),
+ * maybe later; thaw releases and says VSS_E_TRANSACTION_THAW_TIMEOUT if they
+ * were held too long. */
+int transactions_freeze(Manager *m, void (*done)(Transactions *t, vss_hr hr, void *userdata), void *userdata,
+                        Transactions **ret);
+vss_hr transactions_thaw(Transactions *t);
+Transactions *transactions_free(Transactions *t);
 
 /* reconcile.c: make the catalog and the disk agree at start-up. */
 int reconcile(Manager *m);

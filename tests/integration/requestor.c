@@ -38,6 +38,12 @@
  *                     default place); one line each, detail: where
  *   expose-remote     expose_snapshot with EXPOSED_REMOTELY (refused)
  *   unexpose          unexpose_snapshot of every added snapshot
+ *   gather            gather_writer_metadata, then wait; detail: the writers'
+ *                     names, each with its component count
+ *   wstatus           gather_writer_status; detail: NAME:STATE:RESULT for each
+ *   add-component=W:C add_component C of the writer named W
+ *   succeeded=W:C     set_backup_succeeded(true) for it
+ *   disable=CLASS     disable_writer_classes
  *   nullargs          every call with a NULL output pointer; one line each
  *   sleep=MS          sleep
  *   hold              print "hold S_OK" and sleep until killed
@@ -102,6 +108,20 @@ static void run_async(const char *step, vss_hr (*start)(vss_backup *, vss_async 
 	if (VSS_SUCCEEDED(hr))
 		hr = wait_status(a, &status);
 	report(step, hr, "%s", vss_hr_name(status));
+	if (a)
+		vss_async_release(a);
+}
+
+/* Start an operation and wait for it, reporting nothing. */
+static void run_async_quiet(vss_hr (*start)(vss_backup *, vss_async **), vss_hr *ret_hr, vss_hr *ret_status)
+{
+	vss_async *a = NULL;
+
+	*ret_status = VSS_E_UNEXPECTED;
+	*ret_hr = start(b, &a);
+	if (VSS_FAILED(*ret_hr))
+		return; /* keep the failure's message for report() */
+	*ret_hr = wait_status(a, ret_status);
 	vss_async_release(a);
 }
 
@@ -278,6 +298,70 @@ static void step(const char *s)
 	} else if (strcmp(s, "unexpose") == 0) {
 		for (size_t i = 0; i < n_snaps; i++)
 			report(s, vss_backup_unexpose_snapshot(b, &snaps[i]), NULL);
+	} else if (strcmp(s, "gather") == 0) {
+		const vss_writer_metadata *md;
+		unsigned n = 0;
+		vss_id inst;
+
+		run_async_quiet(vss_backup_gather_writer_metadata, &hr, &status);
+		if (VSS_SUCCEEDED(hr))
+			hr = vss_backup_get_writer_metadata_count(b, &n);
+		if (VSS_FAILED(hr)) {
+			report(s, hr, NULL);
+			return;
+		}
+		printf("gather %s %s", vss_hr_name(hr), vss_hr_name(status));
+		for (unsigned i = 0; VSS_SUCCEEDED(hr) && i < n; i++)
+			if (VSS_SUCCEEDED(vss_backup_get_writer_metadata(b, i, &inst, &md)))
+				printf(" %s:%zu", md->name, md->n_components);
+		putchar('\n');
+		fflush(stdout);
+	} else if (strcmp(s, "wstatus") == 0) {
+		const vss_writer_status *st;
+		unsigned n = 0;
+
+		run_async_quiet(vss_backup_gather_writer_status, &hr, &status);
+		if (VSS_SUCCEEDED(hr))
+			hr = vss_backup_get_writer_status_count(b, &n);
+		if (VSS_FAILED(hr)) {
+			report(s, hr, NULL);
+			return;
+		}
+		printf("wstatus %s", vss_hr_name(hr));
+		for (unsigned i = 0; VSS_SUCCEEDED(hr) && i < n; i++)
+			if (VSS_SUCCEEDED(vss_backup_get_writer_status(b, i, &st)))
+				printf(" %s:%d:%s", st->name, (int)st->state, vss_hr_name(st->failure));
+		putchar('\n');
+		fflush(stdout);
+	} else if (strncmp(s, "add-component=", 14) == 0 || strncmp(s, "succeeded=", 10) == 0) {
+		bool add = s[0] == 'a';
+		char spec[256], *colon;
+
+		snprintf(spec, sizeof(spec), "%s", strchr(s, '=') + 1);
+		colon = strchr(spec, ':');
+		hr = E_INVALIDARG;
+		if (colon) {
+			const vss_writer_metadata *md;
+			unsigned n = 0;
+			vss_id inst;
+
+			*colon = '\0';
+			(void)vss_backup_get_writer_metadata_count(b, &n);
+			for (unsigned i = 0; i < n; i++)
+				if (VSS_SUCCEEDED(vss_backup_get_writer_metadata(b, i, &inst, &md)) &&
+				    strcmp(md->name, spec) == 0)
+					hr = add ? vss_backup_add_component(b, &inst, &md->class_id, VSS_CT_FILEGROUP, NULL,
+									    colon + 1)
+						 : vss_backup_set_backup_succeeded(b, &inst, &md->class_id,
+										    VSS_CT_FILEGROUP, NULL, colon + 1, true);
+		}
+		report(add ? "add-component" : "succeeded", hr, NULL);
+	} else if (strncmp(s, "disable=", 8) == 0) {
+		vss_id class;
+
+		if (VSS_FAILED(vss_id_parse(s + 8, &class)))
+			memset(&class, 0xdd, sizeof(class));
+		report("disable", vss_backup_disable_writer_classes(b, &class, 1), NULL);
 	} else if (strcmp(s, "nullargs") == 0) {
 		null_args();
 	} else if (strncmp(s, "sleep=", 6) == 0) {

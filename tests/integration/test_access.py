@@ -28,7 +28,7 @@ def test_backup_operators_group_is_allowed(btrfs, vssd):
     gid = grp.getgrnam("backup").gr_gid
     for user in (["--reuid=65534", f"--regid={gid}", "--clear-groups"],
                  ["--reuid=65534", "--regid=65534", f"--groups={gid}"]):
-        res = vssd.requestor("create", "init", "context=app_rollback", "start", f"add={a}", "do", user=user)
+        res = vssd.requestor("create", "init", "context=app_rollback", "gather", "start", f"add={a}", "do", user=user)
         assert by_step(res, "do")[0].hr == "S_OK", res
         assert by_step(res, "do")[0].detail == "VSS_S_ASYNC_FINISHED", res
     assert len(vssd.list_shadows()) == 2

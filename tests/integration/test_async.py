@@ -6,7 +6,7 @@ from conftest import by_step
 
 
 def steps_for(vols, *tail, context="app_rollback"):
-    return ["create", "init", f"context={context}", "start", *[f"add={v}" for v in vols], *tail]
+    return ["create", "init", f"context={context}", "gather", "start", *[f"add={v}" for v in vols], *tail]
 
 
 def test_wait_with_timeout_then_infinite(btrfs, daemon_factory):
@@ -29,7 +29,7 @@ def test_cancel_before_commit(btrfs, daemon_factory):
     assert by_step(res, "status")[0].detail == "VSS_S_ASYNC_CANCELLED"
     assert btrfs.store_entries() == [] and vssd.list_shadows() == []
     # The slot is free again.
-    assert vssd.requestor("create", "init", "start")[-1].hr == "S_OK"
+    assert vssd.requestor("create", "init", "gather", "start")[-1].hr == "S_OK"
 
 
 def test_cancel_too_late(btrfs, daemon_factory):
@@ -77,4 +77,4 @@ def test_release_while_creating(btrfs, daemon_factory):
     vssd.requestor(*steps_for([a], "do-async", "sleep=200", "release"))
     vssd.wait_log("gave it up")
     assert btrfs.store_entries() == [] and vssd.list_shadows() == []
-    assert vssd.requestor("create", "init", "start")[-1].hr == "S_OK"
+    assert vssd.requestor("create", "init", "gather", "start")[-1].hr == "S_OK"

@@ -93,10 +93,11 @@ def test_library_sequence_backup_context(btrfs, vssd):
     """The documented requestor sequence through libvss, in the default
     (auto-release) context."""
     a = btrfs.subvolume("a")
-    res = vssd.requestor("create", "init", "state", "start", f"add={a}", "prepare", "do", "props", "query",
+    res = vssd.requestor("create", "init", "state", "gather", "start", f"add={a}", "prepare", "do", "props", "query",
                          "complete", "release")
     assert [(r.step, r.hr) for r in res] == [
-        ("create", "S_OK"), ("init", "S_OK"), ("state", "S_OK"), ("start", "S_OK"), ("add", "S_OK"),
+        ("create", "S_OK"), ("init", "S_OK"), ("state", "S_OK"), ("gather", "S_OK"), ("start", "S_OK"),
+        ("add", "S_OK"),
         ("prepare", "S_OK"), ("do", "S_OK"), ("props", "S_OK"), ("query", "S_OK"), ("complete", "S_OK"),
         ("release", "S_OK")]
     assert by_step(res, "prepare")[0].detail == "VSS_S_ASYNC_FINISHED"

@@ -101,7 +101,7 @@ def test_exposure_refusals(btrfs, vssd, workdir):
     assert "E_INVALIDARG" in p.stderr
     p = vssd.vssadmin("expose", f"--set={s['set_id']}", check=False)
     assert p.returncode == 2 and "--at" in p.stderr
-    res = vssd.requestor("create", "init", "context=app_rollback", "start", f"add={a}", "do", "expose-remote",
+    res = vssd.requestor("create", "init", "context=app_rollback", "gather", "start", f"add={a}", "do", "expose-remote",
                          "nullargs")
     assert by_step(res, "expose-remote")[0].hr == "E_INVALIDARG"
     assert {r.hr for r in res if r.step.startswith("null:")} == {"E_INVALIDARG"}
@@ -117,7 +117,7 @@ def test_backup_operator_exposes_only_where_allowed(btrfs, vssd, workdir):
     mine.mkdir()
     theirs.mkdir()
     os.chown(mine, 65534, gid)
-    res = vssd.requestor("create", "init", "context=app_rollback", "start", f"add={a}", "do", f"expose={theirs}",
+    res = vssd.requestor("create", "init", "context=app_rollback", "gather", "start", f"add={a}", "do", f"expose={theirs}",
                          f"expose={mine}", "unexpose", "expose", "unexpose", user=operator)
     assert [r.hr for r in by_step(res, "expose")] == ["E_ACCESSDENIED", "S_OK", "S_OK"]
     assert by_step(res, "expose")[1].detail == str(mine)

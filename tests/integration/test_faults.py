@@ -30,7 +30,7 @@ CASES = [
 def test_failure_on_one_member_aborts_every_member(btrfs, daemon_factory, fault, expected):
     vssd = daemon_factory(env={"VSS_FAULTS": fault})
     vols = [btrfs.subvolume(f"v{i}") for i in range(3)]
-    res = vssd.requestor("create", "init", "context=app_rollback", "start", *[f"add={v}" for v in vols], "do",
+    res = vssd.requestor("create", "init", "context=app_rollback", "gather", "start", *[f"add={v}" for v in vols], "do",
                          "query", "abort", "release")
     do = by_step(res, "do")[0]
     assert do.detail == expected, res
@@ -49,7 +49,7 @@ def test_commit_fault_on_second_member_undoes_the_first(btrfs, daemon_factory):
     (snapshots are made one after another); the abort removes it."""
     vssd = daemon_factory(env={"VSS_FAULTS": "commit:2:delay=1500,commit:2:EIO"})
     vols = [btrfs.subvolume(f"v{i}") for i in range(3)]
-    p = subprocess.Popen([REQUESTOR, "create", "init", "context=app_rollback", "start",
+    p = subprocess.Popen([REQUESTOR, "create", "init", "context=app_rollback", "gather", "start",
                           *[f"add={v}" for v in vols], "do"], stdout=subprocess.PIPE, text=True,
                          env=vssd.client_env())
     wait_until(lambda: len(btrfs.store_entries()) == 1, what="member 1 to be snapshotted")
@@ -71,7 +71,7 @@ TIMEOUTS = [
 def test_timeouts(btrfs, daemon_factory, limit, step, expected):
     vssd = daemon_factory(config=f"{limit} = 300\n", env={"VSS_FAULTS": f"{step}:2:delay=1500"})
     vols = [btrfs.subvolume(f"v{i}") for i in range(3)]
-    res = vssd.requestor("create", "init", "context=app_rollback", "start", *[f"add={v}" for v in vols], "do")
+    res = vssd.requestor("create", "init", "context=app_rollback", "gather", "start", *[f"add={v}" for v in vols], "do")
     assert by_step(res, "do")[0].detail == expected
     assert btrfs.store_entries() == [] and vssd.list_shadows() == []
 

@@ -101,7 +101,7 @@ def test_member_whose_image_lies_on_another_member(make_fs, daemon_factory):
     guest = make_fs("ext4", "64M", "guest", on=vms)
     vssd = daemon_factory(config=NESTING)
     for order in ((vms, guest.mnt), (guest.mnt, vms)):
-        res = vssd.requestor("create", "init", "start", *[f"add={v}" for v in order])
+        res = vssd.requestor("create", "init", "gather", "start", *[f"add={v}" for v in order])
         adds = by_step(res, "add")
         assert [r.hr for r in adds] == ["S_OK", "VSS_E_NESTED_VOLUME_LIMIT"], res
 
@@ -110,7 +110,7 @@ def test_kill_vssd_inside_the_hold_window(images, daemon_factory):
     """The guard thaws every member within a second of vssd's death."""
     a, b = images(2)
     vssd = daemon_factory(config=NESTING, env={"VSS_FAULTS": "commit:1:delay=8000"})
-    p = subprocess.Popen([REQUESTOR, "create", "init", "context=app_rollback", "start", f"add={a.mnt}",
+    p = subprocess.Popen([REQUESTOR, "create", "init", "context=app_rollback", "gather", "start", f"add={a.mnt}",
                           f"add={b.mnt}", "do"], stdout=subprocess.PIPE, text=True, env=vssd.client_env())
     marker = vssd.dir / "frozen"
     wait_for_hold(marker)
@@ -133,7 +133,7 @@ def test_kill_vssd_and_its_guard(host, images, daemon_factory):
     """With the guard gone too, the marker makes the next vssd thaw first."""
     (a,) = images(1)
     vssd = daemon_factory(config=NESTING, env={"VSS_FAULTS": "commit:1:delay=20000"})
-    p = subprocess.Popen([REQUESTOR, "create", "init", "context=app_rollback", "start", f"add={a.mnt}", "do"],
+    p = subprocess.Popen([REQUESTOR, "create", "init", "context=app_rollback", "gather", "start", f"add={a.mnt}", "do"],
                          stdout=subprocess.PIPE, text=True, env=vssd.client_env())
     wait_for_hold(vssd.dir / "frozen")
     assert is_frozen(a.mnt)
@@ -162,7 +162,7 @@ TIMEOUTS = [
 def test_timeouts_thaw_at_once(host, images, daemon_factory, limit, fault, expected):
     a, b = images(2)
     vssd = daemon_factory(config=NESTING + f"{limit} = 300\n", env={"VSS_FAULTS": fault})
-    p = subprocess.Popen([REQUESTOR, "create", "init", "context=app_rollback", "start", f"add={a.mnt}",
+    p = subprocess.Popen([REQUESTOR, "create", "init", "context=app_rollback", "gather", "start", f"add={a.mnt}",
                           f"add={b.mnt}", "do"], stdout=subprocess.PIPE, text=True, env=vssd.client_env())
     start = wait_for_hold(vssd.dir / "frozen", settle=0.1)
     # Thawed at the limit, long before the stalled step returns.

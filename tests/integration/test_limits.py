@@ -6,7 +6,7 @@ from conftest import by_step
 
 def test_sixty_fifth_volume_is_refused(btrfs, vssd):
     vols = [btrfs.subvolume(f"v{i:02d}") for i in range(65)]
-    res = vssd.requestor("create", "init", "context=app_rollback", "start", *[f"add={v}" for v in vols], "do")
+    res = vssd.requestor("create", "init", "context=app_rollback", "gather", "start", *[f"add={v}" for v in vols], "do")
     adds = by_step(res, "add")
     assert [r.hr for r in adds[:64]] == ["S_OK"] * 64
     assert adds[64].hr == "VSS_E_MAXIMUM_NUMBER_OF_VOLUMES_REACHED"
@@ -20,7 +20,7 @@ def test_sixty_fifth_volume_is_refused(btrfs, vssd):
 def test_volume_limit_is_configurable(btrfs, daemon_factory):
     vssd = daemon_factory(config="MaxVolumesPerSet = 2\n")
     vols = [btrfs.subvolume(f"v{i}") for i in range(3)]
-    res = vssd.requestor("create", "init", "start", *[f"add={v}" for v in vols])
+    res = vssd.requestor("create", "init", "gather", "start", *[f"add={v}" for v in vols])
     assert [r.hr for r in by_step(res, "add")] == ["S_OK", "S_OK", "VSS_E_MAXIMUM_NUMBER_OF_VOLUMES_REACHED"]
 
 
@@ -42,7 +42,7 @@ def test_what_is_not_a_volume(btrfs, make_fs, vssd, workdir):
     plain.mkdir()
     (btrfs.mnt / "file").write_text("x")
     a = btrfs.subvolume("a")
-    res = vssd.requestor("create", "init", "start", f"add={d}/does-not-exist", f"add={plain}",
+    res = vssd.requestor("create", "init", "gather", "start", f"add={d}/does-not-exist", f"add={plain}",
                          f"add={btrfs.mnt}/file", f"add={ext4.mnt}", f"add={a}", f"add={a}", f"add={a}/",
                          f"supported={a}", f"supported={plain}", f"supported={ext4.mnt}")
     adds = by_step(res, "add")
@@ -63,7 +63,7 @@ def test_unknown_and_unsuitable_provider(btrfs, make_fs, vssd):
     a = btrfs.subvolume("a")
     res = vssd.requestor("create", "init", "providers")
     btrfs_id = dict(x.split("=") for x in res[-1].detail.split())["btrfs"]
-    res = vssd.requestor("create", "init", "start", f"add={a}@{{12345678-1234-1234-1234-123456789abc}}",
+    res = vssd.requestor("create", "init", "gather", "start", f"add={a}@{{12345678-1234-1234-1234-123456789abc}}",
                          f"add={ext4.mnt}@{btrfs_id}", f"add={a}@{btrfs_id}")
     assert [r.hr for r in by_step(res, "add")] == [
         "VSS_E_PROVIDER_NOT_REGISTERED", "VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER", "S_OK"]

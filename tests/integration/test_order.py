@@ -13,6 +13,7 @@ ORDERING = [
     (["create", "do"], "do"),
     (["create", "abort"], "abort"),
     (["create", "query"], "query"),
+    (["create", "gather"], "gather"),
     (["create", "context=backup"], "context=backup"),
     (["create", "init", "init"], "init"),
     (["create", "init", "context=backup", "context=backup"], "context=backup"),
@@ -21,31 +22,39 @@ ORDERING = [
     (["create", "init", "do"], "do"),
     (["create", "init", "prepare"], "prepare"),
     (["create", "init", "complete"], "complete"),
+    (["create", "init", "wstatus"], "wstatus"),
+    (["create", "init", "gather", "gather"], "gather"),
+    (["create", "init", "gather", "disable=X"], "disable"),
+    (["create", "init", "start", "gather"], "gather"),
     (["create", "init", "start", "start"], "start"),
-    (["create", "init", "start", "do"], "do"),
-    (["create", "init", "start", "add=V", "prepare"], "prepare"),
-    (["create", "init", "start", "add=V", "complete"], "complete"),
+    (["create", "init", "gather", "start", "do"], "do"),
+    # In a context with writers, DoSnapshotSet needs GatherWriterMetadata.
+    (["create", "init", "start", "add=V", "do"], "do"),
+    (["create", "init", "context=app_rollback", "start", "add=V", "do"], "do"),
+    (["create", "init", "gather", "start", "add=V", "prepare"], "prepare"),
+    (["create", "init", "gather", "start", "add=V", "complete"], "complete"),
     (["create", "init", "context=nas_rollback", "state", "start", "add=V", "prepare"], "prepare"),
     (["create", "init", "context=all", "start"], "start"),
-    (["create", "init", "state", "start", "add=V", "prepare", "prepare"], "prepare"),
-    (["create", "init", "state", "start", "add=V", "prepare", "add=W"], "add"),
-    (["create", "init", "start", "add=V", "do", "add=W"], "add"),
-    (["create", "init", "start", "add=V", "do", "do"], "do"),
-    (["create", "init", "start", "add=V", "do", "start"], "start"),
-    (["create", "init", "start", "add=V", "do", "init"], "init"),
+    (["create", "init", "state", "gather", "start", "add=V", "prepare", "prepare"], "prepare"),
+    (["create", "init", "state", "gather", "start", "add=V", "prepare", "add=W"], "add"),
+    (["create", "init", "gather", "start", "add=V", "do", "add=W"], "add"),
+    (["create", "init", "gather", "start", "add=V", "do", "do"], "do"),
+    (["create", "init", "gather", "start", "add=V", "do", "start"], "start"),
+    (["create", "init", "gather", "start", "add=V", "do", "init"], "init"),
     (["create", "init", "context=nas_rollback", "start", "add=V", "do", "complete"], "complete"),
-    (["create", "init", "start", "add=V", "abort", "do"], "do"),
-    (["create", "init", "start", "add=V", "abort", "add=W"], "add"),
-    (["create", "init", "state", "start", "add=V", "do", "complete", "complete"], "complete"),
+    (["create", "init", "gather", "start", "add=V", "abort", "do"], "do"),
+    (["create", "init", "gather", "start", "add=V", "abort", "add=W"], "add"),
+    (["create", "init", "state", "gather", "start", "add=V", "do", "complete", "complete"], "complete"),
 ]
 
 
 @pytest.mark.parametrize("steps,failing", ORDERING, ids=[" ".join(s) for s, _ in ORDERING])
 def test_out_of_order_is_bad_state(btrfs, vssd, steps, failing):
     v, w = btrfs.subvolume("v"), btrfs.subvolume("w")
-    steps = [s.replace("=V", f"={v}").replace("=W", f"={w}") for s in steps]
+    steps = [s.replace("=V", f"={v}").replace("=W", f"={w}").replace("=X", "={12345678-1234-1234-1234-123456789abc}")
+             for s in steps]
     res = vssd.requestor(*steps)
-    name = failing.split("=")[0] if failing.startswith("add") else failing
+    name = failing.split("=")[0] if failing.startswith(("add", "disable")) else failing
     assert res[-1].step == name, res
     assert res[-1].hr == "VSS_E_BAD_STATE", res
     assert res[-1].message, "a refused call says why"
@@ -56,8 +65,9 @@ def test_out_of_order_is_bad_state(btrfs, vssd, steps, failing):
 
 def test_refused_call_leaves_object_usable(btrfs, vssd):
     v = btrfs.subvolume("v")
-    res = vssd.requestor("create", "init", "do", "context=app_rollback", "start", "start", f"add={v}", "do")
-    assert [r.hr for r in res] == ["S_OK", "S_OK", "VSS_E_BAD_STATE", "S_OK", "S_OK", "VSS_E_BAD_STATE",
+    res = vssd.requestor("create", "init", "do", "context=app_rollback", "gather", "start", "start", f"add={v}",
+                         "do")
+    assert [r.hr for r in res] == ["S_OK", "S_OK", "VSS_E_BAD_STATE", "S_OK", "S_OK", "S_OK", "VSS_E_BAD_STATE",
                                    "S_OK", "S_OK"]
     assert by_step(res, "do")[-1].detail == "VSS_S_ASYNC_FINISHED"
     assert len(vssd.list_shadows()) == 1
@@ -65,7 +75,7 @@ def test_refused_call_leaves_object_usable(btrfs, vssd):
 
 def test_null_out_pointers_are_invalidarg(btrfs, vssd):
     v = btrfs.subvolume("v")
-    res = vssd.requestor("create", "init", "start", f"add={v}", "do-async", "wait", "nullargs")
+    res = vssd.requestor("create", "init", "gather", "start", f"add={v}", "do-async", "wait", "nullargs")
     nulls = [r for r in res if r.step.startswith("null:")]
     assert len(nulls) >= 19
     for r in nulls:

@@ -48,7 +48,7 @@ def test_unknown_entry_in_store_is_reported_and_left(btrfs, vssd):
 def test_crash_during_creation_is_cleaned_up_at_start(btrfs, daemon_factory):
     vssd = daemon_factory(env={"VSS_FAULTS": "commit:2:delay=5000"})
     vols = [btrfs.subvolume(f"v{i}") for i in range(3)]
-    p = subprocess.Popen([REQUESTOR, "create", "init", "context=app_rollback", "start",
+    p = subprocess.Popen([REQUESTOR, "create", "init", "context=app_rollback", "gather", "start",
                           *[f"add={v}" for v in vols], "do"], stdout=subprocess.PIPE, text=True,
                          env=vssd.client_env())
     wait_until(lambda: len(btrfs.store_entries()) == 1, what="member 1 to be snapshotted")
@@ -64,7 +64,7 @@ def test_crash_during_creation_is_cleaned_up_at_start(btrfs, daemon_factory):
 
 def test_auto_release_set_of_a_crashed_daemon_is_deleted_at_start(btrfs, vssd):
     a = btrfs.subvolume("a")
-    p, res = vssd.spawn_requestor("create", "init", "context=backup", "start", f"add={a}", "do", "props", "hold")
+    p, res = vssd.spawn_requestor("create", "init", "context=backup", "gather", "start", f"add={a}", "do", "props", "hold")
     path = by_step(res, "props")[0].detail.split()[0]
     try:
         vssd.kill()

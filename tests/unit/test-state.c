@@ -39,7 +39,9 @@ static bool rule_allows(BackupState s, const BackupFacts *f, BackupCall c)
 	case BC_PREPARE_FOR_BACKUP:
 		return s == BS_SET_OPEN && f->writers_context && f->backup_state_set;
 	case BC_DO_SNAPSHOT_SET:
-		return (s == BS_SET_OPEN || s == BS_PREPARED) && f->n_volumes > 0;
+		/* Writer contexts need the writers' metadata first. */
+		return (s == BS_SET_OPEN || s == BS_PREPARED) && f->n_volumes > 0 &&
+		       (!f->writers_context || f->metadata_gathered);
 	case BC_ABORT_BACKUP:
 		return anywhere_but_new(s);
 	case BC_BACKUP_COMPLETE:
@@ -53,6 +55,17 @@ static bool rule_allows(BackupState s, const BackupFacts *f, BackupCall c)
 	case BC_QUERY_DIFF_AREAS:
 	case BC_CHANGE_DIFF_AREA_MAXIMUM_SIZE:
 		return anywhere_but_new(s);
+	case BC_GATHER_WRITER_METADATA:
+	case BC_DISABLE_WRITER_CLASSES:
+		/* Once, before StartSnapshotSet; classes are chosen before it. */
+		return s == BS_INITIALIZED && !f->metadata_gathered;
+	case BC_GET_WRITER_METADATA:
+	case BC_GATHER_WRITER_STATUS:
+		return anywhere_but_new(s) && f->metadata_gathered;
+	case BC_ADD_COMPONENT:
+		return s == BS_INITIALIZED && f->metadata_gathered && f->writers_context;
+	case BC_SET_BACKUP_SUCCEEDED:
+		return s == BS_CREATED && f->writers_context;
 	default:
 		return false;
 	}
@@ -105,7 +118,7 @@ static bool rule_holds_slot(BackupState s)
 }
 
 static const size_t volume_counts[] = { 0, 1, 2, VSS_MAX_VOLUMES_PER_SET };
-#define N_FACTS (16 * ELEMENTSOF(volume_counts))
+#define N_FACTS (32 * ELEMENTSOF(volume_counts))
 
 /* Every combination of the facts, numbered 0 .. N_FACTS - 1; combinations
  * vssd cannot produce (VSS_CTX_ALL with writers) are kept, since the rules
@@ -119,6 +132,7 @@ static BackupFacts facts_of(size_t i)
 		.context_all = mask & 2,
 		.writers_context = mask & 4,
 		.backup_state_set = mask & 8,
+		.metadata_gathered = mask & 16,
 		.n_volumes = volume_counts[i % ELEMENTSOF(volume_counts)],
 	};
 }
@@ -214,9 +228,11 @@ static void test_next_every_pair(void)
 	/* Counted by hand from the rules: Initialize 1, SetContext 1,
 	 * SetBackupState 2, StartSnapshotSet 1, Add 1, Prepare 1, Do 2,
 	 * Abort 8, BackupComplete 1, and 8 each for the four reading calls, the
-	 * two exposure calls and the two shadow storage calls. Guards the filter
-	 * above against skipping more than it should. */
-	ASSERT_EQ_UINT(82, n_pairs);
+	 * two exposure calls and the two shadow storage calls; then
+	 * GatherWriterMetadata 1, GetWriterMetadata 8, AddComponent 1,
+	 * DisableWriterClasses 1, GatherWriterStatus 8, SetBackupSucceeded 1.
+	 * Guards the filter above against skipping more than it should. */
+	ASSERT_EQ_UINT(102, n_pairs);
 }
 
 static void test_holds_slot(void)
@@ -247,6 +263,8 @@ static void test_names(void)
 		"AddToSnapshotSet", "PrepareForBackup", "DoSnapshotSet", "AbortBackup", "BackupComplete",
 		"GetSnapshotProperties", "Query", "DeleteSnapshots", "IsVolumeSupported",
 		"ExposeSnapshot", "UnexposeSnapshot", "QueryDiffAreas", "ChangeDiffAreaMaximumSize",
+		"GatherWriterMetadata", "GetWriterMetadata", "AddComponent", "DisableWriterClasses",
+		"GatherWriterStatus", "SetBackupSucceeded",
 	};
 
 	for (BackupState s = 0; s < _BS_MAX; s++)
@@ -344,6 +362,15 @@ static void test_full_sequence(void)
 	f.writers_context = context_has_writers(VSS_CTX_APP_ROLLBACK);
 	ASSERT_HR(VSS_E_BAD_STATE, backup_state_check(s, &f, BC_SET_CONTEXT, NULL));
 
+	/* Writers: classes chosen, then metadata gathered, once. */
+	ASSERT_HR(VSS_E_BAD_STATE, backup_state_check(s, &f, BC_GET_WRITER_METADATA, NULL));
+	ASSERT_HR(S_OK, backup_state_check(s, &f, BC_DISABLE_WRITER_CLASSES, NULL));
+	ASSERT_HR(S_OK, backup_state_check(s, &f, BC_GATHER_WRITER_METADATA, NULL));
+	f.metadata_gathered = true;
+	ASSERT_HR(VSS_E_BAD_STATE, backup_state_check(s, &f, BC_GATHER_WRITER_METADATA, NULL));
+	ASSERT_HR(VSS_E_BAD_STATE, backup_state_check(s, &f, BC_DISABLE_WRITER_CLASSES, NULL));
+	ASSERT_HR(S_OK, backup_state_check(s, &f, BC_ADD_COMPONENT, NULL));
+
 	ASSERT_HR(S_OK, backup_state_check(s, &f, BC_START_SNAPSHOT_SET, NULL));
 	s = backup_state_next(s, BC_START_SNAPSHOT_SET);
 	ASSERT_TRUE(backup_state_holds_slot(s));
@@ -372,6 +399,8 @@ static void test_full_sequence(void)
 	/* The engine's verdict. */
 	s = BS_CREATED;
 	ASSERT_FALSE(backup_state_holds_slot(s));
+	ASSERT_HR(S_OK, backup_state_check(s, &f, BC_GATHER_WRITER_STATUS, NULL));
+	ASSERT_HR(S_OK, backup_state_check(s, &f, BC_SET_BACKUP_SUCCEEDED, NULL));
 	ASSERT_HR(S_OK, backup_state_check(s, &f, BC_BACKUP_COMPLETE, NULL));
 	s = backup_state_next(s, BC_BACKUP_COMPLETE);
 	ASSERT_EQ_INT(BS_COMPLETE, s);

@@ -1,0 +1,620 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * The writer side of libvss. A writer is a peer-to-peer D-Bus connection to
+ * vssd that exports org.vss.Writer1 at /org/vss/Writer: vssd calls Identify
+ * and Event on it, the writer runs the matching callback and answers
+ * (docs/WRITERS.md). The freeze-to-thaw window is also timed here, so that a
+ * writer whose thaw never comes (vssd stuck or gone) thaws itself through
+ * its abort callback, as CVssWriter does.
+ */
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <vss/vss.h>
+
+#include "basic/props.h"
+#include "basic/util.h"
+#include "libvss/client.h"
+#include "protocol/bus.h"
+
+struct vss_metadata_builder {
+	vss_writer_metadata md; /* components and excluded files only */
+};
+
+struct vss_writer {
+	vss_id class_id;
+	char *name, *instance_name;
+	vss_usage_type usage;
+	vss_source_type source;
+	vss_application_level level;
+	uint32_t freeze_timeout_ms;
+	vss_writer_callbacks cb;
+	void *userdata;
+
+	sd_bus *bus;
+	sd_bus_slot *slot;
+	int epoll_fd, timer_fd, stop_fd;
+	vss_id instance_id;
+
+	/* The event being handled. */
+	bool in_callback;
+	vss_hr failure;
+	char *failure_message;
+
+	/* The set the events are about. */
+	vss_id set_id;
+	char **volumes;
+	int32_t context;
+	vss_backup_type backup_type;
+
+	bool frozen;
+	bool timed_out;
+	pthread_t thread;
+	bool thread_running;
+};
+
+static bool is_writer_error(vss_hr hr)
+{
+	switch (hr) {
+	case VSS_E_WRITERERROR_INCONSISTENTSNAPSHOT:
+	case VSS_E_WRITERERROR_OUTOFRESOURCES:
+	case VSS_E_WRITERERROR_TIMEOUT:
+	case VSS_E_WRITERERROR_RETRYABLE:
+	case VSS_E_WRITERERROR_NONRETRYABLE:
+	case VSS_E_WRITERERROR_RECOVERY_FAILED:
+	case VSS_E_WRITERERROR_PARTIAL_FAILURE:
+		return true;
+	default:
+		return false;
+	}
+}
+
+vss_hr vss_writer_new(const vss_id *class_id, const char *name, const char *instance_name_or_null,
+                      vss_usage_type usage, vss_source_type source, vss_application_level level,
+                      uint32_t freeze_timeout_ms, vss_writer **ret)
+{
+	vss_writer *w;
+
+	client_begin();
+	if (!class_id || vss_id_is_null(class_id) || !name || !*name || !ret)
+		return client_fail(E_INVALIDARG, "a writer needs a class id and a name");
+	if (level != VSS_APP_SYSTEM && level != VSS_APP_BACK_END && level != VSS_APP_FRONT_END)
+		return client_fail(E_INVALIDARG, "level %d is not front-end, back-end or system", (int)level);
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return client_fail(E_OUTOFMEMORY, "out of memory");
+	w->class_id = *class_id;
+	w->name = strdup(name);
+	w->instance_name = instance_name_or_null ? strdup(instance_name_or_null) : NULL;
+	w->usage = usage;
+	w->source = source;
+	w->level = level;
+	w->freeze_timeout_ms = freeze_timeout_ms ?: VSS_WRITER_DEFAULT_FREEZE_TIMEOUT_MS;
+	w->epoll_fd = w->timer_fd = w->stop_fd = -1;
+	if (!w->name || (instance_name_or_null && !w->instance_name)) {
+		vss_writer_free(w);
+		return client_fail(E_OUTOFMEMORY, "out of memory");
+	}
+	*ret = w;
+	return S_OK;
+}
+
+vss_hr vss_writer_set_callbacks(vss_writer *w, const vss_writer_callbacks *callbacks, void *userdata)
+{
+	client_begin();
+	if (!w || !callbacks || callbacks->version != VSS_WRITER_CALLBACKS_VERSION)
+		return client_fail(E_INVALIDARG, "callbacks must be given, with VSS_WRITER_CALLBACKS_VERSION");
+	if (w->bus)
+		return client_fail(VSS_E_BAD_STATE, "callbacks are set before subscribing");
+	w->cb = *callbacks;
+	w->userdata = userdata;
+	return S_OK;
+}
+
+static void arm_timer(vss_writer *w, bool on)
+{
+	struct itimerspec its = { 0 };
+
+	if (on) {
+		its.it_value.tv_sec = w->freeze_timeout_ms / 1000;
+		its.it_value.tv_nsec = (long)(w->freeze_timeout_ms % 1000) * 1000000L;
+	}
+	(void)timerfd_settime(w->timer_fd, 0, &its, NULL);
+}
+
+/* Run one callback with the failure slot open. */
+static bool run(vss_writer *w, bool (*fn)(vss_writer *, void *))
+{
+	bool ok;
+
+	if (!fn)
+		return true;
+	w->in_callback = true;
+	ok = fn(w, w->userdata);
+	w->in_callback = false;
+	return ok;
+}
+
+/* The writer was frozen and its thaw will not come: thaw through abort. */
+static void abort_frozen(vss_writer *w)
+{
+	if (!w->frozen)
+		return;
+	w->frozen = false;
+	arm_timer(w, false);
+	run(w, w->cb.abort);
+}
+
+/* The set's description that comes with every event but Identify. */
+static int read_context(sd_bus_message *m, vss_writer *w)
+{
+	int r;
+
+	r = sd_bus_message_enter_container(m, 'a', "{sv}");
+	if (r < 0)
+		return r;
+	while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+		const char *key, *s;
+		int32_t i;
+
+		r = sd_bus_message_read(m, "s", &key);
+		if (r < 0)
+			return r;
+		if (streq(key, "SetId")) {
+			r = sd_bus_message_read(m, "v", "s", &s);
+			if (r >= 0 && VSS_FAILED(vss_id_parse(s, &w->set_id)))
+				r = -EBADMSG;
+		} else if (streq(key, "Volumes")) {
+			strv_free(w->volumes);
+			w->volumes = NULL;
+			r = sd_bus_message_enter_container(m, 'v', "as");
+			if (r >= 0)
+				r = sd_bus_message_read_strv(m, &w->volumes);
+			if (r >= 0)
+				r = sd_bus_message_exit_container(m);
+		} else if (streq(key, "Context")) {
+			r = sd_bus_message_read(m, "v", "i", &w->context);
+		} else if (streq(key, "BackupType")) {
+			r = sd_bus_message_read(m, "v", "i", &i);
+			w->backup_type = (vss_backup_type)i;
+		} else {
+			r = sd_bus_message_skip(m, "v");
+		}
+		if (r < 0)
+			return r;
+		r = sd_bus_message_exit_container(m);
+		if (r < 0)
+			return r;
+	}
+	if (r < 0)
+		return r;
+	return sd_bus_message_exit_container(m);
+}
+
+static int method_identify(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+	vss_writer *w = userdata;
+	vss_metadata_builder b = { 0 };
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	bool ok;
+	int r;
+
+	(void)error;
+	w->failure = S_OK;
+	ok = true;
+	if (w->cb.identify) {
+		w->in_callback = true;
+		ok = w->cb.identify(w, &b, w->userdata);
+		w->in_callback = false;
+	}
+	r = sd_bus_message_new_method_return(msg, &reply);
+	if (r >= 0)
+		r = sd_bus_message_append(reply, "bis", (int)ok, ok ? S_OK : VSS_E_WRITERERROR_NONRETRYABLE,
+					  ok ? "" : "the writer could not describe itself");
+	if (r >= 0)
+		r = bus_append_components(reply, &b.md);
+	vss_writer_metadata_clear(&b.md);
+	if (r < 0)
+		return r;
+	return sd_bus_send(NULL, reply, NULL);
+}
+
+static int method_event(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+	vss_writer *w = userdata;
+	const char *name;
+	WriterEvent e;
+	bool ok = true;
+	vss_hr hr;
+	int r;
+
+	(void)error;
+	r = sd_bus_message_read(msg, "s", &name);
+	if (r >= 0)
+		r = read_context(msg, w);
+	if (r < 0)
+		return r;
+	e = writer_event_from_string(name);
+	free(w->failure_message);
+	w->failure_message = NULL;
+	w->failure = S_OK;
+
+	switch (e) {
+	case EVENT_PREPARE_BACKUP:
+		ok = run(w, w->cb.prepare_backup);
+		break;
+	case EVENT_PREPARE_SNAPSHOT:
+		w->timed_out = false;
+		ok = run(w, w->cb.prepare_snapshot);
+		break;
+	case EVENT_FREEZE:
+		ok = run(w, w->cb.freeze);
+		if (ok) {
+			w->frozen = true;
+			arm_timer(w, true);
+		}
+		break;
+	case EVENT_THAW:
+		if (w->timed_out) {
+			/* The window passed: abort has thawed already. */
+			ok = false;
+			w->failure = VSS_E_WRITERERROR_TIMEOUT;
+			w->failure_message = strdup("the freeze-to-thaw window of the writer passed before thaw came");
+			break;
+		}
+		w->frozen = false;
+		arm_timer(w, false);
+		ok = run(w, w->cb.thaw);
+		break;
+	case EVENT_POST_SNAPSHOT:
+		ok = run(w, w->cb.post_snapshot);
+		break;
+	case EVENT_ABORT:
+		w->frozen = false;
+		arm_timer(w, false);
+		ok = run(w, w->cb.abort);
+		break;
+	case EVENT_BACKUP_COMPLETE:
+		ok = run(w, w->cb.backup_complete);
+		break;
+	case EVENT_BACKUP_SHUTDOWN:
+		ok = run(w, w->cb.backup_shutdown);
+		break;
+	default:
+		return sd_bus_reply_method_return(msg, "bis", 1, S_OK, "");
+	}
+	hr = w->failure;
+	if (!ok && hr == S_OK)
+		hr = VSS_E_WRITERERROR_RETRYABLE;
+	return sd_bus_reply_method_return(msg, "bis", (int)ok, hr, w->failure_message ?: "");
+}
+
+static const sd_bus_vtable writer_vtable[] = {
+	SD_BUS_VTABLE_START(0),
+	SD_BUS_METHOD("Identify", "", "bis" WRITER_METADATA_COMPONENTS, method_identify, 0),
+	SD_BUS_METHOD("Event", "sa{sv}", "bis", method_event, 0),
+	SD_BUS_VTABLE_END,
+};
+
+static void disconnect(vss_writer *w)
+{
+	w->slot = sd_bus_slot_unref(w->slot);
+	w->bus = sd_bus_flush_close_unref(w->bus);
+	if (w->epoll_fd >= 0)
+		close(w->epoll_fd);
+	if (w->timer_fd >= 0)
+		close(w->timer_fd);
+	w->epoll_fd = w->timer_fd = -1;
+}
+
+vss_hr vss_writer_subscribe(vss_writer *w)
+{
+	char class_buf[VSS_ID_STRING_MAX];
+	sd_bus_message *reply = NULL;
+	const char *path, *instance;
+	vss_hr hr;
+	int r;
+
+	client_begin();
+	if (!w)
+		return client_fail(E_INVALIDARG, "w is NULL");
+	if (w->bus)
+		return client_fail(VSS_E_WRITER_ALREADY_SUBSCRIBED, "the writer is subscribed already");
+
+	hr = client_connect(&w->bus);
+	if (VSS_FAILED(hr))
+		return hr == E_ACCESSDENIED ? hr : client_fail(VSS_E_WRITER_INFRASTRUCTURE, "%s", vss_last_error_message());
+	/* Events may come as soon as vssd knows us: be ready first. */
+	r = sd_bus_add_object_vtable(w->bus, &w->slot, VSS_BUS_WRITER_PATH, VSS_BUS_WRITER_IFACE, writer_vtable, w);
+	if (r >= 0) {
+		w->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+		w->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+		if (w->timer_fd < 0 || w->epoll_fd < 0)
+			r = -errno;
+	}
+	if (r >= 0 && (epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, sd_bus_get_fd(w->bus),
+				 &(struct epoll_event){ .events = EPOLLIN }) < 0 ||
+		       epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, w->timer_fd, &(struct epoll_event){ .events = EPOLLIN }) < 0))
+		r = -errno;
+	if (r < 0) {
+		disconnect(w);
+		return client_fail(VSS_E_WRITER_INFRASTRUCTURE, "cannot set up the writer: %s", strerror(-r));
+	}
+
+	hr = client_call(w->bus, VSS_BUS_MANAGER_PATH, VSS_BUS_MANAGER_IFACE, "RegisterWriter", 0, &reply, "sssiiiu",
+			 vss_id_format(&w->class_id, class_buf), w->name, w->instance_name ?: "", (int32_t)w->usage,
+			 (int32_t)w->source, (int32_t)w->level, w->freeze_timeout_ms);
+	if (VSS_FAILED(hr)) {
+		disconnect(w);
+		return hr == E_ACCESSDENIED || hr == VSS_E_WRITER_ALREADY_SUBSCRIBED
+			       ? hr
+			       : client_fail(VSS_E_WRITER_INFRASTRUCTURE, "%s", vss_last_error_message());
+	}
+	r = sd_bus_message_read(reply, "os", &path, &instance);
+	if (r >= 0 && VSS_FAILED(vss_id_parse(instance, &w->instance_id)))
+		r = -EBADMSG;
+	sd_bus_message_unref(reply);
+	if (r < 0) {
+		disconnect(w);
+		return client_fail(VSS_E_WRITER_INFRASTRUCTURE, "malformed reply to RegisterWriter");
+	}
+	return S_OK;
+}
+
+int vss_writer_get_fd(const vss_writer *w)
+{
+	return w && w->bus ? w->epoll_fd : -1;
+}
+
+vss_hr vss_writer_process(vss_writer *w)
+{
+	uint64_t expirations;
+	int r;
+
+	client_begin();
+	if (!w || !w->bus)
+		return client_fail(VSS_E_BAD_STATE, "the writer is not subscribed");
+	if (read(w->timer_fd, &expirations, sizeof(expirations)) == sizeof(expirations) && w->frozen) {
+		/* The thaw did not come in time: undo the freeze now. */
+		w->timed_out = true;
+		abort_frozen(w);
+	}
+	while ((r = sd_bus_process(w->bus, NULL)) > 0)
+		;
+	if (r >= 0)
+		r = sd_bus_flush(w->bus);
+	if (r < 0) {
+		/* vssd is gone: a frozen writer must not stay frozen. */
+		abort_frozen(w);
+		disconnect(w);
+		return client_fail(VSS_E_WRITER_INFRASTRUCTURE, "lost the connection to vssd: %s", strerror(-r));
+	}
+	return S_OK;
+}
+
+static void *writer_thread(void *arg)
+{
+	vss_writer *w = arg;
+	struct pollfd p[2] = {
+		{ .fd = w->epoll_fd, .events = POLLIN },
+		{ .fd = w->stop_fd, .events = POLLIN },
+	};
+
+	for (;;) {
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (p[1].revents)
+			break;
+		if (VSS_FAILED(vss_writer_process(w)))
+			break;
+	}
+	return NULL;
+}
+
+vss_hr vss_writer_start_thread(vss_writer *w)
+{
+	int r;
+
+	client_begin();
+	if (!w || !w->bus || w->thread_running)
+		return client_fail(VSS_E_BAD_STATE, "the writer is not subscribed, or its thread runs already");
+	w->stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (w->stop_fd < 0)
+		return client_fail(E_OUTOFMEMORY, "cannot make an eventfd: %s", strerror(errno));
+	r = pthread_create(&w->thread, NULL, writer_thread, w);
+	if (r != 0) {
+		close(w->stop_fd);
+		w->stop_fd = -1;
+		return client_fail(E_OUTOFMEMORY, "cannot start the writer's thread: %s", strerror(r));
+	}
+	w->thread_running = true;
+	return S_OK;
+}
+
+vss_hr vss_writer_unsubscribe(vss_writer *w)
+{
+	client_begin();
+	if (!w)
+		return S_OK;
+	if (w->thread_running) {
+		uint64_t one = 1;
+
+		if (write(w->stop_fd, &one, sizeof(one)) < 0)
+			return client_fail(VSS_E_UNEXPECTED, "cannot stop the writer's thread: %s", strerror(errno));
+		pthread_join(w->thread, NULL);
+		w->thread_running = false;
+	}
+	if (w->stop_fd >= 0)
+		close(w->stop_fd);
+	w->stop_fd = -1;
+	abort_frozen(w);
+	disconnect(w);
+	return S_OK;
+}
+
+void vss_writer_free(vss_writer *w)
+{
+	if (!w)
+		return;
+	vss_writer_unsubscribe(w);
+	free(w->name);
+	free(w->instance_name);
+	free(w->failure_message);
+	strv_free(w->volumes);
+	free(w);
+}
+
+vss_hr vss_writer_set_failure(vss_writer *w, vss_hr hr, const char *message_or_null)
+{
+	client_begin();
+	if (!w || !is_writer_error(hr))
+		return client_fail(E_INVALIDARG, "a writer fails with a VSS_E_WRITERERROR_* code");
+	if (!w->in_callback)
+		return client_fail(VSS_E_BAD_STATE, "set_failure is called from an event callback");
+	w->failure = hr;
+	free(w->failure_message);
+	w->failure_message = message_or_null ? strdup(message_or_null) : NULL;
+	return S_OK;
+}
+
+vss_hr vss_writer_get_snapshot_set_id(const vss_writer *w, vss_id *ret)
+{
+	if (!w || !ret)
+		return E_INVALIDARG;
+	*ret = w->set_id;
+	return S_OK;
+}
+
+const char *const *vss_writer_get_volumes(const vss_writer *w)
+{
+	static const char *const none[] = { NULL };
+
+	return w && w->volumes ? (const char *const *)w->volumes : none;
+}
+
+bool vss_writer_is_path_affected(const vss_writer *w, const char *path)
+{
+	for (size_t i = 0; w && path && w->volumes && w->volumes[i]; i++)
+		if (path_is_below(path, w->volumes[i]))
+			return true;
+	return false;
+}
+
+int32_t vss_writer_get_context(const vss_writer *w)
+{
+	return w ? w->context : 0;
+}
+
+vss_backup_type vss_writer_get_backup_type(const vss_writer *w)
+{
+	return w ? w->backup_type : VSS_BT_UNDEFINED;
+}
+
+static vss_wm_component *find_component(vss_metadata_builder *md, const char *logical_path, const char *name)
+{
+	for (size_t i = 0; i < md->md.n_components; i++) {
+		vss_wm_component *c = &md->md.components[i];
+
+		if (streq(c->name, name) && streq(c->logical_path ?: "", logical_path ?: ""))
+			return c;
+	}
+	return NULL;
+}
+
+static vss_hr add_file(vss_wm_file **files, size_t *n, vss_file_kind kind, const char *path, const char *filespec,
+                       bool recursive)
+{
+	vss_wm_file *nf;
+
+	if (!path || !*path || !filespec || !*filespec)
+		return E_INVALIDARG;
+	nf = realloc(*files, sizeof(*nf) * (*n + 1));
+	if (!nf)
+		return E_OUTOFMEMORY;
+	*files = nf;
+	nf[*n] = (vss_wm_file){ .kind = kind, .path = strdup(path), .filespec = strdup(filespec),
+				.recursive = recursive };
+	(*n)++;
+	return nf[*n - 1].path && nf[*n - 1].filespec ? S_OK : E_OUTOFMEMORY;
+}
+
+vss_hr vss_metadata_add_component(vss_metadata_builder *md, vss_component_type type, const char *logical_path_or_null,
+                                  const char *name, const char *caption_or_null, bool selectable)
+{
+	vss_wm_component *nc, *c;
+
+	if (!md || !name || !*name || (type != VSS_CT_DATABASE && type != VSS_CT_FILEGROUP))
+		return E_INVALIDARG;
+	if (find_component(md, logical_path_or_null, name))
+		return VSS_E_OBJECT_ALREADY_EXISTS;
+	nc = realloc(md->md.components, sizeof(*nc) * (md->md.n_components + 1));
+	if (!nc)
+		return E_OUTOFMEMORY;
+	md->md.components = nc;
+	c = &nc[md->md.n_components++];
+	*c = (vss_wm_component){
+		.type = type,
+		.logical_path = logical_path_or_null && *logical_path_or_null ? strdup(logical_path_or_null) : NULL,
+		.name = strdup(name),
+		.caption = caption_or_null && *caption_or_null ? strdup(caption_or_null) : NULL,
+		.selectable = selectable,
+	};
+	return c->name ? S_OK : E_OUTOFMEMORY;
+}
+
+static vss_hr add_to_component(vss_metadata_builder *md, const char *logical_path, const char *component,
+                               vss_component_type want, vss_file_kind kind, const char *path, const char *filespec,
+                               bool recursive)
+{
+	vss_wm_component *c;
+
+	if (!md || !component)
+		return E_INVALIDARG;
+	c = find_component(md, logical_path, component);
+	if (!c)
+		return VSS_E_OBJECT_NOT_FOUND;
+	if (c->type != want)
+		return E_INVALIDARG;
+	return add_file(&c->files, &c->n_files, kind, path, filespec, recursive);
+}
+
+vss_hr vss_metadata_add_files(vss_metadata_builder *md, const char *logical_path_or_null, const char *component,
+                              const char *path, const char *filespec, bool recursive)
+{
+	return add_to_component(md, logical_path_or_null, component, VSS_CT_FILEGROUP, VSS_FK_FILES, path, filespec,
+				recursive);
+}
+
+vss_hr vss_metadata_add_database_files(vss_metadata_builder *md, const char *logical_path_or_null,
+                                       const char *component, const char *path, const char *filespec)
+{
+	return add_to_component(md, logical_path_or_null, component, VSS_CT_DATABASE, VSS_FK_DATABASE, path,
+				filespec, false);
+}
+
+vss_hr vss_metadata_add_database_log_files(vss_metadata_builder *md, const char *logical_path_or_null,
+                                           const char *component, const char *path, const char *filespec)
+{
+	return add_to_component(md, logical_path_or_null, component, VSS_CT_DATABASE, VSS_FK_DATABASE_LOG, path,
+				filespec, false);
+}
+
+vss_hr vss_metadata_add_excluded_files(vss_metadata_builder *md, const char *path, const char *filespec,
+                                       bool recursive)
+{
+	if (!md)
+		return E_INVALIDARG;
+	return add_file(&md->md.excluded, &md->md.n_excluded, VSS_FK_FILES, path, filespec, recursive);
+}

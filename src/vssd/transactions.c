@@ -1,0 +1,166 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * The system's transaction managers, frozen with the writers as VSS freezes
+ * KTM and DTC (unless the context has VSS_VOLSNAP_ATTR_NOT_TRANSACTED). On
+ * Linux these are:
+ *
+ *  - the package manager: vssd takes dpkg's frontend lock, so that no package
+ *    transaction is half done inside a set; while apt or dpkg holds it, vssd
+ *    waits up to TransactionFreezeTimeoutSec, then fails the set with
+ *    VSS_E_TRANSACTION_FREEZE_TIMEOUT; held longer than
+ *    TransactionThawTimeoutSec, the set fails with
+ *    VSS_E_TRANSACTION_THAW_TIMEOUT;
+ *  - journald, when it runs: it relinquishes /var during the set
+ *    (journalctl --relinquish-var) and flushes to it again afterwards.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "basic/log.h"
+#include "vssd/manager.h"
+
+#define RETRY_USEC (50 * USEC_PER_MSEC)
+#define JOURNALD_SOCKET "/run/systemd/journal/socket"
+
+struct Transactions {
+	Manager *manager;
+	int lock_fd;
+	usec_t deadline, locked_at;
+	sd_event_source *retry;
+	bool journald;
+	void (*done)(Transactions *t, vss_hr hr, void *userdata);
+	void *userdata;
+};
+
+extern char **environ;
+
+static int journalctl(const char *arg)
+{
+	char *argv[] = { (char *)"journalctl", (char *)arg, NULL };
+	pid_t pid;
+	int status, r;
+
+	r = posix_spawnp(&pid, "journalctl", NULL, NULL, argv, environ);
+	if (r != 0)
+		return -r;
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
+}
+
+static int try_lock(Transactions *t)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+
+	/* An open-file-description lock conflicts with dpkg's own fcntl lock,
+	 * and goes with the descriptor. */
+	if (fcntl(t->lock_fd, F_OFD_SETLK, &fl) == 0)
+		return 1;
+	return errno == EAGAIN || errno == EACCES ? 0 : -errno;
+}
+
+static void frozen(Transactions *t, vss_hr hr)
+{
+	t->retry = sd_event_source_disable_unref(t->retry);
+	if (hr == S_OK) {
+		t->locked_at = now_usec(CLOCK_MONOTONIC);
+		if (access(JOURNALD_SOCKET, F_OK) == 0) {
+			if (journalctl("--relinquish-var") < 0)
+				log_warning("journald did not relinquish /var; its writes may land in the set");
+			else
+				t->journald = true;
+		}
+	}
+	t->done(t, hr, t->userdata);
+}
+
+static int on_retry(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	Transactions *t = userdata;
+	int r = try_lock(t);
+
+	(void)s;
+	if (r > 0) {
+		frozen(t, S_OK);
+	} else if (r < 0) {
+		log_error_errno(r, "cannot take the package manager's lock %s: %m", t->manager->config.dpkg_lock);
+		frozen(t, VSS_E_TRANSACTION_FREEZE_TIMEOUT);
+	} else if (usec >= t->deadline) {
+		log_error("the package manager holds %s: no set while a package transaction runs",
+			  t->manager->config.dpkg_lock);
+		frozen(t, VSS_E_TRANSACTION_FREEZE_TIMEOUT);
+	} else {
+		sd_event_source_set_time(t->retry, usec + RETRY_USEC);
+		sd_event_source_set_enabled(t->retry, SD_EVENT_ONESHOT);
+	}
+	return 0;
+}
+
+int transactions_freeze(Manager *m, void (*done)(Transactions *t, vss_hr hr, void *userdata), void *userdata,
+                        Transactions **ret)
+{
+	Transactions *t = calloc(1, sizeof(*t));
+	usec_t now = now_usec(CLOCK_MONOTONIC);
+	int r;
+
+	if (!t)
+		return -ENOMEM;
+	*t = (Transactions){ .manager = m, .lock_fd = -1, .done = done, .userdata = userdata,
+			     .deadline = now + m->config.transaction_freeze_timeout };
+	*ret = t;
+	if (m->config.dpkg_lock[0]) {
+		t->lock_fd = open(m->config.dpkg_lock, O_RDWR | O_CLOEXEC);
+		if (t->lock_fd < 0 && errno != ENOENT)
+			log_warning_errno(errno, "cannot open %s: %m; package transactions are not held",
+					  m->config.dpkg_lock);
+	}
+	r = t->lock_fd >= 0 ? try_lock(t) : 1;
+	if (r != 0) {
+		if (r < 0)
+			log_warning_errno(r, "cannot lock %s: %m", m->config.dpkg_lock);
+		frozen(t, r > 0 ? S_OK : VSS_E_TRANSACTION_FREEZE_TIMEOUT);
+		return 0;
+	}
+	log_info("the package manager holds %s; waiting for it", m->config.dpkg_lock);
+	return sd_event_add_time(m->event, &t->retry, CLOCK_MONOTONIC, now + RETRY_USEC, 0, on_retry, t);
+}
+
+vss_hr transactions_thaw(Transactions *t)
+{
+	usec_t held = t->locked_at ? now_usec(CLOCK_MONOTONIC) - t->locked_at : 0;
+
+	if (t->lock_fd >= 0) {
+		close(t->lock_fd);
+		t->lock_fd = -1;
+	}
+	if (t->journald) {
+		t->journald = false;
+		if (journalctl("--flush") < 0)
+			log_warning("journald did not take /var back; run journalctl --flush");
+	}
+	if (held > t->manager->config.transaction_thaw_timeout) {
+		log_error("package transactions were held %llu ms, longer than the %llu ms allowed",
+			  (unsigned long long)(held / USEC_PER_MSEC),
+			  (unsigned long long)(t->manager->config.transaction_thaw_timeout / USEC_PER_MSEC));
+		return VSS_E_TRANSACTION_THAW_TIMEOUT;
+	}
+	return S_OK;
+}
+
+Transactions *transactions_free(Transactions *t)
+{
+	if (!t)
+		return NULL;
+	sd_event_source_disable_unref(t->retry);
+	(void)transactions_thaw(t);
+	free(t);
+	return NULL;
+}

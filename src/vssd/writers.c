@@ -1,0 +1,482 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "basic/id.h"
+#include "basic/log.h"
+#include "basic/props.h"
+#include "vssd/manager.h"
+
+/* Events other than freeze get this long to answer. */
+#define EVENT_TIMEOUT_USEC (60 * USEC_PER_SEC)
+
+vss_writer_state writer_state_after(WriterEvent e, vss_writer_state before)
+{
+	switch (e) {
+	case EVENT_IDENTIFY:
+		/* A writer that answers is no longer failed at identify. */
+		return before == VSS_WS_FAILED_AT_IDENTIFY ? VSS_WS_STABLE : before;
+	case EVENT_PREPARE_BACKUP:
+		return VSS_WS_STABLE;
+	case EVENT_PREPARE_SNAPSHOT:
+		return VSS_WS_WAITING_FOR_FREEZE;
+	case EVENT_FREEZE:
+		return VSS_WS_WAITING_FOR_THAW;
+	case EVENT_THAW:
+		return VSS_WS_WAITING_FOR_POST_SNAPSHOT;
+	case EVENT_POST_SNAPSHOT:
+		return VSS_WS_WAITING_FOR_BACKUP_COMPLETE;
+	case EVENT_BACKUP_COMPLETE:
+		return VSS_WS_STABLE;
+	case EVENT_ABORT:
+		/* Back to normal, but a failure stays on record. */
+		return before >= VSS_WS_FAILED_AT_IDENTIFY ? before : VSS_WS_STABLE;
+	default:
+		return before;
+	}
+}
+
+vss_writer_state writer_state_failed(WriterEvent e, vss_writer_state before)
+{
+	switch (e) {
+	case EVENT_IDENTIFY:
+		return VSS_WS_FAILED_AT_IDENTIFY;
+	case EVENT_PREPARE_BACKUP:
+		return VSS_WS_FAILED_AT_PREPARE_BACKUP;
+	case EVENT_PREPARE_SNAPSHOT:
+		return VSS_WS_FAILED_AT_PREPARE_SNAPSHOT;
+	case EVENT_FREEZE:
+		return VSS_WS_FAILED_AT_FREEZE;
+	case EVENT_THAW:
+		return VSS_WS_FAILED_AT_THAW;
+	case EVENT_POST_SNAPSHOT:
+		return VSS_WS_FAILED_AT_POST_SNAPSHOT;
+	case EVENT_BACKUP_COMPLETE:
+		return VSS_WS_FAILED_AT_BACKUP_COMPLETE;
+	case EVENT_BACKUP_SHUTDOWN:
+		return VSS_WS_FAILED_AT_BACKUPSHUTDOWN;
+	default:
+		return before;
+	}
+}
+
+/* Record an outcome on the participant and on the writer itself. */
+void participant_record(Participant *p, vss_writer_state state, vss_hr failure, const char *message)
+{
+	p->state = state;
+	p->failure = failure;
+	free(p->message);
+	p->message = message && *message ? strdup(message) : NULL;
+	if (p->writer) {
+		Writer *w = p->writer;
+
+		w->state = state;
+		w->failure = failure;
+		free(w->message);
+		w->message = message && *message ? strdup(message) : NULL;
+	}
+}
+
+static void append_context(sd_bus_message *m, BackupObject *b)
+{
+	char buf[VSS_ID_STRING_MAX];
+	char *volumes[b->facts.n_volumes + 1];
+	size_t n = 0;
+
+	/* The volumes of the set; the job holds the members once it runs. */
+	for (; b->members && n < b->facts.n_volumes; n++)
+		volumes[n] = b->members[n].volume;
+	for (; !b->members && b->set_volumes && b->set_volumes[n]; n++)
+		volumes[n] = b->set_volumes[n];
+	volumes[n] = NULL;
+	(void)sd_bus_message_open_container(m, 'a', "{sv}");
+	(void)sd_bus_message_append(m, "{sv}", "SetId", "s", vss_id_format(&b->set_id, buf));
+	(void)sd_bus_message_append(m, "{sv}", "Context", "i", b->context);
+	(void)sd_bus_message_append(m, "{sv}", "BackupType", "i", (int32_t)b->backup_type);
+	(void)sd_bus_message_open_container(m, 'e', "sv");
+	(void)sd_bus_message_append(m, "s", "Volumes");
+	(void)sd_bus_message_open_container(m, 'v', "as");
+	(void)sd_bus_message_append_strv(m, volumes);
+	(void)sd_bus_message_close_container(m);
+	(void)sd_bus_message_close_container(m);
+	(void)sd_bus_message_close_container(m);
+}
+
+static void round_finish_one(Participant *p)
+{
+	Round *r = p->round;
+
+	p->call = sd_bus_slot_unref(p->call);
+	p->round = NULL;
+	if (r && --r->outstanding == 0)
+		r->done(r->backup, r->userdata);
+}
+
+/* What an event's answer (or its absence) means for a participant. */
+static void outcome(Participant *p, WriterEvent e, bool ok, vss_hr failure, const char *message)
+{
+	if (ok) {
+		participant_record(p, writer_state_after(e, p->state), S_OK, NULL);
+		if (e == EVENT_FREEZE)
+			p->frozen_at = now_usec(CLOCK_MONOTONIC);
+		if (e == EVENT_THAW || e == EVENT_ABORT)
+			p->frozen_at = 0;
+		return;
+	}
+	log_warning("writer %s failed %s: %s (0x%08x)%s%s", p->md.name, writer_event_to_string(e),
+		    vss_hr_name(failure), (unsigned)failure, message && *message ? ": " : "", message ?: "");
+	participant_record(p, e == EVENT_ABORT ? p->state : writer_state_failed(e, p->state), failure, message);
+	if (p->taking_part)
+		p->failed = true;
+	/* A writer whose freeze or thaw failed is told to abort (VSS). */
+	if ((e == EVENT_FREEZE || e == EVENT_THAW) && p->writer)
+		writers_notify(p->backup, EVENT_ABORT, NULL, p);
+}
+
+static int read_identify(sd_bus_message *reply, Participant *p)
+{
+	Writer *w = p->writer;
+	vss_writer_metadata *md = &p->md;
+
+	vss_writer_metadata_clear(md);
+	md->instance_id = w->instance_id;
+	md->class_id = w->class_id;
+	md->name = strdup(w->name);
+	md->instance_name = strdup_or_null(w->instance_name);
+	md->usage = w->usage;
+	md->source = w->source;
+	md->level = w->level;
+	if (!md->name)
+		return -ENOMEM;
+	return bus_read_components(reply, md);
+}
+
+static int on_reply(sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+	Participant *p = userdata;
+	const sd_bus_error *e = sd_bus_message_get_error(reply);
+	WriterEvent ev = p->event;
+	const char *message = NULL;
+	int ok = 0, r;
+	vss_hr failure;
+
+	(void)error;
+	if (e) {
+		/* No answer in time, or the writer is gone. */
+		bool timeout = sd_bus_error_has_name(e, SD_BUS_ERROR_TIMEOUT) ||
+			       sd_bus_error_has_name(e, SD_BUS_ERROR_NO_REPLY);
+
+		failure = timeout && ev == EVENT_FREEZE ? VSS_E_WRITERERROR_TIMEOUT : VSS_E_WRITER_NOT_RESPONDING;
+		outcome(p, ev, false, failure, e->message);
+	} else {
+		r = sd_bus_message_read(reply, "bis", &ok, &failure, &message);
+		if (r >= 0 && ok && ev == EVENT_IDENTIFY) {
+			r = read_identify(reply, p);
+			p->identified = r >= 0;
+		}
+		if (r < 0)
+			outcome(p, ev, false, VSS_E_WRITER_NOT_RESPONDING, "malformed answer");
+		else
+			outcome(p, ev, ok, failure, message);
+	}
+	round_finish_one(p);
+	return 0;
+}
+
+static int send_call(Participant *p, WriterEvent e, bool in_round)
+{
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+	Writer *w = p->writer;
+	usec_t timeout = e == EVENT_FREEZE ? w->freeze_timeout_ms * USEC_PER_MSEC : EVENT_TIMEOUT_USEC;
+	sd_bus *bus = w->conn->bus;
+	int r;
+
+	r = sd_bus_message_new_method_call(bus, &m, VSS_BUS_NAME, VSS_BUS_WRITER_PATH, VSS_BUS_WRITER_IFACE,
+					   e == EVENT_IDENTIFY ? "Identify" : "Event");
+	if (r >= 0 && e != EVENT_IDENTIFY) {
+		r = sd_bus_message_append(m, "s", writer_event_to_string(e));
+		append_context(m, p->backup);
+	}
+	if (r < 0)
+		return r;
+	if (!in_round)
+		/* Nobody waits: a floating call whose answer only updates the
+		 * writer, which outlives it or takes it along. */
+		return sd_bus_call_async(bus, NULL, m, NULL, NULL, timeout);
+	p->event = e;
+	return sd_bus_call_async(bus, &p->call, m, on_reply, p, timeout);
+}
+
+void round_start(BackupObject *b, Round *round, WriterEvent event, bool (*select)(const Participant *p, void *),
+                 void *select_data, round_done_fn done, void *userdata)
+{
+	*round = (Round){ .backup = b, .outstanding = 1, .done = done, .userdata = userdata };
+	for (size_t i = 0; i < b->n_participants; i++) {
+		Participant *p = &b->participants[i];
+
+		if (select && !select(p, select_data))
+			continue;
+		if (!p->writer) {
+			outcome(p, event, false, VSS_E_WRITER_NOT_RESPONDING, "the writer has gone away");
+			continue;
+		}
+		p->round = round;
+		round->outstanding++;
+		if (send_call(p, event, true) < 0) {
+			outcome(p, event, false, VSS_E_WRITER_NOT_RESPONDING, "cannot send the event");
+			round_finish_one(p);
+		}
+	}
+	/* The extra count keeps the round open while it is being sent. */
+	if (--round->outstanding == 0)
+		done(b, userdata);
+}
+
+void writers_notify(BackupObject *b, WriterEvent event, bool (*select)(const Participant *p, void *),
+                    void *select_data)
+{
+	for (size_t i = 0; i < b->n_participants; i++) {
+		Participant *p = &b->participants[i];
+
+		/* select NULL with select_data: just that participant. */
+		if (select ? !select(p, select_data) : select_data && select_data != p)
+			continue;
+		if (!p->writer)
+			continue;
+		if (send_call(p, event, false) < 0)
+			log_warning("cannot send %s to writer %s", writer_event_to_string(event), p->md.name);
+		/* The answer is not awaited: record the intent. */
+		participant_record(p, writer_state_after(event, p->state), p->failure, p->message);
+		if (event == EVENT_ABORT)
+			p->frozen_at = 0;
+	}
+}
+
+static bool class_in(const vss_id *id, const vss_id *list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (vss_id_equal(id, &list[i]))
+			return true;
+	return false;
+}
+
+int participants_make(BackupObject *b)
+{
+	Writer *w;
+	size_t n = 0;
+
+	participants_free(b);
+	for (w = b->manager->writers; w; w = w->writers_next)
+		n++;
+	b->participants = calloc(n ?: 1, sizeof(Participant));
+	if (!b->participants)
+		return -ENOMEM;
+	for (w = b->manager->writers; w; w = w->writers_next) {
+		Participant *p;
+
+		if (class_in(&w->class_id, b->disabled_classes, b->n_disabled_classes))
+			continue;
+		if (b->n_enabled_classes > 0 && !class_in(&w->class_id, b->enabled_classes, b->n_enabled_classes))
+			continue;
+		p = &b->participants[b->n_participants++];
+		p->backup = b;
+		p->writer = w;
+		p->md.instance_id = w->instance_id;
+		p->md.class_id = w->class_id;
+		p->md.name = strdup(w->name);
+		p->md.level = w->level;
+		p->freeze_timeout_ms = w->freeze_timeout_ms;
+		p->state = w->state;
+		p->failure = w->failure;
+		p->message = strdup_or_null(w->message);
+		LIST_PREPEND(by_writer, w->participants, p);
+		if (!p->md.name)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+void participants_free(BackupObject *b)
+{
+	for (size_t i = 0; i < b->n_participants; i++) {
+		Participant *p = &b->participants[i];
+
+		if (p->writer)
+			LIST_REMOVE(by_writer, p->writer->participants, p);
+		sd_bus_slot_unref(p->call);
+		vss_writer_metadata_clear(&p->md);
+		free(p->message);
+	}
+	free(b->participants);
+	b->participants = NULL;
+	b->n_participants = 0;
+}
+
+static bool below_any(const char *path, char *const *volumes, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (path_is_below(path, volumes[i]))
+			return true;
+	return false;
+}
+
+void participants_select(BackupObject *b, char *const *volumes, size_t n)
+{
+	for (size_t i = 0; i < b->n_participants; i++) {
+		Participant *p = &b->participants[i];
+		size_t files = 0, inside = 0;
+		const char *outside = NULL;
+
+		p->taking_part = p->failed = false;
+		if (!p->identified)
+			continue;
+		for (size_t c = 0; c < p->md.n_components; c++)
+			for (size_t f = 0; f < p->md.components[c].n_files; f++) {
+				const char *path = p->md.components[c].files[f].path;
+
+				files++;
+				if (below_any(path, volumes, n))
+					inside++;
+				else
+					outside = path;
+			}
+		/* A writer that names no files (a hook writer) takes part in
+		 * every set; one whose files are all elsewhere in none, and in
+		 * this backup it has nothing to fail at. */
+		p->taking_part = files == 0 || inside > 0;
+		if (!p->taking_part && p->state >= VSS_WS_FAILED_AT_IDENTIFY) {
+			p->state = VSS_WS_STABLE;
+			p->failure = S_OK;
+		}
+		if (p->taking_part && outside) {
+			char msg[512];
+
+			snprintf(msg, sizeof(msg), "%s is on a volume that is not in the set", outside);
+			participant_record(p, VSS_WS_FAILED_AT_PREPARE_SNAPSHOT, VSS_E_WRITERERROR_INCONSISTENTSNAPSHOT, msg);
+			p->failed = true;
+			log_warning("writer %s: %s", p->md.name, msg);
+		}
+	}
+}
+
+bool participants_all_succeeded(BackupObject *b)
+{
+	bool any = false;
+
+	for (size_t i = 0; i < b->n_participants; i++) {
+		if (!b->participants[i].taking_part)
+			continue;
+		if (b->participants[i].failed)
+			return false;
+		any = true;
+	}
+	return any;
+}
+
+int participants_status(BackupObject *b, sd_bus_message *reply)
+{
+	int r = sd_bus_message_open_container(reply, 'a', "(sssiis)");
+
+	for (size_t i = 0; r >= 0 && i < b->n_participants; i++) {
+		const Participant *p = &b->participants[i];
+		vss_writer_status s = {
+			.instance_id = p->md.instance_id,
+			.class_id = p->md.class_id,
+			.name = p->md.name,
+			.state = p->state,
+			.failure = p->failure,
+			.message = p->message,
+		};
+
+		r = bus_append_writer_status(reply, &s);
+	}
+	return r >= 0 ? sd_bus_message_close_container(reply) : r;
+}
+
+static void writer_destroy(Writer *w)
+{
+	free(w->name);
+	free(w->instance_name);
+	free(w->message);
+	free(w);
+}
+
+int writer_register(Connection *c, sd_bus_message *msg, sd_bus_error *error)
+{
+	Manager *m = c->manager;
+	const char *class, *name, *instance_name;
+	int32_t usage, source, level;
+	uint32_t timeout;
+	char buf[VSS_ID_STRING_MAX], path[64];
+	Writer *w;
+	int r;
+
+	r = sd_bus_message_read(msg, "sssiiiu", &class, &name, &instance_name, &usage, &source, &level, &timeout);
+	if (r < 0)
+		return r;
+	if (!c->privileged)
+		return bus_error_set_hr(error, E_ACCESSDENIED,
+					"uid %u is neither root nor a member of the backup-operators group \"%s\"",
+					(unsigned)c->cred.uid, m->config.backup_group);
+	for (w = m->writers; w; w = w->writers_next)
+		if (w->conn == c)
+			return bus_error_set_hr(error, VSS_E_WRITER_ALREADY_SUBSCRIBED,
+						"this connection has a writer already");
+	if (level < VSS_APP_SYSTEM || level > VSS_APP_FRONT_END || name[0] == '\0' || timeout == 0)
+		return bus_error_set_hr(error, E_INVALIDARG, "a writer needs a name, a level and a freeze timeout");
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return bus_error_set_hr(error, E_OUTOFMEMORY, NULL);
+	if (VSS_FAILED(vss_id_parse(class, &w->class_id))) {
+		free(w);
+		return bus_error_set_hr(error, E_INVALIDARG, "\"%s\" is not an id", class);
+	}
+	w->manager = m;
+	w->conn = c;
+	vss_id_generate(&w->instance_id);
+	w->name = strdup(name);
+	w->instance_name = *instance_name ? strdup(instance_name) : NULL;
+	w->usage = (vss_usage_type)usage;
+	w->source = (vss_source_type)source;
+	w->level = (vss_application_level)level;
+	w->freeze_timeout_ms = timeout;
+	w->state = VSS_WS_STABLE;
+	if (!w->name || (*instance_name && !w->instance_name)) {
+		writer_destroy(w);
+		return bus_error_set_hr(error, E_OUTOFMEMORY, NULL);
+	}
+	LIST_PREPEND(writers, m->writers, w);
+	log_info("writer %s registered (class %s, pid %d, level %d, freeze timeout %u ms)", w->name,
+		 vss_id_format(&w->class_id, buf), (int)c->cred.pid, level, timeout);
+	snprintf(path, sizeof(path), "/org/vss/writer/%s", ID_TO_STRING(&w->instance_id) + 1);
+	path[strlen(path) - 1] = '\0';
+	for (char *s = path; *s; s++)
+		if (*s == '-')
+			*s = '_';
+	return sd_bus_reply_method_return(msg, "os", path, vss_id_format(&w->instance_id, buf));
+}
+
+Writer *writer_free(Writer *w)
+{
+	if (!w)
+		return NULL;
+	/* Whoever waits for this writer's answer gets none. */
+	while (w->participants) {
+		Participant *p = w->participants;
+
+		LIST_REMOVE(by_writer, w->participants, p);
+		p->writer = NULL;
+		if (p->call) {
+			outcome(p, p->event, false, VSS_E_WRITER_NOT_RESPONDING, "the writer has gone away");
+			round_finish_one(p);
+		} else if (p->frozen_at) {
+			participant_record(p, VSS_WS_FAILED_AT_FREEZE, VSS_E_WRITER_NOT_RESPONDING, "the writer went away while frozen");
+			p->failed = true;
+		}
+	}
+	LIST_REMOVE(writers, w->manager->writers, w);
+	log_info("writer %s left", w->name);
+	writer_destroy(w);
+	return NULL;
+}
