@@ -25,6 +25,7 @@ BUILD = pathlib.Path(os.environ.get("VSS_BUILD_DIR", ROOT / "build"))
 VSSD = BUILD / "src" / "vssd" / "vssd"
 VSSADMIN = BUILD / "src" / "vssadmin" / "vssadmin"
 REQUESTOR = BUILD / "tests" / "vss-test-requestor"
+TEST_WRITER = BUILD / "tests" / "vss-test-writer"
 
 # What a sanitizer prints when it finds something.
 SANITIZER_MARKERS = (
@@ -47,7 +48,7 @@ def run(*cmd, check=True, **kw):
 def pytest_configure(config):
     if os.geteuid() != 0:
         pytest.exit("the integration tests need root (loop devices, mounts)", returncode=1)
-    for binary in (VSSD, VSSADMIN, REQUESTOR):
+    for binary in (VSSD, VSSADMIN, REQUESTOR, TEST_WRITER):
         if not binary.exists():
             pytest.exit(f"{binary} is missing: build first (make build)", returncode=1)
 
@@ -246,6 +247,7 @@ class Daemon:
         self.env.update(env or {})
         self.proc = None
         self.logs = []
+        self.children = []
 
     def start(self):
         log = open(self.logfile, "a")
@@ -331,6 +333,38 @@ class Daemon:
         p.wait()
         raise AssertionError(f"requestor ended before its hold step:\n" + "\n".join(lines) + p.stderr.read())
 
+    def spawn(self, *cmd, ready="ready", user=None):
+        """Start a program (a writer) with VSS_SOCKET set; returns once it
+        printed its ready line. It is stopped (SIGTERM, then SIGKILL) when the
+        test ends, and must not have printed a sanitizer report."""
+        cmd = [str(c) for c in cmd]
+        if user:
+            cmd = ["setpriv", *user, *cmd]
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.client_env())
+        self.children.append(p)
+        for line in p.stdout:
+            if line.strip() == ready:
+                return p
+        p.wait()
+        raise AssertionError(f"{cmd[0]} ended before it was ready:\n{p.stderr.read()}")
+
+    def writer(self, name, *args):
+        """A vss-test-writer (tests/integration/writer.c) named name."""
+        return self.spawn(TEST_WRITER, f"--name={name}", *args)
+
+    def stop_children(self):
+        for p in self.children:
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+            err = p.stderr.read() if p.stderr else ""
+            assert_no_sanitizer_report(err, "child")
+        self.children = []
+
     def wait_log(self, text, timeout=10):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -354,6 +388,7 @@ def daemon_factory(workdir):
 
     yield make
     for dm in daemons:
+        dm.stop_children()
         if dm.proc:
             dm.stop()
 
