@@ -61,21 +61,24 @@ vss_writer_state writer_state_failed(WriterEvent e, vss_writer_state before)
 	}
 }
 
-/* Record an outcome on the participant and on the writer itself. */
+/* Record an outcome on the participant and on the writer itself. message
+ * may be the participant's own, so it is copied before the old one goes. */
 void participant_record(Participant *p, vss_writer_state state, vss_hr failure, const char *message)
 {
+	char *copy = message && *message ? strdup(message) : NULL;
+
 	p->state = state;
 	p->failure = failure;
-	free(p->message);
-	p->message = message && *message ? strdup(message) : NULL;
 	if (p->writer) {
 		Writer *w = p->writer;
 
 		w->state = state;
 		w->failure = failure;
 		free(w->message);
-		w->message = message && *message ? strdup(message) : NULL;
+		w->message = strdup_or_null(copy);
 	}
+	free(p->message);
+	p->message = copy;
 }
 
 static void append_context(sd_bus_message *m, BackupObject *b)
@@ -116,6 +119,11 @@ static void round_finish_one(Participant *p)
 /* What an event's answer (or its absence) means for a participant. */
 static void outcome(Participant *p, WriterEvent e, bool ok, vss_hr failure, const char *message)
 {
+	if (ok && e == EVENT_IDENTIFY && p->state != VSS_WS_FAILED_AT_IDENTIFY) {
+		/* Answering Identify is no new outcome: the last error stays for
+		 * `vssadmin list writers` until the next backup's events. */
+		return;
+	}
 	if (ok) {
 		participant_record(p, writer_state_after(e, p->state), S_OK, NULL);
 		if (e == EVENT_FREEZE)
@@ -127,7 +135,7 @@ static void outcome(Participant *p, WriterEvent e, bool ok, vss_hr failure, cons
 	log_warning("writer %s failed %s: %s (0x%08x)%s%s", p->md.name, writer_event_to_string(e),
 		    vss_hr_name(failure), (unsigned)failure, message && *message ? ": " : "", message ?: "");
 	participant_record(p, e == EVENT_ABORT ? p->state : writer_state_failed(e, p->state), failure, message);
-	if (p->taking_part)
+	if (e != EVENT_ABORT)
 		p->failed = true;
 	/* A writer whose freeze or thaw failed is told to abort (VSS). */
 	if ((e == EVENT_FREEZE || e == EVENT_THAW) && p->writer)
@@ -164,11 +172,12 @@ static int on_reply(sd_bus_message *reply, void *userdata, sd_bus_error *error)
 	(void)error;
 	if (e) {
 		/* No answer in time, or the writer is gone. */
-		bool timeout = sd_bus_error_has_name(e, SD_BUS_ERROR_TIMEOUT) ||
-			       sd_bus_error_has_name(e, SD_BUS_ERROR_NO_REPLY);
+		bool gone = !sd_bus_is_open(sd_bus_message_get_bus(reply));
+		bool timeout = !gone && (sd_bus_error_has_name(e, SD_BUS_ERROR_TIMEOUT) ||
+					 sd_bus_error_has_name(e, SD_BUS_ERROR_NO_REPLY));
 
 		failure = timeout && ev == EVENT_FREEZE ? VSS_E_WRITERERROR_TIMEOUT : VSS_E_WRITER_NOT_RESPONDING;
-		outcome(p, ev, false, failure, e->message);
+		outcome(p, ev, false, failure, gone ? "the writer has gone away" : e->message);
 	} else {
 		r = sd_bus_message_read(reply, "bis", &ok, &failure, &message);
 		if (r >= 0 && ok && ev == EVENT_IDENTIFY) {
@@ -328,7 +337,7 @@ void participants_select(BackupObject *b, char *const *volumes, size_t n)
 		size_t files = 0, inside = 0;
 		const char *outside = NULL;
 
-		p->taking_part = p->failed = false;
+		p->taking_part = false;
 		if (!p->identified)
 			continue;
 		for (size_t c = 0; c < p->md.n_components; c++)
@@ -345,9 +354,14 @@ void participants_select(BackupObject *b, char *const *volumes, size_t n)
 		 * every set; one whose files are all elsewhere in none, and in
 		 * this backup it has nothing to fail at. */
 		p->taking_part = files == 0 || inside > 0;
-		if (!p->taking_part && p->state >= VSS_WS_FAILED_AT_IDENTIFY) {
-			p->state = VSS_WS_STABLE;
+		/* A failure at PrepareForBackup stays with a writer that takes part. */
+		if (!p->taking_part) {
+			p->failed = false;
+			if (p->state >= VSS_WS_FAILED_AT_IDENTIFY)
+				p->state = VSS_WS_STABLE;
 			p->failure = S_OK;
+			free(p->message);
+			p->message = NULL;
 		}
 		if (p->taking_part && outside) {
 			char msg[512];

@@ -6,6 +6,7 @@
  *   vss-test-writer --name=NAME --level=front|back|system [--class=ID]
  *                   [--timeout=MS] [--log=FILE] [--files=PATH]...
  *                   [--fail=EVENT[:HRNAME]] [--hang=EVENT[:MS]] [--thread]
+ *                   [--subscribe-twice]
  *
  * It logs "NAME EVENT MONOTONIC_US" to FILE at every event, prints "ready" on
  * stdout once subscribed, and runs until SIGTERM (then unsubscribes). EVENT
@@ -13,7 +14,8 @@
  * abort, backup_complete or backup_shutdown. --files puts PATH (recursively)
  * in a file-group component "data"; without it the writer names no files.
  * --thread runs events on vss_writer_start_thread() instead of its own poll
- * loop on vss_writer_get_fd().
+ * loop on vss_writer_get_fd(). --subscribe-twice subscribes the writer a
+ * second time, which must fail.
  */
 
 #include <getopt.h>
@@ -109,7 +111,8 @@ int main(int argc, char **argv)
 		{ "class", required_argument, NULL, 'c' },  { "timeout", required_argument, NULL, 't' },
 		{ "log", required_argument, NULL, 'o' },    { "files", required_argument, NULL, 'f' },
 		{ "fail", required_argument, NULL, 'F' },   { "hang", required_argument, NULL, 'H' },
-		{ "thread", no_argument, NULL, 'T' },       {},
+		{ "thread", no_argument, NULL, 'T' },       { "subscribe-twice", no_argument, NULL, 'S' },
+		{},
 	};
 	vss_writer_callbacks cb = {
 		.version = VSS_WRITER_CALLBACKS_VERSION,
@@ -126,7 +129,7 @@ int main(int argc, char **argv)
 	vss_application_level level = VSS_APP_FRONT_END;
 	vss_id class = { { 0x7e, 0x57, 0x00, 0x01 } };
 	unsigned timeout = 0;
-	bool thread = false;
+	bool thread = false, twice = false;
 	vss_writer *w;
 	vss_hr hr;
 	int c;
@@ -177,6 +180,9 @@ int main(int argc, char **argv)
 		case 'T':
 			thread = true;
 			break;
+		case 'S':
+			twice = true;
+			break;
 		default:
 			return 2;
 		}
@@ -188,6 +194,8 @@ int main(int argc, char **argv)
 	if (VSS_SUCCEEDED(hr))
 		hr = vss_writer_set_callbacks(w, &cb, NULL);
 	if (VSS_SUCCEEDED(hr))
+		hr = vss_writer_subscribe(w);
+	if (VSS_SUCCEEDED(hr) && twice)
 		hr = vss_writer_subscribe(w);
 	if (VSS_SUCCEEDED(hr) && thread)
 		hr = vss_writer_start_thread(w);
