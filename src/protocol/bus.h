@@ -27,7 +27,8 @@
 #define VSS_BUS_WRITER_PATH "/org/vss/Writer"
 #define VSS_BUS_WRITER_IFACE "org.vss.Writer1"
 
-/* Writer events, as the Event method of org.vss.Writer1 names them. */
+/* Writer events, as the Event method of org.vss.Writer1 names them, in the
+ * order of a backup (writers.c relies on it). */
 typedef enum WriterEvent {
 	EVENT_IDENTIFY,         /* its own method, Identify */
 	EVENT_PREPARE_BACKUP,

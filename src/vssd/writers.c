@@ -137,8 +137,9 @@ static void outcome(Participant *p, WriterEvent e, bool ok, vss_hr failure, cons
 	participant_record(p, e == EVENT_ABORT ? p->state : writer_state_failed(e, p->state), failure, message);
 	if (e != EVENT_ABORT)
 		p->failed = true;
-	/* A writer whose freeze or thaw failed is told to abort (VSS). */
-	if ((e == EVENT_FREEZE || e == EVENT_THAW) && p->writer)
+	/* A writer that failed while preparing, frozen or thawing may hold
+	 * something half done: it is told to abort, as in VSS. */
+	if (e >= EVENT_PREPARE_BACKUP && e <= EVENT_POST_SNAPSHOT && p->writer)
 		writers_notify(p->backup, EVENT_ABORT, NULL, p);
 }
 

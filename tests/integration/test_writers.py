@@ -95,6 +95,7 @@ def test_writer_veto_is_reported_and_spares_the_others(btrfs, vssd, workdir):
     assert of(log, "good")[:6] == ["identify", "prepare_backup", "prepare_snapshot", "freeze", "thaw",
                                    "post_snapshot"]
     assert "freeze" not in of(log, "bad") and "thaw" not in of(log, "bad")
+    wait_until(lambda: "abort" in of(log, "bad"), what="abort to the writer that failed")
     (shadow,) = vssd.list_shadows()
     assert shadow["consistency"] != "application-consistent"
 
@@ -119,6 +120,7 @@ def test_failure_at_prepare_backup_fails_nothing_else(btrfs, vssd, workdir):
     assert statuses(res)["w"] == (FAILED_AT_PREPARE_BACKUP, "VSS_E_WRITERERROR_RETRYABLE")
     assert of(log, "w")[:2] == ["identify", "prepare_backup"]
     assert "prepare_snapshot" not in of(log, "w") and "freeze" not in of(log, "w")
+    wait_until(lambda: "abort" in of(log, "w"), what="abort to the writer that failed")
 
 
 def test_hanging_freeze_times_out_and_the_set_goes_on(btrfs, vssd, workdir):
@@ -402,3 +404,17 @@ def test_package_lock_held_too_long_fails_the_set(btrfs, daemon_factory, workdir
     wait_until(lambda: vssd.list_shadows() == [], what="the set to go")
     assert btrfs.store_entries() == []
     assert not locked_by_someone(lock)
+
+
+def test_writer_without_vssd(vssd, workdir):
+    """No vssd to register with, or vssd gone: VSS_E_WRITER_INFRASTRUCTURE,
+    on subscribing and from vss_writer_process()."""
+    d, _ = workdir
+    env = dict(vssd.client_env(), VSS_SOCKET=str(d / "nothing-here.sock"))
+    p = subprocess.run([str(TEST_WRITER), "--name=lonely"], capture_output=True, text=True, env=env)
+    assert p.returncode == 1 and "VSS_E_WRITER_INFRASTRUCTURE" in p.stderr
+
+    w = vssd.writer("orphan", "--level=front")
+    vssd.kill()
+    assert w.wait(timeout=10) == 1
+    assert "VSS_E_WRITER_INFRASTRUCTURE" in w.stderr.read()

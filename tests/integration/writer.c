@@ -213,9 +213,10 @@ int main(int argc, char **argv)
 			pause();
 			continue;
 		}
-		if (poll(&p, 1, -1) > 0 && VSS_FAILED(vss_writer_process(w))) {
-			fprintf(stderr, "%s: %s\n", name, vss_last_error_message());
-			break;
+		if (poll(&p, 1, -1) > 0 && VSS_FAILED(hr = vss_writer_process(w))) {
+			fprintf(stderr, "%s: %s: %s\n", name, vss_hr_name(hr), vss_last_error_message());
+			vss_writer_free(w);
+			return 1;
 		}
 	}
 	vss_writer_free(w);

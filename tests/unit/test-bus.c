@@ -7,6 +7,7 @@
 
 #include "basic/hresult-table.h"
 #include "basic/macro.h"
+#include "basic/props.h"
 #include "protocol/bus.h"
 #include "tests.h"
 
@@ -390,6 +391,102 @@ static void test_error_foreign(void)
 	sd_bus_error_free(&e);
 }
 
+/* A writer's metadata as vssd hands it to requestors: every field, empty
+ * optional strings coming back as NULL, nested files in order. */
+static void test_writer_metadata_roundtrip(void)
+{
+	vss_wm_file data[] = {
+		{ VSS_FK_DATABASE, (char *)"/srv/pg/data", (char *)"*", false },
+		{ VSS_FK_DATABASE_LOG, (char *)"/srv/pg/wal", (char *)"0*", false },
+	};
+	vss_wm_file excluded[] = { { VSS_FK_FILES, (char *)"/srv/pg/data", (char *)"postmaster.pid", false } };
+	vss_wm_component comps[] = {
+		{ VSS_CT_DATABASE, (char *)"cluster", (char *)"main", (char *)"the main cluster", true, data, 2 },
+		{ VSS_CT_FILEGROUP, NULL, (char *)"config", NULL, false, NULL, 0 },
+	};
+	vss_writer_metadata md = {
+		.instance_id = id_of(20), .class_id = id_of(21), .name = (char *)"PostgreSQL",
+		.usage = VSS_UT_USERDATA, .source = VSS_ST_TRANSACTEDDB, .level = VSS_APP_BACK_END,
+		.components = comps, .n_components = 2, .excluded = excluded, .n_excluded = 1,
+	}, got;
+	sd_bus_message *m = new_message();
+
+	ASSERT_OK(bus_append_writer_metadata(m, &md));
+	seal_and_rewind(m);
+	ASSERT_EQ_INT(1, bus_read_writer_metadata(m, &got));
+	ASSERT_EQ_INT(1, sd_bus_message_at_end(m, true));
+	ASSERT_ID_EQ(&md.instance_id, &got.instance_id);
+	ASSERT_ID_EQ(&md.class_id, &got.class_id);
+	ASSERT_STREQ("PostgreSQL", got.name);
+	ASSERT_NULL(got.instance_name);
+	ASSERT_EQ_INT(VSS_UT_USERDATA, got.usage);
+	ASSERT_EQ_INT(VSS_ST_TRANSACTEDDB, got.source);
+	ASSERT_EQ_INT(VSS_APP_BACK_END, got.level);
+	ASSERT_EQ_UINT(2, got.n_components);
+	ASSERT_EQ_INT(VSS_CT_DATABASE, got.components[0].type);
+	ASSERT_STREQ("cluster", got.components[0].logical_path);
+	ASSERT_STREQ("main", got.components[0].name);
+	ASSERT_STREQ("the main cluster", got.components[0].caption);
+	ASSERT_TRUE(got.components[0].selectable);
+	ASSERT_EQ_UINT(2, got.components[0].n_files);
+	ASSERT_EQ_INT(VSS_FK_DATABASE_LOG, got.components[0].files[1].kind);
+	ASSERT_STREQ("/srv/pg/wal", got.components[0].files[1].path);
+	ASSERT_STREQ("0*", got.components[0].files[1].filespec);
+	ASSERT_NULL(got.components[1].logical_path);
+	ASSERT_NULL(got.components[1].caption);
+	ASSERT_FALSE(got.components[1].selectable);
+	ASSERT_EQ_UINT(0, got.components[1].n_files);
+	ASSERT_EQ_UINT(1, got.n_excluded);
+	ASSERT_STREQ("postmaster.pid", got.excluded[0].filespec);
+	vss_writer_metadata_clear(&got);
+	ASSERT_NULL(got.name);
+	sd_bus_message_unref(m);
+}
+
+static void test_writer_status_roundtrip(void)
+{
+	vss_writer_status st[] = {
+		{ id_of(30), id_of(31), (char *)"hooks", VSS_WS_FAILED_AT_FREEZE, VSS_E_WRITERERROR_TIMEOUT,
+		  (char *)"no answer in 400 ms" },
+		{ id_of(32), id_of(33), (char *)"pg", VSS_WS_STABLE, S_OK, NULL },
+	}, got;
+	sd_bus_message *m = new_message();
+
+	/* As GetWriterStatus sends them: in an array. */
+	ASSERT_OK(sd_bus_message_open_container(m, 'a', "(sssiis)"));
+	for (size_t i = 0; i < ELEMENTSOF(st); i++)
+		ASSERT_OK(bus_append_writer_status(m, &st[i]));
+	ASSERT_OK(sd_bus_message_close_container(m));
+	seal_and_rewind(m);
+	ASSERT_OK(sd_bus_message_enter_container(m, 'a', "(sssiis)"));
+	for (size_t i = 0; i < ELEMENTSOF(st); i++) {
+		ASSERT_EQ_INT(1, bus_read_writer_status(m, &got));
+		ASSERT_ID_EQ(&st[i].instance_id, &got.instance_id);
+		ASSERT_ID_EQ(&st[i].class_id, &got.class_id);
+		ASSERT_STREQ(st[i].name, got.name);
+		ASSERT_EQ_INT(st[i].state, got.state);
+		ASSERT_HR(st[i].failure, got.failure);
+		if (st[i].message)
+			ASSERT_STREQ(st[i].message, got.message);
+		else
+			ASSERT_NULL(got.message);
+		vss_writer_status_clear(&got);
+	}
+	/* At the end of the array, a read says so rather than failing. */
+	ASSERT_EQ_INT(0, bus_read_writer_status(m, &got));
+	ASSERT_OK(sd_bus_message_exit_container(m));
+	sd_bus_message_unref(m);
+}
+
+static void test_writer_event_names(void)
+{
+	for (WriterEvent e = 0; e < _EVENT_MAX; e++)
+		ASSERT_EQ_INT(e, writer_event_from_string(writer_event_to_string(e)));
+	ASSERT_EQ_INT(EVENT_FREEZE, writer_event_from_string("Freeze"));
+	ASSERT_EQ_INT(_EVENT_MAX, writer_event_from_string("freeze"));
+	ASSERT_STREQ("?", writer_event_to_string(_EVENT_MAX));
+}
+
 int main(void)
 {
 	bus_setup();
@@ -401,6 +498,9 @@ int main(void)
 	RUN_TEST(test_append_id);
 	RUN_TEST(test_error_every_entry);
 	RUN_TEST(test_error_foreign);
+	RUN_TEST(test_writer_metadata_roundtrip);
+	RUN_TEST(test_writer_status_roundtrip);
+	RUN_TEST(test_writer_event_names);
 	bus_teardown();
 	TEST_SUMMARY();
 	return 0;

@@ -49,6 +49,9 @@ static void check_defaults(const Config *c)
 	ASSERT_EQ_UINT(512, c->max_snapshots_per_volume);
 	ASSERT_EQ_UINT(30 * USEC_PER_MSEC, c->hold_settle);
 	ASSERT_EQ_UINT(1, c->max_image_nesting);
+	ASSERT_STREQ("/var/lib/dpkg/lock-frontend", c->dpkg_lock);
+	ASSERT_EQ_UINT(10 * USEC_PER_SEC, c->transaction_freeze_timeout);
+	ASSERT_EQ_UINT(60 * USEC_PER_SEC, c->transaction_thaw_timeout);
 }
 
 static void test_defaults(void)
@@ -119,6 +122,17 @@ static void test_full_file(void)
 	ASSERT_STREQ("backup", c.backup_group);
 	ASSERT_EQ_UINT(64, c.max_volumes_per_set);
 	ASSERT_EQ_UINT(512, c.max_snapshots_per_volume);
+	config_clear(&c);
+
+	/* The transaction keys: a lock of our own, none, and both timeouts. */
+	ASSERT_OK(load(&c, "DpkgLock = /run/lock/mine\nTransactionFreezeTimeoutMSec = 300\n"
+			   "TransactionThawTimeoutSec = 2\n"));
+	ASSERT_STREQ("/run/lock/mine", c.dpkg_lock);
+	ASSERT_EQ_UINT(300 * USEC_PER_MSEC, c.transaction_freeze_timeout);
+	ASSERT_EQ_UINT(2 * USEC_PER_SEC, c.transaction_thaw_timeout);
+	config_clear(&c);
+	ASSERT_OK(load(&c, "DpkgLock =\n"));
+	ASSERT_STREQ("", c.dpkg_lock);
 	config_clear(&c);
 
 	/* An empty file is all defaults. */
