@@ -259,7 +259,8 @@ vss_hr vss_writer_start_thread(vss_writer *w);
 
 /**
  * vss_writer_set_failure() - say why the current event failed.
- * @w: the writer, inside a callback other than identify.
+ * @w: the writer, inside a callback (identify included: a failed identify
+ *     without one is VSS_E_WRITERERROR_NONRETRYABLE).
  * @hr: a VSS_E_WRITERERROR_* code.
  * @message_or_null: what happened, for the requestor and vssadmin.
  *

@@ -19,11 +19,14 @@ void client_begin(void)
 
 vss_hr client_fail(vss_hr hr, const char *fmt, ...)
 {
+	char buf[sizeof(last_message)];
 	va_list ap;
 
+	/* Through a copy: the arguments may include the last message itself. */
 	va_start(ap, fmt);
-	vsnprintf(last_message, sizeof(last_message), fmt, ap);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
+	memcpy(last_message, buf, sizeof(buf));
 	return hr;
 }
 

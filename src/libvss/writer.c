@@ -209,6 +209,8 @@ static int method_identify(sd_bus_message *msg, void *userdata, sd_bus_error *er
 	int r;
 
 	(void)error;
+	free(w->failure_message);
+	w->failure_message = NULL;
 	w->failure = S_OK;
 	ok = true;
 	if (w->cb.identify) {
@@ -216,10 +218,14 @@ static int method_identify(sd_bus_message *msg, void *userdata, sd_bus_error *er
 		ok = w->cb.identify(w, &b, w->userdata);
 		w->in_callback = false;
 	}
+	/* Without a reason of its own, a writer that cannot describe itself
+	 * will not manage next time either. */
+	if (!ok && w->failure == S_OK)
+		w->failure = VSS_E_WRITERERROR_NONRETRYABLE;
 	r = sd_bus_message_new_method_return(msg, &reply);
 	if (r >= 0)
-		r = sd_bus_message_append(reply, "bis", (int)ok, ok ? S_OK : VSS_E_WRITERERROR_NONRETRYABLE,
-					  ok ? "" : "the writer could not describe itself");
+		r = sd_bus_message_append(reply, "bis", (int)ok, ok ? S_OK : w->failure,
+					  ok ? "" : w->failure_message ?: "the writer could not describe itself");
 	if (r >= 0)
 		r = bus_append_components(reply, &b.md);
 	vss_writer_metadata_clear(&b.md);

@@ -380,6 +380,9 @@ bool participants_all_succeeded(BackupObject *b)
 	bool any = false;
 
 	for (size_t i = 0; i < b->n_participants; i++) {
+		/* One that could not say where its files are may have them here. */
+		if (!b->participants[i].identified)
+			return false;
 		if (!b->participants[i].taking_part)
 			continue;
 		if (b->participants[i].failed)

@@ -106,7 +106,7 @@ void participants_free(BackupObject *b);
  * them (or who name no files); a writer with files on a volume outside the
  * set fails with VSS_E_WRITERERROR_INCONSISTENTSNAPSHOT. */
 void participants_select(BackupObject *b, char *const *volumes, size_t n);
-/* Whether any writer takes part and none failed. */
+/* Whether any writer takes part, none failed, and every one answered Identify. */
 bool participants_all_succeeded(BackupObject *b);
 /* Record an outcome on a participant and on its writer. */
 void participant_record(Participant *p, vss_writer_state state, vss_hr failure, const char *message);

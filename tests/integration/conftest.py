@@ -242,7 +242,12 @@ class Daemon:
         self.state = self.dir / "state"
         self.config = self.dir / "vssd.conf"
         self.logfile = self.dir / "vssd.log"
-        self.config.write_text(config)
+        # A lock of its own in place of dpkg's, so that daemons of tests
+        # running side by side do not wait for each other; a test's own
+        # DpkgLock= comes later and wins.
+        self.dpkg_lock = self.dir / "dpkg-lock-frontend"
+        self.dpkg_lock.touch()
+        self.config.write_text(f"[vssd]\nDpkgLock = {self.dpkg_lock}\n{config}")
         self.env = dict(os.environ)
         self.env.update(env or {})
         self.proc = None
@@ -331,7 +336,13 @@ class Daemon:
             if line.startswith("hold "):
                 return p, [Result(x) for x in lines]
         p.wait()
-        raise AssertionError(f"requestor ended before its hold step:\n" + "\n".join(lines) + p.stderr.read())
+        raise AssertionError("requestor ended before its hold step:\n" + "\n".join(lines) + p.stderr.read())
+
+    def background(self, *cmd):
+        """Start a client (a requestor, vssadmin) and return at once; the
+        caller reads its output with communicate()."""
+        return subprocess.Popen([str(c) for c in cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=self.client_env())
 
     def spawn(self, *cmd, ready="ready", user=None):
         """Start a program (a writer) with VSS_SOCKET set; returns once it
@@ -354,13 +365,7 @@ class Daemon:
 
     def stop_children(self):
         for p in self.children:
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
+            terminate(p)
             err = p.stderr.read() if p.stderr else ""
             assert_no_sanitizer_report(err, "child")
         self.children = []
@@ -400,6 +405,17 @@ def vssd(daemon_factory):
 
 def by_step(results, step):
     return [r for r in results if r.step == step]
+
+
+def terminate(p, timeout=10):
+    """SIGTERM, then SIGKILL if it does not end in time."""
+    if p.poll() is None:
+        p.terminate()
+        try:
+            p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
 
 
 def wait_until(predicate, timeout=10, what="condition"):

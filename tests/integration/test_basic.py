@@ -61,15 +61,15 @@ def test_snapshot_holds_data_as_of_commit_while_writing(btrfs, vssd):
     the set was made."""
     vols = [btrfs.subvolume("a"), btrfs.subvolume("b")]
     stop = threading.Event()
+    written = [0]
 
     def writer():
         files = [open(v / "log", "a") for v in vols]
-        n = 0
         while not stop.is_set():
             for f in files:
-                f.write(f"{n:08d}\n")
+                f.write(f"{written[0]:08d}\n")
                 f.flush()
-            n += 1
+            written[0] += 1
         for f in files:
             f.close()
 
@@ -77,6 +77,9 @@ def test_snapshot_holds_data_as_of_commit_while_writing(btrfs, vssd):
     t.start()
     try:
         out = json.loads(vssd.vssadmin("create", "shadow", *[f"--for={v}" for v in vols], "--json").stdout)
+        # On a loaded machine the writer may not have run since the set.
+        after = written[0]
+        wait_until(lambda: written[0] > after + 1, what="writes after the set")
     finally:
         stop.set()
         t.join()

@@ -6,9 +6,10 @@ side as well as from the requestor's."""
 
 import fcntl
 import json
-import os
 import subprocess
 import time
+
+import pytest
 
 from conftest import REQUESTOR, TEST_WRITER, by_step, is_frozen, parse_results, wait_until
 
@@ -176,8 +177,7 @@ def test_writer_killed_while_frozen(btrfs, vssd, workdir):
     a = btrfs.subvolume("a")
     w = vssd.writer("victim", "--level=front", f"--log={log}", "--hang=freeze:500")
     vssd.writer("other", "--level=back", f"--log={log}")
-    p = subprocess.Popen([REQUESTOR, *map(str, full_set(a, "wstatus", "release"))], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, env=vssd.client_env())
+    p = vssd.background(REQUESTOR, *full_set(a, "wstatus", "release"))
     wait_until(lambda: "freeze" in of(log, "victim"), what="the freeze")
     w.kill()
     out, err = p.communicate(timeout=60)
@@ -207,8 +207,7 @@ def test_requestor_abort_reaches_writers(btrfs, vssd, workdir):
 
     # Killed while the writer is frozen: the writer is aborted, nothing stays.
     log.unlink()
-    p = subprocess.Popen([REQUESTOR, *map(str, full_set(a))], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True, env=vssd.client_env())
+    p = vssd.background(REQUESTOR, *full_set(a))
     wait_until(lambda: "freeze" in of(log, "w"), what="the freeze")
     p.kill()
     p.communicate()
@@ -367,8 +366,7 @@ def test_package_transactions_are_held_during_the_freeze(btrfs, daemon_factory, 
     vssd.writer("w", "--level=front", f"--log={log}", "--hang=freeze:1000")
 
     # While writers are frozen, vssd holds the package manager's lock.
-    p = subprocess.Popen([REQUESTOR, *map(str, full_set(a))], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True, env=vssd.client_env())
+    p = vssd.background(REQUESTOR, *full_set(a))
     wait_until(lambda: "freeze" in of(log, "w"), what="the freeze")
     assert locked_by_someone(lock)
     p.communicate(timeout=60)
@@ -413,8 +411,70 @@ def test_writer_without_vssd(vssd, workdir):
     env = dict(vssd.client_env(), VSS_SOCKET=str(d / "nothing-here.sock"))
     p = subprocess.run([str(TEST_WRITER), "--name=lonely"], capture_output=True, text=True, env=env)
     assert p.returncode == 1 and "VSS_E_WRITER_INFRASTRUCTURE" in p.stderr
+    assert f"cannot reach vssd at {d / 'nothing-here.sock'}" in p.stderr
 
     w = vssd.writer("orphan", "--level=front")
     vssd.kill()
     assert w.wait(timeout=10) == 1
     assert "VSS_E_WRITER_INFRASTRUCTURE" in w.stderr.read()
+
+
+# Where the requestor aborts: its steps after the set is opened, what the
+# writer is made to do, the events the writer sees, and whether a set stays.
+ABORT_POINTS = {
+    "after-gather": (["gather", "abort"], [], ["identify"], False),
+    "after-start": (["gather", "start", "ADD", "abort"], [], ["identify", "abort"], False),
+    "after-prepare": (["gather", "start", "ADD", "prepare", "abort"], [], ["identify", "prepare_backup", "abort"],
+                      False),
+    "in-prepare-snapshot": (["gather", "start", "ADD", "prepare", "do-async", "sleep=300", "abort", "wait", "status"],
+                            ["--hang=prepare_snapshot:800"],
+                            ["identify", "prepare_backup", "prepare_snapshot", "hang-ended", "abort"], False),
+    "in-freeze": (["gather", "start", "ADD", "prepare", "do-async", "sleep=300", "abort", "wait", "status"],
+                  ["--hang=freeze:800"],
+                  ["identify", "prepare_backup", "prepare_snapshot", "freeze", "hang-ended", "abort"], False),
+    "after-do": (["gather", "start", "ADD", "prepare", "do", "abort", "complete"], [],
+                 ["identify", "prepare_backup", "prepare_snapshot", "freeze", "thaw", "post_snapshot", "abort"], True),
+}
+
+
+@pytest.mark.parametrize("point", ABORT_POINTS)
+def test_requestor_abort_at_each_step(btrfs, vssd, workdir, point):
+    """AbortBackup wherever the requestor calls it: writers that prepared
+    hear Abort (before PrepareForBackup they have nothing to undo, and Abort
+    is harmless), a set being made is cancelled, nothing stays frozen, and
+    the object takes no further step."""
+    steps, args, seen, kept = ABORT_POINTS[point]
+    d, _ = workdir
+    log = d / "events"
+    a = btrfs.subvolume("a")
+    vssd.writer("w", "--level=front", f"--log={log}", *args)
+    res = vssd.requestor("create", "init", "context=app_rollback", "state",
+                         *[f"add={a}" if s == "ADD" else s for s in steps], "release")
+    assert by_step(res, "abort")[0].hr == "S_OK", res
+    if "status" in steps:
+        assert by_step(res, "status")[0].detail == "VSS_S_ASYNC_CANCELLED", res
+    if "complete" in steps:
+        assert by_step(res, "complete")[0].hr == "VSS_E_BAD_STATE"
+    wait_until(lambda: "backup_shutdown" in of(log, "w"), what="the shutdown at release")
+    got = [e for e in of(log, "w") if e != "backup_shutdown"]
+    # Abort may come twice (from the call and from the cancelled set).
+    assert [e for i, e in enumerate(got) if e != "abort" or got[i - 1] != "abort"] == seen
+    assert len(vssd.list_shadows()) == kept
+    assert len(btrfs.store_entries()) == kept
+    assert not is_frozen(a)
+
+
+def test_provider_failure_after_prepare_snapshot_aborts_the_writers(btrfs, daemon_factory, workdir):
+    d, _ = workdir
+    log = d / "events"
+    vssd = daemon_factory(env={"VSS_FAULTS": "commit:1:EIO"})
+    a = btrfs.subvolume("a")
+    vssd.writer("fe", "--level=front", f"--log={log}")
+    vssd.writer("sys", "--level=system", f"--log={log}")
+    res = vssd.requestor(*full_set(a, "wstatus", "release"))
+    assert by_step(res, "do")[0].detail == "VSS_E_UNEXPECTED_PROVIDER_ERROR"
+    for n in ("fe", "sys"):
+        wait_until(lambda: "abort" in of(log, n), what=f"abort to {n}")
+        assert of(log, n)[:4] == ["identify", "prepare_backup", "prepare_snapshot", "freeze"]
+        assert "thaw" not in of(log, n) and "post_snapshot" not in of(log, n)
+    assert vssd.list_shadows() == [] and btrfs.store_entries() == []
