@@ -36,6 +36,7 @@ check-long: build
 bench: build
 	./bench/bench-create.sh $(BUILD)
 	./bench/bench-hold.sh $(BUILD)
+	./bench/bench-writers.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -21,38 +21,14 @@ NVOL=64
 GUEST_SIZE=64M
 LOAD_MIB=16                          # each writer's file
 HOST_SIZE=16G
-PYTHON=/usr/bin/python3
-export LC_ALL=C
 
 ME=bench-hold.sh
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/.." && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$HERE/lib.sh"
 
-if [ "$(id -u)" -ne 0 ]; then
-	echo "$ME: must run as root (it attaches loop devices, mounts and freezes filesystems and runs vssd)" >&2
-	exit 1
-fi
-
-BUILD=${1:-build}
-case $SAMPLES in
-''|/*) ;;
-*) SAMPLES=$PWD/$SAMPLES ;;
-esac
-case $BUILD in
-/*) ;;
-*) BUILD=$ROOT/$BUILD ;;
-esac
-VSSD=$BUILD/src/vssd/vssd
-VSSADMIN=$BUILD/src/vssadmin/vssadmin
-for b in "$VSSD" "$VSSADMIN"; do
-	if [ ! -x "$b" ]; then
-		echo "$ME: $b not found; build first (make build)" >&2
-		exit 1
-	fi
-done
-for t in mkfs.xfs mkfs.ext4 xfs_info filefrag losetup mount umount mountpoint findmnt fsfreeze fio "$PYTHON"; do
-	command -v "$t" >/dev/null || { echo "$ME: $t not found (make deps installs it)" >&2; exit 1; }
-done
+bench_init "it attaches loop devices, mounts and freezes filesystems and runs vssd" "${1:-build}"
+bench_need_tools --hint "make deps installs it" mkfs.xfs mkfs.ext4 xfs_info filefrag fsfreeze fio
 case $LOADED in
 ''|*[!0-9]*) echo "$ME: VSS_BENCH_LOADED must be a number from 1 to $NVOL" >&2; exit 1 ;;
 esac
@@ -61,32 +37,10 @@ if [ "$LOADED" -lt 1 ] || [ "$LOADED" -gt "$NVOL" ]; then
 	exit 1
 fi
 
-T_START=$(date +%s%N)
-TMP=
-HOST_DEV=
-VSSD_PID=
 FIO_PID=
 
 guest() { printf '%s/v%02d' "$TMP" "$1"; }
 image() { printf '%s/host/img/g%02d.img' "$TMP" "$1"; }
-
-# Stop a process of ours by PID: SIGTERM, 10 s, then SIGKILL.
-stop_pid() {
-	local pid=$1 name=$2
-	[ -n "$pid" ] || return 0
-	if kill -TERM "$pid" 2>/dev/null; then
-		for _ in $(seq 100); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		if kill -0 "$pid" 2>/dev/null; then
-			echo "$ME: $name ($pid) ignored SIGTERM for 10 s; sending SIGKILL" >&2
-			kill -KILL "$pid"
-		fi
-	fi
-	wait "$pid" 2>/dev/null || true
-	return 0
-}
 
 # FITHAW every guest, just in case: a write to a frozen filesystem hangs, so
 # nothing may be left frozen. Thawing what is not frozen fails harmlessly.
@@ -101,73 +55,35 @@ thaw_guests() {
 	done
 }
 
-cleanup() {
-	local rc=$? i g img dev
-	trap - EXIT INT TERM
-	set +e
-	# Thaw first: fio or vssd blocked on a frozen guest could not stop.
+# Thaw first: fio or vssd blocked on a frozen guest could not stop.
+bench_hook_stop() {
 	thaw_guests
-	stop_pid "$FIO_PID" fio
-	stop_pid "$VSSD_PID" vssd
-	thaw_guests
-	if [ "$rc" -ne 0 ] && [ "$rc" -ne 130 ] && [ "$rc" -ne 143 ] && [ -n "$TMP" ]; then
-		if [ -s "$TMP/vssd.log" ]; then
-			echo "$ME: vssd's log (last 30 lines):" >&2
-			tail -n 30 "$TMP/vssd.log" | sed 's/^/  /' >&2
-		fi
-		if [ -s "$TMP/fio.log" ]; then
-			echo "$ME: fio's messages (last 10 lines):" >&2
-			tail -n 10 "$TMP/fio.log" | sed 's/^/  /' >&2
-		fi
-	fi
-	if [ -n "$TMP" ]; then
-		for i in $(seq 0 $((NVOL - 1))); do
-			g=$(guest "$i")
-			img=$(image "$i")
-			if mountpoint -q "$g" && ! umount "$g"; then
-				echo "$ME: umount $g failed; detaching lazily" >&2
-				umount -l "$g"
-			fi
-			if [ -e "$img" ]; then
-				for dev in $(losetup -j "$img" | cut -d: -f1); do
-					losetup -d "$dev" || echo "$ME: losetup -d $dev failed" >&2
-				done
-			fi
-		done
-		if mountpoint -q "$TMP/host"; then
-			if ! umount "$TMP/host"; then
-				echo "$ME: umount $TMP/host failed; detaching lazily" >&2
-				umount -l "$TMP/host"
-			fi
-		fi
-		for dev in $(losetup -j "$TMP/host.img" | cut -d: -f1); do
-			losetup -d "$dev" || echo "$ME: losetup -d $dev failed" >&2
-		done
-		if findmnt -rn -o TARGET | grep -qF "$TMP/"; then
-			echo "$ME: something under $TMP is still mounted; leaving $TMP in place" >&2
-		else
-			rm -rf "$TMP"
-		fi
-	fi
-	exit "$rc"
+	bench_stop_pids fio "$FIO_PID"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
-TMP=$(mktemp -d /tmp/vss-bench-hold.XXXXXX)
-SOCK=$TMP/vssd.sock
+# Thaw again (vssd may have frozen a guest before it stopped): a frozen
+# guest cannot be unmounted. Guests first, since their images are on the host.
+bench_hook_release() {
+	local i
+	if bench_failed "$1"; then
+		bench_log_tail "$TMP/fio.log" 10 "fio's messages"
+	fi
+	thaw_guests
+	for i in $(seq 0 $((NVOL - 1))); do
+		bench_umount "$(guest "$i")"
+		bench_detach "$(image "$i")"
+	done
+	bench_release_scratch
+}
+
+bench_begin vss-bench-hold
 
 # --- host: a sparse image on a loop device, XFS with reflink (mkfs.xfs's
 # default); then 64 guest images on it, ext4 made directly in each file
 # (inode tables and journal written out now, so no lazy init runs later),
 # each on its own loop device and mounted at $TMP/v00..v63.
 echo "$ME: setting up a $HOST_SIZE XFS host and $NVOL x $GUEST_SIZE ext4 guests..." >&2
-truncate -s "$HOST_SIZE" "$TMP/host.img"
-HOST_DEV=$(losetup -f --show "$TMP/host.img")
-mkfs.xfs -q "$HOST_DEV" >/dev/null 2>&1 || { echo "$ME: mkfs.xfs $HOST_DEV failed" >&2; exit 1; }
-mkdir "$TMP/host"
-mount "$HOST_DEV" "$TMP/host"
+bench_scratch_fs "$HOST_SIZE" "$TMP/host.img" "$TMP/host" mkfs.xfs
 if ! xfs_info "$TMP/host" | grep -q 'reflink=1'; then
 	echo "$ME: the host XFS has no reflink" >&2
 	exit 1
@@ -193,23 +109,7 @@ sync
 # --- private vssd. The host XFS is itself on a loop device, so the guest
 # images are nested two levels deep.
 echo "MaxImageNesting = 2" >"$TMP/vssd.conf"
-setsid "$VSSD" --socket "$SOCK" --state-dir "$TMP/state" --config "$TMP/vssd.conf" \
-	>"$TMP/vssd.log" 2>&1 &
-VSSD_PID=$!
-for _ in $(seq 100); do
-	if ! kill -0 "$VSSD_PID" 2>/dev/null; then
-		echo "$ME: vssd exited during start-up" >&2
-		exit 1
-	fi
-	if [ -S "$SOCK" ] && "$VSSADMIN" --socket "$SOCK" list providers >/dev/null 2>&1; then
-		break
-	fi
-	sleep 0.1
-done
-if ! "$VSSADMIN" --socket "$SOCK" list providers >/dev/null; then
-	echo "$ME: vssd did not answer on $SOCK within 10 s" >&2
-	exit 1
-fi
+bench_start_vssd
 sleep 1   # let the setup's writeback settle
 T_SETUP=$(date +%s%N)
 
@@ -239,7 +139,7 @@ if ! kill -0 "$FIO_PID" 2>/dev/null; then
 	echo "$ME: fio stopped during the loaded phase" >&2
 	exit 1
 fi
-stop_pid "$FIO_PID" fio
+bench_stop_pids fio "$FIO_PID"
 FIO_PID=
 # Clones make each later overwrite a copy-on-write, so the loaded images
 # fragment on the host, and FICLONE's cost grows with their extents.
@@ -260,9 +160,7 @@ LAST=$((LOADED - 1))
 	--load-desc "$LOADED fio writer(s), one on each of v00-v$(printf %02d "$LAST") (the sets of 1 to $LOADED volumes are all written to; $LOADED of the $NVOL)" \
 	--fio-desc "one per volume, fio $FIO_JOB on a $LOAD_MIB MiB file, rewritten in a loop" \
 	--frag-desc "$FRAG" \
-	--host-desc "$HOST_SIZE sparse image on $HOST_DEV, XFS (reflink=1)" \
+	--host-desc "$HOST_SIZE sparse image on $DEV, XFS (reflink=1)" \
 	--guest-desc "$NVOL x $GUEST_SIZE ext4 images on it, each on its own loop device"
 
-T_END=$(date +%s%N)
-printf '  wall time: %.1f s (setup %.1f s)\n' \
-	"$(( (T_END - T_START) / 1000000 ))e-3" "$(( (T_SETUP - T_START) / 1000000 ))e-3"
+bench_wall_time

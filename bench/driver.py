@@ -12,7 +12,6 @@
 """
 import argparse
 import json
-import math
 import os
 import random
 import statistics
@@ -20,24 +19,7 @@ import subprocess
 import sys
 import time
 
-
-def fail(msg, proc=None):
-    print(f"bench: FAILED: {msg}", file=sys.stderr)
-    if proc is not None:
-        print(f"  command: {' '.join(proc.args)}", file=sys.stderr)
-        print(f"  exit status: {proc.returncode}", file=sys.stderr)
-        for name, data in (("stdout", proc.stdout), ("stderr", proc.stderr)):
-            text = data.decode(errors="replace").strip()
-            if text:
-                print(f"  {name}:\n    " + text.replace("\n", "\n    "), file=sys.stderr)
-    sys.exit(1)
-
-
-def run(cmd, what):
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    if p.returncode != 0:
-        fail(what, p)
-    return p
+from benchutil import fail, pct, run, version
 
 
 def timed(cmd):
@@ -129,12 +111,6 @@ class Bench:
         return dt
 
 
-def pct(xs, q):
-    """Nearest-rank percentile."""
-    s = sorted(xs)
-    return s[max(0, math.ceil(q * len(s)) - 1)]
-
-
 def dataset(subvol):
     files = size = 0
     for dirpath, _, names in os.walk(subvol):
@@ -142,14 +118,6 @@ def dataset(subvol):
             files += 1
             size += os.lstat(os.path.join(dirpath, n)).st_size
     return files, size
-
-
-def version(cmd):
-    try:
-        out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT).stdout
-        return out.decode(errors="replace").strip().splitlines()[0]
-    except (OSError, IndexError):
-        return "?"
 
 
 def bench(a):

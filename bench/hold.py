@@ -28,7 +28,6 @@ import argparse
 import ctypes
 import fcntl
 import json
-import math
 import os
 import queue
 import statistics
@@ -36,6 +35,9 @@ import subprocess
 import sys
 import threading
 import time
+
+from benchutil import fail, pct, run, version
+
 
 FIFREEZE = 0xC0045877
 FITHAW = 0xC0045878
@@ -49,25 +51,6 @@ GAP = 0.2
 SIZES = (1, 4, 16, 64)
 
 _libc = ctypes.CDLL(None, use_errno=True)
-
-
-def fail(msg, proc=None):
-    print(f"bench: FAILED: {msg}", file=sys.stderr)
-    if proc is not None:
-        print(f"  command: {' '.join(proc.args)}", file=sys.stderr)
-        print(f"  exit status: {proc.returncode}", file=sys.stderr)
-        for name, data in (("stdout", proc.stdout), ("stderr", proc.stderr)):
-            text = data.decode(errors="replace").strip()
-            if text:
-                print(f"  {name}:\n    " + text.replace("\n", "\n    "), file=sys.stderr)
-    sys.exit(1)
-
-
-def run(cmd, what):
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    if p.returncode != 0:
-        fail(what, p)
-    return p
 
 
 def guest(tmp, i):
@@ -404,19 +387,6 @@ def breakdown(a):
 
 
 # ---------------------------------------------------------------- report
-
-def pct(xs, q):
-    """Nearest-rank percentile."""
-    s = sorted(xs)
-    return s[max(0, math.ceil(q * len(s)) - 1)]
-
-
-def version(cmd):
-    try:
-        out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT).stdout
-        return out.decode(errors="replace").strip().splitlines()[0]
-    except (OSError, IndexError):
-        return "?"
 
 
 def ms(x):
