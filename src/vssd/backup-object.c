@@ -1090,12 +1090,12 @@ BackupObject *backup_object_free(BackupObject *b)
 	if (!b)
 		return NULL;
 	m = b->manager;
-	/* Released (or its requestor gone) while its set is being cut: the
-	 * set is not kept. */
 	/* A requestor gone between PrepareForBackup and the end of its set
 	 * leaves its writers prepared or frozen: they are told to abort. */
 	if (b->state == BS_PREPARED || b->state == BS_CREATING)
 		writers_abort(b);
+	/* Released (or its requestor gone) while its set is being cut: the
+	 * set is not kept. */
 	if (m->creation && m->creation->owner == b) {
 		abandon_creation(b);
 		m->creation->owner = NULL;
