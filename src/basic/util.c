@@ -29,6 +29,17 @@ char *format_rfc3339(int64_t usec, char buf[RFC3339_MAX])
 	return buf;
 }
 
+void *array_grow(void **array, size_t *n, size_t size)
+{
+	void *na = realloc(*array, size * (*n + 1));
+
+	if (!na)
+		return NULL;
+	*array = na;
+	memset((char *)na + size * *n, 0, size);
+	return (char *)na + size * (*n)++;
+}
+
 char *strdup_or_null(const char *s)
 {
 	return s ? strdup(s) : NULL;

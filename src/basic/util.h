@@ -18,6 +18,11 @@ usec_t now_usec(clockid_t clock);
 #define RFC3339_MAX 64
 char *format_rfc3339(int64_t usec, char buf[RFC3339_MAX]);
 
+/* Append a zeroed element of size bytes to *array, which holds *n of them;
+ * returns it (and counts it in *n), or NULL when out of memory, the array
+ * then unchanged. */
+void *array_grow(void **array, size_t *n, size_t size);
+
 /* strdup() that passes NULL through. */
 char *strdup_or_null(const char *s);
 

@@ -13,6 +13,7 @@
 #include <vss/vss.h>
 
 #include "basic/props.h"
+#include "basic/util.h"
 #include "libvss/client.h"
 #include "protocol/bus.h"
 
@@ -281,24 +282,21 @@ vss_hr vss_backup_query(vss_backup *b, const vss_id *query_id_or_null, vss_objec
 		return hr;
 	r = sd_bus_message_enter_container(reply, 'a', "a{sv}");
 	while (r >= 0) {
-		vss_object_prop *np;
+		vss_object_prop *p;
 
 		r = sd_bus_message_at_end(reply, false);
 		if (r != 0)
 			break;
-		np = realloc(props, sizeof(*np) * (n + 1));
-		if (!np) {
+		p = array_grow((void **)&props, &n, sizeof(*p));
+		if (!p) {
 			r = -ENOMEM;
 			break;
 		}
-		props = np;
-		props[n] = (vss_object_prop){ .type = returned_type };
+		p->type = returned_type;
 		if (returned_type == VSS_OBJECT_SNAPSHOT)
-			r = bus_read_snapshot_prop(reply, &props[n].obj.snap);
+			r = bus_read_snapshot_prop(reply, &p->obj.snap);
 		else
-			r = bus_read_provider_prop(reply, &props[n].obj.prov);
-		if (r >= 0)
-			n++;
+			r = bus_read_provider_prop(reply, &p->obj.prov);
 	}
 	if (r < 0) {
 		vss_free_object_props(props, n);
@@ -394,25 +392,21 @@ vss_hr vss_backup_query_diff_areas(vss_backup *b, const char *volume_or_null, vs
 	while (r >= 0) {
 		const char *volume, *storage;
 		int64_t maximum, allocated, used;
-		vss_diff_area_prop *np;
+		vss_diff_area_prop *p;
 
 		r = sd_bus_message_read(reply, "(ssxxx)", &volume, &storage, &maximum, &allocated, &used);
 		if (r <= 0)
 			break;
-		np = realloc(props, sizeof(*np) * (n + 1));
-		if (!np) {
-			r = -ENOMEM;
-			break;
-		}
-		props = np;
-		props[n] = (vss_diff_area_prop){
-			.volume_name = strdup(volume),
-			.diff_area_volume_name = storage[0] ? strdup(storage) : NULL,
-			.maximum_diff_space = maximum,
-			.allocated_diff_space = allocated,
-			.used_diff_space = used,
-		};
-		if (!props[n++].volume_name)
+		p = array_grow((void **)&props, &n, sizeof(*p));
+		if (p)
+			*p = (vss_diff_area_prop){
+				.volume_name = strdup(volume),
+				.diff_area_volume_name = storage[0] ? strdup(storage) : NULL,
+				.maximum_diff_space = maximum,
+				.allocated_diff_space = allocated,
+				.used_diff_space = used,
+			};
+		if (!p || !p->volume_name)
 			r = -ENOMEM;
 	}
 	if (r < 0) {
@@ -502,38 +496,56 @@ vss_hr vss_backup_gather_writer_status(vss_backup *b, vss_async **ret)
 	return writers_async(b, "GatherWriterStatus", ret);
 }
 
-static vss_hr load_metadata(vss_backup *b)
+/* Call a BackupWriters1 method whose reply is an array, and read it item by
+ * item (read() returning 0 at its end) into *items, *n of size bytes each. */
+static vss_hr load_array(vss_backup *b, const char *method, const char *contents, size_t size,
+                         int (*read)(sd_bus_message *m, void *item), void **items, size_t *n)
 {
 	sd_bus_message *reply;
 	vss_hr hr;
 	int r;
 
-	if (b->have_metadata)
-		return S_OK;
-	hr = WRITERS_CALL(b, "GetWriterMetadata", &reply, NULL);
+	hr = WRITERS_CALL(b, method, &reply, NULL);
 	if (VSS_FAILED(hr))
 		return hr;
-	r = sd_bus_message_enter_container(reply, 'a', "(ssssiii" WRITER_METADATA_COMPONENTS ")");
+	r = sd_bus_message_enter_container(reply, 'a', contents);
 	while (r >= 0) {
-		vss_writer_metadata *n = realloc(b->metadata, sizeof(*n) * (b->n_metadata + 1));
+		void *item = array_grow(items, n, size);
 
-		if (!n) {
+		if (!item) {
 			r = -ENOMEM;
 			break;
 		}
-		b->metadata = n;
-		r = bus_read_writer_metadata(reply, &b->metadata[b->n_metadata]);
-		if (r <= 0)
+		r = read(reply, item);
+		if (r <= 0) {
+			(*n)--; /* nothing was read into it */
 			break;
-		b->n_metadata++;
+		}
 	}
-	if (r < 0) {
-		vss_backup_free_writer_metadata(b);
-		return bad_reply(reply, "GetWriterMetadata", r);
-	}
+	if (r < 0)
+		return bad_reply(reply, method, r);
 	sd_bus_message_unref(reply);
-	b->have_metadata = true;
 	return S_OK;
+}
+
+static int read_metadata(sd_bus_message *m, void *item)
+{
+	return bus_read_writer_metadata(m, item);
+}
+
+static vss_hr load_metadata(vss_backup *b)
+{
+	vss_hr hr;
+
+	if (b->have_metadata)
+		return S_OK;
+	hr = load_array(b, "GetWriterMetadata", "(ssssiii" WRITER_METADATA_COMPONENTS ")", sizeof(*b->metadata),
+			read_metadata, (void **)&b->metadata, &b->n_metadata);
+	if (VSS_FAILED(hr))
+		vss_backup_free_writer_metadata(b);
+	else
+		b->have_metadata = true;
+	return hr;
 }
 
 vss_hr vss_backup_get_writer_metadata_count(vss_backup *b, unsigned *ret_count)
@@ -581,38 +593,24 @@ vss_hr vss_backup_free_writer_metadata(vss_backup *b)
 	return S_OK;
 }
 
+static int read_status(sd_bus_message *m, void *item)
+{
+	return bus_read_writer_status(m, item);
+}
+
 static vss_hr load_status(vss_backup *b)
 {
-	sd_bus_message *reply;
 	vss_hr hr;
-	int r;
 
 	if (b->have_status)
 		return S_OK;
-	hr = WRITERS_CALL(b, "GetWriterStatus", &reply, NULL);
+	hr = load_array(b, "GetWriterStatus", "(sssiis)", sizeof(*b->status), read_status, (void **)&b->status,
+			&b->n_status);
 	if (VSS_FAILED(hr))
-		return hr;
-	r = sd_bus_message_enter_container(reply, 'a', "(sssiis)");
-	while (r >= 0) {
-		vss_writer_status *n = realloc(b->status, sizeof(*n) * (b->n_status + 1));
-
-		if (!n) {
-			r = -ENOMEM;
-			break;
-		}
-		b->status = n;
-		r = bus_read_writer_status(reply, &b->status[b->n_status]);
-		if (r <= 0)
-			break;
-		b->n_status++;
-	}
-	if (r < 0) {
 		vss_backup_free_writer_status(b);
-		return bad_reply(reply, "GetWriterStatus", r);
-	}
-	sd_bus_message_unref(reply);
-	b->have_status = true;
-	return S_OK;
+	else
+		b->have_status = true;
+	return hr;
 }
 
 vss_hr vss_backup_get_writer_status_count(vss_backup *b, unsigned *ret_count)

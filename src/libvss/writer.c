@@ -542,34 +542,29 @@ static vss_wm_component *find_component(vss_metadata_builder *md, const char *lo
 static vss_hr add_file(vss_wm_file **files, size_t *n, vss_file_kind kind, const char *path, const char *filespec,
                        bool recursive)
 {
-	vss_wm_file *nf;
+	vss_wm_file *f;
 
 	if (!path || !*path || !filespec || !*filespec)
 		return E_INVALIDARG;
-	nf = realloc(*files, sizeof(*nf) * (*n + 1));
-	if (!nf)
+	f = array_grow((void **)files, n, sizeof(*f));
+	if (!f)
 		return E_OUTOFMEMORY;
-	*files = nf;
-	nf[*n] = (vss_wm_file){ .kind = kind, .path = strdup(path), .filespec = strdup(filespec),
-				.recursive = recursive };
-	(*n)++;
-	return nf[*n - 1].path && nf[*n - 1].filespec ? S_OK : E_OUTOFMEMORY;
+	*f = (vss_wm_file){ .kind = kind, .path = strdup(path), .filespec = strdup(filespec), .recursive = recursive };
+	return f->path && f->filespec ? S_OK : E_OUTOFMEMORY;
 }
 
 vss_hr vss_metadata_add_component(vss_metadata_builder *md, vss_component_type type, const char *logical_path_or_null,
                                   const char *name, const char *caption_or_null, bool selectable)
 {
-	vss_wm_component *nc, *c;
+	vss_wm_component *c;
 
 	if (!md || !name || !*name || (type != VSS_CT_DATABASE && type != VSS_CT_FILEGROUP))
 		return E_INVALIDARG;
 	if (find_component(md, logical_path_or_null, name))
 		return VSS_E_OBJECT_ALREADY_EXISTS;
-	nc = realloc(md->md.components, sizeof(*nc) * (md->md.n_components + 1));
-	if (!nc)
+	c = array_grow((void **)&md->md.components, &md->md.n_components, sizeof(*c));
+	if (!c)
 		return E_OUTOFMEMORY;
-	md->md.components = nc;
-	c = &nc[md->md.n_components++];
 	*c = (vss_wm_component){
 		.type = type,
 		.logical_path = logical_path_or_null && *logical_path_or_null ? strdup(logical_path_or_null) : NULL,

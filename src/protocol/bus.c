@@ -326,24 +326,19 @@ static int read_files(sd_bus_message *m, vss_wm_file **ret, size_t *ret_n)
 		const char *path, *spec;
 		int32_t kind;
 		int recursive;
-		vss_wm_file *nf;
+		vss_wm_file *f;
 
 		r = sd_bus_message_read(m, "(issb)", &kind, &path, &spec, &recursive);
 		if (r <= 0)
 			break;
-		nf = realloc(files, sizeof(*nf) * (n + 1));
-		if (!nf) {
+		f = array_grow((void **)&files, &n, sizeof(*f));
+		if (f)
+			*f = (vss_wm_file){ .kind = (vss_file_kind)kind, .path = strdup(path), .filespec = strdup(spec),
+					    .recursive = recursive };
+		if (!f || !f->path || !f->filespec) {
 			r = -ENOMEM;
 			break;
 		}
-		files = nf;
-		files[n] = (vss_wm_file){ .kind = (vss_file_kind)kind, .path = strdup(path), .filespec = strdup(spec),
-					  .recursive = recursive };
-		if (!files[n].path || !files[n].filespec)
-			r = -ENOMEM;
-		n++;
-		if (r < 0)
-			break;
 	}
 	*ret = files;
 	*ret_n = n;
@@ -361,14 +356,12 @@ int bus_read_components(sd_bus_message *m, vss_writer_metadata *md)
 		const char *logical, *name, *caption;
 		int32_t type;
 		int selectable;
-		vss_wm_component *nc, *c;
+		vss_wm_component *c;
 
 		TRY(sd_bus_message_read(m, "isssb", &type, &logical, &name, &caption, &selectable));
-		nc = realloc(md->components, sizeof(*nc) * (md->n_components + 1));
-		if (!nc)
+		c = array_grow((void **)&md->components, &md->n_components, sizeof(*c));
+		if (!c)
 			return -ENOMEM;
-		md->components = nc;
-		c = &md->components[md->n_components++];
 		*c = (vss_wm_component){ .type = (vss_component_type)type, .logical_path = dup_or_null(logical),
 					 .name = strdup(name), .caption = dup_or_null(caption),
 					 .selectable = selectable };

@@ -8,6 +8,7 @@
 
 #include "basic/log.h"
 #include "basic/macro.h"
+#include "basic/util.h"
 #include "providers/fault.h"
 
 static const char *const step_names[_STEP_MAX] = {
@@ -126,13 +127,12 @@ int fault_table_parse(const char *spec, FaultTable **ret)
 			fault_table_free(t);
 			return -EINVAL;
 		}
-		nf = realloc(t->faults, sizeof(Fault) * (t->n + 1));
+		nf = array_grow((void **)&t->faults, &t->n, sizeof(*nf));
 		if (!nf) {
 			fault_table_free(t);
 			return -ENOMEM;
 		}
-		t->faults = nf;
-		t->faults[t->n++] = f;
+		*nf = f;
 	}
 	*ret = t;
 	return 0;

@@ -362,14 +362,12 @@ typedef struct Ranges {
 
 static int ranges_add(Ranges *rs, uint64_t start, uint64_t len)
 {
-	uint64_t(*nr)[2] = realloc(rs->r, sizeof(*nr) * (rs->n + 1));
+	uint64_t *range = array_grow((void **)&rs->r, &rs->n, sizeof(*rs->r));
 
-	if (!nr)
+	if (!range)
 		return -ENOMEM;
-	rs->r = nr;
-	rs->r[rs->n][0] = start;
-	rs->r[rs->n][1] = start + len;
-	rs->n++;
+	range[0] = start;
+	range[1] = start + len;
 	return 0;
 }
 

@@ -202,11 +202,10 @@ static int method_add_component(sd_bus_message *msg, void *userdata, sd_bus_erro
 		return r;
 	if (added)
 		return bus_error_set_hr(error, VSS_E_OBJECT_ALREADY_EXISTS, "component %s is added already", c->name);
-	nc = realloc(b->components, sizeof(*nc) * (b->n_components + 1));
+	nc = array_grow((void **)&b->components, &b->n_components, sizeof(*nc));
 	if (!nc)
 		return bus_error_set_hr(error, E_OUTOFMEMORY, NULL);
-	b->components = nc;
-	nc[b->n_components] = (Component){
+	*nc = (Component){
 		.instance_id = p->md.instance_id,
 		.class_id = p->md.class_id,
 		.type = c->type,
@@ -214,7 +213,7 @@ static int method_add_component(sd_bus_message *msg, void *userdata, sd_bus_erro
 		.name = strdup(c->name),
 		.succeeded = -1,
 	};
-	if (!nc[b->n_components++].name)
+	if (!nc->name)
 		return bus_error_set_hr(error, E_OUTOFMEMORY, NULL);
 	return sd_bus_reply_method_return(msg, "");
 }

@@ -428,18 +428,6 @@ void catalog_sets_free(CatalogSet *s, size_t n)
 	free(s);
 }
 
-/* Append a row to a growing array; returns the new element or NULL. */
-static void *grow(void **array, size_t *n, size_t size)
-{
-	void *na = realloc(*array, size * (*n + 1));
-
-	if (!na)
-		return NULL;
-	*array = na;
-	memset((char *)na + size * *n, 0, size);
-	return (char *)na + size * (*n)++;
-}
-
 int catalog_list_snapshots(Catalog *c, const CatalogFilter *f, CatalogSnapshot **ret, size_t *ret_n)
 {
 	static const CatalogFilter all = { 0 };
@@ -470,7 +458,7 @@ int catalog_list_snapshots(Catalog *c, const CatalogFilter *f, CatalogSnapshot *
 	sqlite3_bind_int(st, 4, f->include_creating);
 
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		CatalogSnapshot *s = grow((void **)&list, &n, sizeof(*list));
+		CatalogSnapshot *s = array_grow((void **)&list, &n, sizeof(*list));
 		const unsigned char *state;
 
 		if (!s) {
@@ -527,7 +515,7 @@ int catalog_list_sets(Catalog *c, CatalogSet **ret, size_t *ret_n)
 	if (r < 0)
 		return r;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		CatalogSet *s = grow((void **)&list, &n, sizeof(*list));
+		CatalogSet *s = array_grow((void **)&list, &n, sizeof(*list));
 		const unsigned char *state;
 
 		if (!s) {
