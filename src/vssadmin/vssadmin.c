@@ -30,6 +30,14 @@
 
 static const char *program = "vssadmin";
 
+/* In a function with a vss_hr hr and a label failed: that reports it. */
+#define TRY_HR(call)                        \
+	do {                                \
+		hr = (call);                \
+		if (VSS_FAILED(hr))         \
+			goto failed;        \
+	} while (0)
+
 /* Print the failure as "NAME (0xHEX): detail" and return the exit code. */
 static int fail(vss_hr hr, const char *fmt, ...) _printf_(2, 3);
 static int fail(vss_hr hr, const char *fmt, ...)
@@ -218,10 +226,15 @@ static void print_snapshots(const vss_snapshot_prop *const *snaps, size_t n, con
 }
 
 /* Wait for an operation of our own; only this process could cancel it. */
-static vss_hr wait_for(vss_async *a)
+/* Start an asynchronous call and wait for it: its failure, or S_OK. */
+static vss_hr run_async(vss_backup *b, vss_hr (*start)(vss_backup *b, vss_async **ret))
 {
 	vss_hr hr, status = VSS_E_UNEXPECTED;
+	vss_async *a;
 
+	hr = start(b, &a);
+	if (VSS_FAILED(hr))
+		return hr;
 	hr = vss_async_wait(a, VSS_INFINITE);
 	if (VSS_SUCCEEDED(hr))
 		hr = vss_async_query_status(a, &status);
@@ -291,16 +304,13 @@ static bool writer_failed(const vss_writer_status *s)
 
 /* After the set: did every writer that took part do its part? Prints each
  * failure; returns the first one's result, or S_OK. */
-static vss_hr check_writers(vss_backup *b, bool quiet)
+static vss_hr check_writers(vss_backup *b)
 {
 	const vss_writer_status *s;
-	vss_async *async;
 	vss_hr hr, first = S_OK;
 	unsigned n = 0;
 
-	hr = vss_backup_gather_writer_status(b, &async);
-	if (VSS_SUCCEEDED(hr))
-		hr = wait_for(async);
+	hr = run_async(b, vss_backup_gather_writer_status);
 	if (VSS_SUCCEEDED(hr))
 		hr = vss_backup_get_writer_status_count(b, &n);
 	if (VSS_FAILED(hr))
@@ -308,10 +318,9 @@ static vss_hr check_writers(vss_backup *b, bool quiet)
 	for (unsigned i = 0; i < n; i++) {
 		if (VSS_FAILED(vss_backup_get_writer_status(b, i, &s)) || !writer_failed(s))
 			continue;
-		if (!quiet)
-			fprintf(stderr, "%s: writer '%s' failed: [%d] %s: %s (0x%08x)%s%s\n", program, s->name,
-				(int)s->state, writer_state_text(s->state), vss_hr_name(s->failure),
-				(unsigned)s->failure, s->message ? ": " : "", s->message ?: "");
+		fprintf(stderr, "%s: writer '%s' failed: [%d] %s: %s (0x%08x)%s%s\n", program, s->name, (int)s->state,
+			writer_state_text(s->state), vss_hr_name(s->failure), (unsigned)s->failure,
+			s->message ? ": " : "", s->message ?: "");
 		if (first == S_OK)
 			first = VSS_FAILED(s->failure) ? s->failure : VSS_E_WRITERERROR_NONRETRYABLE;
 	}
@@ -348,7 +357,6 @@ static int create_shadow(const CreateArgs *a)
 	Providers providers = { 0 };
 	Census before, after;
 	vss_backup *b = NULL;
-	vss_async *async;
 	size_t k = 0;
 	vss_hr hr;
 	int ret;
@@ -358,24 +366,16 @@ static int create_shadow(const CreateArgs *a)
 		return fail(VSS_E_MAXIMUM_NUMBER_OF_VOLUMES_REACHED, "a set holds at most %d volumes",
 			    VSS_MAX_VOLUMES_PER_SET);
 
-#define STEP(call)                          \
-	do {                                \
-		hr = (call);                \
-		if (VSS_FAILED(hr))         \
-			goto failed;        \
-	} while (0)
-
-	STEP(vss_create_backup_components(&b));
-	STEP(vss_backup_initialize_for_backup(b, NULL));
-	STEP(vss_backup_set_context(b, a->context));
+	TRY_HR(vss_create_backup_components(&b));
+	TRY_HR(vss_backup_initialize_for_backup(b, NULL));
+	TRY_HR(vss_backup_set_context(b, a->context));
 	if (writers) {
-		STEP(vss_backup_set_backup_state(b, false, false, VSS_BT_COPY, false));
-		STEP(vss_backup_gather_writer_metadata(b, &async));
-		STEP(wait_for(async));
+		TRY_HR(vss_backup_set_backup_state(b, false, false, VSS_BT_COPY, false));
+		TRY_HR(run_async(b, vss_backup_gather_writer_metadata));
 	}
 	if (a->provider)
-		STEP(resolve_provider(b, a->provider, &provider));
-	STEP(vss_backup_start_snapshot_set(b, &set_id));
+		TRY_HR(resolve_provider(b, a->provider, &provider));
+	TRY_HR(vss_backup_start_snapshot_set(b, &set_id));
 	for (k = 0; k < n; k++) {
 		int64_t maximum = -1;
 
@@ -393,15 +393,13 @@ static int create_shadow(const CreateArgs *a)
 		}
 	}
 	if (writers) {
-		STEP(vss_backup_prepare_for_backup(b, &async));
-		STEP(wait_for(async));
+		TRY_HR(run_async(b, vss_backup_prepare_for_backup));
 	}
-	STEP(vss_backup_do_snapshot_set(b, &async));
-	STEP(wait_for(async));
+	TRY_HR(run_async(b, vss_backup_do_snapshot_set));
 	if (writers) {
 		/* A writer's veto does not fail DoSnapshotSet, but a set some
 		 * application could not make consistent is not one to keep. */
-		hr = check_writers(b, false);
+		hr = check_writers(b);
 		if (VSS_FAILED(hr) && !a->ignore_writer_failures) {
 			int32_t deleted;
 			vss_id failed;
@@ -414,14 +412,13 @@ static int create_shadow(const CreateArgs *a)
 			fprintf(stderr, "%s: keeping the set although a writer failed\n", program);
 	}
 
-	STEP(load_providers(b, &providers));
+	TRY_HR(load_providers(b, &providers));
 	for (k = 0; k < n; k++) {
-		STEP(vss_backup_get_snapshot_properties(b, &ids[k], &props[k]));
+		TRY_HR(vss_backup_get_snapshot_properties(b, &ids[k], &props[k]));
 		shown[k] = &props[k];
 	}
 	if (writers) {
-		STEP(vss_backup_backup_complete(b, &async));
-		STEP(wait_for(async));
+		TRY_HR(run_async(b, vss_backup_backup_complete));
 	}
 	if (before.all) {
 		census_take(&after);
@@ -452,7 +449,6 @@ failed:
 		vss_backup_release(b);
 	}
 	return ret;
-#undef STEP
 }
 
 /* Snapshots (all contexts), filtered by set, snapshot id and volume (each
@@ -749,26 +745,15 @@ static int list_writers(bool json)
 {
 	const vss_writer_status *s;
 	vss_backup *b = NULL;
-	vss_async *async;
 	JsonWriter w;
 	unsigned n = 0;
 	vss_hr hr;
 
-#define TRY_HR(call)                        \
-	do {                                \
-		hr = (call);                \
-		if (VSS_FAILED(hr))         \
-			goto failed;        \
-	} while (0)
-
 	TRY_HR(vss_create_backup_components(&b));
 	TRY_HR(vss_backup_initialize_for_backup(b, NULL));
-	TRY_HR(vss_backup_gather_writer_metadata(b, &async));
-	TRY_HR(wait_for(async));
-	TRY_HR(vss_backup_gather_writer_status(b, &async));
-	TRY_HR(wait_for(async));
+	TRY_HR(run_async(b, vss_backup_gather_writer_metadata));
+	TRY_HR(run_async(b, vss_backup_gather_writer_status));
 	TRY_HR(vss_backup_get_writer_status_count(b, &n));
-#undef TRY_HR
 	if (json) {
 		json_init(&w, stdout, true);
 		json_begin_array(&w);
