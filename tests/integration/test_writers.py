@@ -358,10 +358,9 @@ def locked_by_someone(path):
 
 def test_package_transactions_are_held_during_the_freeze(btrfs, daemon_factory, workdir):
     d, _ = workdir
-    lock = d / "lock-frontend"
-    lock.write_text("")
     log = d / "events"
-    vssd = daemon_factory(f"[vssd]\nDpkgLock={lock}\nTransactionFreezeTimeoutMSec=400\n")
+    vssd = daemon_factory("TransactionFreezeTimeoutMSec=400\n")
+    lock = vssd.dpkg_lock
     a = btrfs.subvolume("a")
     vssd.writer("w", "--level=front", f"--log={log}", "--hang=freeze:1000")
 
@@ -389,19 +388,15 @@ def test_package_transactions_are_held_during_the_freeze(btrfs, daemon_factory, 
     vssd.wait_log("the package manager holds")
 
 
-def test_package_lock_held_too_long_fails_the_set(btrfs, daemon_factory, workdir):
-    d, _ = workdir
-    lock = d / "lock-frontend"
-    lock.write_text("")
-    vssd = daemon_factory(f"[vssd]\nDpkgLock={lock}\nTransactionThawTimeoutMSec=300\n",
-                          env={"VSS_FAULTS": "commit:1:delay=800"})
+def test_package_lock_held_too_long_fails_the_set(btrfs, daemon_factory):
+    vssd = daemon_factory("TransactionThawTimeoutMSec=300\n", env={"VSS_FAULTS": "commit:1:delay=800"})
     a = btrfs.subvolume("a")
     vssd.writer("w", "--level=front")
     res = vssd.requestor(*full_set(a, "release"))
     assert by_step(res, "do")[0].detail == "VSS_E_TRANSACTION_THAW_TIMEOUT"
     wait_until(lambda: vssd.list_shadows() == [], what="the set to go")
     assert btrfs.store_entries() == []
-    assert not locked_by_someone(lock)
+    assert not locked_by_someone(vssd.dpkg_lock)
 
 
 def test_writer_without_vssd(vssd, workdir):
