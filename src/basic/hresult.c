@@ -106,6 +106,8 @@ vss_hr vss_hr_from_name(const char *name, vss_hr *ret)
 {
 	const struct vss_hr_entry *e;
 
+	if (ret)
+		*ret = S_OK;
 	if (!name || !ret)
 		return E_INVALIDARG;
 	e = vss_hr_lookup_name(name);

@@ -27,6 +27,8 @@ vss_hr vss_id_parse(const char *s, vss_id *ret)
 	size_t n;
 	uuid_t u;
 
+	if (ret)
+		*ret = VSS_ID_NULL;
 	if (!s || !ret)
 		return E_INVALIDARG;
 	n = strlen(s);

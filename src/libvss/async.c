@@ -32,12 +32,20 @@ vss_hr vss_async_query_status(vss_async *a, vss_hr *ret_status)
 	vss_hr hr;
 
 	client_begin();
-	if (!a || !ret_status)
-		return client_fail(E_INVALIDARG, "%s is NULL", !a ? "a" : "ret_status");
+	if (!a || !ret_status) {
+		hr = client_fail(E_INVALIDARG, "%s is NULL", !a ? "a" : "ret_status");
+		goto failed;
+	}
 	hr = client_call(a->bus, a->path, VSS_BUS_ASYNC_IFACE, "QueryStatus", CALL_TIMEOUT_USEC, &reply, NULL);
-	if (VSS_FAILED(hr))
-		return hr;
-	return status_of(reply, "QueryStatus", ret_status);
+	if (VSS_SUCCEEDED(hr))
+		hr = status_of(reply, "QueryStatus", ret_status);
+failed:
+	/* The status of an operation that cannot be asked is why it cannot
+	 * be: never VSS_S_ASYNC_FINISHED, so a caller that checks only the
+	 * status still sees the failure. */
+	if (VSS_FAILED(hr) && ret_status)
+		*ret_status = hr;
+	return hr;
 }
 
 vss_hr vss_async_wait(vss_async *a, uint32_t timeout_ms)

@@ -39,6 +39,7 @@ vss_hr vss_create_backup_components(vss_backup **ret)
 	client_begin();
 	if (!ret)
 		return client_fail(E_INVALIDARG, "ret is NULL");
+	*ret = NULL;
 	b = calloc(1, sizeof(*b));
 	if (!b)
 		return client_fail(E_OUTOFMEMORY, "out of memory");
@@ -136,6 +137,8 @@ vss_hr vss_backup_start_snapshot_set(vss_backup *b, vss_id *ret_set_id)
 	vss_hr hr;
 
 	client_begin();
+	if (ret_set_id)
+		*ret_set_id = VSS_ID_NULL;
 	if (!b || !ret_set_id)
 		return client_fail(E_INVALIDARG, "%s is NULL", !b ? "b" : "ret_set_id");
 	hr = BACKUP_CALL(b, "StartSnapshotSet", &reply, NULL);
@@ -159,6 +162,8 @@ vss_hr vss_backup_add_to_snapshot_set(vss_backup *b, const char *volume, const v
 	vss_hr hr;
 
 	client_begin();
+	if (ret_snapshot_id)
+		*ret_snapshot_id = VSS_ID_NULL;
 	if (!b || !volume || !ret_snapshot_id)
 		return client_fail(E_INVALIDARG, "%s is NULL", !b ? "b" : !volume ? "volume" : "ret_snapshot_id");
 	hr = BACKUP_CALL(b, "AddToSnapshotSet", &reply, "ss", volume, id_arg(provider_or_null, buf));
@@ -176,6 +181,8 @@ vss_hr vss_backup_is_volume_supported(vss_backup *b, const vss_id *provider_or_n
 	vss_hr hr;
 
 	client_begin();
+	if (ret_supported)
+		*ret_supported = false;
 	if (!b || !volume || !ret_supported)
 		return client_fail(E_INVALIDARG, "%s is NULL", !b ? "b" : !volume ? "volume" : "ret_supported");
 	hr = BACKUP_CALL(b, "IsVolumeSupported", &reply, "ss", id_arg(provider_or_null, buf), volume);
@@ -199,6 +206,8 @@ static vss_hr async_call(vss_backup *b, const char *method, vss_async **ret)
 	int r;
 
 	client_begin();
+	if (ret)
+		*ret = NULL;
 	if (!b || !ret)
 		return client_fail(E_INVALIDARG, "%s is NULL", !b ? "b" : "ret");
 	hr = BACKUP_CALL(b, method, &reply, NULL);
@@ -251,6 +260,8 @@ vss_hr vss_backup_get_snapshot_properties(vss_backup *b, const vss_id *snapshot_
 	int r;
 
 	client_begin();
+	if (ret_prop)
+		*ret_prop = (vss_snapshot_prop){ 0 };
 	if (!b || !snapshot_id || !ret_prop)
 		return client_fail(E_INVALIDARG, "%s is NULL", !b ? "b" : !snapshot_id ? "snapshot_id" : "ret_prop");
 	hr = BACKUP_CALL(b, "GetSnapshotProperties", &reply, "s", vss_id_format(snapshot_id, buf));
@@ -274,6 +285,10 @@ vss_hr vss_backup_query(vss_backup *b, const vss_id *query_id_or_null, vss_objec
 	int r;
 
 	client_begin();
+	if (ret_props)
+		*ret_props = NULL;
+	if (ret_count)
+		*ret_count = 0;
 	if (!b || !ret_props || !ret_count)
 		return client_fail(E_INVALIDARG, "%s is NULL", !b ? "b" : !ret_props ? "ret_props" : "ret_count");
 	hr = BACKUP_CALL(b, "Query", &reply, "sii", id_arg(query_id_or_null, buf), (int32_t)queried_type,
@@ -319,6 +334,10 @@ vss_hr vss_backup_delete_snapshots(vss_backup *b, const vss_id *source_id, vss_o
 	int r;
 
 	client_begin();
+	if (ret_deleted)
+		*ret_deleted = 0;
+	if (ret_nondeleted)
+		*ret_nondeleted = VSS_ID_NULL;
 	if (!b || !source_id || !ret_deleted || !ret_nondeleted)
 		return client_fail(E_INVALIDARG, "%s is NULL",
 				   !b ? "b" : !source_id ? "source_id" : !ret_deleted ? "ret_deleted" : "ret_nondeleted");
@@ -349,6 +368,8 @@ vss_hr vss_backup_expose_snapshot(vss_backup *b, const vss_id *snapshot_id, cons
 	int r;
 
 	client_begin();
+	if (ret_exposed_name)
+		*ret_exposed_name = NULL;
 	if (!b || !snapshot_id || !ret_exposed_name)
 		return client_fail(E_INVALIDARG, "%s is NULL", !b ? "b" : !snapshot_id ? "snapshot_id" : "ret_exposed_name");
 	hr = BACKUP_CALL(b, "ExposeSnapshot", &reply, "ssis", vss_id_format(snapshot_id, buf),
@@ -383,6 +404,10 @@ vss_hr vss_backup_query_diff_areas(vss_backup *b, const char *volume_or_null, vs
 	int r;
 
 	client_begin();
+	if (ret_props)
+		*ret_props = NULL;
+	if (ret_count)
+		*ret_count = 0;
 	if (!b || !ret_props || !ret_count)
 		return client_fail(E_INVALIDARG, "%s is NULL", !b ? "b" : !ret_props ? "ret_props" : "ret_count");
 	hr = BACKUP_CALL(b, "QueryDiffAreas", &reply, "s", volume_or_null ?: "");
@@ -435,6 +460,8 @@ vss_hr vss_backup_get_diff_area_maximum_size(vss_backup *b, const char *volume, 
 	int r;
 
 	client_begin();
+	if (ret_maximum)
+		*ret_maximum = 0;
 	if (!b || !volume || !ret_maximum)
 		return client_fail(E_INVALIDARG, "%s is NULL", !b ? "b" : !volume ? "volume" : "ret_maximum");
 	hr = BACKUP_CALL(b, "GetDiffAreaMaximumSize", &reply, "s", volume);
@@ -461,6 +488,8 @@ static vss_hr writers_async(vss_backup *b, const char *method, vss_async **ret)
 	int r;
 
 	client_begin();
+	if (ret)
+		*ret = NULL;
 	if (!b || !ret)
 		return client_fail(E_INVALIDARG, "%s is NULL", !b ? "b" : "ret");
 	hr = WRITERS_CALL(b, method, &reply, NULL);
@@ -553,6 +582,8 @@ vss_hr vss_backup_get_writer_metadata_count(vss_backup *b, unsigned *ret_count)
 	vss_hr hr;
 
 	client_begin();
+	if (ret_count)
+		*ret_count = 0;
 	if (!b || !ret_count)
 		return client_fail(E_INVALIDARG, "%s is NULL", !b ? "b" : "ret_count");
 	hr = load_metadata(b);
@@ -568,6 +599,10 @@ vss_hr vss_backup_get_writer_metadata(vss_backup *b, unsigned index, vss_id *ret
 	vss_hr hr;
 
 	client_begin();
+	if (ret_instance_id)
+		*ret_instance_id = VSS_ID_NULL;
+	if (ret_metadata)
+		*ret_metadata = NULL;
 	if (!b || !ret_instance_id || !ret_metadata)
 		return client_fail(E_INVALIDARG, "%s is NULL", !b ? "b" : !ret_instance_id ? "ret_instance_id" : "ret_metadata");
 	hr = load_metadata(b);
@@ -618,6 +653,8 @@ vss_hr vss_backup_get_writer_status_count(vss_backup *b, unsigned *ret_count)
 	vss_hr hr;
 
 	client_begin();
+	if (ret_count)
+		*ret_count = 0;
 	if (!b || !ret_count)
 		return client_fail(E_INVALIDARG, "%s is NULL", !b ? "b" : "ret_count");
 	hr = load_status(b);
@@ -632,6 +669,8 @@ vss_hr vss_backup_get_writer_status(vss_backup *b, unsigned index, const vss_wri
 	vss_hr hr;
 
 	client_begin();
+	if (ret_status)
+		*ret_status = NULL;
 	if (!b || !ret_status)
 		return client_fail(E_INVALIDARG, "%s is NULL", !b ? "b" : "ret_status");
 	hr = load_status(b);

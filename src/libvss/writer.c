@@ -85,6 +85,8 @@ vss_hr vss_writer_new(const vss_id *class_id, const char *name, const char *inst
 	vss_writer *w;
 
 	client_begin();
+	if (ret)
+		*ret = NULL;
 	if (!class_id || vss_id_is_null(class_id) || !name || !*name || !ret)
 		return client_fail(E_INVALIDARG, "a writer needs a class id and a name");
 	if (level != VSS_APP_SYSTEM && level != VSS_APP_BACK_END && level != VSS_APP_FRONT_END)
@@ -497,6 +499,8 @@ vss_hr vss_writer_set_failure(vss_writer *w, vss_hr hr, const char *message_or_n
 
 vss_hr vss_writer_get_snapshot_set_id(const vss_writer *w, vss_id *ret)
 {
+	if (ret)
+		*ret = VSS_ID_NULL;
 	if (!w || !ret)
 		return E_INVALIDARG;
 	*ret = w->set_id;

@@ -44,3 +44,41 @@ def test_configured_group(btrfs, daemon_factory):
                                          "--clear-groups"])
     assert res[0].hr == "E_ACCESSDENIED"
     del a
+
+
+ID = "{00112233-4455-6677-8899-aabbccddeeff}"
+# One invocation of every verb, with arguments that get past its own checks
+# to the point where it asks vssd.
+EVERY_VERB = [
+    ["create", "shadow", "--for=/"],
+    ["list", "shadows"],
+    ["list", "shadows", "--json"],
+    ["list", "providers"],
+    ["list", "providers", "--json"],
+    ["list", "writers"],
+    ["list", "writers", "--json"],
+    ["list", "shadowstorage"],
+    ["list", "shadowstorage", "--json"],
+    ["resize", "shadowstorage", "--for=/", "--maxsize=1G"],
+    ["delete", "shadows", f"--shadow={ID}", "--quiet"],
+    ["delete", "shadows", f"--set={ID}", "--quiet"],
+    ["delete", "shadows", "--for=/", "--oldest", "--quiet"],
+    ["expose", f"--shadow={ID}"],
+    ["expose", f"--set={ID}", "--at=/tmp"],
+    ["unexpose", f"--shadow={ID}"],
+    ["unexpose", f"--set={ID}"],
+]
+
+
+def test_no_verb_crashes_when_vssd_refuses_or_is_gone(vssd):
+    """Refused (an ordinary user) or unreachable (vssd stopped), every verb
+    fails with a named result and exit status 1, never a signal."""
+    def check(p, args, expected):
+        assert p.returncode == 1, f"vssadmin {' '.join(args)}: exit {p.returncode}\n{p.stderr}"
+        assert p.stderr.startswith("vssadmin: ") and expected in p.stderr, p.stderr
+
+    for args in EVERY_VERB:
+        check(vssd.vssadmin(*args, check=False, user=NOBODY), args, "E_ACCESSDENIED")
+    vssd.stop()
+    for args in EVERY_VERB:
+        check(vssd.vssadmin(*args, check=False), args, "(0x")
