@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,7 +144,7 @@ static int run_step(void *item, void *userdata)
 {
 	const Slot *slot = item;
 	Job *j = slot->run->job;
-	ProviderStep step = *(const ProviderStep *)userdata;
+	ProviderStep step = (ProviderStep)(uintptr_t)userdata;
 	ProviderMember *m = &j->members[slot->i];
 	int r;
 
@@ -182,7 +183,10 @@ static int commit_all(void *item, void *userdata)
 
 static size_t crew_step(Run *run, ProviderStep step, const bool *selected, usec_t deadline)
 {
-	return crew_run(run->crew, run_step, run->items, &step, selected, run->results, run->done, deadline);
+	/* The step travels by value: a worker may start it after crew_run()
+	 * gave up at the deadline and this frame is gone. */
+	return crew_run(run->crew, run_step, run->items, (void *)(uintptr_t)step, selected, run->results, run->done,
+			deadline);
 }
 
 static const char *step_who(const ProviderMember *m, ProviderStep step)

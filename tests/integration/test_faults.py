@@ -86,3 +86,20 @@ def test_delete_failure_reports_first_undeleted(btrfs, daemon_factory):
     # Still there, and still listed: the catalog does not lie.
     assert os.path.isdir(shadow["snapshot_path"])
     assert vssd.list_shadows() == [shadow]
+
+
+def test_step_outlives_a_flush_deadline_of_one_millisecond(btrfs, daemon_factory):
+    """With a 1 ms flush limit the engine gives up on the flush while most
+    workers have not even started it; they start later and must still know
+    which step to run (under ASan, with use-after-return detection, a step
+    read from the engine's returned stack frame is reported)."""
+    asan = os.environ.get("ASAN_OPTIONS", "")
+    vssd = daemon_factory(config="FlushTimeoutMSec = 1\n",
+                          env={"ASAN_OPTIONS": f"{asan}:detect_stack_use_after_return=1"})
+    vols = [btrfs.subvolume(f"v{i:02d}") for i in range(16)]
+    for _ in range(5):
+        res = vssd.requestor("create", "init", "context=app_rollback", "gather", "start",
+                             *[f"add={v}" for v in vols], "do", "release")
+        assert by_step(res, "do")[0].detail in ("VSS_E_FLUSH_WRITES_TIMEOUT", "VSS_S_ASYNC_FINISHED"), res
+    vssd.vssadmin("delete", "shadows", f"--for={vols[0]}", "--all", "--quiet", check=False)
+    vssd.stop()
