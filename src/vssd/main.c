@@ -14,6 +14,8 @@ static void help(void)
 	printf("Usage: vssd [OPTIONS]\n\n"
 	       "The vss coordinator: creates snapshot sets for requestors over D-Bus.\n\n"
 	       "  -s, --socket=PATH     listen on PATH (default " VSS_DEFAULT_SOCKET ")\n"
+	       "  -r, --runtime-dir=DIR freeze marker and default exposures in DIR\n"
+	       "                        (default: the socket's directory)\n"
 	       "  -d, --state-dir=DIR   catalog and lock in DIR (default /var/lib/vss)\n"
 	       "  -c, --config=FILE     configuration (default /etc/vss/vssd.conf)\n"
 	       "      --log-level=LEVEL debug, info, notice, warning or err (default info)\n"
@@ -41,6 +43,7 @@ int main(int argc, char **argv)
 {
 	static const struct option options[] = {
 		{ "socket", required_argument, NULL, 's' },
+		{ "runtime-dir", required_argument, NULL, 'r' },
 		{ "state-dir", required_argument, NULL, 'd' },
 		{ "config", required_argument, NULL, 'c' },
 		{ "log-level", required_argument, NULL, 'L' },
@@ -48,17 +51,20 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{},
 	};
-	const char *socket_path = VSS_DEFAULT_SOCKET, *state_dir = "/var/lib/vss";
+	const char *socket_path = VSS_DEFAULT_SOCKET, *state_dir = "/var/lib/vss", *runtime_dir = NULL;
 	const char *config_path = "/etc/vss/vssd.conf";
 	bool config_given = false;
 	Manager *m = NULL;
 	int c, r, level;
 
 	log_set_prefix_ident("vssd");
-	while ((c = getopt_long(argc, argv, "s:d:c:h", options, NULL)) >= 0) {
+	while ((c = getopt_long(argc, argv, "s:r:d:c:h", options, NULL)) >= 0) {
 		switch (c) {
 		case 's':
 			socket_path = optarg;
+			break;
+		case 'r':
+			runtime_dir = optarg;
 			break;
 		case 'd':
 			state_dir = optarg;
@@ -97,7 +103,7 @@ int main(int argc, char **argv)
 	}
 	r = config_load(&m->config, config_path, config_given);
 	if (r >= 0)
-		r = manager_start(m, socket_path, state_dir);
+		r = manager_start(m, socket_path, runtime_dir, state_dir);
 	if (r >= 0)
 		r = manager_run(m);
 	manager_free(m);

@@ -204,7 +204,7 @@ static int listen_socket(Manager *m, const char *path)
 	return 0;
 }
 
-int manager_start(Manager *m, const char *socket_path, const char *state_dir)
+int manager_start(Manager *m, const char *socket_path, const char *runtime_dir, const char *state_dir)
 {
 	_cleanup_free_ char *lock_path = NULL, *db_path = NULL;
 	const char *faults;
@@ -212,7 +212,7 @@ int manager_start(Manager *m, const char *socket_path, const char *state_dir)
 
 	m->socket_path = strdup(socket_path);
 	m->state_dir = strdup(state_dir);
-	m->runtime_dir = path_parent(socket_path);
+	m->runtime_dir = runtime_dir ? strdup(runtime_dir) : path_parent(socket_path);
 	if (!m->socket_path || !m->state_dir || !m->runtime_dir)
 		return -ENOMEM;
 	if (asprintf(&m->freeze_marker, "%s/frozen", m->runtime_dir) < 0)

@@ -158,7 +158,8 @@ struct Manager {
 /* manager.c */
 int manager_new(Manager **ret);
 Manager *manager_free(Manager *m);
-int manager_start(Manager *m, const char *socket_path, const char *state_dir);
+/* runtime_dir: NULL for the socket's directory. */
+int manager_start(Manager *m, const char *socket_path, const char *runtime_dir, const char *state_dir);
 int manager_run(Manager *m);
 bool manager_slot_busy(Manager *m);
 /* Delete finished snapshots through their providers and the catalog,

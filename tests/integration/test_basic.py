@@ -196,12 +196,19 @@ def test_socket_activation(btrfs, workdir):
     d, _ = workdir
     sock = d / "activated.sock"
     a = btrfs.subvolume("a")
+    rundir = d / "run"
+    # The socket says nothing of where vssd keeps its runtime files: they go
+    # where it is told, never to the default /run/vss.
     p = subprocess.Popen(["systemd-socket-activate", "-l", str(sock), str(VSSD), "--state-dir", str(d / "state"),
-                          "--config", "/dev/null"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                          "--runtime-dir", str(rundir), "--config", "/dev/null"],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wait_until(sock.exists, what="the socket")
         out = json.loads(run(VSSADMIN, f"--socket={sock}", "create", "shadow", f"--for={a}", "--json").stdout)
         assert out[0]["volume"] == str(a)
+        exposed = run(VSSADMIN, f"--socket={sock}", "expose", f"--shadow={out[0]['id']}").stdout
+        assert f"{rundir}/exposed/" in exposed, exposed
+        run(VSSADMIN, f"--socket={sock}", "unexpose", f"--shadow={out[0]['id']}")
     finally:
         p.send_signal(signal.SIGTERM)
         log = p.communicate(timeout=60)[0]
