@@ -25,14 +25,35 @@ static const char *const step_names[_STEP_MAX] = {
 	[STEP_DELETE] = "delete",
 };
 
+static const char *const point_names[_POINT_MAX] = {
+	[POINT_FREEZE] = "freeze",
+	[POINT_THAW] = "thaw",
+	[POINT_CLONE] = "clone",
+	[POINT_SYNC] = "sync",
+	[POINT_SNAPSHOT] = "snapshot",
+	[POINT_REMOVE] = "remove",
+	[POINT_MOUNT] = "mount",
+	[POINT_UMOUNT] = "umount",
+	[POINT_LOOP] = "loop",
+	[POINT_CATALOG] = "catalog",
+	[POINT_FORK] = "fork",
+	[POINT_EXEC] = "exec",
+};
+
 const char *provider_step_name(ProviderStep s)
 {
 	return s < _STEP_MAX ? step_names[s] : "?";
 }
 
+const char *fault_point_name(FaultPoint p)
+{
+	return p < _POINT_MAX ? point_names[p] : "?";
+}
+
 typedef struct Fault {
-	ProviderStep step;
-	unsigned member;        /* 0 = every member */
+	bool is_point;
+	unsigned what;          /* a ProviderStep, or a FaultPoint */
+	unsigned target;        /* the member, or the call; 0 = every one */
 	int result;             /* injected result, 0 for a pure delay */
 	usec_t delay;
 	atomic_int remaining;   /* how many more times; -1: always */
@@ -41,7 +62,10 @@ typedef struct Fault {
 struct FaultTable {
 	Fault *faults;
 	size_t n;
+	atomic_uint calls[_POINT_MAX];
 };
+
+static FaultTable *global;
 
 static const struct {
 	const char *name;
@@ -50,6 +74,8 @@ static const struct {
 	{ "ENOSPC", ENOSPC }, { "EDQUOT", EDQUOT }, { "EIO", EIO },       { "EROFS", EROFS },
 	{ "EPERM", EPERM },   { "EACCES", EACCES }, { "EBUSY", EBUSY },   { "ENOENT", ENOENT },
 	{ "EINVAL", EINVAL }, { "ENOMEM", ENOMEM }, { "EEXIST", EEXIST }, { "EOPNOTSUPP", EOPNOTSUPP },
+	{ "EAGAIN", EAGAIN }, { "EMFILE", EMFILE }, { "ENFILE", ENFILE }, { "ENODEV", ENODEV },
+	{ "ENOEXEC", ENOEXEC },
 };
 
 /* Longest delay a test may ask for: an hour. */
@@ -57,17 +83,18 @@ static const struct {
 
 static int parse_one(char *entry, Fault *ret)
 {
-	char *step, *member, *action, *times;
+	char *name, *target, *action, *times;
 	uint64_t v;
+	bool found = false;
 
 	/* strsep, not strtok: "commit::1:EIO" must not pass as "commit:1:EIO". */
-	step = strsep(&entry, ":");
-	member = strsep(&entry, ":");
+	name = strsep(&entry, ":");
+	target = strsep(&entry, ":");
 	action = entry;
-	if (!step || !member || !action || !*step || !*member || !*action)
+	if (!name || !target || !action || !*name || !*target || !*action)
 		return -EINVAL;
 
-	*ret = (Fault){ .step = _STEP_MAX, .remaining = -1 };
+	*ret = (Fault){ .remaining = -1 };
 	times = strchr(action, '*');
 	if (times) {
 		*times++ = '\0';
@@ -75,20 +102,30 @@ static int parse_one(char *entry, Fault *ret)
 			return -EINVAL;
 		ret->remaining = (int)v;
 	}
-	for (unsigned s = 0; s < _STEP_MAX; s++)
-		if (streq(step, step_names[s]))
-			ret->step = s;
-	if (ret->step == _STEP_MAX)
+	for (unsigned s = 0; s < _STEP_MAX && !found; s++)
+		if (streq(name, step_names[s])) {
+			ret->what = s;
+			found = true;
+		}
+	for (unsigned p = 0; p < _POINT_MAX && !found; p++)
+		if (streq(name, point_names[p])) {
+			ret->what = p;
+			ret->is_point = found = true;
+		}
+	if (!found)
 		return -EINVAL;
 
-	if (streq(member, "*"))
-		ret->member = 0;
-	else if (parse_u64(member, &v) < 0 || v == 0 || v > 4096)
+	if (streq(target, "*"))
+		ret->target = 0;
+	else if (parse_u64(target, &v) < 0 || v == 0 || v > (ret->is_point ? 1000000 : 4096))
 		return -EINVAL;
 	else
-		ret->member = (unsigned)v;
+		ret->target = (unsigned)v;
 
 	if (streq(action, "veto")) {
+		/* An HRESULT means nothing to a system call. */
+		if (ret->is_point)
+			return -EINVAL;
 		ret->result = VSS_E_PROVIDER_VETO;
 		return 0;
 	}
@@ -147,15 +184,14 @@ FaultTable *fault_table_free(FaultTable *t)
 	return NULL;
 }
 
-int fault_inject(FaultTable *t, ProviderStep step, unsigned member)
+/* The first matching entry that fails decides; delays add up on the way. */
+static int inject(FaultTable *t, bool is_point, unsigned what, unsigned target)
 {
-	if (!t)
-		return 0;
 	for (size_t i = 0; i < t->n; i++) {
 		Fault *f = &t->faults[i];
 		int left;
 
-		if (f->step != step || (f->member != 0 && f->member != member))
+		if (f->is_point != is_point || f->what != what || (f->target != 0 && f->target != target))
 			continue;
 		/* Count down a limited fault; several workers may race here. */
 		left = atomic_load(&f->remaining);
@@ -169,4 +205,28 @@ int fault_inject(FaultTable *t, ProviderStep step, unsigned member)
 			return f->result;
 	}
 	return 0;
+}
+
+int fault_inject(FaultTable *t, ProviderStep step, unsigned member)
+{
+	return t ? inject(t, false, step, member) : 0;
+}
+
+void fault_table_set_global(FaultTable *t)
+{
+	global = t;
+}
+
+int fault_point(FaultPoint p)
+{
+	unsigned call;
+	int r;
+
+	if (!global)
+		return 0;
+	call = atomic_fetch_add(&global->calls[p], 1) + 1;
+	r = inject(global, true, p, call);
+	if (r != 0)
+		log_notice("VSS_FAULTS: injected %s into %s call %u", strerror(-r), point_names[p], call);
+	return r;
 }

@@ -2,21 +2,28 @@
 #pragma once
 
 /*
- * The fault-injection seam of the provider layer. Tests start vssd with
- * VSS_FAULTS set to make a chosen provider step fail or stall on a chosen
- * member, while every other step runs for real against the kernel:
+ * The fault-injection seam. Tests start vssd with VSS_FAULTS set to make a
+ * chosen provider step fail or stall on a chosen member, or a chosen kernel or
+ * library call fail or stall on its Nth use, while everything else runs for
+ * real against the kernel:
  *
- *   VSS_FAULTS="STEP:MEMBER:ACTION[,STEP:MEMBER:ACTION...]"
+ *   VSS_FAULTS="ENTRY[,ENTRY...]"
+ *   ENTRY   STEP:MEMBER:ACTION or POINT:CALL:ACTION
  *
  *   STEP    begin_prepare, end_prepare, pre_commit, hold, commit, release,
  *           post_commit, pre_final_commit, post_final_commit, abort, delete
  *   MEMBER  1-based position of the volume in the set, or * for every member
+ *   POINT   a call vssd depends on (FaultPoint below): freeze, thaw, clone,
+ *           sync, snapshot, remove, mount, umount, loop, catalog, fork, exec
+ *   CALL    the Nth call of it since vssd started (1-based), or * for every one
  *   ACTION  an errno name (ENOSPC, EDQUOT, EIO, EROFS, ...): fail with it
- *           veto: fail with VSS_E_PROVIDER_VETO
- *           delay=MS: sleep MS milliseconds, then run the step
+ *           veto: fail with VSS_E_PROVIDER_VETO (steps only)
+ *           delay=MS: sleep MS milliseconds, then go on
  *           any of these followed by *N: only the first N times
  *
- * Unset, it costs one pointer test per step.
+ * An injected point is logged ("VSS_FAULTS: injected ..."), so that a test
+ * walking every call of a point knows when it has passed the last one.
+ * Unset, it costs one pointer test per step or call.
  */
 
 #include "basic/util.h"
@@ -38,6 +45,26 @@ typedef enum ProviderStep {
 
 const char *provider_step_name(ProviderStep s);
 
+/* The kernel and library calls the engine, delete, expose and start-up
+ * depend on; the code making each asks fault_point() first. */
+typedef enum FaultPoint {
+	POINT_FREEZE,   /* FIFREEZE */
+	POINT_THAW,     /* FITHAW (never in the guard: it is the last resort) */
+	POINT_CLONE,    /* FICLONE of an image */
+	POINT_SYNC,     /* syncfs, fdatasync, btrfs sync */
+	POINT_SNAPSHOT, /* btrfs snapshot */
+	POINT_REMOVE,   /* deleting a snapshot: btrfs subvolume delete, unlink */
+	POINT_MOUNT,    /* mounting an exposure */
+	POINT_UMOUNT,   /* unmounting one */
+	POINT_LOOP,     /* attaching a loop device */
+	POINT_CATALOG,  /* a write to the catalog */
+	POINT_FORK,     /* fork() of the guard or of a helper program */
+	POINT_EXEC,     /* exec of a helper program */
+	_POINT_MAX,
+} FaultPoint;
+
+const char *fault_point_name(FaultPoint p);
+
 typedef struct FaultTable FaultTable;
 
 /* Parse a specification; -EINVAL names the bad entry in the log. */
@@ -47,3 +74,10 @@ FaultTable *fault_table_free(FaultTable *t);
 /* The injected result for this step and member: 0 when there is none (after
  * sleeping, for a delay), else a negative errno or a failing HRESULT. */
 int fault_inject(FaultTable *t, ProviderStep step, unsigned member);
+
+/* The table fault_point() consults: vssd's, set once at start-up before any
+ * thread runs (NULL: none). Not owned. */
+void fault_table_set_global(FaultTable *t);
+/* Count one call of p and return what to inject into it: 0 (after sleeping,
+ * for a delay) or a negative errno. Safe from any thread. */
+int fault_point(FaultPoint p);

@@ -56,6 +56,7 @@ Manager *manager_free(Manager *m)
 	if (m->owns_socket && m->socket_path)
 		unlink(m->socket_path);
 	catalog_close(m->catalog);
+	fault_table_set_global(NULL);
 	fault_table_free(m->faults);
 	if (m->lock_fd >= 0)
 		close(m->lock_fd);
@@ -232,6 +233,7 @@ int manager_start(Manager *m, const char *socket_path, const char *runtime_dir, 
 		r = fault_table_parse(faults, &m->faults);
 		if (r < 0)
 			return r;
+		fault_table_set_global(m->faults);
 		log_warning("fault injection is on (VSS_FAULTS=%s): for tests only", faults);
 	}
 

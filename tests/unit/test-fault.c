@@ -343,6 +343,77 @@ static void test_invoke(void)
 	fault_table_free(t);
 }
 
+static void test_points(void)
+{
+	static const char *const names[_POINT_MAX] = {
+		"freeze", "thaw", "clone", "sync", "snapshot", "remove",
+		"mount", "umount", "loop", "catalog", "fork", "exec",
+	};
+	FaultTable *t;
+
+	for (FaultPoint p = 0; p < _POINT_MAX; p++)
+		ASSERT_STREQ(names[p], fault_point_name(p));
+	ASSERT_STREQ("?", fault_point_name(_POINT_MAX));
+
+	/* No table: nothing is injected, nothing is counted. */
+	fault_table_set_global(NULL);
+	for (FaultPoint p = 0; p < _POINT_MAX; p++)
+		ASSERT_EQ_INT(0, fault_point(p));
+
+	/* The Nth call of a point, counted per point; steps are not points. */
+	t = parse_ok("clone:2:EIO,commit:*:ENOSPC,catalog:*:ENOSPC*2,fork:3:EAGAIN");
+	fault_table_set_global(t);
+	ASSERT_EQ_INT(0, fault_point(POINT_CLONE));
+	ASSERT_EQ_INT(-EIO, fault_point(POINT_CLONE));
+	ASSERT_EQ_INT(0, fault_point(POINT_CLONE));
+	ASSERT_EQ_INT(0, fault_point(POINT_FREEZE));
+	ASSERT_EQ_INT(-ENOSPC, fault_point(POINT_CATALOG));
+	ASSERT_EQ_INT(-ENOSPC, fault_point(POINT_CATALOG));
+	ASSERT_EQ_INT(0, fault_point(POINT_CATALOG));
+	ASSERT_EQ_INT(0, fault_point(POINT_FORK));
+	ASSERT_EQ_INT(0, fault_point(POINT_FORK));
+	ASSERT_EQ_INT(-EAGAIN, fault_point(POINT_FORK));
+	/* Steps and points are matched apart: the step entry is for steps
+	 * only, the point entries reach no step. */
+	ASSERT_EQ_INT(-ENOSPC, fault_inject(t, STEP_COMMIT, 2));
+	for (ProviderStep s = 0; s < _STEP_MAX; s++)
+		if (s != STEP_COMMIT)
+			ASSERT_EQ_INT(0, fault_inject(t, s, 2));
+	fault_table_set_global(NULL);
+	fault_table_free(t);
+
+	/* A delay on a point, then the call goes on. */
+	t = parse_ok("sync:*:delay=20");
+	fault_table_set_global(t);
+	{
+		usec_t start = now_usec(CLOCK_MONOTONIC);
+
+		ASSERT_EQ_INT(0, fault_point(POINT_SYNC));
+		ASSERT_TRUE(now_usec(CLOCK_MONOTONIC) - start >= 20 * USEC_PER_MSEC);
+	}
+	fault_table_set_global(NULL);
+	fault_table_free(t);
+}
+
+static void test_points_rejected(void)
+{
+	static const char *const bad[] = {
+		"clone:1:veto",       /* an HRESULT means nothing to a system call */
+		"clone:0:EIO",        /* calls are 1-based */
+		"clone:1000001:EIO",
+		"ficlone:1:EIO",      /* no such point */
+		"clone:1:EFOO",
+	};
+
+	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+		FaultTable *t = NULL;
+
+		if (fault_table_parse(bad[i], &t) != -EINVAL)
+			TEST_FAIL("fault_table_parse(\"%s\") did not refuse it", bad[i]);
+		test_checks++;
+	}
+}
+
 int main(void)
 {
 	/* Refused specifications are logged; expected here. */
@@ -357,6 +428,8 @@ int main(void)
 	RUN_TEST(test_result_to_hr);
 	RUN_TEST(test_result_string);
 	RUN_TEST(test_invoke);
+	RUN_TEST(test_points);
+	RUN_TEST(test_points_rejected);
 	TEST_SUMMARY();
 	return 0;
 }
