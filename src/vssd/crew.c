@@ -137,14 +137,14 @@ size_t crew_run(Crew *c, crew_fn fn, void **items, void *userdata, const bool *s
 		done[i] = false;
 		if (selected && !selected[i])
 			continue;
-		c->workers[i] = (Worker){
-			.crew = c,
-			.thread = c->workers[i].thread,
-			.state = W_BUSY,
-			.fn = fn,
-			.item = items[i],
-			.userdata = userdata,
-		};
+		/* Field by field: a worker that has not started yet reads its
+		 * crew before it can take the lock, so that is never written
+		 * again (a whole-struct store may zero it on the way). */
+		c->workers[i].state = W_BUSY;
+		c->workers[i].fn = fn;
+		c->workers[i].item = items[i];
+		c->workers[i].userdata = userdata;
+		c->workers[i].result = 0;
 	}
 	pthread_cond_broadcast(&c->work);
 

@@ -119,6 +119,7 @@ struct Run {
 	bool *holders;  /* can hold writes */
 	bool *first_only; /* selects worker 0 */
 	int *commits;     /* commit_all's results */
+	atomic_bool commit_given_up; /* past the hold limit: commit no more */
 	bool writers_told; /* PHASE_PREPARE_SNAPSHOT ran: PHASE_ABORT is owed */
 	size_t n_holders;
 	FreezeSet *freeze; /* says which members are held */
@@ -174,6 +175,12 @@ static int commit_all(void *item, void *userdata)
 	for (size_t i = 0; i < j->n_members; i++)
 		run->commits[i] = 0;
 	for (size_t i = 0; i < j->n_members; i++) {
+		/* The set fails anyway: a snapshot made now, unheld, would only
+		 * make the abort longer. */
+		if (atomic_load(&run->commit_given_up)) {
+			run->commits[i] = VSS_E_HOLD_WRITES_TIMEOUT;
+			break;
+		}
 		run->commits[i] = provider_invoke(j->limits.faults, STEP_COMMIT, &j->members[i]);
 		if (run->commits[i] < 0)
 			break;
@@ -426,9 +433,11 @@ static vss_hr cut(Run *run)
 	 * they contend in the host filesystem and take longer in all. */
 	j->created_us = (int64_t)now_usec(CLOCK_REALTIME);
 	if (crew_run(run->crew, commit_all, run->items, run, run->first_only, run->results, run->done,
-		     hold_start + j->limits.hold_timeout) > 0)
+		     hold_start + j->limits.hold_timeout) > 0) {
+		atomic_store(&run->commit_given_up, true);
 		return fail(j, VSS_E_HOLD_WRITES_TIMEOUT, "the commit took longer than the hold limit of %llu ms",
 			    (unsigned long long)(j->limits.hold_timeout / USEC_PER_MSEC));
+	}
 	for (size_t i = 0; i < j->n_members; i++) {
 		run->results[i] = run->commits[i];
 		run->done[i] = true;
