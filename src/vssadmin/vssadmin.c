@@ -106,6 +106,8 @@ static vss_hr open_admin(vss_backup **ret)
 	vss_backup *b;
 	vss_hr hr;
 
+	/* Callers release *ret whatever the result. */
+	*ret = NULL;
 	hr = vss_create_backup_components(&b);
 	if (VSS_FAILED(hr))
 		return hr;
