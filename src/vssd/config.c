@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <vss/backup.h>
@@ -143,8 +144,9 @@ int config_load(Config *c, const char *path, bool required)
 		return log_error_errno(errno, "cannot open %s: %m", path);
 	}
 	/* A directory reads as no lines (every default, silently), a device
-	 * such as /dev/zero as one endless line. */
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+	 * such as /dev/zero as one endless line; /dev/null is the usual way
+	 * of saying "no configuration". */
+	if (fstat(fd, &st) < 0 || !(S_ISREG(st.st_mode) || (S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3)))) {
 		close(fd);
 		return log_error_errno(EINVAL, "%s: not a regular file", path);
 	}
