@@ -198,6 +198,49 @@ def test_error_messages_stay_utf8_when_cut(env, conn):
     release(conn, b)
 
 
+EXTREMES = {"i": [-2**31, -1, 2**31 - 1], "u": [2**32 - 1], "x": [-2**63, -2, 2**63 - 1], "b": [True]}
+
+
+def test_extreme_integers_in_every_argument(env, conn):
+    """Each integer argument of each method, in each state, at its extremes:
+    success or a VSS code, nothing on disk."""
+    before = disk_state(env)
+    wrongly = []
+    for kind, iface, name, sig in vss_methods(env):
+        types = bc.split_signature(sig)
+        if name == "Release":
+            continue
+        for state in STATES if kind != "manager" else ["new"]:
+            for pos, t in enumerate(types):
+                for v in EXTREMES.get(t, []):
+                    path, b = fresh_object(conn, kind, state)
+                    args = bc.default_args(sig)
+                    args[pos] = type(args[pos])(v)
+                    err, msg = conn.outcome(path, iface, name, sig, args)
+                    if err and not err.startswith(VSS_ERROR):
+                        wrongly.append((name, state, pos, v, err, msg[:100]))
+                    release(conn, b)
+    assert wrongly == []
+    assert disk_state(env) == before
+    assert_answers(env)
+
+
+@pytest.mark.parametrize("usage,source", [(-1, 0), (5, 0), (2**31 - 1, 0), (0, -1), (0, 4), (0, -2**31)])
+def test_register_writer_enums(env, usage, source):
+    """A writer's usage and source types are VSS_USAGE_TYPE and
+    VSS_SOURCE_TYPE values; requestors get them back in the metadata."""
+    c = bc.Conn(env.vssd.socket, ROOT)
+    try:
+        err, msg = c.outcome(MANAGER, "org.vss.Manager1", "RegisterWriter", "sssiiiu",
+                             ("{5d2bfdf2-4a8e-4b5e-9d0c-0c7e1d1a0b02}", "enum", "", usage, source, 1, 1000))
+        assert err == VSS_ERROR + "E_INVALIDARG", (err, msg)
+        err, msg = c.outcome(MANAGER, "org.vss.Manager1", "RegisterWriter", "sssiiiu",
+                             ("{5d2bfdf2-4a8e-4b5e-9d0c-0c7e1d1a0b02}", "enum", "", 4, 3, 1, 1000))
+        assert err is None, (err, msg)
+    finally:
+        c.close()
+
+
 def test_unknown_contexts(env, conn):
     """SetContext takes a base context with a requestor's attribute bits
     (docs/STATE-MACHINE.md), or VSS_CTX_ALL; anything else is refused with
@@ -390,6 +433,15 @@ def test_configuration_not_a_file(env, what):
     assert p.returncode == 1, err
     assert f"{conf}: not a regular file" in err, err
     assert_answers(env)
+
+
+def test_configuration_dev_null(env):
+    """/dev/null is no configuration at all: every default."""
+    d = env.daemon(name="devnull", start=False)
+    d.config = "/dev/null"
+    d.start()
+    assert env.vssd.vssadmin("--socket", str(d.socket), "list", "providers").returncode == 0
+    d.stop()
 
 
 def test_duplicate_sections_and_keys(env):
