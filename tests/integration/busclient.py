@@ -187,23 +187,52 @@ def _string(buf, s, kind="s"):
     return buf + struct.pack("<I", len(s)) + s + b"\0"
 
 
-def raw_call(path, iface, member, strings, serial=1):
-    """A method call whose body is the byte strings given, as type "s" each,
-    marshalled by hand so that nothing checks their encoding."""
-    body = b""
-    for s in strings:
-        body = _string(body, s)
-    sig = b"s" * len(strings)
+def raw_call(path, iface, member, args, serial=1):
+    """A method call marshalled by hand, so that nothing checks the strings'
+    encoding: args are byte strings (type "s"), ints (type "i") and
+    ("u", int)."""
+    body, sig = b"", b""
+    for a in args:
+        if isinstance(a, bytes):
+            body, sig = _string(body, a), sig + b"s"
+        elif isinstance(a, tuple):
+            body, sig = _pad(body, 4) + struct.pack("<I", a[1]), sig + b"u"
+        else:
+            body, sig = _pad(body, 4) + struct.pack("<i", a), sig + b"i"
     fields = b""
     for code, kind, value in ((1, b"o", path), (2, b"s", iface), (3, b"s", member), (6, b"s", b"org.vss"),
                               (8, b"g", sig)):
-        if kind == b"g" and not strings:
+        if kind == b"g" and not args:
             continue
         fields = _pad(fields, 8)
         fields += struct.pack("<B", code) + _string(b"", kind, "g")
         fields = _string(fields, value, kind.decode())
     header = struct.pack("<cBBBII", b"l", 1, 0, 1, len(body), serial) + struct.pack("<I", len(fields)) + fields
     return _pad(header, 8) + body
+
+
+def raw_reply(s, serial):
+    """The raw bytes of the reply to serial (b"" if the connection closed),
+    read loosely: enough to find an error name or an object path in it."""
+    data = b""
+    while True:
+        while len(data) < 16:
+            chunk = s.recv(65536)
+            if not chunk:
+                return b""
+            data += chunk
+        body_len, _, fields_len = struct.unpack("<III", data[4:16])
+        total = 16 + fields_len + (-fields_len % 8) + body_len
+        while len(data) < total:
+            chunk = s.recv(65536)
+            if not chunk:
+                return b""
+            data += chunk
+        msg, data = data[:total], data[total:]
+        # Header field 5 (REPLY_SERIAL) is a "u".
+        i = msg.find(b"\x05\x01u\x00")
+        if i >= 0 and struct.unpack("<I", msg[i + 4:i + 8])[0] == serial:
+            return msg
 
 
 def raw_connect(sock, uid=0):
@@ -217,6 +246,19 @@ def raw_connect(sock, uid=0):
         reply += s.recv(4096)
     assert reply.startswith(b"OK "), reply
     s.sendall(b"BEGIN\r\n")
+    # As in Conn: until vssd reads a call that came with BEGIN, a second
+    # call wakes it. The late replies are skipped by raw_reply().
+    for k in range(50):
+        s.sendall(raw_call(DBUS_OBJECT.encode(), b"org.freedesktop.DBus.Peer", b"Ping", [], serial=1000 + k))
+        s.settimeout(0.1)
+        try:
+            if raw_reply(s, 1000 + k):
+                break
+        except TimeoutError:
+            pass
+    else:
+        raise AssertionError("vssd does not answer Ping")
+    s.settimeout(10)
     return s
 
 
@@ -259,13 +301,21 @@ def module_env():
     d = pathlib.Path(tempfile.mkdtemp(prefix="vss-test-", dir="/tmp"))
     os.chmod(d, 0o755)
     env = Env(d)
+    failure = None
     try:
         yield env
     finally:
+        # A daemon that fails to stop cleanly fails the module, after
+        # everything else is undone.
         for dm in env.daemons:
-            dm.stop_children()
-            if dm.proc:
-                dm.stop()
+            try:
+                dm.stop_children()
+                if dm.proc:
+                    dm.stop()
+            except AssertionError as e:
+                failure = failure or e
+                if dm.proc:
+                    dm.kill()
         for target in mounts_below(d):
             if not any(str(fs.mnt) == target for fs in env.made):
                 unmount(target)
@@ -274,3 +324,5 @@ def module_env():
         detach_loops_below(d)
         if not mounts_below(d):
             shutil.rmtree(d, ignore_errors=True)
+    if failure:
+        raise failure

@@ -130,6 +130,8 @@ def test_hostile_strings_in_every_string_argument(env, conn):
                     if err and not err.startswith(VSS_ERROR):
                         wrongly.append((name, state, label, pos, err, msg[:100]))
                     release(conn, b)
+        assert_answers(env)
+    print(f"{tried} hostile strings tried")
     assert wrongly == []
     assert tried > 100
     assert disk_state(env) == before
@@ -138,21 +140,43 @@ def test_hostile_strings_in_every_string_argument(env, conn):
 
 def test_invalid_utf8_is_refused_on_the_wire(env):
     """libdbus will not send invalid UTF-8; a hand-made message does. sd-bus
-    refuses it before vssd sees it; vssd serves the next call and others."""
+    refuses it when vssd reads the argument; vssd answers the next call on
+    the same connection, and others."""
     before = disk_state(env)
     other = bc.Conn(env.vssd.socket, ROOT)
-    b = other.backup(*STATES["started"])
-    for path, iface, member, n in [(MANAGER, "org.vss.Manager1", "RegisterWriter", 1),
-                                   (b, "org.vss.Backup1", "AddToSnapshotSet", 2),
-                                   (b, "org.vss.Backup1", "InitializeForBackup", 1)]:
-        s = bc.raw_connect(env.vssd.socket)
-        s.sendall(bc.raw_call(path.encode(), iface.encode(), member.encode(), [b"\xff\xfe/\xc0\xaf"] * n))
-        s.close()
-        # The same through a live connection: the call is dropped or
-        # refused, and the connection's own objects are untouched.
-        assert other.prop(b, "org.vss.Backup1", "State") == "set-open"
+    b_other = other.backup(*STATES["initialized"])
+    bad = b"\xff\xfe/\xc0\xaf"
+    s = bc.raw_connect(env.vssd.socket)
+    s.sendall(bc.raw_call(MANAGER.encode(), b"org.vss.Manager1", b"CreateBackupComponents", [], serial=1))
+    b = re.search(rb"/org/vss/backup/\d+", bc.raw_reply(s, 1)).group(0)
+    s.sendall(bc.raw_call(b, b"org.vss.Backup1", b"InitializeForBackup", [b""], serial=2))
+    assert b"Error" not in bc.raw_reply(s, 2)
+    s.sendall(bc.raw_call(b, b"org.vss.Backup1", b"StartSnapshotSet", [], serial=3))
+    assert b"Error" not in bc.raw_reply(s, 3)
+    serial = 10
+    for path, iface, member, args in [
+            (MANAGER.encode(), b"org.vss.Manager1", b"RegisterWriter",
+             [b"{5d2bfdf2-4a8e-4b5e-9d0c-0c7e1d1a0b03}", bad, b"", 0, 0, 1, ("u", 1000)]),
+            (b, b"org.vss.Backup1", b"AddToSnapshotSet", [bad, b""]),
+            (b, b"org.vss.Backup1", b"AddToSnapshotSet", [str(env.vols[0]).encode(), bad]),
+            (b, b"org.vss.Backup1", b"GetSnapshotProperties", [bad]),
+            (b, b"org.vss.Backup1", b"QueryDiffAreas", [bad])]:
+        serial += 1
+        s.sendall(bc.raw_call(path, iface, member, args, serial=serial))
+        reply = bc.raw_reply(s, serial)
+        # Refused when read, before vssd's code sees it: not InvalidArgs
+        # for the signature, which is right.
+        assert b"Error" in reply and b"Invalid arguments" not in reply, (member, reply)
+        # The connection and its object are still there.
+        serial += 1
+        s.sendall(bc.raw_call(b, b"org.freedesktop.DBus.Properties", b"Get", [b"org.vss.Backup1", b"State"],
+                              serial=serial))
+        reply = bc.raw_reply(s, serial)
+        assert b"Error" not in reply and b"set-open" in reply, reply
+        assert other.prop(b_other, "org.vss.Backup1", "State") == "initialized"
         assert_answers(env)
-    release(other, b)
+    s.close()
+    release(other, b_other)
     other.close()
     # vssadmin given a name that is not UTF-8: a clear code, no crash.
     bad = os.fsencode(str(env.vols[0])) + b"\xff"
@@ -220,6 +244,7 @@ def test_extreme_integers_in_every_argument(env, conn):
                     if err and not err.startswith(VSS_ERROR):
                         wrongly.append((name, state, pos, v, err, msg[:100]))
                     release(conn, b)
+        assert_answers(env)
     assert wrongly == []
     assert disk_state(env) == before
     assert_answers(env)
@@ -268,6 +293,7 @@ def test_unknown_contexts(env, conn):
             assert err in (VSS_ERROR + "E_INVALIDARG", VSS_ERROR + "VSS_E_UNSUPPORTED_CONTEXT"), (hex(c), err)
             assert conn.prop(b, "org.vss.Backup1", "Context") == was
         release(conn, b)
+    print(f"{len(values)} contexts tried, {refused} refused")
     assert refused > 100
     assert_answers(env)
 
@@ -293,7 +319,11 @@ def test_ten_thousand_volumes_in_one_set(env, conn):
         results.setdefault(err, []).append(i)
     assert results[None] == list(range(64))
     assert list(results) == [None, VSS_ERROR + "VSS_E_MAXIMUM_NUMBER_OF_VOLUMES_REACHED"]
-    assert vssd_rss_kib(env) - rss < 16 * 1024
+    # Under AddressSanitizer freed memory sits in quarantine (and
+    # LeakSanitizer checks for leaks when vssd stops).
+    with open(f"/proc/{env.vssd.proc.pid}/maps") as f:
+        asan = "libasan" in f.read()
+    assert asan or vssd_rss_kib(env) - rss < 16 * 1024
     release(conn, b)
     assert disk_state(env) == before
     assert_answers(env)
@@ -347,6 +377,7 @@ def test_wrong_signatures_for_every_method(env, conn):
         if b:
             assert conn.prop(b, "org.vss.Backup1", "State") == state
         release(conn, b)
+    print(f"{tried} wrong signatures tried")
     assert wrongly == []
     assert tried > 100
     assert disk_state(env) == before
