@@ -67,7 +67,8 @@ static int usage_error(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fail(E_INVALIDARG, "%s (see %s --help)", msg, program);
+	/* It quotes arguments, cut to fit: maybe inside a character. */
+	fail(E_INVALIDARG, "%s (see %s --help)", utf8_make_valid(msg), program);
 	return EXIT_USAGE;
 }
 
