@@ -16,7 +16,7 @@ import pytest
 
 import busclient as bc
 from busclient import MANAGER, UNKNOWN_OBJECT, User
-from conftest import ROOT as REPO, TEST_WRITER, VSSADMIN
+from conftest import ROOT as REPO, TEST_WRITER, VSSADMIN, mounts_below
 
 BACKUP_GID = grp.getgrnam("backup").gr_gid
 USERS = [User("root"), User("backup group", 65533, 65533, [BACKUP_GID]), User("others", 65534, 65534)]
@@ -266,3 +266,58 @@ def test_vssadmin_matrix(env, user):
         assert env.vssd.list_shadows() == before
     env.vssd.vssadmin("delete", "shadows", f"--shadow={root_snap['id']}")
     assert env.vssd.list_shadows() == []
+
+
+HOSTILE_ARGS = {
+    "long path": "/" + "x" * 100_000,
+    "long path of two-byte characters": "/" + "\u00e9" * 50_000,
+    "not an id": "{not-an-id}",
+    "unknown id": "{12345678-1234-1234-1234-1234567890ab}",
+    "empty": "",
+    "relative": "relative/path",
+    "huge number": "9" * 40,
+    "negative": "-1",
+}
+
+
+def hostile_invocations(value):
+    """Each command with value in each of its arguments."""
+    yield ["create", "shadow", f"--for={value}"]
+    yield ["create", "shadow", "--for=/", f"--provider={value}"]
+    yield ["create", "shadow", "--for=/", f"--context={value}"]
+    yield ["list", "shadows", f"--set={value}"]
+    yield ["list", "shadows", f"--for={value}"]
+    yield ["list", "providers", value]
+    yield ["list", "writers", f"--for={value}"]
+    yield ["list", "shadowstorage", f"--for={value}"]
+    yield ["resize", "shadowstorage", f"--for={value}", "--maxsize=1G"]
+    yield ["resize", "shadowstorage", "--for=/", f"--maxsize={value}"]
+    yield ["delete", "shadows", f"--shadow={value}"]
+    yield ["delete", "shadows", f"--for={value}", "--oldest"]
+    yield ["expose", f"--shadow={value}"]
+    yield ["expose", f"--set={value}", "--at=/nonexistent"]
+    yield ["expose", "--shadow={12345678-1234-1234-1234-1234567890ab}", f"--at={value}"]
+    yield ["unexpose", f"--set={value}"]
+    yield [value, value]
+
+
+@pytest.mark.parametrize("user", USERS, ids=lambda u: u.name)
+def test_vssadmin_hostile_arguments(env, user):
+    """Garbage in every argument of every command, for every user: a usage
+    error or a named code, never a signal, nothing made or mounted."""
+    commands = {" ".join(a[:2]) if a[0] in ("create", "list", "resize", "delete") else a[0]
+                for a in hostile_invocations("x")}
+    assert help_commands() <= commands
+    tried = 0
+    for label, value in HOSTILE_ARGS.items():
+        for args in hostile_invocations(value):
+            p = env.vssd.vssadmin(*args, check=False, user=user.setpriv())
+            tried += 1
+            assert 0 <= p.returncode < 128, (user, label, args[:2], p.returncode, p.stderr[:300])
+            # (An option the command does not take is ignored: list writers
+            # --for=... lists the writers.)
+            assert p.returncode == 0 or re.search(r"^vssadmin: [A-Z_]+ \(0x[0-9a-f]{8}\)", p.stderr, re.M), \
+                (user, label, args[:2], p.stderr[:300])
+    print(f"{user}: {tried} hostile vssadmin invocations")
+    assert env.vssd.list_shadows() == []
+    assert mounts_below(env.dir / user.name) == []
