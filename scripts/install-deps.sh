@@ -7,7 +7,7 @@ PACKAGES="
   gcc meson ninja-build pkg-config
   libsystemd-dev libsqlite3-dev libbtrfsutil-dev libmount-dev libblkid-dev uuid-dev
   btrfs-progs e2fsprogs xfsprogs util-linux mount systemd
-  python3 python3-pytest fio
+  python3 python3-pytest python3-dbus fio
   postgresql libpq-dev
 "
 

@@ -156,3 +156,62 @@ void sleep_usec(usec_t usec)
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
 }
+
+/* The hook writer has a copy of its own: writers use the installed API only. */
+size_t utf8_char_len(const char *str, size_t n)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	uint32_t c;
+	size_t len;
+
+	if (n == 0)
+		return 0;
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		len = 2, c = s[0] & 0x1f;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		len = 3, c = s[0] & 0x0f;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		len = 4, c = s[0] & 0x07;
+	else
+		return 0;
+	if (n < len)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		c = (c << 6) | (s[i] & 0x3f);
+	}
+	/* Overlong forms, surrogates and noncharacters: sd-bus refuses them too. */
+	if ((len == 3 && c < 0x800) || (len == 4 && c < 0x10000) || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff) ||
+	    (c >= 0xfdd0 && c <= 0xfdef) || (c & 0xfffe) == 0xfffe)
+		return 0;
+	return len;
+}
+
+bool utf8_is_valid(const char *s)
+{
+	size_t n = strlen(s), len;
+
+	for (size_t i = 0; i < n; i += len) {
+		len = utf8_char_len(s + i, n - i);
+		if (len == 0)
+			return false;
+	}
+	return true;
+}
+
+char *utf8_make_valid(char *s)
+{
+	size_t n = strlen(s), len;
+
+	for (size_t i = 0; i < n; i += len) {
+		len = utf8_char_len(s + i, n - i);
+		if (len == 0) {
+			s[i] = '?';
+			len = 1;
+		}
+	}
+	return s;
+}

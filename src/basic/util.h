@@ -52,5 +52,15 @@ int mkdir_p(const char *path, unsigned mode);
 /* The host name, for originating/service machine fields. */
 const char *host_name(void);
 
+/* The length of the UTF-8 character starting at s (of n bytes), or 0 when
+ * it is not one D-Bus accepts: every string on the wire must be valid. */
+size_t utf8_char_len(const char *s, size_t n);
+/* Whether all of s is valid UTF-8. */
+bool utf8_is_valid(const char *s);
+/* Replace each byte of s that is not part of a valid character with '?' (a
+ * message cut in the middle of a character, a file name in another
+ * encoding), so that it can travel over D-Bus; returns s. */
+char *utf8_make_valid(char *s);
+
 /* Sleep interruptibly-safe for the given microseconds. */
 void sleep_usec(usec_t usec);

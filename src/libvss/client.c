@@ -7,6 +7,7 @@
 
 #include <vss/backup.h>
 
+#include "basic/util.h"
 #include "libvss/client.h"
 #include "protocol/bus.h"
 
@@ -26,6 +27,8 @@ vss_hr client_fail(vss_hr hr, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
+	/* Cut to fit, it may end inside a character. */
+	utf8_make_valid(buf);
 	memcpy(last_message, buf, sizeof(buf));
 	return hr;
 }

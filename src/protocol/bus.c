@@ -18,6 +18,9 @@ int bus_error_set_hrv(sd_bus_error *e, vss_hr hr, const char *fmt, va_list ap)
 		vsnprintf(msg, sizeof(msg), fmt, ap);
 	else
 		snprintf(msg, sizeof(msg), "%s", vss_hr_message(hr));
+	/* A message cut inside a character, or quoting a file name that is
+	 * not UTF-8, could not be sent: the caller would get no answer. */
+	utf8_make_valid(msg);
 	sd_bus_error_set(e, name, msg);
 	/* sd-bus only needs a negative value; the name carries the result. */
 	return -EIO;

@@ -67,7 +67,8 @@ static int usage_error(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fail(E_INVALIDARG, "%s (see %s --help)", msg, program);
+	/* It quotes arguments, cut to fit: maybe inside a character. */
+	fail(E_INVALIDARG, "%s (see %s --help)", utf8_make_valid(msg), program);
 	return EXIT_USAGE;
 }
 
@@ -106,6 +107,7 @@ static vss_hr open_admin(vss_backup **ret)
 	vss_backup *b;
 	vss_hr hr;
 
+	/* Callers release *ret whatever the result. */
 	*ret = NULL;
 	hr = vss_create_backup_components(&b);
 	if (VSS_FAILED(hr))

@@ -158,6 +158,14 @@ static vss_hr select_volume(const char *volume, const vss_id *provider, VolumeIn
 		bus_error_set_hr(error, hr, "cannot read the mount table for %s", volume);
 		return hr;
 	}
+	/* The name is the volume's in the catalog and on the wire: one D-Bus
+	 * cannot carry would make every later Query fail. */
+	if (!utf8_is_valid(ret_info->path)) {
+		bus_error_set_hr(error, VSS_E_VOLUME_NOT_SUPPORTED, "%s resolves to a path that is not valid UTF-8",
+				 volume);
+		volume_info_clear(ret_info);
+		return VSS_E_VOLUME_NOT_SUPPORTED;
+	}
 	hr = volume_select_provider(ret_info, provider, ret_ops);
 	switch (hr) {
 	case S_OK:

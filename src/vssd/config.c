@@ -1,10 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include <vss/backup.h>
 
@@ -127,21 +131,46 @@ int config_load(Config *c, const char *path, bool required)
 	size_t size = 0;
 	unsigned lineno = 0;
 	struct group *gr;
+	struct stat st;
+	ssize_t n;
 	FILE *f;
-	int r = 0;
+	int fd, r = 0;
 
-	f = fopen(path, "re");
-	if (!f) {
+	/* O_NONBLOCK: a FIFO is refused below rather than waited on. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0) {
 		if (errno == ENOENT && !required)
 			goto resolve;
 		return log_error_errno(errno, "cannot open %s: %m", path);
 	}
-	while (getline(&line, &size, f) >= 0) {
-		char *s = strip(line), *eq;
+	/* A directory reads as no lines (every default, silently), a device
+	 * such as /dev/zero as one endless line; /dev/null is the usual way
+	 * of saying "no configuration". */
+	if (fstat(fd, &st) < 0 || !(S_ISREG(st.st_mode) || (S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3)))) {
+		close(fd);
+		return log_error_errno(EINVAL, "%s: not a regular file", path);
+	}
+	f = fdopen(fd, "re");
+	if (!f) {
+		close(fd);
+		return log_error_errno(errno, "cannot open %s: %m", path);
+	}
+	while ((n = getline(&line, &size, f)) >= 0) {
+		char *s, *eq;
 
 		lineno++;
+		/* What follows a NUL byte would be ignored unseen. */
+		if (strlen(line) != (size_t)n) {
+			r = log_error_errno(EINVAL, "%s:%u: contains a NUL byte", path, lineno);
+			break;
+		}
+		s = strip(line);
 		if (*s == '\0' || *s == '#' || *s == ';' || streq(s, "[vssd]"))
 			continue;
+		if (*s == '[') {
+			r = log_error_errno(EINVAL, "%s:%u: unknown section %s; vssd reads [vssd] only", path, lineno, s);
+			break;
+		}
 		eq = strchr(s, '=');
 		if (!eq) {
 			r = log_error_errno(EINVAL, "%s:%u: expected Key = Value", path, lineno);

@@ -443,6 +443,9 @@ int writer_register(Connection *c, sd_bus_message *msg, sd_bus_error *error)
 						"this connection has a writer already");
 	if (level < VSS_APP_SYSTEM || level > VSS_APP_FRONT_END || name[0] == '\0' || timeout == 0)
 		return bus_error_set_hr(error, E_INVALIDARG, "a writer needs a name, a level and a freeze timeout");
+	/* Requestors get them back in the metadata, and may index by them. */
+	if (usage < VSS_UT_UNDEFINED || usage > VSS_UT_OTHER || source < VSS_ST_UNDEFINED || source > VSS_ST_OTHER)
+		return bus_error_set_hr(error, E_INVALIDARG, "usage type %d or source type %d is not valid", usage, source);
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		return bus_error_set_hr(error, E_OUTOFMEMORY, NULL);

@@ -272,7 +272,8 @@ class Daemon:
         raise AssertionError(f"vssd did not start listening:\n{self.log()}")
 
     def log(self):
-        return self.logfile.read_text() if self.logfile.exists() else ""
+        # errors="replace": a log line may quote a file name in any encoding.
+        return self.logfile.read_text(errors="replace") if self.logfile.exists() else ""
 
     def stop(self):
         """SIGTERM, and check that vssd exited cleanly with no sanitizer report."""

@@ -8,6 +8,7 @@
 #include "basic/hresult-table.h"
 #include "basic/macro.h"
 #include "basic/props.h"
+#include "basic/util.h"
 #include "protocol/bus.h"
 #include "tests.h"
 
@@ -391,6 +392,45 @@ static void test_error_foreign(void)
 	sd_bus_error_free(&e);
 }
 
+/* An error message is valid UTF-8 however it is cut, whatever it quotes:
+ * sd-bus cannot send one that is not, and the caller would get no answer. */
+static void test_error_message_utf8(void)
+{
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	char arg[2000];
+
+	for (int odd = 0; odd < 3; odd++) {
+		size_t n = 0;
+
+		while (n < (size_t)odd)
+			arg[n++] = 'x';
+		while (n + 2 < sizeof(arg)) {
+			arg[n++] = '\xc3';
+			arg[n++] = '\xa9';
+		}
+		arg[n] = '\0';
+		ASSERT_TRUE(utf8_is_valid(arg));
+		ASSERT_TRUE(bus_error_set_hr(&e, VSS_E_OBJECT_NOT_FOUND, "%s does not exist", arg) < 0);
+		ASSERT_TRUE(utf8_is_valid(e.message));
+		ASSERT_TRUE(strlen(e.message) > 1000);
+		sd_bus_error_free(&e);
+	}
+	ASSERT_TRUE(bus_error_set_hr(&e, VSS_E_OBJECT_NOT_FOUND, "%s does not exist", "/mnt/\xff\xfe") < 0);
+	ASSERT_STREQ("/mnt/?? does not exist", e.message);
+	sd_bus_error_free(&e);
+
+	/* What sd-bus refuses, utf8_char_len() refuses. */
+	ASSERT_EQ_UINT(4, utf8_char_len("\xf0\x9f\x98\x80", 4));
+	ASSERT_EQ_UINT(0, utf8_char_len("\xf0\x9f\x98", 3));
+	ASSERT_EQ_UINT(0, utf8_char_len("\xc0\xaf", 2));             /* overlong "/" */
+	ASSERT_EQ_UINT(0, utf8_char_len("\xe0\x80\xaf", 3));         /* overlong "/" */
+	ASSERT_EQ_UINT(0, utf8_char_len("\xed\xa0\x80", 3));         /* a surrogate */
+	ASSERT_EQ_UINT(0, utf8_char_len("\xef\xbf\xbe", 3));         /* U+FFFE */
+	ASSERT_EQ_UINT(0, utf8_char_len("\xf4\x90\x80\x80", 4));     /* past U+10FFFF */
+	ASSERT_FALSE(utf8_is_valid("ok\x80"));
+	ASSERT_TRUE(utf8_is_valid(""));
+}
+
 /* A writer's metadata as vssd hands it to requestors: every field, empty
  * optional strings coming back as NULL, nested files in order. */
 static void test_writer_metadata_roundtrip(void)
@@ -498,6 +538,7 @@ int main(void)
 	RUN_TEST(test_append_id);
 	RUN_TEST(test_error_every_entry);
 	RUN_TEST(test_error_foreign);
+	RUN_TEST(test_error_message_utf8);
 	RUN_TEST(test_writer_metadata_roundtrip);
 	RUN_TEST(test_writer_status_roundtrip);
 	RUN_TEST(test_writer_event_names);
