@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import run
+from conftest import VSSADMIN, is_frozen, run
 
 NESTING = "MaxImageNesting = 2\n"
 MiB = 1 << 20
@@ -208,6 +208,22 @@ def test_set_over_the_reserve_is_refused(make_fs, daemon_factory):
     assert [s["id"] for s in vssd.list_shadows()] == first
     assert host.store_entries() == [f"{first[0]}.img"]
     assert not deleted_ids(vssd.log())  # above the reserve: the older snapshot stays
+
+
+def test_set_being_cut_on_a_starving_host_fails(make_fs, daemon_factory):
+    host = make_fs("xfs", "400M", "host")
+    vol = make_fs("ext4", "64M", "vol", on=host)
+    # The flush stalls: meanwhile the host falls under its reserve.
+    vssd = daemon_factory(config=NESTING + "HostReserve = 32M\n", env={"VSS_FAULTS": "pre_commit:1:delay=1500"})
+    p = vssd.background(VSSADMIN, "create", "shadow", f"--for={vol.mnt}")
+    vssd.wait_log("cutting 1 volume(s)")
+    fill_to(host, 16 * MiB)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode != 0 and "VSS_E_INSUFFICIENT_STORAGE (0x8004231f)" in err, (out, err)
+    assert re.search(r"VSS_E_INSUFFICIENT_STORAGE .*: .* free; 1 snapshot\(s\) there need its reserve of 32.0 MiB",
+                     vssd.log())
+    assert vssd.list_shadows() == [] and host.store_entries() == []
+    assert not is_frozen(vol.mnt)
 
 
 def test_reserve_on_btrfs(make_fs, daemon_factory):
