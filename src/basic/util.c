@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -59,6 +61,33 @@ int parse_u64(const char *s, uint64_t *ret)
 		return -errno;
 	if (*end != '\0')
 		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+int parse_size(const char *s, uint64_t *ret)
+{
+	static const char units[] = "BKMGTP";
+	unsigned long long v;
+	const char *u;
+	char *end;
+
+	if (!s || *s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0)
+		return -errno;
+	if (*end) {
+		u = strchr(units, toupper((unsigned char)*end));
+		if (!u || !(streq(end + 1, "") || strcasecmp(end + 1, "B") == 0 || strcasecmp(end + 1, "iB") == 0))
+			return -EINVAL;
+		for (long i = 0; i < u - units; i++) {
+			if (v > UINT64_MAX / 1024)
+				return -ERANGE;
+			v *= 1024;
+		}
+	}
 	*ret = v;
 	return 0;
 }

@@ -29,6 +29,10 @@ char *strdup_or_null(const char *s);
 /* Parse a non-negative decimal integer that fits in uint64_t. */
 int parse_u64(const char *s, uint64_t *ret);
 
+/* Parse a size in bytes: a decimal number with an optional binary unit, K,
+ * M, G, T or P, which may be followed by "B" or "iB" ("512M", "10GiB"). */
+int parse_size(const char *s, uint64_t *ret);
+
 /* Length of a NULL-terminated string vector, and freeing one. */
 size_t strv_length(char **l);
 void strv_free(char **l);

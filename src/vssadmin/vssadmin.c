@@ -813,27 +813,20 @@ failed:
  * optional "iB" or "B" after it), N% of the volume, or UNBOUNDED (-1). */
 static int parse_maxsize(const char *s, const char *volume, int64_t *ret)
 {
-	static const char units[] = "BKMGTP";
-	unsigned long long v;
-	const char *u;
-	char *end;
+	const char *pct = strchr(s, '%');
+	uint64_t v;
 
 	if (strcasecmp(s, "UNBOUNDED") == 0) {
 		*ret = -1;
 		return 0;
 	}
-	if (*s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno != 0)
-		return -EINVAL;
-	if (streq(end, "%")) {
+	if (pct && streq(pct, "%")) {
+		_cleanup_free_ char *number = strndup(s, (size_t)(pct - s));
 		struct statvfs sv;
 		struct stat st;
 		uint64_t size;
 
-		if (v == 0 || v > 100 || stat(volume, &st) < 0)
+		if (!number || parse_u64(number, &v) < 0 || v == 0 || v > 100 || stat(volume, &st) < 0)
 			return -EINVAL;
 		if (S_ISREG(st.st_mode))
 			size = (uint64_t)st.st_size;
@@ -844,17 +837,9 @@ static int parse_maxsize(const char *s, const char *volume, int64_t *ret)
 		*ret = (int64_t)(size / 100 * v);
 		return 0;
 	}
-	if (*end) {
-		u = strchr(units, toupper((unsigned char)*end));
-		if (!u || !(streq(end + 1, "") || strcasecmp(end + 1, "B") == 0 || strcasecmp(end + 1, "iB") == 0))
-			return -EINVAL;
-		for (long i = 0; i < u - units; i++) {
-			if (v > (unsigned long long)INT64_MAX / 1024)
-				return -ERANGE;
-			v *= 1024;
-		}
-	}
-	if (v > (unsigned long long)INT64_MAX)
+	if (parse_size(s, &v) < 0)
+		return -EINVAL;
+	if (v > (uint64_t)INT64_MAX)
 		return -ERANGE;
 	*ret = (int64_t)v;
 	return 0;

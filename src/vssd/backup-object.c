@@ -546,6 +546,8 @@ static int method_do_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_er
 				     * transaction managers; the others never. */
 				    .pause = writers ? creation_pause : NULL,
 				    .pause_userdata = cr,
+				    .admit = reserve_admit,
+				    .admit_userdata = &m->config,
 			    },
 			    &cr->job);
 	if (r >= 0)
@@ -635,6 +637,9 @@ void creation_finish(Manager *m)
 	if (cr->async)
 		async_op_complete(cr->async, result);
 	creation_free(cr);
+	/* The set's snapshots and its flush may have taken the hosts under
+	 * their reserve; the watcher could not delete there while it held. */
+	reserve_enforce(m);
 }
 
 /* Stop caring for this object's set being cut: cancel it if it has not been

@@ -30,6 +30,8 @@ void config_init(Config *c)
 		.dpkg_lock = strdup("/var/lib/dpkg/lock-frontend"),
 		.transaction_freeze_timeout = 10 * USEC_PER_SEC,
 		.transaction_thaw_timeout = 60 * USEC_PER_SEC,
+		.host_reserve = { .bytes = 256 << 20, .percent = 2 },
+		.host_reserve_interval = 1 * USEC_PER_SEC,
 	};
 }
 
@@ -38,6 +40,85 @@ void config_clear(Config *c)
 	free(c->backup_group);
 	free(c->dpkg_lock);
 	c->backup_group = c->dpkg_lock = NULL;
+	for (size_t i = 0; i < c->n_host_reserves; i++)
+		free(c->host_reserves[i].host);
+	free(c->host_reserves);
+	c->host_reserves = NULL;
+	c->n_host_reserves = 0;
+}
+
+uint64_t config_host_reserve(const Config *c, const char *mount_point, uint64_t size)
+{
+	const HostReserve *r = &c->host_reserve;
+
+	for (size_t i = 0; mount_point && i < c->n_host_reserves; i++)
+		if (streq(c->host_reserves[i].host, mount_point))
+			r = &c->host_reserves[i];
+	return MAX(r->bytes, size / 100 * r->percent);
+}
+
+/* "[/mount/point] SIZE|N% [SIZE|N%]": at most one of each; the larger applies. */
+static int parse_host_reserve(char *v, HostReserve *ret)
+{
+	HostReserve hr = { 0 };
+	bool have_bytes = false, have_percent = false;
+	char *save = NULL;
+
+	for (char *t = strtok_r(v, " \t", &save); t; t = strtok_r(NULL, " \t", &save)) {
+		size_t len = strlen(t);
+		uint64_t x;
+
+		if (t == v && t[0] == '/') {
+			hr.host = t;
+			continue;
+		}
+		if (len > 1 && t[len - 1] == '%') {
+			t[len - 1] = '\0';
+			if (have_percent || parse_u64(t, &x) < 0 || x > 50)
+				return -EINVAL;
+			hr.percent = (unsigned)x;
+			have_percent = true;
+		} else {
+			if (have_bytes || parse_size(t, &x) < 0)
+				return -EINVAL;
+			hr.bytes = x;
+			have_bytes = true;
+		}
+	}
+	if (!have_bytes && !have_percent)
+		return -EINVAL;
+	*ret = hr;
+	return 0;
+}
+
+static int set_host_reserve(Config *c, const char *v)
+{
+	_cleanup_free_ char *copy = strdup(v);
+	HostReserve hr, *slot = &c->host_reserve;
+	char *host;
+
+	if (!copy)
+		return -ENOMEM;
+	if (parse_host_reserve(copy, &hr) < 0)
+		return -EINVAL;
+	if (hr.host) {
+		slot = NULL;
+		for (size_t i = 0; i < c->n_host_reserves; i++)
+			if (streq(c->host_reserves[i].host, hr.host))
+				slot = &c->host_reserves[i];
+		if (!slot) {
+			slot = array_grow((void **)&c->host_reserves, &c->n_host_reserves, sizeof(*slot));
+			if (!slot)
+				return -ENOMEM;
+		}
+		host = strdup(hr.host);
+		if (!host)
+			return -ENOMEM;
+		free(slot->host);
+		hr.host = host;
+	}
+	*slot = hr;
+	return 0;
 }
 
 static char *strip(char *s)
@@ -114,6 +195,14 @@ static int set_key(Config *c, const char *k, const char *v)
 		if (parse_bounded(v, 1, 8, &x) < 0)
 			return -EINVAL;
 		c->max_image_nesting = (unsigned)x;
+		return 0;
+	}
+	if (streq(k, "HostReserve"))
+		return set_host_reserve(c, v);
+	if (streq(k, "HostReserveCheckMSec")) {
+		if (parse_bounded(v, 100, 60 * 1000, &x) < 0)
+			return -EINVAL;
+		c->host_reserve_interval = x * USEC_PER_MSEC;
 		return 0;
 	}
 	if (streq(k, "MaxSnapshotsPerVolume")) {

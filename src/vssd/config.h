@@ -11,6 +11,14 @@
 
 #include "basic/util.h"
 
+/* The free space kept on a filesystem that holds snapshots (HostReserve=):
+ * the larger of bytes and percent of its size. */
+typedef struct HostReserve {
+	char *host;                     /* its mount point; NULL: the default */
+	uint64_t bytes;
+	unsigned percent;
+} HostReserve;
+
 typedef struct Config {
 	char *backup_group;             /* BackupGroup, default "backup" */
 	gid_t backup_gid;               /* resolved; (gid_t)-1 when the group does not exist */
@@ -26,6 +34,10 @@ typedef struct Config {
 	unsigned max_image_nesting;     /* MaxImageNesting, default 1: an image on
 	                                 * a plain filesystem, not an image in an
 	                                 * image */
+	HostReserve host_reserve;       /* HostReserve = SIZE N%, default 256M 2% */
+	HostReserve *host_reserves;     /* HostReserve = /mount/point SIZE N% */
+	size_t n_host_reserves;
+	usec_t host_reserve_interval;   /* HostReserveCheckMSec, default 1 s */
 } Config;
 
 void config_init(Config *c);
@@ -33,3 +45,6 @@ void config_clear(Config *c);
 /* Load a file over the defaults. A missing file is not an error when
  * !required; a bad line is, naming file and line. */
 int config_load(Config *c, const char *path, bool required);
+/* The reserve of the filesystem mounted at mount_point (NULL: unknown) whose
+ * size is size bytes. */
+uint64_t config_host_reserve(const Config *c, const char *mount_point, uint64_t size);

@@ -308,6 +308,18 @@ static vss_hr pause_for(Run *run, JobPhase phase)
 	return hr == S_OK ? S_OK : fail(j, hr, "%s", vss_hr_message(hr));
 }
 
+static vss_hr admit(Run *run)
+{
+	Job *j = run->job;
+	char msg[sizeof(j->message)] = "";
+	vss_hr hr;
+
+	if (!j->limits.admit)
+		return S_OK;
+	hr = j->limits.admit(j->members, j->n_members, j->limits.admit_userdata, msg, sizeof(msg));
+	return hr == S_OK ? S_OK : fail(j, hr, "%s", msg);
+}
+
 static vss_hr prepare(Run *run)
 {
 	Job *j = run->job;
@@ -414,6 +426,10 @@ static vss_hr cut(Run *run)
 	if (hr != S_OK)
 		return hr;
 	j->flush_us = now_usec(CLOCK_MONOTONIC) - t;
+	/* The flush wrote to the hosts: the last look before the snapshots. */
+	hr = admit(run);
+	if (hr != S_OK)
+		return hr;
 
 	/* Let the flush's tail (writeback finishing below the filesystems,
 	 * journal threads) end before freezing, rather than inside the hold
@@ -529,6 +545,9 @@ vss_hr job_run(Job *j)
 	hr = pause_for(&run, PHASE_PREPARE_SNAPSHOT);
 	if (hr == S_OK)
 		hr = prepare(&run);
+	/* Before writers freeze for nothing. */
+	if (hr == S_OK)
+		hr = admit(&run);
 	j->prepare_us = now_usec(CLOCK_MONOTONIC) - t0;
 	if (hr == S_OK && cancelled(j))
 		hr = fail(j, VSS_S_ASYNC_CANCELLED, "cancelled by the requestor");

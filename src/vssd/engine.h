@@ -48,6 +48,12 @@ typedef struct JobLimits {
 	 * was held too long) fails the set. NULL: no writers, no pause. */
 	vss_hr (*pause)(Job *j, JobPhase phase, void *userdata);
 	void *pause_userdata;
+	/* Called on the job's thread once the members are prepared and again
+	 * after the flush, just before writes are held: whether there is room
+	 * for the set (the host reserve). A failure, with its reason in msg,
+	 * fails the set. NULL: always room. */
+	vss_hr (*admit)(const ProviderMember *members, size_t n, void *userdata, char *msg, size_t size);
+	void *admit_userdata;
 } JobLimits;
 
 struct Job {

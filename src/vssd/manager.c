@@ -50,6 +50,7 @@ Manager *manager_free(Manager *m)
 		creation_finish(m);
 	while (m->connections)
 		connection_free(m->connections);
+	m->reserve = reserve_free(m->reserve);
 	sd_event_source_disable_unref(m->listen_source);
 	if (m->listen_fd >= 0)
 		close(m->listen_fd);
@@ -254,6 +255,9 @@ int manager_start(Manager *m, const char *socket_path, const char *runtime_dir, 
 	if (r < 0)
 		return log_error_errno(r, "cannot open the catalog %s: %m", db_path);
 	r = reconcile(m);
+	if (r < 0)
+		return r;
+	r = reserve_watch_start(m);
 	if (r < 0)
 		return r;
 

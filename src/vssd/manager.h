@@ -29,6 +29,7 @@ typedef struct Connection Connection;
 typedef struct BackupObject BackupObject;
 typedef struct AsyncOp AsyncOp;
 typedef struct Waiter Waiter;
+typedef struct Reserve Reserve;
 
 /* A component a requestor selected (AddComponent) and its outcome. */
 typedef struct Component {
@@ -153,6 +154,7 @@ struct Manager {
 	 * requestor is gone but whose job still runs. */
 	BackupObject *slot_owner;
 	Creation *creation;
+	Reserve *reserve;       /* reserve.c: the host reserve's watcher */
 };
 
 /* manager.c */
@@ -228,6 +230,21 @@ int storage_query(Manager *m, const char *volume_or_null, DiffArea **ret, size_t
 int storage_enforce(Manager *m, const char *volume, int64_t maximum, bool before_new_set);
 /* Record a volume's maximum (-1: unbounded) and enforce it at once. */
 vss_hr storage_set_maximum(Manager *m, const char *volume, int64_t maximum, char *msg, size_t size);
+
+/* reserve.c: the free space kept on every filesystem holding snapshots
+ * (HostReserve=), so that snapshots never starve their live volumes. */
+/* For the engine (JobLimits.admit, userdata the Config), on its thread:
+ * VSS_E_INSUFFICIENT_STORAGE, saying why in msg, when a filesystem that
+ * would hold the set's snapshots has less free than its reserve and what
+ * they take at once; S_OK otherwise. */
+vss_hr reserve_admit(const ProviderMember *members, size_t n, void *userdata, char *msg, size_t size);
+/* Delete the oldest snapshots of every filesystem under its reserve until it
+ * is above again or none is left there; never on a filesystem the set being
+ * cut holds. */
+void reserve_enforce(Manager *m);
+/* Enforce the reserve every HostReserveCheckMSec on the event loop. */
+int reserve_watch_start(Manager *m);
+Reserve *reserve_free(Reserve *rs);
 
 /* transactions.c: hold the system's transaction managers (dpkg, journald)
  * for a set. freeze calls done (S_OK or VSS_E_TRANSACTION_FREEZE_TIMEOUT),

@@ -52,6 +52,10 @@ static void check_defaults(const Config *c)
 	ASSERT_STREQ("/var/lib/dpkg/lock-frontend", c->dpkg_lock);
 	ASSERT_EQ_UINT(10 * USEC_PER_SEC, c->transaction_freeze_timeout);
 	ASSERT_EQ_UINT(60 * USEC_PER_SEC, c->transaction_thaw_timeout);
+	ASSERT_EQ_UINT(256 << 20, c->host_reserve.bytes);
+	ASSERT_EQ_UINT(2, c->host_reserve.percent);
+	ASSERT_EQ_UINT(0, c->n_host_reserves);
+	ASSERT_EQ_UINT(1 * USEC_PER_SEC, c->host_reserve_interval);
 }
 
 static void test_defaults(void)
@@ -225,6 +229,61 @@ static void test_bad_lines(void)
 	}
 }
 
+/* HostReserve: a size, a percentage or both (the larger applies), and the
+ * same for one filesystem by its mount point. */
+static void test_host_reserve(void)
+{
+	static const char *const bad[] = {
+		"HostReserve =\n",
+		"HostReserve = lots\n",
+		"HostReserve = 5% 10%\n",
+		"HostReserve = 1G 2G\n",
+		"HostReserve = 51%\n",
+		"HostReserve = -1M\n",
+		"HostReserve = 12XB\n",
+		"HostReserve = /srv/images\n",
+		"HostReserve = 1G /srv/images\n",
+		"HostReserveCheckMSec = 99\n",
+		"HostReserveCheckMSec = 60001\n",
+	};
+	const uint64_t GiB = 1ULL << 30;
+	Config c;
+
+	/* The default: the larger of 256 MiB and 2%. */
+	config_init(&c);
+	ASSERT_EQ_UINT(256 << 20, config_host_reserve(&c, "/", 10 * GiB));
+	ASSERT_EQ_UINT(100 * GiB / 100 * 2, config_host_reserve(&c, "/", 100 * GiB));
+	config_clear(&c);
+
+	ASSERT_OK(load(&c, "HostReserve = 1G\nHostReserveCheckMSec = 250\n"));
+	ASSERT_EQ_UINT(GiB, config_host_reserve(&c, NULL, 1000 * GiB));
+	ASSERT_EQ_UINT(250 * USEC_PER_MSEC, c.host_reserve_interval);
+	config_clear(&c);
+
+	ASSERT_OK(load(&c, "HostReserve = 5%\n"));
+	ASSERT_EQ_UINT(5 * GiB, config_host_reserve(&c, NULL, 100 * GiB));
+	config_clear(&c);
+
+	/* Off, and per filesystem: the last line for a mount point wins,
+	 * and one without an override gets the default. */
+	ASSERT_OK(load(&c, "HostReserve = 0\n"
+			   "HostReserve = /srv/images 10% 64MiB\n"
+			   "HostReserve = /srv/vms\t1G\n"
+			   "HostReserve = /srv/images 20%\n"));
+	ASSERT_EQ_UINT(0, config_host_reserve(&c, "/", 100 * GiB));
+	ASSERT_EQ_UINT(0, config_host_reserve(&c, NULL, 100 * GiB));
+	ASSERT_EQ_UINT(20 * GiB, config_host_reserve(&c, "/srv/images", 100 * GiB));
+	ASSERT_EQ_UINT(GiB, config_host_reserve(&c, "/srv/vms", 100 * GiB));
+	ASSERT_EQ_UINT(2, c.n_host_reserves);
+	config_clear(&c);
+	ASSERT_EQ_UINT(0, c.n_host_reserves);
+
+	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+		ASSERT_ERRNO(-EINVAL, load(&c, bad[i]));
+		config_clear(&c);
+	}
+}
+
 /* A line longer than any buffer is still one line. */
 static void test_long_line(void)
 {
@@ -255,6 +314,7 @@ int main(void)
 	RUN_TEST(test_bounds);
 	RUN_TEST(test_bad_lines);
 	RUN_TEST(test_long_line);
+	RUN_TEST(test_host_reserve);
 
 	cleanup();
 	ASSERT_TRUE(access(tmpdir, F_OK) < 0);
