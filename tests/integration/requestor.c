@@ -29,6 +29,7 @@
  *   cancel            vss_async_cancel on the kept operation
  *   abort             abort_backup
  *   complete          backup_complete, then wait
+ *   complete-async    backup_complete only (the operation is kept)
  *   props             get_snapshot_properties of every added snapshot;
  *                     one line each, detail: the snapshot path
  *   props-of=ID       get_snapshot_properties of an id
@@ -242,6 +243,10 @@ static void step(const char *s)
 		report(s, vss_async_cancel(op), NULL);
 	} else if (strcmp(s, "abort") == 0) {
 		report(s, vss_backup_abort_backup(b), NULL);
+	} else if (strcmp(s, "complete-async") == 0) {
+		vss_async_release(op);
+		op = NULL;
+		report(s, vss_backup_backup_complete(b, &op), NULL);
 	} else if (strcmp(s, "complete") == 0) {
 		run_async(s, vss_backup_backup_complete);
 	} else if (strcmp(s, "props") == 0) {
