@@ -20,6 +20,16 @@ EXIT_BOUND = 30
 
 SET = ["gather", "start", "ADD"]
 
+
+def exit_status(vssd):
+    """vssd's exit status once it ended; one that hangs is killed (its guard
+    thaws) and fails the test."""
+    try:
+        return vssd.proc.wait(timeout=EXIT_BOUND)
+    except subprocess.TimeoutExpired:
+        vssd.kill()
+        raise AssertionError(f"vssd did not exit within {EXIT_BOUND} s of SIGTERM:\n{vssd.log()}")
+
 # phase: (writer options, vssd environment, the requestor's steps after
 # "state", the writer event (or "HOLD") to signal at, whether the writer had
 # prepared (and must hear Abort), whether a finished set stays).
@@ -70,11 +80,7 @@ def test_sigterm_at_each_phase(images, host, daemon_factory, workdir, phase):
             out, _ = other.communicate(timeout=EXIT_BOUND)
             (start,) = by_step(parse_results(out), "start")
             assert start.hr == "VSS_E_UNEXPECTED" and "vssd is stopping" in start.message, out
-        try:
-            code = vssd.proc.wait(timeout=EXIT_BOUND)
-        except subprocess.TimeoutExpired:
-            vssd.kill()  # its guard thaws
-            raise AssertionError(f"vssd did not exit within {EXIT_BOUND} s of SIGTERM:\n{vssd.log()}")
+        code = exit_status(vssd)
         out, err = requestor.communicate(timeout=EXIT_BOUND)
     finally:
         for p in (requestor, other):
@@ -104,3 +110,31 @@ def test_sigterm_at_each_phase(images, host, daemon_factory, workdir, phase):
     restarted = vssd.log()[len(log_text):]
     assert f"catalog holds {int(kept)} snapshot(s); 0 disagreement(s) with the disk" in restarted, restarted
     assert "thawed after an unclean stop" not in restarted
+
+
+@pytest.mark.parametrize("fault", ["pre_commit:1:delay=2000", "commit:1:delay=2000"])
+def test_sigterm_without_writers(images, host, daemon_factory, fault):
+    """A context without writers has no phase to fail: before the point of no
+    return the set is cancelled, after it the set is let finish and deleted;
+    either way the requestor gets VSS_E_UNEXPECTED and nothing stays."""
+    (vol,) = images(1)
+    vssd = daemon_factory(config=NESTING, env={"VSS_FAULTS": fault})
+    requestor = vssd.background(REQUESTOR, "create", "init", "context=nas_rollback", "start", f"add={vol.mnt}",
+                                "do-async", "wait", "release")
+    try:
+        vssd.wait_log("cutting 1 volume(s)")
+        vssd.proc.send_signal(signal.SIGTERM)
+        code = exit_status(vssd)
+        out, err = requestor.communicate(timeout=EXIT_BOUND)
+    finally:
+        if requestor.poll() is None:
+            requestor.kill()
+            requestor.communicate()
+    vssd.proc = None
+    assert code == 0, vssd.log()
+    (wait,) = by_step(parse_results(out), "wait")
+    assert wait.hr == "VSS_E_UNEXPECTED" and "the operation failed" in wait.message, (out, err)
+    assert not is_frozen(vol.mnt)
+    assert host.store_entries() == []
+    vssd.start()
+    assert vssd.list_shadows() == []
