@@ -243,7 +243,8 @@ int vss_writer_get_fd(const vss_writer *w);
  * Does not block. Must not be called from a callback.
  *
  * Return: S_OK; VSS_E_WRITER_INFRASTRUCTURE when the connection to vssd is
- * lost (the writer is then unsubscribed; a frozen writer was aborted).
+ * lost (the writer is then unsubscribed; a writer in the middle of a backup,
+ * prepared or frozen and not yet told it ended, was aborted).
  */
 vss_hr vss_writer_process(vss_writer *w);
 

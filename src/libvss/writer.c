@@ -57,6 +57,7 @@ struct vss_writer {
 	vss_backup_type backup_type;
 
 	bool frozen;
+	bool in_backup;         /* prepared for a set whose end it has not heard */
 	bool timed_out;
 	pthread_t thread;
 	bool thread_running;
@@ -151,6 +152,19 @@ static void abort_frozen(vss_writer *w)
 {
 	if (!w->frozen)
 		return;
+	w->frozen = false;
+	arm_timer(w, false);
+	run(w, w->cb.abort);
+}
+
+/* vssd is gone in the middle of a backup: neither Thaw nor Abort will come
+ * (an Abort vssd sent while the writer was busy in a callback is lost with
+ * the connection), so what the writer prepared or froze is undone now. */
+static void abort_unfinished(vss_writer *w)
+{
+	if (!w->frozen && !w->in_backup)
+		return;
+	w->in_backup = false;
 	w->frozen = false;
 	arm_timer(w, false);
 	run(w, w->cb.abort);
@@ -256,6 +270,12 @@ static int method_event(sd_bus_message *msg, void *userdata, sd_bus_error *error
 	w->failure_message = NULL;
 	w->failure = S_OK;
 
+	/* From the first preparation to the end of the backup, a lost vssd
+	 * means an abort. */
+	if (e == EVENT_PREPARE_BACKUP || e == EVENT_PREPARE_SNAPSHOT)
+		w->in_backup = true;
+	else if (e == EVENT_ABORT || e == EVENT_BACKUP_COMPLETE || e == EVENT_BACKUP_SHUTDOWN)
+		w->in_backup = false;
 	switch (e) {
 	case EVENT_PREPARE_BACKUP:
 		ok = run(w, w->cb.prepare_backup);
@@ -401,8 +421,8 @@ vss_hr vss_writer_process(vss_writer *w)
 	if (r >= 0)
 		r = sd_bus_flush(w->bus);
 	if (r < 0) {
-		/* vssd is gone: a frozen writer must not stay frozen. */
-		abort_frozen(w);
+		/* vssd is gone: a writer must not stay frozen or prepared. */
+		abort_unfinished(w);
 		disconnect(w);
 		return client_fail(VSS_E_WRITER_INFRASTRUCTURE, "lost the connection to vssd: %s", strerror(-r));
 	}

@@ -131,6 +131,8 @@ static int method_start_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus
 	int r;
 
 	r = backup_check(b, BC_START_SNAPSHOT_SET, error);
+	if (r >= 0)
+		r = manager_check_running(m, error);
 	if (r < 0)
 		return r;
 	if (manager_slot_busy(m))
@@ -372,6 +374,8 @@ static int writers_call(sd_bus_message *msg, BackupObject *b, BackupCall call, W
 	int r;
 
 	r = backup_check(b, call, error);
+	if (r >= 0)
+		r = manager_check_running(b->manager, error);
 	if (r < 0)
 		return r;
 	set_state(b, backup_state_next(b->state, call));
@@ -425,8 +429,13 @@ static Creation *creation_new(void)
 
 static int on_job_done(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
+	Manager *m = userdata;
+
 	(void)s, (void)fd, (void)revents;
-	creation_finish(userdata);
+	creation_finish(m);
+	/* The set vssd was waiting for is over. */
+	if (m->stopping)
+		return manager_exit(m);
 	return 0;
 }
 
@@ -503,6 +512,8 @@ static int method_do_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_er
 	int r;
 
 	r = backup_check(b, BC_DO_SNAPSHOT_SET, error);
+	if (r >= 0)
+		r = manager_check_running(m, error);
 	if (r < 0)
 		return r;
 	r = make_room(b, error);
@@ -607,14 +618,17 @@ void creation_finish(Manager *m)
 			manager_delete_set(m, &cr->set.id, "its completion could not be recorded");
 			result = VSS_E_UNEXPECTED;
 		} else if (cr->abandoned) {
-			manager_delete_set(m, &cr->set.id, "its requestor gave it up before it was done");
+			manager_delete_set(m, &cr->set.id, cr->stopping ? "vssd stopped before it was done"
+								       : "its requestor gave it up before it was done");
 		} else {
 			log_info("set %s: created, %zu snapshot(s), hold window %llu us, %s",
 				 ID_TO_STRING(&cr->set.id), cr->n_snaps, (unsigned long long)j->hold_window_us,
 				 cr->set.consistency);
 		}
 	} else {
-		if (result == VSS_S_ASYNC_CANCELLED)
+		if (cr->stopping)
+			log_info("set %s: given up, vssd is stopping; every member aborted", ID_TO_STRING(&cr->set.id));
+		else if (result == VSS_S_ASYNC_CANCELLED)
 			log_info("set %s: cancelled; every member aborted", ID_TO_STRING(&cr->set.id));
 		else
 			log_error("set %s: %s (0x%08x): %s; every member aborted", ID_TO_STRING(&cr->set.id),
@@ -626,6 +640,13 @@ void creation_finish(Manager *m)
 					ID_TO_STRING(&cr->set.id));
 	}
 
+	if (cr->stopping) {
+		/* Made, but deleted: PostSnapshot was cut short, so the writers
+		 * hear of the end of this set as of any failed one. */
+		if (result == VSS_S_ASYNC_FINISHED && owner)
+			writers_abort(owner);
+		result = VSS_E_UNEXPECTED;
+	}
 	m->creation = NULL;
 	if (m->slot_owner == owner)
 		m->slot_owner = NULL;
@@ -640,6 +661,19 @@ void creation_finish(Manager *m)
 	/* The set's snapshots and its flush may have taken the hosts under
 	 * their reserve; the watcher could not delete there while it held. */
 	reserve_enforce(m);
+}
+
+void creation_stop(Manager *m)
+{
+	Creation *cr = m->creation;
+
+	if (!cr || cr->stopping)
+		return;
+	cr->stopping = true;
+	cr->abandoned = true;
+	if (!job_cancel(cr->job))
+		log_info("set %s: past its point of no return; it is let end, then deleted", ID_TO_STRING(&cr->set.id));
+	creation_end_phase(cr, VSS_E_UNEXPECTED);
 }
 
 /* Stop caring for this object's set being cut: cancel it if it has not been
@@ -1115,7 +1149,7 @@ BackupObject *backup_object_free(BackupObject *b)
 		creation_release_phase(m->creation);
 	}
 	if (b->round_async) {
-		async_op_complete(b->round_async, VSS_S_ASYNC_CANCELLED);
+		async_op_complete(b->round_async, m->stopping ? VSS_E_UNEXPECTED : VSS_S_ASYNC_CANCELLED);
 		b->round_async = NULL;
 	}
 	/* Releasing the object is the end of the backup for its writers. */

@@ -116,6 +116,27 @@ static const char *order_reason(BackupState s, BackupCall c)
 	}
 }
 
+/* The calls that start a writer round, move the object on, or change which
+ * writers take part: they wait for the round in flight to end, since its
+ * answers decide what they do. */
+static bool waits_for_round(BackupCall c)
+{
+	switch (c) {
+	case BC_SET_CONTEXT:
+	case BC_START_SNAPSHOT_SET:
+	case BC_PREPARE_FOR_BACKUP:
+	case BC_DO_SNAPSHOT_SET:
+	case BC_BACKUP_COMPLETE:
+	case BC_GATHER_WRITER_METADATA:
+	case BC_ADD_COMPONENT:
+	case BC_DISABLE_WRITER_CLASSES:
+	case BC_SET_BACKUP_SUCCEEDED:
+		return true;
+	default:
+		return false;
+	}
+}
+
 vss_hr backup_state_check(BackupState s, const BackupFacts *f, BackupCall c, const char **ret_reason)
 {
 	const char *reason = NULL;
@@ -124,6 +145,8 @@ vss_hr backup_state_check(BackupState s, const BackupFacts *f, BackupCall c, con
 		reason = "unknown state or call";
 	else if (!IN(s, allowed[c]))
 		reason = order_reason(s, c);
+	else if (f->round_in_flight && waits_for_round(c))
+		reason = "a writer round is in flight: wait for the operation of the previous call to end";
 	else if (c == BC_SET_CONTEXT && f->context_set)
 		reason = "SetContext may be called only once";
 	else if (c == BC_START_SNAPSHOT_SET && f->context_all)

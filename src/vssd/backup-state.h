@@ -58,6 +58,7 @@ typedef struct BackupFacts {
 	bool writers_context;      /* the context involves writers */
 	bool backup_state_set;
 	bool metadata_gathered;    /* GatherWriterMetadata ended */
+	bool round_in_flight;      /* writers have not all answered an event yet */
 	size_t n_volumes;
 } BackupFacts;
 

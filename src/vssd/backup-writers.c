@@ -56,6 +56,8 @@ static int method_gather_writer_metadata(sd_bus_message *msg, void *userdata, sd
 	int r;
 
 	r = backup_check(b, BC_GATHER_WRITER_METADATA, error);
+	if (r >= 0)
+		r = manager_check_running(b->manager, error);
 	if (r < 0)
 		return r;
 	r = participants_make(b);
@@ -334,6 +336,10 @@ vss_hr creation_pause(Job *j, JobPhase phase, void *userdata)
 
 	(void)j;
 	pthread_mutex_lock(&cr->pause_lock);
+	if (cr->loop_gone) {
+		pthread_mutex_unlock(&cr->pause_lock);
+		return phase == PHASE_ABORT ? S_OK : VSS_E_UNEXPECTED;
+	}
 	cr->phase = phase;
 	cr->phase_pending = true;
 	cr->phase_done = false;
@@ -423,6 +429,11 @@ static void phase_start(Creation *cr, JobPhase phase)
 	Manager *m;
 	int r;
 
+	/* Stopping, the set is given up: only its abort goes to the writers. */
+	if (cr->stopping && phase != PHASE_ABORT) {
+		phase_done(cr, VSS_E_UNEXPECTED);
+		return;
+	}
 	/* A requestor that is gone has no writers to talk to. */
 	if (!b) {
 		phase_done(cr, S_OK);
@@ -478,9 +489,34 @@ int creation_on_pause(sd_event_source *s, int fd, uint32_t revents, void *userda
 	return 0;
 }
 
+void creation_end_phase(Creation *cr, vss_hr hr)
+{
+	if (!cr->phase_active)
+		return;
+	/* Neither a writer's late answer nor the package lock coming free may
+	 * end this phase a second time, or end a later one. */
+	if (cr->owner)
+		round_cancel(&cr->owner->round);
+	cr->transactions = transactions_free(cr->transactions);
+	phase_done(cr, hr);
+}
+
 /* The requestor went away: a phase in progress ends now. */
 void creation_release_phase(Creation *cr)
 {
-	if (cr->phase_active)
-		phase_done(cr, S_OK);
+	creation_end_phase(cr, S_OK);
+}
+
+void creation_phases_off(Creation *cr)
+{
+	pthread_mutex_lock(&cr->pause_lock);
+	cr->loop_gone = true;
+	/* A phase posted that the loop never picked up. */
+	if (cr->phase_pending) {
+		cr->phase_pending = false;
+		cr->phase_result = cr->phase == PHASE_ABORT ? S_OK : VSS_E_UNEXPECTED;
+		cr->phase_done = true;
+		pthread_cond_signal(&cr->pause_cond);
+	}
+	pthread_mutex_unlock(&cr->pause_lock);
 }

@@ -43,6 +43,9 @@ static int method_create_backup_components(sd_bus_message *msg, void *userdata, 
 		return bus_error_set_hr(error, E_ACCESSDENIED,
 					"uid %u is neither root nor a member of the backup-operators group \"%s\"",
 					(unsigned)c->cred.uid, m->config.backup_group);
+	r = manager_check_running(m, error);
+	if (r < 0)
+		return r;
 	r = backup_object_new(c, &b);
 	if (r < 0)
 		return bus_error_set_hr(error, r == -ENOMEM ? E_OUTOFMEMORY : VSS_E_UNEXPECTED,

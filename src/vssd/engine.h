@@ -45,7 +45,8 @@ typedef struct JobLimits {
 	FaultTable *faults;
 	/* Called on the job's thread at each phase; returns when vssd is
 	 * done. A failure (a transaction manager that cannot be frozen or
-	 * was held too long) fails the set. NULL: no writers, no pause. */
+	 * was held too long, vssd stopping) fails the set. NULL: no writers,
+	 * no pause. */
 	vss_hr (*pause)(Job *j, JobPhase phase, void *userdata);
 	void *pause_userdata;
 	/* Called on the job's thread once the members are prepared and again

@@ -40,14 +40,29 @@ int manager_new(Manager **ret)
 	return 0;
 }
 
+/* Every requestor's objects go as if their peers had left, before any
+ * connection does, so that the writers' connections are still there to
+ * carry their Abort and BackupShutdown. */
+static void release_objects(Manager *m)
+{
+	for (Connection *c = m->connections; c; c = c->connections_next)
+		while (c->backups)
+			backup_object_free(c->backups);
+}
+
 Manager *manager_free(Manager *m)
 {
 	if (!m)
 		return NULL;
-	/* A set being cut is let finish, so that the catalog records its
-	 * outcome; the connections then go as if their peers had left. */
-	if (m->creation)
+	/* A stop waits in the loop for the set being cut; should the loop
+	 * have ended otherwise, the job is let end without it, so that the
+	 * catalog records the outcome. */
+	if (m->creation) {
+		creation_stop(m);
+		creation_phases_off(m->creation);
 		creation_finish(m);
+	}
+	release_objects(m);
 	while (m->connections)
 		connection_free(m->connections);
 	m->reserve = reserve_free(m->reserve);
@@ -74,6 +89,21 @@ Manager *manager_free(Manager *m)
 bool manager_slot_busy(Manager *m)
 {
 	return m->slot_owner || m->creation;
+}
+
+int manager_exit(Manager *m)
+{
+	/* While the loop runs: on its way out, sd-bus flushes each connection
+	 * (the answers to waiters among them), then closes it. */
+	release_objects(m);
+	return sd_event_exit(m->event, 0);
+}
+
+int manager_check_running(Manager *m, sd_bus_error *error)
+{
+	if (!m->stopping)
+		return 0;
+	return bus_error_set_hr(error, VSS_E_UNEXPECTED, "vssd is stopping; try again once it has started again");
 }
 
 vss_hr manager_delete_snapshots(Manager *m, const CatalogSnapshot *snaps, size_t n, int32_t *ret_deleted,
@@ -270,6 +300,32 @@ int manager_start(Manager *m, const char *socket_path, const char *runtime_dir, 
 	return 0;
 }
 
+/* SIGTERM, SIGINT: refuse new work, give up the set being cut (its writers
+ * hear Abort, what it held is thawed, the catalog records that nothing was
+ * kept), answer its requestor, and only then leave the loop. Leaving it at
+ * once would leave the engine waiting for a phase nobody serves. */
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	Manager *m = userdata;
+
+	(void)s;
+	if (m->stopping) {
+		log_info("vssd is stopping already (%s); waiting for the set being cut to end",
+			 strsignal((int)si->ssi_signo));
+		return 0;
+	}
+	m->stopping = true;
+	(void)sd_notify(0, "STOPPING=1\nSTATUS=Stopping");
+	if (!m->creation) {
+		log_info("vssd is stopping (%s)", strsignal((int)si->ssi_signo));
+		return manager_exit(m);
+	}
+	log_info("vssd is stopping (%s): giving up set %s first", strsignal((int)si->ssi_signo),
+		 ID_TO_STRING(&m->creation->set.id));
+	creation_stop(m);
+	return 0;
+}
+
 int manager_run(Manager *m)
 {
 	sigset_t mask;
@@ -279,9 +335,9 @@ int manager_run(Manager *m)
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
-	r = sd_event_add_signal(m->event, NULL, SIGTERM, NULL, NULL);
+	r = sd_event_add_signal(m->event, NULL, SIGTERM, on_signal, m);
 	if (r >= 0)
-		r = sd_event_add_signal(m->event, NULL, SIGINT, NULL, NULL);
+		r = sd_event_add_signal(m->event, NULL, SIGINT, on_signal, m);
 	if (r < 0)
 		return log_error_errno(r, "cannot watch signals: %m");
 
@@ -289,7 +345,8 @@ int manager_run(Manager *m)
 		 m->owns_socket ? m->socket_path : "the socket passed by the service manager", m->state_dir);
 	(void)sd_notify(0, "READY=1\nSTATUS=Ready");
 	r = sd_event_loop(m->event);
-	(void)sd_notify(0, "STOPPING=1");
-	log_info("vssd stopping");
+	if (!m->stopping)
+		(void)sd_notify(0, "STOPPING=1");
+	log_info("vssd stopped");
 	return r;
 }

@@ -126,6 +126,8 @@ typedef struct Creation {
 	BackupObject *owner;    /* NULL once the requestor released it */
 	AsyncOp *async;         /* NULL once released */
 	bool abandoned;         /* requestor aborted or went away: do not keep */
+	bool stopping;          /* vssd is stopping: every phase fails, nothing is kept */
+	bool loop_gone;         /* under pause_lock: nothing serves phases any more */
 	CatalogSet set;
 	CatalogSnapshot *snaps;
 	size_t n_snaps;
@@ -155,6 +157,9 @@ struct Manager {
 	BackupObject *slot_owner;
 	Creation *creation;
 	Reserve *reserve;       /* reserve.c: the host reserve's watcher */
+	/* SIGTERM or SIGINT came: no new work; the loop ends once the set
+	 * being cut has ended. */
+	bool stopping;
 };
 
 /* manager.c */
@@ -164,6 +169,12 @@ Manager *manager_free(Manager *m);
 int manager_start(Manager *m, const char *socket_path, const char *runtime_dir, const char *state_dir);
 int manager_run(Manager *m);
 bool manager_slot_busy(Manager *m);
+/* Leave the loop once vssd is stopping and no set is being cut: every
+ * requestor's objects are released first, so their answers still go out. */
+int manager_exit(Manager *m);
+/* 0, or VSS_E_UNEXPECTED as a D-Bus error once vssd is stopping: what starts
+ * new work calls it first. */
+int manager_check_running(Manager *m, sd_bus_error *error);
 /* Delete finished snapshots through their providers and the catalog,
  * stopping at the first failure (its id in *ret_failed). */
 vss_hr manager_delete_snapshots(Manager *m, const CatalogSnapshot *snaps, size_t n, int32_t *ret_deleted,
@@ -186,6 +197,10 @@ int backup_reply_with_async(sd_bus_message *msg, BackupObject *b, vss_hr status,
 BackupObject *backup_object_free(BackupObject *b);
 /* The engine finished the set of this object's creation. */
 void creation_finish(Manager *m);
+/* vssd is stopping: the set being cut is given up. Its phase in progress
+ * fails now and so will every later one (writers hear Abort), a cancel is
+ * asked for, and whatever the job makes is deleted when it ends. */
+void creation_stop(Manager *m);
 
 /* backup-writers.c */
 extern const sd_bus_vtable backup_writers_vtable[];
@@ -196,6 +211,11 @@ void components_free(BackupObject *b);
 vss_hr creation_pause(Job *j, JobPhase phase, void *userdata);
 int creation_on_pause(sd_event_source *s, int fd, uint32_t revents, void *userdata);
 void creation_release_phase(Creation *cr);
+/* End the phase vssd is working on now, with hr for the job: its writer
+ * round is cancelled and the transactions are let go. */
+void creation_end_phase(Creation *cr, vss_hr hr);
+/* The loop has ended: the job's phases, waiting or to come, return at once. */
+void creation_phases_off(Creation *cr);
 
 /* async-op.c */
 int async_op_new(Connection *c, vss_hr status, AsyncOp **ret);

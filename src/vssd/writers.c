@@ -106,14 +106,25 @@ static void append_context(sd_bus_message *m, BackupObject *b)
 	(void)sd_bus_message_close_container(m);
 }
 
+/* The round is over: the object may take its next call, then hear of it. */
+static void round_end(Round *r)
+{
+	r->backup->facts.round_in_flight = false;
+	r->done(r->backup, r->userdata);
+}
+
 static void round_finish_one(Participant *p)
 {
 	Round *r = p->round;
 
 	p->call = sd_bus_slot_unref(p->call);
 	p->round = NULL;
-	if (r && --r->outstanding == 0)
-		r->done(r->backup, r->userdata);
+	/* An answer for a round that is over (cancelled, or replaced) counts
+	 * for nothing: the round in flight waits only for its own. */
+	if (!r || p->generation != r->generation || r->outstanding == 0)
+		return;
+	if (--r->outstanding == 0)
+		round_end(r);
 }
 
 /* What an event's answer (or its absence) means for a participant. */
@@ -221,7 +232,18 @@ static int send_call(Participant *p, WriterEvent e, bool in_round)
 void round_start(BackupObject *b, Round *round, WriterEvent event, bool (*select)(const Participant *p, void *),
                  void *select_data, round_done_fn done, void *userdata)
 {
-	*round = (Round){ .backup = b, .outstanding = 1, .done = done, .userdata = userdata };
+	uint64_t generation;
+
+	/* The state machine lets one round run at a time; should another
+	 * start anyway, the old one's answers must not count for the new. */
+	if (round->outstanding > 0) {
+		log_warning("writer round for %s started while another was in flight; cancelling that one",
+			    writer_event_to_string(event));
+		round_cancel(round);
+	}
+	generation = round->generation + 1;
+	*round = (Round){ .backup = b, .generation = generation, .outstanding = 1, .done = done, .userdata = userdata };
+	b->facts.round_in_flight = true;
 	for (size_t i = 0; i < b->n_participants; i++) {
 		Participant *p = &b->participants[i];
 
@@ -232,6 +254,7 @@ void round_start(BackupObject *b, Round *round, WriterEvent event, bool (*select
 			continue;
 		}
 		p->round = round;
+		p->generation = generation;
 		round->outstanding++;
 		if (send_call(p, event, true) < 0) {
 			outcome(p, event, false, VSS_E_WRITER_NOT_RESPONDING, "cannot send the event");
@@ -240,7 +263,26 @@ void round_start(BackupObject *b, Round *round, WriterEvent event, bool (*select
 	}
 	/* The extra count keeps the round open while it is being sent. */
 	if (--round->outstanding == 0)
-		done(b, userdata);
+		round_end(round);
+}
+
+void round_cancel(Round *round)
+{
+	BackupObject *b = round->backup;
+
+	if (!b || round->outstanding == 0)
+		return;
+	for (size_t i = 0; i < b->n_participants; i++) {
+		Participant *p = &b->participants[i];
+
+		if (p->round != round)
+			continue;
+		p->call = sd_bus_slot_unref(p->call);
+		p->round = NULL;
+	}
+	round->outstanding = 0;
+	round->generation++;
+	b->facts.round_in_flight = false;
 }
 
 void writers_notify(BackupObject *b, WriterEvent event, bool (*select)(const Participant *p, void *),

@@ -64,6 +64,7 @@ struct Participant {
 	/* The call in flight, in a round. */
 	sd_bus_slot *call;
 	Round *round;
+	uint64_t generation;         /* of the round the call belongs to */
 	WriterEvent event;
 	LIST_FIELDS(Participant, by_writer);
 };
@@ -72,7 +73,10 @@ typedef void (*round_done_fn)(BackupObject *b, void *userdata);
 
 struct Round {
 	BackupObject *backup;
-	unsigned outstanding;
+	/* Counts the rounds of the object: an answer is counted only by the
+	 * round it was asked for, never by a later one. */
+	uint64_t generation;
+	unsigned outstanding;        /* 0: no round in flight */
 	round_done_fn done;
 	void *userdata;
 };
@@ -94,6 +98,9 @@ vss_writer_state writer_state_failed(WriterEvent e, vss_writer_state before);
  */
 void round_start(BackupObject *b, Round *round, WriterEvent event, bool (*select)(const Participant *p, void *),
                  void *select_data, round_done_fn done, void *userdata);
+/* End the round in flight now, without calling its done: its calls are
+ * dropped and answers still to come are ignored. */
+void round_cancel(Round *round);
 /* Send event without waiting for answers (Abort, BackupShutdown). */
 void writers_notify(BackupObject *b, WriterEvent event, bool (*select)(const Participant *p, void *),
                     void *select_data);

@@ -21,6 +21,7 @@
  *   add=PATH[@ID]     add_to_snapshot_set, optionally naming a provider id
  *   supported=PATH    is_volume_supported (any provider); detail yes/no
  *   prepare           prepare_for_backup, then wait; detail: the status
+ *   prepare-async     prepare_for_backup only (the operation is kept)
  *   do                do_snapshot_set, wait, query_status; detail: the status
  *   do-async          do_snapshot_set only (the operation is kept)
  *   wait[=MS]         vss_async_wait on the kept operation
@@ -28,6 +29,7 @@
  *   cancel            vss_async_cancel on the kept operation
  *   abort             abort_backup
  *   complete          backup_complete, then wait
+ *   complete-async    backup_complete only (the operation is kept)
  *   props             get_snapshot_properties of every added snapshot;
  *                     one line each, detail: the snapshot path
  *   props-of=ID       get_snapshot_properties of an id
@@ -40,6 +42,7 @@
  *   unexpose          unexpose_snapshot of every added snapshot
  *   gather            gather_writer_metadata, then wait; detail: the writers'
  *                     names, each with its component count
+ *   gather-async      gather_writer_metadata only (the operation is kept)
  *   wstatus           gather_writer_status; detail: NAME:STATE:RESULT for each
  *   add-component=W:C add_component C of the writer named W
  *   succeeded=W:C     set_backup_succeeded(true) for it
@@ -221,6 +224,10 @@ static void step(const char *s)
 		report("supported", hr, "%s", yes ? "yes" : "no");
 	} else if (strcmp(s, "prepare") == 0) {
 		run_async(s, vss_backup_prepare_for_backup);
+	} else if (strcmp(s, "prepare-async") == 0) {
+		vss_async_release(op);
+		op = NULL;
+		report(s, vss_backup_prepare_for_backup(b, &op), NULL);
 	} else if (strcmp(s, "do") == 0) {
 		run_async(s, vss_backup_do_snapshot_set);
 	} else if (strcmp(s, "do-async") == 0) {
@@ -236,6 +243,10 @@ static void step(const char *s)
 		report(s, vss_async_cancel(op), NULL);
 	} else if (strcmp(s, "abort") == 0) {
 		report(s, vss_backup_abort_backup(b), NULL);
+	} else if (strcmp(s, "complete-async") == 0) {
+		vss_async_release(op);
+		op = NULL;
+		report(s, vss_backup_backup_complete(b, &op), NULL);
 	} else if (strcmp(s, "complete") == 0) {
 		run_async(s, vss_backup_backup_complete);
 	} else if (strcmp(s, "props") == 0) {
@@ -298,6 +309,10 @@ static void step(const char *s)
 	} else if (strcmp(s, "unexpose") == 0) {
 		for (size_t i = 0; i < n_snaps; i++)
 			report(s, vss_backup_unexpose_snapshot(b, &snaps[i]), NULL);
+	} else if (strcmp(s, "gather-async") == 0) {
+		vss_async_release(op);
+		op = NULL;
+		report(s, vss_backup_gather_writer_metadata(b, &op), NULL);
 	} else if (strcmp(s, "gather") == 0) {
 		const vss_writer_metadata *md;
 		unsigned n = 0;

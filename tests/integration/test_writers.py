@@ -473,3 +473,45 @@ def test_provider_failure_after_prepare_snapshot_aborts_the_writers(btrfs, daemo
         assert of(log, n)[:4] == ["identify", "prepare_backup", "prepare_snapshot", "freeze"]
         assert "thaw" not in of(log, n) and "post_snapshot" not in of(log, n)
     assert vssd.list_shadows() == [] and btrfs.store_entries() == []
+
+
+def test_calls_wait_for_the_writer_round_in_flight(btrfs, vssd, workdir):
+    """A writer round in flight is a state: while GatherWriterMetadata waits
+    for a writer that is slow to answer Identify, StartSnapshotSet (and so
+    PrepareForBackup) get VSS_E_BAD_STATE; the round then ends as usual and
+    leaves the creation slot free for anyone. Likewise DoSnapshotSet while
+    PrepareForBackup's round is in flight."""
+    d, _ = workdir
+    log = d / "events"
+    a = btrfs.subvolume("a")
+    vssd.writer("slow", "--level=front", f"--log={log}", "--hang=identify:2000")
+    vssd.writer("quick", "--level=back", f"--log={log}")
+
+    p, res = vssd.spawn_requestor("create", "init", "state", "gather-async", "start", f"add={a}", "prepare",
+                                  "wait=30000", "status", "hold")
+    try:
+        assert by_step(res, "gather-async")[0].hr == "S_OK", res
+        (start,) = by_step(res, "start")
+        assert start.hr == "VSS_E_BAD_STATE" and "writer round" in start.message, res
+        assert by_step(res, "prepare")[0].hr == "VSS_E_BAD_STATE", res
+        # Gather ended, with both writers' answers, once the slow one spoke.
+        assert by_step(res, "wait")[0].hr == "S_OK", res
+        assert by_step(res, "status")[0].detail == "VSS_S_ASYNC_FINISHED", res
+        assert "hang-ended" in of(log, "slow")
+        # Nobody holds the slot: another requestor opens a set at once.
+        other = vssd.requestor("create", "init", "start", "release")
+        assert by_step(other, "start")[0].hr == "S_OK", other
+    finally:
+        p.kill()
+        p.communicate()
+
+    # PrepareForBackup's round: DoSnapshotSet waits for it too.
+    vssd.stop_children()
+    vssd.writer("late", "--level=front", f"--log={log}", "--hang=prepare_backup:2000")
+    res = vssd.requestor("create", "init", "state", "gather", "start", f"add={a}", "prepare-async", "do", "wait",
+                         "status", "do", "release")
+    do_during, do_after = by_step(res, "do")
+    assert do_during.hr == "VSS_E_BAD_STATE" and "writer round" in do_during.message, res
+    assert by_step(res, "status")[0].detail == "VSS_S_ASYNC_FINISHED", res
+    assert do_after.detail == "VSS_S_ASYNC_FINISHED", res
+    assert of(log, "late")[:6] == ["identify", "prepare_backup", "hang-ended", "prepare_snapshot", "freeze", "thaw"]

@@ -51,16 +51,22 @@ static void note(const char *event)
 	fclose(f);
 }
 
-/* Log, then fail, hang or succeed as asked. */
-static bool event(vss_writer *w, const char *e)
+/* Stall in the callback of event e if asked; a signal ends the stall. */
+static void hang(const char *e)
 {
-	note(e);
 	if (hang_event && strcmp(hang_event, e) == 0) {
 		struct timespec ts = { .tv_sec = hang_ms / 1000, .tv_nsec = (long)(hang_ms % 1000) * 1000000 };
 
 		nanosleep(&ts, NULL);
 		note("hang-ended");
 	}
+}
+
+/* Log, then fail, hang or succeed as asked. */
+static bool event(vss_writer *w, const char *e)
+{
+	note(e);
+	hang(e);
 	if (fail_event && strcmp(fail_event, e) == 0) {
 		char msg[128];
 
@@ -80,6 +86,7 @@ static bool on_identify(vss_writer *w, vss_metadata_builder *md, void *u)
 			vss_metadata_add_files(md, NULL, "data", files[i], "*", true);
 	}
 	note("identify");
+	hang("identify");
 	return !(fail_event && strcmp(fail_event, "identify") == 0);
 }
 

@@ -24,6 +24,17 @@ static bool anywhere_but_new(BackupState s)
 /* Whether call c is in order in state s given facts f, by the rules. */
 static bool rule_allows(BackupState s, const BackupFacts *f, BackupCall c)
 {
+	/* While writers still owe answers to an event, nothing may start
+	 * another event, move the object on or change who takes part. */
+	static const BackupCall busy_refuses[] = {
+		BC_SET_CONTEXT, BC_START_SNAPSHOT_SET, BC_PREPARE_FOR_BACKUP, BC_DO_SNAPSHOT_SET,
+		BC_BACKUP_COMPLETE, BC_GATHER_WRITER_METADATA, BC_DISABLE_WRITER_CLASSES, BC_ADD_COMPONENT,
+		BC_SET_BACKUP_SUCCEEDED,
+	};
+
+	for (size_t i = 0; f->round_in_flight && i < ELEMENTSOF(busy_refuses); i++)
+		if (busy_refuses[i] == c)
+			return false;
 	switch (c) {
 	case BC_INITIALIZE_FOR_BACKUP:
 		return s == BS_NEW;
@@ -118,7 +129,7 @@ static bool rule_holds_slot(BackupState s)
 }
 
 static const size_t volume_counts[] = { 0, 1, 2, VSS_MAX_VOLUMES_PER_SET };
-#define N_FACTS (32 * ELEMENTSOF(volume_counts))
+#define N_FACTS (64 * ELEMENTSOF(volume_counts))
 
 /* Every combination of the facts, numbered 0 .. N_FACTS - 1; combinations
  * vssd cannot produce (VSS_CTX_ALL with writers) are kept, since the rules
@@ -133,6 +144,7 @@ static BackupFacts facts_of(size_t i)
 		.writers_context = mask & 4,
 		.backup_state_set = mask & 8,
 		.metadata_gathered = mask & 16,
+		.round_in_flight = mask & 32,
 		.n_volumes = volume_counts[i % ELEMENTSOF(volume_counts)],
 	};
 }
@@ -152,10 +164,11 @@ static void test_check_every_pair(void)
 
 				if (ok != (hr == S_OK))
 					TEST_FAIL("%s in state %s (context_set=%d context_all=%d writers=%d "
-						  "backup_state_set=%d volumes=%zu): rules say %s, "
+						  "backup_state_set=%d gathered=%d round=%d volumes=%zu): rules say %s, "
 						  "backup_state_check says %s (%s)",
 						  backup_call_to_string(c), backup_state_to_string(s), f.context_set,
-						  f.context_all, f.writers_context, f.backup_state_set, f.n_volumes,
+						  f.context_all, f.writers_context, f.backup_state_set, f.metadata_gathered,
+						  f.round_in_flight, f.n_volumes,
 						  ok ? "allowed" : "VSS_E_BAD_STATE", vss_hr_name(hr),
 						  reason ? reason : "no reason");
 				test_checks++;
@@ -366,6 +379,14 @@ static void test_full_sequence(void)
 	ASSERT_HR(VSS_E_BAD_STATE, backup_state_check(s, &f, BC_GET_WRITER_METADATA, NULL));
 	ASSERT_HR(S_OK, backup_state_check(s, &f, BC_DISABLE_WRITER_CLASSES, NULL));
 	ASSERT_HR(S_OK, backup_state_check(s, &f, BC_GATHER_WRITER_METADATA, NULL));
+	/* Until every writer answered Identify, the set waits. */
+	f.round_in_flight = true;
+	ASSERT_HR(VSS_E_BAD_STATE, backup_state_check(s, &f, BC_START_SNAPSHOT_SET, NULL));
+	ASSERT_HR(VSS_E_BAD_STATE, backup_state_check(s, &f, BC_GATHER_WRITER_METADATA, NULL));
+	ASSERT_HR(VSS_E_BAD_STATE, backup_state_check(s, &f, BC_DISABLE_WRITER_CLASSES, NULL));
+	ASSERT_HR(S_OK, backup_state_check(s, &f, BC_QUERY, NULL));
+	ASSERT_HR(S_OK, backup_state_check(s, &f, BC_ABORT_BACKUP, NULL));
+	f.round_in_flight = false;
 	f.metadata_gathered = true;
 	ASSERT_HR(VSS_E_BAD_STATE, backup_state_check(s, &f, BC_GATHER_WRITER_METADATA, NULL));
 	ASSERT_HR(VSS_E_BAD_STATE, backup_state_check(s, &f, BC_DISABLE_WRITER_CLASSES, NULL));
@@ -386,6 +407,10 @@ static void test_full_sequence(void)
 	ASSERT_HR(S_OK, backup_state_check(s, &f, BC_PREPARE_FOR_BACKUP, NULL));
 	s = backup_state_next(s, BC_PREPARE_FOR_BACKUP);
 	ASSERT_EQ_INT(BS_PREPARED, s);
+	f.round_in_flight = true;
+	ASSERT_HR(VSS_E_BAD_STATE, backup_state_check(s, &f, BC_DO_SNAPSHOT_SET, NULL));
+	ASSERT_HR(S_OK, backup_state_check(s, &f, BC_GATHER_WRITER_STATUS, NULL));
+	f.round_in_flight = false;
 	ASSERT_HR(VSS_E_BAD_STATE, backup_state_check(s, &f, BC_ADD_TO_SNAPSHOT_SET, NULL));
 	ASSERT_HR(VSS_E_BAD_STATE, backup_state_check(s, &f, BC_SET_BACKUP_STATE, NULL));
 
