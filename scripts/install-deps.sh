@@ -8,6 +8,7 @@ PACKAGES="
   libsystemd-dev libsqlite3-dev libbtrfsutil-dev libmount-dev libblkid-dev uuid-dev
   btrfs-progs e2fsprogs xfsprogs util-linux mount systemd
   python3 python3-pytest fio
+  dbus-bin libglib2.0-bin python3-dbus
   postgresql libpq-dev
 "
 

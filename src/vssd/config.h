@@ -23,10 +23,22 @@ typedef struct Config {
 	                                 * "" holds no package transactions */
 	usec_t transaction_freeze_timeout; /* TransactionFreezeTimeoutSec/MSec, default 10 s */
 	usec_t transaction_thaw_timeout;   /* TransactionThawTimeoutSec/MSec, default 60 s */
+	unsigned max_connections;       /* MaxConnections, default 256 */
+	unsigned max_connections_per_user; /* MaxConnectionsPerUser, default 16; root has none */
+	usec_t snapshot_set_timeout;    /* SnapshotSetTimeoutSec/MSec, default 600 s: the
+	                                 * longest an object holds the creation slot
+	                                 * before DoSnapshotSet */
+	usec_t max_writer_freeze_timeout; /* MaxWriterFreezeTimeoutSec/MSec, default 60 s:
+	                                   * a writer asking longer gets this */
 	unsigned max_image_nesting;     /* MaxImageNesting, default 1: an image on
 	                                 * a plain filesystem, not an image in an
 	                                 * image */
 } Config;
+
+/* The largest value each timeout key takes; larger ones are refused at load. */
+#define CONFIG_TIMEOUT_MAX_SEC 3600
+#define CONFIG_SNAPSHOT_SET_TIMEOUT_MAX_SEC 86400
+#define CONFIG_CONNECTIONS_MAX 65536
 
 void config_init(Config *c);
 void config_clear(Config *c);

@@ -5,6 +5,7 @@
 
 #include "basic/id.h"
 #include "basic/log.h"
+#include "basic/macro.h"
 #include "basic/props.h"
 #include "vssd/manager.h"
 
@@ -243,6 +244,25 @@ void round_start(BackupObject *b, Round *round, WriterEvent event, bool (*select
 		done(b, userdata);
 }
 
+void round_cancel(Round *round, const char *why)
+{
+	BackupObject *b = round->backup;
+
+	for (size_t i = 0; b && i < b->n_participants; i++) {
+		Participant *p = &b->participants[i];
+
+		if (p->round != round)
+			continue;
+		/* Dropping the slot drops the reply callback: a late answer
+		 * finds nobody. */
+		p->call = sd_bus_slot_unref(p->call);
+		p->round = NULL;
+		outcome(p, p->event, false,
+			p->event == EVENT_FREEZE ? VSS_E_WRITERERROR_TIMEOUT : VSS_E_WRITER_NOT_RESPONDING, why);
+	}
+	*round = (Round){ 0 };
+}
+
 void writers_notify(BackupObject *b, WriterEvent event, bool (*select)(const Participant *p, void *),
                     void *select_data)
 {
@@ -458,15 +478,17 @@ int writer_register(Connection *c, sd_bus_message *msg, sd_bus_error *error)
 	w->usage = (vss_usage_type)usage;
 	w->source = (vss_source_type)source;
 	w->level = (vss_application_level)level;
-	w->freeze_timeout_ms = timeout;
+	/* A writer may not make a set wait longer than vssd.conf allows. */
+	w->freeze_timeout_ms = (uint32_t)MIN((uint64_t)timeout, m->config.max_writer_freeze_timeout / USEC_PER_MSEC);
 	w->state = VSS_WS_STABLE;
 	if (!w->name || (*instance_name && !w->instance_name)) {
 		writer_destroy(w);
 		return bus_error_set_hr(error, E_OUTOFMEMORY, NULL);
 	}
 	LIST_PREPEND(writers, m->writers, w);
-	log_info("writer %s registered (class %s, pid %d, level %d, freeze timeout %u ms)", w->name,
-		 vss_id_format(&w->class_id, buf), (int)c->cred.pid, level, timeout);
+	log_info("writer %s registered (class %s, pid %d, level %d, freeze timeout %u ms%s)", w->name,
+		 vss_id_format(&w->class_id, buf), (int)c->cred.pid, level, w->freeze_timeout_ms,
+		 w->freeze_timeout_ms < timeout ? ", cut to MaxWriterFreezeTimeoutSec" : "");
 	snprintf(path, sizeof(path), "/org/vss/writer/%s", ID_TO_STRING(&w->instance_id) + 1);
 	path[strlen(path) - 1] = '\0';
 	for (char *s = path; *s; s++)

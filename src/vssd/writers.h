@@ -94,6 +94,9 @@ vss_writer_state writer_state_failed(WriterEvent e, vss_writer_state before);
  */
 void round_start(BackupObject *b, Round *round, WriterEvent event, bool (*select)(const Participant *p, void *),
                  void *select_data, round_done_fn done, void *userdata);
+/* End a round now, without running its done callback: the participants still
+ * to answer failed (why), and their answers will not be read. */
+void round_cancel(Round *round, const char *why);
 /* Send event without waiting for answers (Abort, BackupShutdown). */
 void writers_notify(BackupObject *b, WriterEvent event, bool (*select)(const Participant *p, void *),
                     void *select_data);
