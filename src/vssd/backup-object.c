@@ -24,10 +24,14 @@ int backup_check(BackupObject *b, BackupCall call, sd_bus_error *error)
 {
 	const char *reason;
 
-	if (backup_state_check(b->state, &b->facts, call, &reason) == S_OK)
-		return 0;
-	return bus_error_set_hr(error, VSS_E_BAD_STATE, "%s: %s (object is %s)", backup_call_to_string(call),
-				reason, backup_state_to_string(b->state));
+	if (backup_state_check(b->state, &b->facts, call, &reason) != S_OK)
+		return bus_error_set_hr(error, VSS_E_BAD_STATE, "%s: %s (object is %s)", backup_call_to_string(call),
+					reason, backup_state_to_string(b->state));
+	/* The calls that answer with a new operation. */
+	if (call == BC_PREPARE_FOR_BACKUP || call == BC_DO_SNAPSHOT_SET || call == BC_BACKUP_COMPLETE ||
+	    call == BC_GATHER_WRITER_METADATA || call == BC_GATHER_WRITER_STATUS)
+		return connection_check_objects(b->conn, error);
+	return 0;
 }
 
 static void set_state(BackupObject *b, BackupState s)

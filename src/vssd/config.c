@@ -28,6 +28,7 @@ void config_init(Config *c)
 		.transaction_thaw_timeout = 60 * USEC_PER_SEC,
 		.max_connections = 256,
 		.max_connections_per_user = 16,
+		.max_objects_per_connection = 1024,
 		.snapshot_set_timeout = 600 * USEC_PER_SEC,
 		.max_writer_freeze_timeout = 60 * USEC_PER_SEC,
 	};
@@ -135,10 +136,12 @@ static int set_key(Config *c, const char *k, const char *v)
 		c->max_image_nesting = (unsigned)x;
 		return 0;
 	}
-	if (streq(k, "MaxConnections") || streq(k, "MaxConnectionsPerUser")) {
+	if (streq(k, "MaxConnections") || streq(k, "MaxConnectionsPerUser") || streq(k, "MaxObjectsPerConnection")) {
 		if (parse_bounded(v, 1, CONFIG_CONNECTIONS_MAX, &x) < 0)
 			return -EINVAL;
-		*(streq(k, "MaxConnections") ? &c->max_connections : &c->max_connections_per_user) = (unsigned)x;
+		*(streq(k, "MaxConnections")          ? &c->max_connections
+		  : streq(k, "MaxConnectionsPerUser") ? &c->max_connections_per_user
+						      : &c->max_objects_per_connection) = (unsigned)x;
 		return 0;
 	}
 	if (streq(k, "SnapshotSetTimeoutSec") || streq(k, "SnapshotSetTimeoutMSec"))

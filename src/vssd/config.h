@@ -25,6 +25,8 @@ typedef struct Config {
 	usec_t transaction_thaw_timeout;   /* TransactionThawTimeoutSec/MSec, default 60 s */
 	unsigned max_connections;       /* MaxConnections, default 256 */
 	unsigned max_connections_per_user; /* MaxConnectionsPerUser, default 16; root has none */
+	unsigned max_objects_per_connection; /* MaxObjectsPerConnection, default 1024: backup
+	                                      * objects and operations not released */
 	usec_t snapshot_set_timeout;    /* SnapshotSetTimeoutSec/MSec, default 600 s: the
 	                                 * longest an object holds the creation slot
 	                                 * before DoSnapshotSet */

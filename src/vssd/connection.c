@@ -38,6 +38,21 @@ static const sd_bus_vtable dbus_vtable[] = {
 	SD_BUS_VTABLE_END,
 };
 
+int connection_check_objects(Connection *c, sd_bus_error *error)
+{
+	unsigned n = 0, max = c->manager->config.max_objects_per_connection;
+
+	for (BackupObject *b = c->backups; b; b = b->backups_next)
+		n++;
+	for (AsyncOp *a = c->asyncs; a; a = a->asyncs_next)
+		n++;
+	if (n < max)
+		return 0;
+	return bus_error_set_hr(error, E_OUTOFMEMORY,
+				"this connection holds %u backup objects and operations (MaxObjectsPerConnection); "
+				"release some first", n);
+}
+
 static int method_create_backup_components(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
 	Connection *c = userdata;
@@ -49,6 +64,9 @@ static int method_create_backup_components(sd_bus_message *msg, void *userdata, 
 		return bus_error_set_hr(error, E_ACCESSDENIED,
 					"uid %u is neither root nor a member of the backup-operators group \"%s\"",
 					(unsigned)c->cred.uid, m->config.backup_group);
+	r = connection_check_objects(c, error);
+	if (r < 0)
+		return r;
 	r = backup_object_new(c, &b);
 	if (r < 0)
 		return bus_error_set_hr(error, r == -ENOMEM ? E_OUTOFMEMORY : VSS_E_UNEXPECTED,

@@ -186,6 +186,9 @@ void manager_delete_set(Manager *m, const vss_id *set_id, const char *why);
 /* connection.c */
 int connection_new(Manager *m, int fd, Connection **ret);
 Connection *connection_free(Connection *c);
+/* E_OUTOFMEMORY once the connection holds MaxObjectsPerConnection backup
+ * objects and operations. */
+int connection_check_objects(Connection *c, sd_bus_error *error);
 char *object_path(Manager *m, const char *prefix, char buf[64]);
 
 /* backup-object.c */

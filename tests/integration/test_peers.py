@@ -320,6 +320,7 @@ def test_writer_freeze_timeout_is_capped(btrfs, daemon_factory):
     ("SnapshotSetTimeoutSec = 86401", '"86401" is not a number from 1 to 86400'),
     ("MaxConnections = 0", '"0" is not a number from 1 to 65536'),
     ("MaxConnectionsPerUser = lots", '"lots" is not a number from 1 to 65536'),
+    ("MaxObjectsPerConnection = 65537", '"65537" is not a number from 1 to 65536'),
 ])
 def test_config_maxima_are_refused(daemon_factory, line, refusal):
     vssd = daemon_factory(line + "\n", start=False)
@@ -328,3 +329,31 @@ def test_config_maxima_are_refused(daemon_factory, line, refusal):
     assert p.returncode != 0
     assert f"bad value for {line.split()[0]}: {refusal}" in p.stderr, p.stderr
     assert not os.path.exists(vssd.socket)
+
+
+# One connection calling CreateBackupComponents argv[2] times; prints the
+# outcome of each (libvss makes a connection per object, so it cannot).
+MANY_OBJECTS = r"""
+import sys, dbus
+c = dbus.connection.Connection("unix:path=" + sys.argv[1])
+for _ in range(int(sys.argv[2])):
+    try:
+        c.call_blocking("org.vss", "/org/vss/Manager", "org.vss.Manager1", "CreateBackupComponents", "", (),
+                        timeout=10)
+        print("ok")
+    except dbus.DBusException as e:
+        print(e.get_dbus_name(), e.get_dbus_message())
+"""
+
+
+def test_objects_per_connection_cap(daemon_factory):
+    """A connection holds at most MaxObjectsPerConnection backup objects and
+    operations; more get E_OUTOFMEMORY."""
+    vssd = daemon_factory("MaxObjectsPerConnection = 3\n")
+    p = subprocess.run(["/usr/bin/python3", "-c", MANY_OBJECTS, str(vssd.socket), "4"], capture_output=True,
+                       text=True, timeout=60)
+    lines = p.stdout.splitlines()
+    assert lines[:3] == ["ok"] * 3, p.stdout + p.stderr
+    assert "E_OUTOFMEMORY" in lines[3] and "MaxObjectsPerConnection" in lines[3], lines[3]
+    # Other connections are not affected.
+    vssd.vssadmin("list", "providers")

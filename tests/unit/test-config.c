@@ -54,6 +54,7 @@ static void check_defaults(const Config *c)
 	ASSERT_EQ_UINT(60 * USEC_PER_SEC, c->transaction_thaw_timeout);
 	ASSERT_EQ_UINT(256, c->max_connections);
 	ASSERT_EQ_UINT(16, c->max_connections_per_user);
+	ASSERT_EQ_UINT(1024, c->max_objects_per_connection);
 	ASSERT_EQ_UINT(600 * USEC_PER_SEC, c->snapshot_set_timeout);
 	ASSERT_EQ_UINT(60 * USEC_PER_SEC, c->max_writer_freeze_timeout);
 }
@@ -206,6 +207,8 @@ static void test_bounds(void)
 		{ "MaxConnections = 65536\n", true },
 		{ "MaxConnections = 0\n", false },
 		{ "MaxConnectionsPerUser = 65537\n", false },
+		{ "MaxObjectsPerConnection = 1\n", true },
+		{ "MaxObjectsPerConnection = 0\n", false },
 		/* Not numbers, or not plain ones. */
 		{ "FlushTimeoutSec = \n", false },
 		{ "FlushTimeoutSec = -5\n", false },
