@@ -7,7 +7,8 @@ PACKAGES="
   gcc meson ninja-build pkg-config
   libsystemd-dev libsqlite3-dev libbtrfsutil-dev libmount-dev libblkid-dev uuid-dev
   btrfs-progs e2fsprogs xfsprogs util-linux mount systemd
-  python3 python3-pytest python3-dbus fio
+  python3 python3-pytest fio
+  dbus-bin libglib2.0-bin python3-dbus
   postgresql libpq-dev
 "
 

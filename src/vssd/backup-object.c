@@ -24,10 +24,14 @@ int backup_check(BackupObject *b, BackupCall call, sd_bus_error *error)
 {
 	const char *reason;
 
-	if (backup_state_check(b->state, &b->facts, call, &reason) == S_OK)
-		return 0;
-	return bus_error_set_hr(error, VSS_E_BAD_STATE, "%s: %s (object is %s)", backup_call_to_string(call),
-				reason, backup_state_to_string(b->state));
+	if (backup_state_check(b->state, &b->facts, call, &reason) != S_OK)
+		return bus_error_set_hr(error, VSS_E_BAD_STATE, "%s: %s (object is %s)", backup_call_to_string(call),
+					reason, backup_state_to_string(b->state));
+	/* The calls that answer with a new operation. */
+	if (call == BC_PREPARE_FOR_BACKUP || call == BC_DO_SNAPSHOT_SET || call == BC_BACKUP_COMPLETE ||
+	    call == BC_GATHER_WRITER_METADATA || call == BC_GATHER_WRITER_STATUS)
+		return connection_check_objects(b->conn, error);
+	return 0;
 }
 
 static void set_state(BackupObject *b, BackupState s)
@@ -38,6 +42,9 @@ static void set_state(BackupObject *b, BackupState s)
 	b->state = s;
 	if (b->manager->slot_owner == b && !backup_state_holds_slot(s))
 		b->manager->slot_owner = NULL;
+	/* SnapshotSetTimeoutSec runs until DoSnapshotSet or the end of the set. */
+	if (s != BS_SET_OPEN && s != BS_PREPARED)
+		b->set_timer = sd_event_source_disable_unref(b->set_timer);
 }
 
 static void free_members(BackupObject *b)
@@ -123,6 +130,31 @@ static int method_set_backup_state(sd_bus_message *msg, void *userdata, sd_bus_e
 	return sd_bus_reply_method_return(msg, "");
 }
 
+/* A set started and never made would hold the creation slot for as long as
+ * its requestor lives: after SnapshotSetTimeoutSec it fails instead. */
+static int on_set_timeout(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	BackupObject *b = userdata;
+	Manager *m = b->manager;
+
+	(void)s, (void)usec;
+	log_warning("%s: set %s of pid %d uid %u was started %llu s ago and not made (SnapshotSetTimeoutSec): "
+		    "it fails, and the creation slot is free", b->path, ID_TO_STRING(&b->set_id), (int)b->conn->cred.pid,
+		    (unsigned)b->conn->cred.uid, (unsigned long long)(m->config.snapshot_set_timeout / USEC_PER_SEC));
+	if (b->round_async) {
+		AsyncOp *a = b->round_async;
+
+		round_cancel(&b->round, "the set took longer than SnapshotSetTimeoutSec");
+		b->round_async = NULL;
+		async_op_complete(a, VSS_E_BAD_STATE);
+	}
+	if (b->state == BS_PREPARED)
+		writers_abort(b);
+	free_members(b);
+	set_state(b, BS_FAILED);
+	return 0;
+}
+
 static int method_start_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
 	BackupObject *b = userdata;
@@ -138,6 +170,10 @@ static int method_start_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus
 	if (manager_slot_busy(m))
 		return bus_error_set_hr(error, VSS_E_SNAPSHOT_SET_IN_PROGRESS,
 					"another snapshot set is being created; try again when it is done");
+	r = sd_event_add_time_relative(m->event, &b->set_timer, CLOCK_MONOTONIC, m->config.snapshot_set_timeout, 0,
+				       on_set_timeout, b);
+	if (r < 0)
+		return bus_error_set_hr(error, E_OUTOFMEMORY, "cannot time the set: %s", strerror(-r));
 	vss_id_generate(&b->set_id);
 	set_state(b, backup_state_next(b->state, BC_START_SNAPSHOT_SET));
 	m->slot_owner = b;
@@ -1161,6 +1197,7 @@ BackupObject *backup_object_free(BackupObject *b)
 	free(b->enabled_classes);
 	if (m->slot_owner == b)
 		m->slot_owner = NULL;
+	sd_event_source_disable_unref(b->set_timer);
 	if (b->set_created && context_auto_release(b->context))
 		manager_delete_set(m, &b->set_id, "its requestor released it (auto-release context)");
 	free_members(b);

@@ -398,6 +398,19 @@ static void transactions_frozen(Transactions *t, vss_hr hr, void *userdata)
 	freeze_next(cr->owner, cr);
 }
 
+/* Package transactions were held as long as allowed (and are released):
+ * the round that keeps the set waiting ends, and the set fails. */
+static void transactions_expired(Transactions *t, void *userdata)
+{
+	Creation *cr = userdata;
+
+	(void)t;
+	if (!cr->phase_active || !cr->owner)
+		return;
+	round_cancel(&cr->owner->round, "package transactions could be held no longer (TransactionThawTimeoutSec)");
+	phase_done(cr, VSS_E_TRANSACTION_THAW_TIMEOUT);
+}
+
 static void thaw_next(BackupObject *b, void *userdata)
 {
 	Creation *cr = userdata;
@@ -447,7 +460,7 @@ static void phase_start(Creation *cr, JobPhase phase)
 		break;
 	case PHASE_FREEZE:
 		if (context_has_writers(b->context) && !(b->context & VSS_VOLSNAP_ATTR_NOT_TRANSACTED)) {
-			r = transactions_freeze(m, transactions_frozen, cr, &cr->transactions);
+			r = transactions_freeze(m, transactions_frozen, transactions_expired, cr, &cr->transactions);
 			if (r < 0)
 				phase_done(cr, VSS_E_UNEXPECTED);
 		} else {
@@ -496,7 +509,7 @@ void creation_end_phase(Creation *cr, vss_hr hr)
 	/* Neither a writer's late answer nor the package lock coming free may
 	 * end this phase a second time, or end a later one. */
 	if (cr->owner)
-		round_cancel(&cr->owner->round);
+		round_cancel(&cr->owner->round, NULL);
 	cr->transactions = transactions_free(cr->transactions);
 	phase_done(cr, hr);
 }

@@ -32,6 +32,11 @@ void config_init(Config *c)
 		.transaction_thaw_timeout = 60 * USEC_PER_SEC,
 		.host_reserve = { .bytes = 256 << 20, .percent = 2 },
 		.host_reserve_interval = 1 * USEC_PER_SEC,
+		.max_connections = 256,
+		.max_connections_per_user = 16,
+		.max_objects_per_connection = 1024,
+		.snapshot_set_timeout = 600 * USEC_PER_SEC,
+		.max_writer_freeze_timeout = 60 * USEC_PER_SEC,
 	};
 }
 
@@ -133,13 +138,32 @@ static char *strip(char *s)
 	return s;
 }
 
+/* Why the last value was refused, for config_load()'s message. */
+static char refusal[128];
+
 static int parse_bounded(const char *v, uint64_t min, uint64_t max, uint64_t *ret)
 {
 	uint64_t x;
 
-	if (parse_u64(v, &x) < 0 || x < min || x > max)
+	refusal[0] = '\0';
+	if (parse_u64(v, &x) < 0 || x < min || x > max) {
+		snprintf(refusal, sizeof(refusal), ": \"%s\" is not a number from %llu to %llu", v,
+			 (unsigned long long)min, (unsigned long long)max);
 		return -EINVAL;
+	}
 	*ret = x;
+	return 0;
+}
+
+/* A timeout key in seconds or, with the MSec suffix, milliseconds. */
+static int parse_timeout(const char *k, const char *v, uint64_t min_sec, uint64_t max_sec, usec_t *ret)
+{
+	bool msec = strstr(k, "MSec") != NULL;
+	uint64_t x;
+
+	if (parse_bounded(v, msec ? 1 : min_sec, max_sec * (msec ? 1000 : 1), &x) < 0)
+		return -EINVAL;
+	*ret = x * (msec ? USEC_PER_MSEC : USEC_PER_SEC);
 	return 0;
 }
 
@@ -161,7 +185,7 @@ static int set_key(Config *c, const char *k, const char *v)
 	    streq(k, "TransactionFreezeTimeoutMSec") || streq(k, "TransactionThawTimeoutMSec")) {
 		bool msec = strstr(k, "MSec") != NULL;
 
-		if (parse_bounded(v, 1, msec ? 3600 * 1000 : 3600, &x) < 0)
+		if (parse_bounded(v, 1, msec ? CONFIG_TIMEOUT_MAX_SEC * 1000 : CONFIG_TIMEOUT_MAX_SEC, &x) < 0)
 			return -EINVAL;
 		*(strstr(k, "Freeze") ? &c->transaction_freeze_timeout : &c->transaction_thaw_timeout) =
 			x * (msec ? USEC_PER_MSEC : USEC_PER_SEC);
@@ -205,6 +229,18 @@ static int set_key(Config *c, const char *k, const char *v)
 		c->host_reserve_interval = x * USEC_PER_MSEC;
 		return 0;
 	}
+	if (streq(k, "MaxConnections") || streq(k, "MaxConnectionsPerUser") || streq(k, "MaxObjectsPerConnection")) {
+		if (parse_bounded(v, 1, CONFIG_CONNECTIONS_MAX, &x) < 0)
+			return -EINVAL;
+		*(streq(k, "MaxConnections")          ? &c->max_connections
+		  : streq(k, "MaxConnectionsPerUser") ? &c->max_connections_per_user
+						      : &c->max_objects_per_connection) = (unsigned)x;
+		return 0;
+	}
+	if (streq(k, "SnapshotSetTimeoutSec") || streq(k, "SnapshotSetTimeoutMSec"))
+		return parse_timeout(k, v, 1, CONFIG_SNAPSHOT_SET_TIMEOUT_MAX_SEC, &c->snapshot_set_timeout);
+	if (streq(k, "MaxWriterFreezeTimeoutSec") || streq(k, "MaxWriterFreezeTimeoutMSec"))
+		return parse_timeout(k, v, 1, CONFIG_TIMEOUT_MAX_SEC, &c->max_writer_freeze_timeout);
 	if (streq(k, "MaxSnapshotsPerVolume")) {
 		if (parse_bounded(v, 1, 100000, &x) < 0)
 			return -EINVAL;
@@ -272,7 +308,7 @@ int config_load(Config *c, const char *path, bool required)
 			break;
 		}
 		if (r < 0) {
-			r = log_error_errno(-r, "%s:%u: bad value for %s", path, lineno, strip(s));
+			r = log_error_errno(-r, "%s:%u: bad value for %s%s", path, lineno, strip(s), refusal);
 			break;
 		}
 	}

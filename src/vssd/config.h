@@ -31,6 +31,15 @@ typedef struct Config {
 	                                 * "" holds no package transactions */
 	usec_t transaction_freeze_timeout; /* TransactionFreezeTimeoutSec/MSec, default 10 s */
 	usec_t transaction_thaw_timeout;   /* TransactionThawTimeoutSec/MSec, default 60 s */
+	unsigned max_connections;       /* MaxConnections, default 256 */
+	unsigned max_connections_per_user; /* MaxConnectionsPerUser, default 16; root has none */
+	unsigned max_objects_per_connection; /* MaxObjectsPerConnection, default 1024: backup
+	                                      * objects and operations not released */
+	usec_t snapshot_set_timeout;    /* SnapshotSetTimeoutSec/MSec, default 600 s: the
+	                                 * longest an object holds the creation slot
+	                                 * before DoSnapshotSet */
+	usec_t max_writer_freeze_timeout; /* MaxWriterFreezeTimeoutSec/MSec, default 60 s:
+	                                   * a writer asking longer gets this */
 	unsigned max_image_nesting;     /* MaxImageNesting, default 1: an image on
 	                                 * a plain filesystem, not an image in an
 	                                 * image */
@@ -39,6 +48,11 @@ typedef struct Config {
 	size_t n_host_reserves;
 	usec_t host_reserve_interval;   /* HostReserveCheckMSec, default 1 s */
 } Config;
+
+/* The largest value each timeout key takes; larger ones are refused at load. */
+#define CONFIG_TIMEOUT_MAX_SEC 3600
+#define CONFIG_SNAPSHOT_SET_TIMEOUT_MAX_SEC 86400
+#define CONFIG_CONNECTIONS_MAX 65536
 
 void config_init(Config *c);
 void config_clear(Config *c);

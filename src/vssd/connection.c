@@ -10,6 +10,12 @@
 #include "basic/log.h"
 #include "protocol/bus.h"
 #include "vssd/manager.h"
+#include "vssd/relay.h"
+
+/* The largest message a peer without backup privilege may send: what it may
+ * call (Hello, Ping, Introspect, the manager's properties) takes a few
+ * hundred bytes. */
+#define UNPRIVILEGED_MESSAGE_MAX (64 * 1024)
 
 char *object_path(Manager *m, const char *prefix, char buf[64])
 {
@@ -32,6 +38,21 @@ static const sd_bus_vtable dbus_vtable[] = {
 	SD_BUS_VTABLE_END,
 };
 
+int connection_check_objects(Connection *c, sd_bus_error *error)
+{
+	unsigned n = 0, max = c->manager->config.max_objects_per_connection;
+
+	for (BackupObject *b = c->backups; b; b = b->backups_next)
+		n++;
+	for (AsyncOp *a = c->asyncs; a; a = a->asyncs_next)
+		n++;
+	if (n < max)
+		return 0;
+	return bus_error_set_hr(error, E_OUTOFMEMORY,
+				"this connection holds %u backup objects and operations (MaxObjectsPerConnection); "
+				"release some first", n);
+}
+
 static int method_create_backup_components(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
 	Connection *c = userdata;
@@ -44,6 +65,8 @@ static int method_create_backup_components(sd_bus_message *msg, void *userdata, 
 					"uid %u is neither root nor a member of the backup-operators group \"%s\"",
 					(unsigned)c->cred.uid, m->config.backup_group);
 	r = manager_check_running(m, error);
+	if (r >= 0)
+		r = connection_check_objects(c, error);
 	if (r < 0)
 		return r;
 	r = backup_object_new(c, &b);
@@ -108,6 +131,35 @@ static int on_disconnected(sd_bus_message *msg, void *userdata, sd_bus_error *er
 	return 0;
 }
 
+/* While a server bus authenticates, sd-bus reads greedily: the peer's
+ * first calls (dbus-send, GDBus and python-dbus send them right behind
+ * BEGIN) can arrive in the same read and sit in sd-bus's buffer, where
+ * neither epoll nor sd_bus_get_timeout() sees them (the timeout looks at
+ * parsed messages only). So after each loop iteration vssd processes the
+ * bus until it has nothing left; once authenticated sd-bus reads one
+ * message at a time, and epoll suffices. */
+static int on_post_process(sd_event_source *s, void *userdata)
+{
+	Connection *c = userdata;
+	int r;
+
+	do
+		r = sd_bus_process(c->bus, NULL);
+	while (r > 0);
+	if (r < 0 || sd_bus_is_ready(c->bus) > 0)
+		(void)sd_event_source_set_enabled(s, SD_EVENT_OFF);
+	return 0;
+}
+
+static void on_relay_broken(void *userdata, const char *why)
+{
+	Connection *c = userdata;
+
+	if (why)
+		log_warning("pid %d uid %u sent %s; dropping its connection", (int)c->cred.pid,
+			    (unsigned)c->cred.uid, why);
+}
+
 static bool in_group(const gid_t *groups, int n, gid_t gid)
 {
 	for (int i = 0; i < n; i++)
@@ -154,10 +206,20 @@ int connection_new(Manager *m, int fd, Connection **ret)
 		return r;
 	}
 	c->privileged = peer_privileged(m, fd, &c->cred);
+	/* A peer without privilege talks to sd-bus through a relay that
+	 * bounds what it can make vssd hold (relay.h). */
+	if (!c->privileged) {
+		r = relay_new(m->event, fd, UNPRIVILEGED_MESSAGE_MAX, on_relay_broken, c, &fd, &c->relay);
+		if (r < 0) {
+			free(c);
+			return r;
+		}
+	}
 
 	r = sd_bus_new(&c->bus);
 	if (r < 0) {
 		close(fd);
+		relay_free(c->relay);
 		free(c);
 		return r;
 	}
@@ -169,6 +231,16 @@ int connection_new(Manager *m, int fd, Connection **ret)
 	r = sd_bus_set_server(c->bus, 1, m->server_id);
 	if (r < 0)
 		goto fail;
+	if (c->relay) {
+		/* sd-bus sees the relay's socket, not the peer's, so it cannot
+		 * check the uid the peer claims; vssd has the peer's own
+		 * credentials already. No descriptors cross the relay. */
+		r = sd_bus_set_anonymous(c->bus, true);
+		if (r >= 0)
+			r = sd_bus_negotiate_fds(c->bus, false);
+		if (r < 0)
+			goto fail;
+	}
 	/* sd-bus would refuse every method to a peer whose uid is not vssd's
 	 * before vssd could apply its own rule: root or the backup-operators
 	 * group, checked in CreateBackupComponents (the objects made there
@@ -196,6 +268,9 @@ int connection_new(Manager *m, int fd, Connection **ret)
 	r = sd_bus_start(c->bus);
 	if (r < 0)
 		goto fail;
+	r = sd_event_add_post(m->event, &c->process_source, on_post_process, c);
+	if (r < 0)
+		goto fail;
 
 	LIST_PREPEND(connections, m->connections, c);
 	log_debug("connection from pid %d uid %u%s", (int)c->cred.pid, (unsigned)c->cred.uid,
@@ -204,7 +279,9 @@ int connection_new(Manager *m, int fd, Connection **ret)
 		*ret = c;
 	return 0;
 fail:
+	sd_event_source_disable_unref(c->process_source);
 	c->bus = sd_bus_flush_close_unref(c->bus);
+	relay_free(c->relay);
 	free(c);
 	return r;
 }
@@ -226,9 +303,13 @@ Connection *connection_free(Connection *c)
 	}
 	LIST_REMOVE(connections, c->manager->connections, c);
 	sd_event_source_disable_unref(c->free_source);
+	sd_event_source_disable_unref(c->process_source);
+	/* The relay goes first: sd-bus's flush would wait for it forever. */
+	relay_free(c->relay);
 	sd_bus_detach_event(c->bus);
 	sd_bus_flush_close_unref(c->bus);
 	log_debug("connection from pid %d closed", (int)c->cred.pid);
+	manager_connection_closed(c->manager);
 	free(c);
 	return NULL;
 }

@@ -67,10 +67,10 @@ Manager *manager_free(Manager *m)
 		connection_free(m->connections);
 	m->reserve = reserve_free(m->reserve);
 	sd_event_source_disable_unref(m->listen_source);
+	sd_event_source_disable_unref(m->accept_timer);
 	if (m->listen_fd >= 0)
 		close(m->listen_fd);
-	if (m->owns_socket && m->socket_path)
-		unlink(m->socket_path);
+	manager_unlink_socket(m);
 	catalog_close(m->catalog);
 	fault_table_set_global(NULL);
 	fault_table_free(m->faults);
@@ -178,27 +178,187 @@ void manager_delete_set(Manager *m, const vss_id *set_id, const char *why)
 	catalog_snapshots_free(snaps, n);
 }
 
+/* How long accepting pauses when vssd is out of descriptors or memory,
+ * unless a connection closes first; and how often that is logged. */
+#define ACCEPT_RETRY_USEC (250 * USEC_PER_MSEC)
+#define ACCEPT_LOG_INTERVAL_USEC (10 * USEC_PER_SEC)
+
+/* Log at most once per ACCEPT_LOG_INTERVAL_USEC; the next message says how
+ * many were left out. */
+static bool accept_log_allowed(Manager *m, unsigned *ret_suppressed)
+{
+	usec_t now = now_usec(CLOCK_MONOTONIC);
+
+	if (m->accept_logged_at && now - m->accept_logged_at < ACCEPT_LOG_INTERVAL_USEC) {
+		m->accept_suppressed++;
+		return false;
+	}
+	m->accept_logged_at = now;
+	*ret_suppressed = m->accept_suppressed;
+	m->accept_suppressed = 0;
+	return true;
+}
+
+static void accept_resume(Manager *m)
+{
+	if (!m->accept_paused)
+		return;
+	m->accept_paused = false;
+	(void)sd_event_source_set_enabled(m->accept_timer, SD_EVENT_OFF);
+	(void)sd_event_source_set_enabled(m->listen_source, SD_EVENT_ON);
+}
+
+static int on_accept_retry(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	(void)s, (void)usec;
+	accept_resume(userdata);
+	return 0;
+}
+
+/* The listening socket stays readable while the connection waits in the
+ * backlog: without a pause, vssd would spin trying to accept it. */
+static void accept_pause(Manager *m, int error)
+{
+	usec_t when = now_usec(CLOCK_MONOTONIC) + ACCEPT_RETRY_USEC;
+	unsigned suppressed;
+	int r;
+
+	if (accept_log_allowed(m, &suppressed))
+		log_warning_errno(error, "cannot accept connections: %m; pausing for %llu ms or until one closes "
+				  "(%u such message(s) left out)",
+				  (unsigned long long)(ACCEPT_RETRY_USEC / USEC_PER_MSEC), suppressed);
+	(void)sd_event_source_set_enabled(m->listen_source, SD_EVENT_OFF);
+	m->accept_paused = true;
+	if (m->accept_timer)
+		r = sd_event_source_set_time(m->accept_timer, when);
+	else
+		r = sd_event_add_time(m->event, &m->accept_timer, CLOCK_MONOTONIC, when, 0, on_accept_retry, m);
+	if (r >= 0)
+		r = sd_event_source_set_enabled(m->accept_timer, SD_EVENT_ONESHOT);
+	if (r < 0)
+		/* Better to spin than to stop serving. */
+		accept_resume(m);
+}
+
+void manager_connection_closed(Manager *m)
+{
+	accept_resume(m);
+}
+
+/* Whether a new connection from uid stays within MaxConnections and
+ * MaxConnectionsPerUser. root is never refused, so that the administrator
+ * can always reach vssd. */
+static bool connection_allowed(Manager *m, uid_t uid, const char **ret_why)
+{
+	unsigned all = 0, mine = 0;
+
+	if (uid == 0)
+		return true;
+	for (Connection *c = m->connections; c; c = c->connections_next) {
+		all++;
+		mine += c->cred.uid == uid;
+	}
+	if (all >= m->config.max_connections) {
+		*ret_why = "MaxConnections";
+		return false;
+	}
+	if (mine >= m->config.max_connections_per_user) {
+		*ret_why = "MaxConnectionsPerUser";
+		return false;
+	}
+	return true;
+}
+
 static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
 	Manager *m = userdata;
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	const char *why;
+	unsigned suppressed;
 	int cfd, r;
 
 	(void)s, (void)revents;
 	cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 	if (cfd < 0) {
-		if (errno != EAGAIN && errno != EINTR)
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+			accept_pause(m, errno);
+		else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
 			log_warning_errno(errno, "accept failed: %m");
 		return 0;
 	}
+	if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+		close(cfd);
+		return 0;
+	}
+	if (!connection_allowed(m, cred.uid, &why)) {
+		if (accept_log_allowed(m, &suppressed))
+			log_warning("refusing a connection from pid %d uid %u: %s=%u reached (%u such message(s) left out)",
+				    (int)cred.pid, (unsigned)cred.uid, why,
+				    streq(why, "MaxConnections") ? m->config.max_connections
+								 : m->config.max_connections_per_user,
+				    suppressed);
+		close(cfd);
+		return 0;
+	}
 	r = connection_new(m, cfd, NULL);
-	if (r < 0)
+	if (r == -EMFILE || r == -ENFILE || r == -ENOMEM)
+		accept_pause(m, -r);
+	else if (r < 0)
 		log_warning_errno(r, "cannot set up a connection: %m");
 	return 0;
+}
+
+/* Whether a vssd (or anyone) answers on path: 1 if so, 0 if path is free
+ * or a dead socket (left by a vssd that was killed), which may be replaced.
+ * Anything else at path is not vssd's to remove. */
+static int socket_in_use(const char *path, const struct sockaddr_un *sa)
+{
+	struct stat st;
+	int fd, r;
+
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : log_error_errno(errno, "cannot look at %s: %m", path);
+	if (!S_ISSOCK(st.st_mode))
+		return log_error_errno(EEXIST, "%s exists and is not a socket; not replacing it", path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return log_error_errno(errno, "socket: %m");
+	if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0 || errno == EAGAIN)
+		/* EAGAIN: it listens, with its backlog full. */
+		r = 1;
+	else if (errno == ECONNREFUSED)
+		r = 0;
+	else
+		r = log_error_errno(errno, "cannot tell whether anyone listens on %s: %m", path);
+	close(fd);
+	return r;
+}
+
+/* Refuse to start on a socket another vssd answers on: taking it over
+ * would leave that one unreachable, and its freeze marker (next to the
+ * socket) would be thawed under it. */
+static int socket_check(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int r;
+
+	if (sd_listen_fds(0) > 0)
+		return 0;
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return log_error_errno(ENAMETOOLONG, "socket path %s is too long", path);
+	strcpy(sa.sun_path, path);
+	r = socket_in_use(path, &sa);
+	if (r > 0)
+		return log_error_errno(EADDRINUSE, "another vssd answers on %s; not taking it over "
+				       "(stop it first, or give this one another --socket)", path);
+	return r;
 }
 
 static int listen_socket(Manager *m, const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
 	int fd, r;
 
 	/* Socket activation: systemd passes the listening socket. */
@@ -212,13 +372,19 @@ static int listen_socket(Manager *m, const char *path)
 		return 0;
 	}
 
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return log_error_errno(ENAMETOOLONG, "socket path %s is too long", path);
 	strcpy(sa.sun_path, path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return log_error_errno(errno, "socket: %m");
-	(void)unlink(path);
+	/* socket_check() found it dead or absent; one that came alive since
+	 * makes bind() fail below rather than be replaced. */
+	r = socket_in_use(path, &sa);
+	if (r == 0 && unlink(path) < 0 && errno != ENOENT)
+		r = log_error_errno(errno, "cannot remove the dead socket %s: %m", path);
+	if (r != 0) {
+		close(fd);
+		return r > 0 ? log_error_errno(EADDRINUSE, "another vssd answers on %s", path) : r;
+	}
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		r = log_error_errno(errno, "cannot bind %s: %m", path);
 		close(fd);
@@ -226,14 +392,30 @@ static int listen_socket(Manager *m, const char *path)
 	}
 	/* Anyone may connect: vssd decides each call from the peer's
 	 * credentials, and answers E_ACCESSDENIED itself. */
-	if (chmod(path, 0666) < 0 || listen(fd, SOMAXCONN) < 0) {
+	if (chmod(path, 0666) < 0 || stat(path, &st) < 0 || listen(fd, SOMAXCONN) < 0) {
 		r = log_error_errno(errno, "cannot listen on %s: %m", path);
 		close(fd);
+		(void)unlink(path);
 		return r;
 	}
 	m->listen_fd = fd;
 	m->owns_socket = true;
+	m->socket_dev = st.st_dev;
+	m->socket_ino = st.st_ino;
 	return 0;
+}
+
+void manager_unlink_socket(Manager *m)
+{
+	struct stat st;
+
+	/* Only the socket this vssd bound: another vssd may have replaced it
+	 * since (after this one stopped answering). */
+	if (!m->owns_socket || !m->socket_path)
+		return;
+	if (lstat(m->socket_path, &st) == 0 && st.st_dev == m->socket_dev && st.st_ino == m->socket_ino)
+		(void)unlink(m->socket_path);
+	m->owns_socket = false;
 }
 
 int manager_start(Manager *m, const char *socket_path, const char *runtime_dir, const char *state_dir)
@@ -249,6 +431,9 @@ int manager_start(Manager *m, const char *socket_path, const char *runtime_dir, 
 		return -ENOMEM;
 	if (asprintf(&m->freeze_marker, "%s/frozen", m->runtime_dir) < 0)
 		return -ENOMEM;
+	r = socket_check(socket_path);
+	if (r < 0)
+		return r;
 	r = mkdir_p(m->runtime_dir, 0755);
 	if (r < 0)
 		return log_error_errno(r, "cannot create %s: %m", m->runtime_dir);

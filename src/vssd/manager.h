@@ -30,6 +30,7 @@ typedef struct BackupObject BackupObject;
 typedef struct AsyncOp AsyncOp;
 typedef struct Waiter Waiter;
 typedef struct Reserve Reserve;
+typedef struct Relay Relay;
 
 /* A component a requestor selected (AddComponent) and its outcome. */
 typedef struct Component {
@@ -46,6 +47,8 @@ struct Connection {
 	struct ucred cred;
 	bool privileged;        /* root or in the backup-operators group */
 	sd_event_source *free_source;
+	sd_event_source *process_source; /* until authenticated: on_post_process() */
+	Relay *relay;           /* between an unprivileged peer and bus */
 	BackupObject *backups;
 	AsyncOp *asyncs;
 	LIST_FIELDS(Connection, connections);
@@ -56,6 +59,7 @@ struct BackupObject {
 	Connection *conn;
 	char path[64];
 	sd_bus_slot *slot, *writers_slot;
+	sd_event_source *set_timer; /* SnapshotSetTimeoutSec, from StartSnapshotSet */
 
 	BackupState state;
 	BackupFacts facts;
@@ -144,8 +148,14 @@ struct Manager {
 	char *freeze_marker;
 	int listen_fd;
 	bool owns_socket;
+	dev_t socket_dev;       /* the socket vssd bound, so that it removes */
+	ino_t socket_ino;       /* only that one at exit */
 	int lock_fd;
 	sd_event_source *listen_source;
+	sd_event_source *accept_timer; /* ends a pause in accepting */
+	bool accept_paused;
+	usec_t accept_logged_at;
+	unsigned accept_suppressed;
 	sd_id128_t server_id;
 	uint64_t next_object;
 
@@ -168,6 +178,11 @@ Manager *manager_free(Manager *m);
 /* runtime_dir: NULL for the socket's directory. */
 int manager_start(Manager *m, const char *socket_path, const char *runtime_dir, const char *state_dir);
 int manager_run(Manager *m);
+/* A connection closed: accepting resumes if it was paused for lack of
+ * descriptors. */
+void manager_connection_closed(Manager *m);
+/* Remove the socket vssd bound, unless another has replaced it. */
+void manager_unlink_socket(Manager *m);
 bool manager_slot_busy(Manager *m);
 /* Leave the loop once vssd is stopping and no set is being cut: every
  * requestor's objects are released first, so their answers still go out. */
@@ -185,6 +200,9 @@ void manager_delete_set(Manager *m, const vss_id *set_id, const char *why);
 /* connection.c */
 int connection_new(Manager *m, int fd, Connection **ret);
 Connection *connection_free(Connection *c);
+/* E_OUTOFMEMORY once the connection holds MaxObjectsPerConnection backup
+ * objects and operations. */
+int connection_check_objects(Connection *c, sd_bus_error *error);
 char *object_path(Manager *m, const char *prefix, char buf[64]);
 
 /* backup-object.c */
@@ -268,10 +286,11 @@ Reserve *reserve_free(Reserve *rs);
 
 /* transactions.c: hold the system's transaction managers (dpkg, journald)
  * for a set. freeze calls done (S_OK or VSS_E_TRANSACTION_FREEZE_TIMEOUT),
- * maybe later; thaw releases and says VSS_E_TRANSACTION_THAW_TIMEOUT if they
- * were held too long. */
-int transactions_freeze(Manager *m, void (*done)(Transactions *t, vss_hr hr, void *userdata), void *userdata,
-                        Transactions **ret);
+ * maybe later; once they were held TransactionThawTimeoutSec, they are
+ * released and expired is called; thaw releases and says
+ * VSS_E_TRANSACTION_THAW_TIMEOUT if they were held too long. */
+int transactions_freeze(Manager *m, void (*done)(Transactions *t, vss_hr hr, void *userdata),
+                        void (*expired)(Transactions *t, void *userdata), void *userdata, Transactions **ret);
 vss_hr transactions_thaw(Transactions *t);
 Transactions *transactions_free(Transactions *t);
 

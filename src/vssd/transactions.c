@@ -8,9 +8,9 @@
  *  - the package manager: vssd takes dpkg's frontend lock, so that no package
  *    transaction is half done inside a set; while apt or dpkg holds it, vssd
  *    waits up to TransactionFreezeTimeoutSec, then fails the set with
- *    VSS_E_TRANSACTION_FREEZE_TIMEOUT; held longer than
- *    TransactionThawTimeoutSec, the set fails with
- *    VSS_E_TRANSACTION_THAW_TIMEOUT;
+ *    VSS_E_TRANSACTION_FREEZE_TIMEOUT; once it is held for
+ *    TransactionThawTimeoutSec, vssd lets it go at once, whatever the set
+ *    waits for, and the set fails with VSS_E_TRANSACTION_THAW_TIMEOUT;
  *  - journald, when it runs: it relinquishes /var during the set
  *    (journalctl --relinquish-var) and flushes to it again afterwards.
  */
@@ -33,9 +33,11 @@ struct Transactions {
 	Manager *manager;
 	int lock_fd;
 	usec_t deadline, locked_at;
-	sd_event_source *retry;
+	sd_event_source *retry, *expiry;
 	bool journald;
+	bool expired;           /* held too long, and released */
 	void (*done)(Transactions *t, vss_hr hr, void *userdata);
+	void (*expired_cb)(Transactions *t, void *userdata);
 	void *userdata;
 };
 
@@ -67,11 +69,45 @@ static int try_lock(Transactions *t)
 	return errno == EAGAIN || errno == EACCES ? 0 : -errno;
 }
 
+static void release(Transactions *t)
+{
+	if (t->lock_fd >= 0) {
+		close(t->lock_fd);
+		t->lock_fd = -1;
+	}
+	if (t->journald) {
+		t->journald = false;
+		if (journalctl("--flush") < 0)
+			log_warning("journald did not take /var back; run journalctl --flush");
+	}
+}
+
+static int on_expiry(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	Transactions *t = userdata;
+
+	(void)s, (void)usec;
+	log_error("package transactions held for %llu ms, as long as TransactionThawTimeoutSec allows: "
+		  "releasing them; the set fails",
+		  (unsigned long long)(t->manager->config.transaction_thaw_timeout / USEC_PER_MSEC));
+	release(t);
+	t->expired = true;
+	t->expiry = sd_event_source_disable_unref(t->expiry);
+	if (t->expired_cb)
+		t->expired_cb(t, t->userdata);
+	return 0;
+}
+
 static void frozen(Transactions *t, vss_hr hr)
 {
 	t->retry = sd_event_source_disable_unref(t->retry);
 	if (hr == S_OK) {
 		t->locked_at = now_usec(CLOCK_MONOTONIC);
+		/* The hold ends at its limit even while a writer keeps the
+		 * set waiting. */
+		if (sd_event_add_time(t->manager->event, &t->expiry, CLOCK_MONOTONIC,
+				      t->locked_at + t->manager->config.transaction_thaw_timeout, 0, on_expiry, t) < 0)
+			log_warning("cannot time the hold of package transactions; it is checked at the thaw");
 		if (access(JOURNALD_SOCKET, F_OK) == 0) {
 			if (journalctl("--relinquish-var") < 0)
 				log_warning("journald did not relinquish /var; its writes may land in the set");
@@ -104,8 +140,8 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *userdata)
 	return 0;
 }
 
-int transactions_freeze(Manager *m, void (*done)(Transactions *t, vss_hr hr, void *userdata), void *userdata,
-                        Transactions **ret)
+int transactions_freeze(Manager *m, void (*done)(Transactions *t, vss_hr hr, void *userdata),
+                        void (*expired)(Transactions *t, void *userdata), void *userdata, Transactions **ret)
 {
 	Transactions *t = calloc(1, sizeof(*t));
 	usec_t now = now_usec(CLOCK_MONOTONIC);
@@ -113,7 +149,7 @@ int transactions_freeze(Manager *m, void (*done)(Transactions *t, vss_hr hr, voi
 
 	if (!t)
 		return -ENOMEM;
-	*t = (Transactions){ .manager = m, .lock_fd = -1, .done = done, .userdata = userdata,
+	*t = (Transactions){ .manager = m, .lock_fd = -1, .done = done, .expired_cb = expired, .userdata = userdata,
 			     .deadline = now + m->config.transaction_freeze_timeout };
 	*ret = t;
 	if (m->config.dpkg_lock[0]) {
@@ -137,15 +173,10 @@ vss_hr transactions_thaw(Transactions *t)
 {
 	usec_t held = t->locked_at ? now_usec(CLOCK_MONOTONIC) - t->locked_at : 0;
 
-	if (t->lock_fd >= 0) {
-		close(t->lock_fd);
-		t->lock_fd = -1;
-	}
-	if (t->journald) {
-		t->journald = false;
-		if (journalctl("--flush") < 0)
-			log_warning("journald did not take /var back; run journalctl --flush");
-	}
+	t->expiry = sd_event_source_disable_unref(t->expiry);
+	release(t);
+	if (t->expired)
+		return VSS_E_TRANSACTION_THAW_TIMEOUT;
 	if (held > t->manager->config.transaction_thaw_timeout) {
 		log_error("package transactions were held %llu ms, longer than the %llu ms allowed",
 			  (unsigned long long)(held / USEC_PER_MSEC),
@@ -161,6 +192,7 @@ Transactions *transactions_free(Transactions *t)
 		return NULL;
 	sd_event_source_disable_unref(t->retry);
 	(void)transactions_thaw(t);
+	sd_event_source_disable_unref(t->expiry);
 	free(t);
 	return NULL;
 }

@@ -5,6 +5,7 @@
 
 #include "basic/id.h"
 #include "basic/log.h"
+#include "basic/macro.h"
 #include "basic/props.h"
 #include "vssd/manager.h"
 
@@ -239,7 +240,7 @@ void round_start(BackupObject *b, Round *round, WriterEvent event, bool (*select
 	if (round->outstanding > 0) {
 		log_warning("writer round for %s started while another was in flight; cancelling that one",
 			    writer_event_to_string(event));
-		round_cancel(round);
+		round_cancel(round, NULL);
 	}
 	generation = round->generation + 1;
 	*round = (Round){ .backup = b, .generation = generation, .outstanding = 1, .done = done, .userdata = userdata };
@@ -266,7 +267,7 @@ void round_start(BackupObject *b, Round *round, WriterEvent event, bool (*select
 		round_end(round);
 }
 
-void round_cancel(Round *round)
+void round_cancel(Round *round, const char *why)
 {
 	BackupObject *b = round->backup;
 
@@ -277,8 +278,13 @@ void round_cancel(Round *round)
 
 		if (p->round != round)
 			continue;
+		/* Dropping the slot drops the reply callback: a late answer
+		 * finds nobody. */
 		p->call = sd_bus_slot_unref(p->call);
 		p->round = NULL;
+		if (why)
+			outcome(p, p->event, false,
+				p->event == EVENT_FREEZE ? VSS_E_WRITERERROR_TIMEOUT : VSS_E_WRITER_NOT_RESPONDING, why);
 	}
 	round->outstanding = 0;
 	round->generation++;
@@ -503,15 +509,17 @@ int writer_register(Connection *c, sd_bus_message *msg, sd_bus_error *error)
 	w->usage = (vss_usage_type)usage;
 	w->source = (vss_source_type)source;
 	w->level = (vss_application_level)level;
-	w->freeze_timeout_ms = timeout;
+	/* A writer may not make a set wait longer than vssd.conf allows. */
+	w->freeze_timeout_ms = (uint32_t)MIN((uint64_t)timeout, m->config.max_writer_freeze_timeout / USEC_PER_MSEC);
 	w->state = VSS_WS_STABLE;
 	if (!w->name || (*instance_name && !w->instance_name)) {
 		writer_destroy(w);
 		return bus_error_set_hr(error, E_OUTOFMEMORY, NULL);
 	}
 	LIST_PREPEND(writers, m->writers, w);
-	log_info("writer %s registered (class %s, pid %d, level %d, freeze timeout %u ms)", w->name,
-		 vss_id_format(&w->class_id, buf), (int)c->cred.pid, level, timeout);
+	log_info("writer %s registered (class %s, pid %d, level %d, freeze timeout %u ms%s)", w->name,
+		 vss_id_format(&w->class_id, buf), (int)c->cred.pid, level, w->freeze_timeout_ms,
+		 w->freeze_timeout_ms < timeout ? ", cut to MaxWriterFreezeTimeoutSec" : "");
 	snprintf(path, sizeof(path), "/org/vss/writer/%s", ID_TO_STRING(&w->instance_id) + 1);
 	path[strlen(path) - 1] = '\0';
 	for (char *s = path; *s; s++)

@@ -99,8 +99,9 @@ vss_writer_state writer_state_failed(WriterEvent e, vss_writer_state before);
 void round_start(BackupObject *b, Round *round, WriterEvent event, bool (*select)(const Participant *p, void *),
                  void *select_data, round_done_fn done, void *userdata);
 /* End the round in flight now, without calling its done: its calls are
- * dropped and answers still to come are ignored. */
-void round_cancel(Round *round);
+ * dropped and answers still to come are ignored. With why, the participants
+ * still to answer fail with it. */
+void round_cancel(Round *round, const char *why);
 /* Send event without waiting for answers (Abort, BackupShutdown). */
 void writers_notify(BackupObject *b, WriterEvent event, bool (*select)(const Participant *p, void *),
                     void *select_data);

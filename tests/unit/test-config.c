@@ -56,6 +56,11 @@ static void check_defaults(const Config *c)
 	ASSERT_EQ_UINT(2, c->host_reserve.percent);
 	ASSERT_EQ_UINT(0, c->n_host_reserves);
 	ASSERT_EQ_UINT(1 * USEC_PER_SEC, c->host_reserve_interval);
+	ASSERT_EQ_UINT(256, c->max_connections);
+	ASSERT_EQ_UINT(16, c->max_connections_per_user);
+	ASSERT_EQ_UINT(1024, c->max_objects_per_connection);
+	ASSERT_EQ_UINT(600 * USEC_PER_SEC, c->snapshot_set_timeout);
+	ASSERT_EQ_UINT(60 * USEC_PER_SEC, c->max_writer_freeze_timeout);
 }
 
 static void test_defaults(void)
@@ -135,6 +140,14 @@ static void test_full_file(void)
 	ASSERT_EQ_UINT(300 * USEC_PER_MSEC, c.transaction_freeze_timeout);
 	ASSERT_EQ_UINT(2 * USEC_PER_SEC, c.transaction_thaw_timeout);
 	config_clear(&c);
+	/* The limits on peers and on the time a set may take. */
+	ASSERT_OK(load(&c, "MaxConnections = 9\nMaxConnectionsPerUser = 2\nSnapshotSetTimeoutMSec = 1500\n"
+			   "MaxWriterFreezeTimeoutSec = 5\n"));
+	ASSERT_EQ_UINT(9, c.max_connections);
+	ASSERT_EQ_UINT(2, c.max_connections_per_user);
+	ASSERT_EQ_UINT(1500 * USEC_PER_MSEC, c.snapshot_set_timeout);
+	ASSERT_EQ_UINT(5 * USEC_PER_SEC, c.max_writer_freeze_timeout);
+	config_clear(&c);
 	ASSERT_OK(load(&c, "DpkgLock =\n"));
 	ASSERT_STREQ("", c.dpkg_lock);
 	config_clear(&c);
@@ -184,6 +197,22 @@ static void test_bounds(void)
 		{ "MaxSnapshotsPerVolume = 1\n", true },
 		{ "MaxSnapshotsPerVolume = 0\n", false },
 		{ "MaxSnapshotsPerVolume = 100001\n", false },
+		/* Every timeout has a maximum, refused above it. */
+		{ "TransactionThawTimeoutSec = 3600\n", true },
+		{ "TransactionThawTimeoutSec = 3601\n", false },
+		{ "TransactionThawTimeoutMSec = 3600001\n", false },
+		{ "MaxWriterFreezeTimeoutSec = 3600\n", true },
+		{ "MaxWriterFreezeTimeoutSec = 3601\n", false },
+		{ "MaxWriterFreezeTimeoutMSec = 1\n", true },
+		{ "MaxWriterFreezeTimeoutMSec = 0\n", false },
+		{ "SnapshotSetTimeoutSec = 86400\n", true },
+		{ "SnapshotSetTimeoutSec = 86401\n", false },
+		{ "SnapshotSetTimeoutMSec = 86400001\n", false },
+		{ "MaxConnections = 65536\n", true },
+		{ "MaxConnections = 0\n", false },
+		{ "MaxConnectionsPerUser = 65537\n", false },
+		{ "MaxObjectsPerConnection = 1\n", true },
+		{ "MaxObjectsPerConnection = 0\n", false },
 		/* Not numbers, or not plain ones. */
 		{ "FlushTimeoutSec = \n", false },
 		{ "FlushTimeoutSec = -5\n", false },

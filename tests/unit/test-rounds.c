@@ -142,7 +142,7 @@ static void test_late_answer_after_cancel(void)
 	round_start(&backup, &backup.round, EVENT_PREPARE_SNAPSHOT, NULL, NULL, count_done, &first);
 	pump();
 	generation = backup.round.generation;
-	round_cancel(&backup.round);
+	round_cancel(&backup.round, NULL);
 	ASSERT_FALSE(backup.facts.round_in_flight);
 	ASSERT_EQ_UINT(0, backup.round.outstanding);
 	ASSERT_TRUE(backup.round.generation > generation);
@@ -162,7 +162,7 @@ static void test_late_answer_after_cancel(void)
 	ASSERT_EQ_UINT(0, backup.round.outstanding);
 	ASSERT_FALSE(backup.facts.round_in_flight);
 	/* Cancelling a round that is over does nothing. */
-	round_cancel(&backup.round);
+	round_cancel(&backup.round, NULL);
 	ASSERT_EQ_UINT(0, backup.round.outstanding);
 }
 
