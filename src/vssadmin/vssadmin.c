@@ -531,7 +531,7 @@ static int list_shadows(const char *set_str, const char *volume, bool json)
 static int list_providers(bool json)
 {
 	Providers p = { 0 };
-	vss_backup *b;
+	vss_backup *b = NULL;
 	vss_hr hr;
 
 	hr = open_admin(&b);
@@ -694,7 +694,7 @@ static int list_shadowstorage(const char *volume, bool json)
 {
 	vss_diff_area_prop *areas = NULL;
 	size_t n = 0;
-	vss_backup *b;
+	vss_backup *b = NULL;
 	vss_hr hr;
 
 	hr = open_admin(&b);
@@ -861,7 +861,7 @@ static int resize_shadowstorage(const char *volume, const char *maxsize)
 {
 	Census before, after;
 	int64_t maximum;
-	vss_backup *b;
+	vss_backup *b = NULL;
 	vss_hr hr;
 	size_t gone;
 
