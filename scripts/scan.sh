@@ -5,7 +5,8 @@
 # stay in BUILD/scan-reports/.
 #
 # Only what changed since the last clean run is analysed again: a run that
-# finds something cleans the build, so that the next run looks at all.
+# finds something, or did not finish, cleans the build, so that the next
+# run looks at all.
 set -eu
 cd "$(dirname "$0")/.."
 build=${1:-build-scan}
@@ -14,6 +15,10 @@ reports="$build/scan-reports"
 if [ ! -f "$build/build.ninja" ]; then
 	scan-build --use-cc=clang meson setup "$build" >/dev/null
 fi
+if [ -e "$build/scan-unfinished" ]; then
+	ninja -C "$build" -t clean >/dev/null
+fi
+touch "$build/scan-unfinished"
 rm -rf "$reports"
 mkdir -p "$reports"
 # -plist-html: HTML to read, plist for scan-filter.py. --keep-empty so
@@ -29,3 +34,4 @@ if ! ./scripts/scan-filter.py "$reports" "$build"; then
 	echo "scan: see $reports/*/index.html, or rerun: scripts/scan.sh $build" >&2
 	exit 1
 fi
+rm "$build/scan-unfinished"
