@@ -1,11 +1,16 @@
 # The README's two commands: `make demo` and `make check`. Everything else is
-# meson and ninja under build/ (and build-asan/ for the sanitizer run).
+# meson and ninja under build/ (and build-asan/ for the sanitizer run,
+# build-fuzz/ for the fuzz targets, build-scan/ for the static analyzer).
 
 PYTHON ?= /usr/bin/python3
 BUILD ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+SCAN_BUILD ?= build-scan
+# make fuzz FUZZ_SECONDS=600: how long each target runs.
+FUZZ_SECONDS ?= 300
 
-.PHONY: all deps build build-asan demo check check-unit check-integration check-asan check-long bench clean
+.PHONY: all deps build build-asan build-fuzz demo check check-unit check-integration check-asan check-long fuzz scan bench clean
 
 all: build
 
@@ -18,20 +23,36 @@ $(BUILD)/build.ninja:
 $(ASAN_BUILD)/build.ninja:
 	meson setup $(ASAN_BUILD) --werror -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
 
+# libFuzzer needs clang; the sanitizers stop at the first report.
+$(FUZZ_BUILD)/build.ninja:
+	CC=clang meson setup $(FUZZ_BUILD) --werror -Dfuzzers=true -Db_sanitize=address,undefined -Db_lundef=false
+
 build: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 
 build-asan: deps $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD)
 
+build-fuzz: deps $(FUZZ_BUILD)/build.ninja
+	ninja -C $(FUZZ_BUILD)
+
 demo: build
 	./scripts/demo.sh $(BUILD)
 
-check: build build-asan
-	./scripts/check.sh $(BUILD) $(ASAN_BUILD)
+check: build build-asan build-fuzz
+	VSS_VALGRIND_BUILD=$(BUILD) VSS_FUZZ_BUILD=$(FUZZ_BUILD) VSS_SCAN_BUILD=$(SCAN_BUILD) \
+		./scripts/check.sh $(BUILD) $(ASAN_BUILD)
 
-check-long: build
-	VSS_LONG=1 ./scripts/check.sh $(BUILD)
+check-long: build build-fuzz
+	VSS_LONG=1 VSS_VALGRIND_BUILD=$(BUILD) VSS_FUZZ_BUILD=$(FUZZ_BUILD) VSS_SCAN_BUILD=$(SCAN_BUILD) \
+		./scripts/check.sh $(BUILD)
+
+# Each fuzz target for FUZZ_SECONDS; what it learns stays in $(FUZZ_BUILD)/fuzz-corpus.
+fuzz: build-fuzz
+	./scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+scan: deps
+	./scripts/scan.sh $(SCAN_BUILD)
 
 bench: build
 	./bench/bench-create.sh $(BUILD)
@@ -39,4 +60,4 @@ bench: build
 	./bench/bench-writers.sh $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(SCAN_BUILD)

@@ -1,7 +1,12 @@
 #!/bin/sh
-# Run every suite against each build directory given: unit tests through
-# meson, then the integration tests (real vssd, real loop-mounted
-# filesystems) through pytest. A sanitizer report anywhere fails the run.
+# Run every suite against each build directory given: unit tests (and the
+# fuzz corpora, replayed) through meson, then the integration tests (real
+# vssd, real loop-mounted filesystems) through pytest. A sanitizer report
+# anywhere fails the run. Then, each when its variable names a build
+# directory:
+#   VSS_VALGRIND_BUILD  the unit tests of that (unsanitized) build under valgrind
+#   VSS_FUZZ_BUILD      a short run of each fuzz target (scripts/fuzz.sh)
+#   VSS_SCAN_BUILD      clang's static analyzer over the tree (scripts/scan.sh)
 set -eu
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-/usr/bin/python3}
@@ -12,7 +17,21 @@ export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:${UBSAN_OPTIONS:-}"
 
 for build in "$@"; do
 	echo "=== unit tests ($build)"
-	meson test -C "$build" --print-errorlogs --suite unit
+	meson test -C "$build" --print-errorlogs --suite unit --suite fuzz
 	echo "=== integration tests ($build)"
 	VSS_BUILD_DIR="$PWD/$build" "$PYTHON" -m pytest -p no:cacheprovider -q tests/integration
 done
+
+if [ -n "${VSS_VALGRIND_BUILD:-}" ]; then
+	echo "=== unit tests under valgrind ($VSS_VALGRIND_BUILD)"
+	meson test -C "$VSS_VALGRIND_BUILD" --print-errorlogs --suite unit --suite fuzz --timeout-multiplier=10 \
+		--wrapper="valgrind -q --error-exitcode=1 --leak-check=full"
+fi
+if [ -n "${VSS_FUZZ_BUILD:-}" ]; then
+	echo "=== fuzzing ($VSS_FUZZ_BUILD)"
+	./scripts/fuzz.sh "$VSS_FUZZ_BUILD"
+fi
+if [ -n "${VSS_SCAN_BUILD:-}" ]; then
+	echo "=== static analysis ($VSS_SCAN_BUILD)"
+	./scripts/scan.sh "$VSS_SCAN_BUILD"
+fi

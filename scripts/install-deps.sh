@@ -3,12 +3,15 @@
 # Runs apt-get only when something is missing, so repeated runs are quick.
 set -eu
 
+# clang and libclang-rt-dev: the fuzz targets (libFuzzer, sanitizer
+# runtimes); clang-tools: scan-build; valgrind: the unit tests under it.
 PACKAGES="
   gcc meson ninja-build pkg-config
   libsystemd-dev libsqlite3-dev libbtrfsutil-dev libmount-dev libblkid-dev uuid-dev
   btrfs-progs e2fsprogs xfsprogs util-linux mount systemd
   python3 python3-pytest fio
   dbus-bin libglib2.0-bin python3-dbus
+  clang libclang-rt-dev clang-tools valgrind
   postgresql libpq-dev
 "
 

@@ -26,7 +26,8 @@ int bus_error_set_hrv(sd_bus_error *e, vss_hr hr, const char *fmt, va_list ap)
 	return -EIO;
 }
 
-int bus_error_set_hr(sd_bus_error *e, vss_hr hr, const char *fmt, ...)
+/* In parentheses: the name is also a macro (bus.h). */
+int (bus_error_set_hr)(sd_bus_error *e, vss_hr hr, const char *fmt, ...)
 {
 	va_list ap;
 	int r;

@@ -180,7 +180,7 @@ static int btrfs_space(char *const *snapshot_paths, size_t n, const char *provid
 	if (n > 0 && btrfs_util_sync(snapshot_paths[0]) != BTRFS_UTIL_OK)
 		return errno > 0 ? -errno : -EIO;
 	for (size_t i = 0; i < n; i++) {
-		uint64_t rfer, excl;
+		uint64_t rfer = 0, excl = 0;
 		int r = qgroup_info(snapshot_paths[i], &rfer, &excl);
 
 		if (r == -ENOENT) {

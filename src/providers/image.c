@@ -382,6 +382,9 @@ static void ranges_normalize(Ranges *rs)
 {
 	size_t k = 0;
 
+	/* A file with no extents has no array: qsort() must not see NULL. */
+	if (rs->n == 0)
+		return;
 	qsort(rs->r, rs->n, sizeof(*rs->r), cmp_range);
 	for (size_t i = 0; i < rs->n; i++) {
 		if (k > 0 && rs->r[i][0] <= rs->r[k - 1][1]) {

@@ -365,10 +365,6 @@ static int create_shadow(const CreateArgs *a)
 	int ret;
 
 	before = after = (Census){ 0 };
-	if (n > VSS_MAX_VOLUMES_PER_SET + 1)
-		return fail(VSS_E_MAXIMUM_NUMBER_OF_VOLUMES_REACHED, "a set holds at most %d volumes",
-			    VSS_MAX_VOLUMES_PER_SET);
-
 	TRY_HR(vss_create_backup_components(&b));
 	TRY_HR(vss_backup_initialize_for_backup(b, NULL));
 	TRY_HR(vss_backup_set_context(b, a->context));
@@ -497,18 +493,15 @@ static vss_hr query_snapshots(vss_backup *b, const vss_id *set, const vss_id *sh
 	return S_OK;
 }
 
-static int list_shadows(const char *set_str, const char *volume, bool json)
+static int list_shadows(const vss_id *set, const char *volume, bool json)
 {
 	const vss_snapshot_prop **sel = NULL;
 	vss_object_prop *all = NULL;
 	Providers providers = { 0 };
-	vss_id set;
 	size_t n = 0, k = 0;
 	vss_backup *b;
 	vss_hr hr;
 
-	if (set_str && VSS_FAILED(vss_id_parse(set_str, &set)))
-		return usage_error("\"%s\" is not a set id", set_str);
 	hr = open_admin(&b);
 	if (VSS_FAILED(hr))
 		return fail(hr, NULL);
@@ -517,7 +510,7 @@ static int list_shadows(const char *set_str, const char *volume, bool json)
 		vss_backup_release(b);
 		return fail(hr, NULL);
 	}
-	hr = query_snapshots(b, set_str ? &set : NULL, NULL, volume, &all, &n, &sel, &k);
+	hr = query_snapshots(b, set, NULL, volume, &all, &n, &sel, &k);
 	if (VSS_SUCCEEDED(hr)) {
 		if (k == 0 && !json)
 			printf("No items found that satisfy the query.\n");
@@ -534,7 +527,7 @@ static int list_shadows(const char *set_str, const char *volume, bool json)
 static int list_providers(bool json)
 {
 	Providers p = { 0 };
-	vss_backup *b;
+	vss_backup *b = NULL;
 	vss_hr hr;
 
 	hr = open_admin(&b);
@@ -586,6 +579,7 @@ static int list_providers(bool json)
 
 typedef struct DeleteArgs {
 	const char *shadow, *set, *volume;
+	vss_id id;      /* of --shadow or --set */
 	bool oldest, all, quiet;
 } DeleteArgs;
 
@@ -605,25 +599,16 @@ static int delete_shadows(const DeleteArgs *a)
 	const vss_snapshot_prop **sel = NULL;
 	vss_object_prop *all = NULL;
 	size_t n = 0, k = 0, done = 0;
-	vss_id id, failed;
+	vss_id failed;
 	int32_t deleted;
 	vss_backup *b;
 	vss_hr hr;
 	int ret = EXIT_SUCCESS;
 
-	if (!!a->shadow + !!a->set + !!a->volume != 1)
-		return usage_error("delete shadows takes exactly one of --shadow, --set, --for");
-	if ((a->oldest || a->all) && !a->volume)
-		return usage_error("--oldest and --all go with --for");
-	if (a->oldest && a->all)
-		return usage_error("--oldest and --all exclude each other");
-	if ((a->shadow || a->set) && VSS_FAILED(vss_id_parse(a->shadow ?: a->set, &id)))
-		return usage_error("\"%s\" is not an id", a->shadow ?: a->set);
-
 	hr = open_admin(&b);
 	if (VSS_FAILED(hr))
 		return fail(hr, NULL);
-	hr = query_snapshots(b, a->set ? &id : NULL, a->shadow ? &id : NULL, a->volume, &all, &n, &sel, &k);
+	hr = query_snapshots(b, a->set ? &a->id : NULL, a->shadow ? &a->id : NULL, a->volume, &all, &n, &sel, &k);
 	if (VSS_FAILED(hr)) {
 		vss_backup_release(b);
 		return EXIT_FAILURE;
@@ -645,7 +630,7 @@ static int delete_shadows(const DeleteArgs *a)
 		goto out;
 
 	if (a->set) {
-		hr = vss_backup_delete_snapshots(b, &id, VSS_OBJECT_SNAPSHOT_SET, true, &deleted, &failed);
+		hr = vss_backup_delete_snapshots(b, &a->id, VSS_OBJECT_SNAPSHOT_SET, true, &deleted, &failed);
 		done = deleted > 0 ? (size_t)deleted : 0;
 	} else {
 		for (size_t i = 0; i < k; i++) {
@@ -697,7 +682,7 @@ static int list_shadowstorage(const char *volume, bool json)
 {
 	vss_diff_area_prop *areas = NULL;
 	size_t n = 0;
-	vss_backup *b;
+	vss_backup *b = NULL;
 	vss_hr hr;
 
 	hr = open_admin(&b);
@@ -845,18 +830,13 @@ static int parse_maxsize(const char *s, const char *volume, int64_t *ret)
 	return 0;
 }
 
-static int resize_shadowstorage(const char *volume, const char *maxsize)
+static int resize_shadowstorage(const char *volume, int64_t maximum)
 {
 	Census before, after;
-	int64_t maximum;
-	vss_backup *b;
+	vss_backup *b = NULL;
 	vss_hr hr;
 	size_t gone;
 
-	if (!volume || !maxsize)
-		return usage_error("resize shadowstorage needs --for=PATH and --maxsize=SIZE|N%%|UNBOUNDED");
-	if (parse_maxsize(maxsize, volume, &maximum) < 0)
-		return usage_error("bad --maxsize \"%s\": a size such as 512MiB or 10G, N%%, or UNBOUNDED", maxsize);
 	census_take(&before);
 	hr = open_admin(&b);
 	if (VSS_SUCCEEDED(hr))
@@ -888,6 +868,7 @@ static int by_volume(const void *a, const void *b)
 
 typedef struct ExposeArgs {
 	const char *shadow, *set, *at;
+	vss_id id;      /* of --shadow or --set */
 } ExposeArgs;
 
 static int expose(const ExposeArgs *a, bool undo)
@@ -896,23 +877,14 @@ static int expose(const ExposeArgs *a, bool undo)
 	vss_object_prop *all = NULL;
 	size_t n = 0, k = 0, done = 0;
 	vss_backup *b;
-	vss_id id;
 	vss_hr hr = S_OK;
 	int ret = EXIT_SUCCESS;
-
-	if (!!a->shadow + !!a->set != 1)
-		return usage_error("%s takes one of --shadow, --set", undo ? "unexpose" : "expose");
-	if (undo && a->at)
-		return usage_error("unexpose takes no --at");
-	if (a->set && !undo && !a->at)
-		return usage_error("expose --set needs --at=DIR, under which the set mirrors its volumes' paths");
-	if (VSS_FAILED(vss_id_parse(a->shadow ?: a->set, &id)))
-		return usage_error("\"%s\" is not an id", a->shadow ?: a->set);
 
 	hr = open_admin(&b);
 	if (VSS_FAILED(hr))
 		return fail(hr, NULL);
-	if (VSS_FAILED(query_snapshots(b, a->set ? &id : NULL, a->shadow ? &id : NULL, NULL, &all, &n, &sel, &k))) {
+	if (VSS_FAILED(query_snapshots(b, a->set ? &a->id : NULL, a->shadow ? &a->id : NULL, NULL, &all, &n, &sel,
+				       &k))) {
 		vss_backup_release(b);
 		return EXIT_FAILURE;
 	}
@@ -981,7 +953,39 @@ enum {
 	OPT_IGNORE_WRITER_FAILURES,
 };
 
-int main(int argc, char **argv)
+typedef enum Verb {
+	VERB_CREATE_SHADOW,
+	VERB_LIST_SHADOWS,
+	VERB_LIST_PROVIDERS,
+	VERB_LIST_WRITERS,
+	VERB_LIST_SHADOWSTORAGE,
+	VERB_RESIZE_SHADOWSTORAGE,
+	VERB_DELETE_SHADOWS,
+	VERB_EXPOSE,
+	VERB_UNEXPOSE,
+} Verb;
+
+/* A command line, checked as far as it can be without vssd. */
+typedef struct Command {
+	Verb verb;
+	char **volumes;         /* every --for, owned */
+	CreateArgs create;
+	DeleteArgs del;
+	ExposeArgs exp;
+	const char *volume;     /* the one --for of list, resize */
+	const vss_id *set;      /* list shadows --set, or NULL */
+	vss_id set_id;
+	int64_t maximum;        /* resize --maxsize */
+	bool json;
+} Command;
+
+/* parse_command_line() found a command to run. */
+#define COMMAND_RUN (-1)
+
+/* Read and check the command line, talking to nobody: COMMAND_RUN with *cmd
+ * filled in, or the exit status after --help or a usage error (reported).
+ * cmd->volumes is the caller's to free either way. */
+static int parse_command_line(int argc, char **argv, Command *cmd)
 {
 	static const struct option options[] = {
 		{ "socket", required_argument, NULL, OPT_SOCKET },
@@ -1000,62 +1004,63 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
-	_cleanup_(strv_freep) char **volumes = NULL;
-	CreateArgs create = { .context = VSS_CTX_APP_ROLLBACK };
-	DeleteArgs del = { 0 };
-	ExposeArgs exp = { 0 };
+	CreateArgs *create = &cmd->create;
+	DeleteArgs *del = &cmd->del;
+	ExposeArgs *exp = &cmd->exp;
 	const char *set = NULL, *maxsize = NULL, *verb, *noun;
-	bool json = false, context_given = false;
+	char **volumes = NULL;
+	bool context_given = false;
 	int c, r;
 
+	*cmd = (Command){ .create.context = VSS_CTX_APP_ROLLBACK };
 	while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
 		switch (c) {
 		case OPT_SOCKET:
 			setenv("VSS_SOCKET", optarg, 1);
 			break;
 		case OPT_FOR:
-			r = strv_push_dup(&volumes, optarg);
+			r = strv_push_dup(&cmd->volumes, optarg);
 			if (r < 0)
 				return fail(E_OUTOFMEMORY, "out of memory");
 			break;
 		case OPT_PROVIDER:
-			create.provider = optarg;
+			create->provider = optarg;
 			break;
 		case OPT_CONTEXT: {
 			int64_t ctx = context_from_name(optarg);
 
 			if (ctx < 0)
 				return usage_error("unknown context \"%s\"", optarg);
-			create.context = (int32_t)ctx;
+			create->context = (int32_t)ctx;
 			context_given = true;
 			break;
 		}
 		case OPT_JSON:
-			json = true;
+			cmd->json = true;
 			break;
 		case OPT_SET:
 			set = optarg;
 			break;
 		case OPT_SHADOW:
-			del.shadow = optarg;
+			del->shadow = optarg;
 			break;
 		case OPT_OLDEST:
-			del.oldest = true;
+			del->oldest = true;
 			break;
 		case OPT_ALL:
-			del.all = true;
+			del->all = true;
 			break;
 		case OPT_QUIET:
-			del.quiet = true;
+			del->quiet = true;
 			break;
 		case OPT_AT:
-			exp.at = optarg;
+			exp->at = optarg;
 			break;
 		case OPT_MAXSIZE:
 			maxsize = optarg;
 			break;
 		case OPT_IGNORE_WRITER_FAILURES:
-			create.ignore_writer_failures = true;
+			create->ignore_writer_failures = true;
 			break;
 		case 'h':
 			help();
@@ -1064,54 +1069,131 @@ int main(int argc, char **argv)
 			return usage_error("bad option");
 		}
 	}
+	volumes = cmd->volumes;
 	if (argc - optind == 1 && (streq(argv[optind], "expose") || streq(argv[optind], "unexpose"))) {
-		exp.shadow = del.shadow;
-		exp.set = set;
-		return expose(&exp, streq(argv[optind], "unexpose"));
+		bool undo = streq(argv[optind], "unexpose");
+
+		exp->shadow = del->shadow;
+		exp->set = set;
+		if (!!exp->shadow + !!exp->set != 1)
+			return usage_error("%s takes one of --shadow, --set", undo ? "unexpose" : "expose");
+		if (undo && exp->at)
+			return usage_error("unexpose takes no --at");
+		if (exp->set && !undo && !exp->at)
+			return usage_error("expose --set needs --at=DIR, under which the set mirrors its volumes' paths");
+		if (VSS_FAILED(vss_id_parse(exp->shadow ?: exp->set, &exp->id)))
+			return usage_error("\"%s\" is not an id", exp->shadow ?: exp->set);
+		cmd->verb = undo ? VERB_UNEXPOSE : VERB_EXPOSE;
+		return COMMAND_RUN;
 	}
 	if (argc - optind != 2)
 		return usage_error("expected a command such as \"list shadows\"");
 	verb = argv[optind];
 	noun = argv[optind + 1];
+	cmd->volume = volumes ? volumes[0] : NULL;
 
 	if (streq(verb, "create") && streq(noun, "shadow")) {
 		if (!volumes)
 			return usage_error("create shadow needs --for=PATH");
 		/* vssadmin exits when the set is made: an auto-release set
 		 * would be deleted at once. */
-		if (context_given && !(create.context & VSS_VOLSNAP_ATTR_NO_AUTO_RELEASE))
+		if (context_given && !(create->context & VSS_VOLSNAP_ATTR_NO_AUTO_RELEASE))
 			return usage_error("context \"%s\" is auto-release: its snapshots would be deleted when "
 					   "vssadmin exits; use a persistent context",
-					   context_name_of_attributes(create.context));
-		create.volumes = volumes;
-		create.json = json;
-		return create_shadow(&create);
+					   context_name_of_attributes(create->context));
+		if (strv_length(volumes) > VSS_MAX_VOLUMES_PER_SET + 1)
+			return fail(VSS_E_MAXIMUM_NUMBER_OF_VOLUMES_REACHED, "a set holds at most %d volumes",
+				    VSS_MAX_VOLUMES_PER_SET);
+		create->volumes = volumes;
+		create->json = cmd->json;
+		cmd->verb = VERB_CREATE_SHADOW;
+		return COMMAND_RUN;
 	}
 	if (streq(verb, "list") && streq(noun, "shadows")) {
 		if (volumes && volumes[1])
 			return usage_error("list shadows takes one --for");
-		return list_shadows(set, volumes ? volumes[0] : NULL, json);
+		if (set && VSS_FAILED(vss_id_parse(set, &cmd->set_id)))
+			return usage_error("\"%s\" is not a set id", set);
+		cmd->set = set ? &cmd->set_id : NULL;
+		cmd->verb = VERB_LIST_SHADOWS;
+		return COMMAND_RUN;
 	}
-	if (streq(verb, "list") && streq(noun, "providers"))
-		return list_providers(json);
-	if (streq(verb, "list") && streq(noun, "writers"))
-		return list_writers(json);
+	if (streq(verb, "list") && streq(noun, "providers")) {
+		cmd->verb = VERB_LIST_PROVIDERS;
+		return COMMAND_RUN;
+	}
+	if (streq(verb, "list") && streq(noun, "writers")) {
+		cmd->verb = VERB_LIST_WRITERS;
+		return COMMAND_RUN;
+	}
 	if (streq(verb, "list") && streq(noun, "shadowstorage")) {
 		if (volumes && volumes[1])
 			return usage_error("list shadowstorage takes one --for");
-		return list_shadowstorage(volumes ? volumes[0] : NULL, json);
+		cmd->verb = VERB_LIST_SHADOWSTORAGE;
+		return COMMAND_RUN;
 	}
 	if (streq(verb, "resize") && streq(noun, "shadowstorage")) {
 		if (volumes && volumes[1])
 			return usage_error("resize shadowstorage takes one --for");
-		return resize_shadowstorage(volumes ? volumes[0] : NULL, maxsize);
+		if (!cmd->volume || !maxsize)
+			return usage_error("resize shadowstorage needs --for=PATH and --maxsize=SIZE|N%%|UNBOUNDED");
+		if (parse_maxsize(maxsize, cmd->volume, &cmd->maximum) < 0)
+			return usage_error("bad --maxsize \"%s\": a size such as 512MiB or 10G, N%%, or UNBOUNDED",
+					   maxsize);
+		cmd->verb = VERB_RESIZE_SHADOWSTORAGE;
+		return COMMAND_RUN;
 	}
 	if (streq(verb, "delete") && streq(noun, "shadows")) {
 		if (volumes && volumes[1])
 			return usage_error("delete shadows takes one --for");
-		del.set = set;
-		del.volume = volumes ? volumes[0] : NULL;
-		return delete_shadows(&del);
+		del->set = set;
+		del->volume = cmd->volume;
+		if (!!del->shadow + !!del->set + !!del->volume != 1)
+			return usage_error("delete shadows takes exactly one of --shadow, --set, --for");
+		if ((del->oldest || del->all) && !del->volume)
+			return usage_error("--oldest and --all go with --for");
+		if (del->oldest && del->all)
+			return usage_error("--oldest and --all exclude each other");
+		if ((del->shadow || del->set) && VSS_FAILED(vss_id_parse(del->shadow ?: del->set, &del->id)))
+			return usage_error("\"%s\" is not an id", del->shadow ?: del->set);
+		cmd->verb = VERB_DELETE_SHADOWS;
+		return COMMAND_RUN;
 	}
 	return usage_error("unknown command \"%s %s\"", verb, noun);
+}
+
+static int run_command(const Command *cmd)
+{
+	switch (cmd->verb) {
+	case VERB_CREATE_SHADOW:
+		return create_shadow(&cmd->create);
+	case VERB_LIST_SHADOWS:
+		return list_shadows(cmd->set, cmd->volume, cmd->json);
+	case VERB_LIST_PROVIDERS:
+		return list_providers(cmd->json);
+	case VERB_LIST_WRITERS:
+		return list_writers(cmd->json);
+	case VERB_LIST_SHADOWSTORAGE:
+		return list_shadowstorage(cmd->volume, cmd->json);
+	case VERB_RESIZE_SHADOWSTORAGE:
+		return resize_shadowstorage(cmd->volume, cmd->maximum);
+	case VERB_DELETE_SHADOWS:
+		return delete_shadows(&cmd->del);
+	case VERB_EXPOSE:
+	case VERB_UNEXPOSE:
+		return expose(&cmd->exp, cmd->verb == VERB_UNEXPOSE);
+	}
+	return usage_error("unknown command");
+}
+
+int main(int argc, char **argv)
+{
+	Command cmd;
+	int r;
+
+	r = parse_command_line(argc, argv, &cmd);
+	if (r == COMMAND_RUN)
+		r = run_command(&cmd);
+	strv_free(cmd.volumes);
+	return r;
 }

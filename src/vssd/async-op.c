@@ -65,9 +65,9 @@ int async_op_add_waiter(AsyncOp *a, sd_bus_message *call, WaiterKind kind, usec_
 void async_op_complete(AsyncOp *a, vss_hr status)
 {
 	a->status = status;
-	while (a->waiters) {
-		Waiter *w = a->waiters;
-
+	/* Each reply frees its waiter; the next is taken first. */
+	for (Waiter *w = a->waiters, *next; w; w = next) {
+		next = w->waiters_next;
 		if (w->kind == WAITER_WAIT)
 			waiter_reply(w, status);
 		else if (status == VSS_S_ASYNC_CANCELLED)
@@ -178,8 +178,10 @@ AsyncOp *async_op_free(AsyncOp *a)
 	cr = a->conn->manager->creation;
 	if (cr && cr->async == a)
 		cr->async = NULL;
-	while (a->waiters)
-		waiter_free(a->waiters);
+	for (Waiter *w = a->waiters, *next; w; w = next) {
+		next = w->waiters_next;
+		waiter_free(w);
+	}
 	LIST_REMOVE(asyncs, a->conn->asyncs, a);
 	sd_bus_slot_unref(a->slot);
 	free(a);

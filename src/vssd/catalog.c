@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <sqlite3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -82,6 +83,14 @@ static int fail(Catalog *c, int rc, const char *what)
 {
 	log_error("catalog: %s: %s", what, sqlite3_errmsg(c->db));
 	return sqlite_to_errno(rc);
+}
+
+/* A row vssd cannot have written: the catalog was changed by someone else,
+ * and what it says cannot be trusted. */
+static int bad_row(const char *row, const char *column)
+{
+	log_error("catalog: %s has no %s; the catalog was not written by vssd", row, column);
+	return -EBADMSG;
 }
 
 static int exec(Catalog *c, const char *sql)
@@ -349,8 +358,15 @@ int catalog_storage(Catalog *c, char ***ret_volumes, int64_t **ret_maximums, siz
 	if (r < 0)
 		return r;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		int64_t *nm = realloc(maximums, sizeof(int64_t) * (n + 1));
+		int64_t *nm;
 
+		/* No row vssd writes lacks its volume (a NULL volume is
+		 * legal in SQLite's TEXT PRIMARY KEY, though). */
+		if (sqlite3_column_type(st, 0) == SQLITE_NULL) {
+			sqlite3_finalize(st);
+			return bad_row("a snapshot or storage row", "volume");
+		}
+		nm = realloc(maximums, sizeof(int64_t) * (n + 1));
 		if (!nm || strv_push_dup(&volumes, (const char *)sqlite3_column_text(st, 0)) < 0) {
 			if (nm)
 				maximums = nm;
@@ -458,9 +474,25 @@ int catalog_list_snapshots(Catalog *c, const CatalogFilter *f, CatalogSnapshot *
 	sqlite3_bind_int(st, 4, f->include_creating);
 
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		CatalogSnapshot *s = array_grow((void **)&list, &n, sizeof(*list));
+		static const struct {
+			int column;
+			const char *name;
+		} required[] = { { 3, "snapshot path" }, { 4, "volume" }, { 15, "provider" } };
+		CatalogSnapshot *s;
 		const unsigned char *state;
 
+		for (size_t i = 0; i < ELEMENTSOF(required); i++)
+			if (sqlite3_column_type(st, required[i].column) == SQLITE_NULL) {
+				const char *id = (const char *)sqlite3_column_text(st, 0);
+				char row[128];
+
+				snprintf(row, sizeof(row), "snapshot %.64s", id ?: "?");
+				r = bad_row(row, required[i].name);
+				break;
+			}
+		if (r < 0)
+			break;
+		s = array_grow((void **)&list, &n, sizeof(*list));
 		if (!s) {
 			rc = SQLITE_NOMEM;
 			break;
@@ -491,9 +523,9 @@ int catalog_list_snapshots(Catalog *c, const CatalogFilter *f, CatalogSnapshot *
 		}
 	}
 	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
+	if (r < 0 || rc != SQLITE_DONE) {
 		catalog_snapshots_free(list, n);
-		return rc == SQLITE_NOMEM ? -ENOMEM : fail(c, rc, "list snapshots");
+		return r < 0 ? r : rc == SQLITE_NOMEM ? -ENOMEM : fail(c, rc, "list snapshots");
 	}
 	*ret = list;
 	*ret_n = n;

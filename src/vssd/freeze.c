@@ -85,9 +85,13 @@ int freeze_set_new(char *const *paths, size_t n, const char *marker, FreezeSet *
 		free(s);
 		return -ENOMEM;
 	}
+	/* Every slot is closed by freeze_set_free(), also those after a
+	 * failed open. */
 	for (size_t i = 0; i < n; i++) {
 		atomic_init(&s->held[i], false);
 		s->fds[i] = -1;
+	}
+	for (size_t i = 0; i < n; i++) {
 		if (!paths[i])
 			continue;
 		s->fds[i] = open(paths[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);

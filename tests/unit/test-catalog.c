@@ -485,6 +485,17 @@ static Catalog *reopen(Catalog *c)
 	return n;
 }
 
+/* Make tmpdir/name by hand, as another program could, into path. */
+static void db_make(const char *name, const char *sql, char *path, size_t size)
+{
+	sqlite3 *db;
+
+	snprintf(path, size, "%s/%s", tmpdir, name);
+	ASSERT_EQ_INT(SQLITE_OK, sqlite3_open(path, &db));
+	ASSERT_EQ_INT(SQLITE_OK, sqlite3_exec(db, sql, NULL, NULL, NULL));
+	sqlite3_close(db);
+}
+
 /* A catalog of the first schema gains the storage table and keeps its rows. */
 static void test_upgrade_from_version_1(void)
 {
@@ -493,21 +504,16 @@ static void test_upgrade_from_version_1(void)
 	char **volumes = NULL;
 	int64_t *maximums = NULL;
 	size_t n = 99;
-	sqlite3 *db;
 
-	snprintf(path, sizeof(path), "%s/v1.db", tmpdir);
-	ASSERT_EQ_INT(SQLITE_OK, sqlite3_open(path, &db));
-	ASSERT_EQ_INT(SQLITE_OK,
-		      sqlite3_exec(db,
-				   "CREATE TABLE sets (id TEXT PRIMARY KEY, context INTEGER NOT NULL, state TEXT NOT NULL,"
-				   " snapshots_count INTEGER NOT NULL, started_us INTEGER NOT NULL,"
-				   " created_us INTEGER NOT NULL DEFAULT 0, prepare_us INTEGER NOT NULL DEFAULT 0,"
-				   " flush_us INTEGER NOT NULL DEFAULT 0, hold_window_us INTEGER NOT NULL DEFAULT 0,"
-				   " total_us INTEGER NOT NULL DEFAULT 0, consistency TEXT,"
-				   " requestor_uid INTEGER NOT NULL, requestor_pid INTEGER NOT NULL);"
-				   "PRAGMA user_version=1",
-				   NULL, NULL, NULL));
-	sqlite3_close(db);
+	db_make("v1.db",
+		"CREATE TABLE sets (id TEXT PRIMARY KEY, context INTEGER NOT NULL, state TEXT NOT NULL,"
+		" snapshots_count INTEGER NOT NULL, started_us INTEGER NOT NULL,"
+		" created_us INTEGER NOT NULL DEFAULT 0, prepare_us INTEGER NOT NULL DEFAULT 0,"
+		" flush_us INTEGER NOT NULL DEFAULT 0, hold_window_us INTEGER NOT NULL DEFAULT 0,"
+		" total_us INTEGER NOT NULL DEFAULT 0, consistency TEXT,"
+		" requestor_uid INTEGER NOT NULL, requestor_pid INTEGER NOT NULL);"
+		"PRAGMA user_version=1",
+		path, sizeof(path));
 	ASSERT_OK(catalog_open(path, &c));
 	ASSERT_OK(catalog_storage(c, &volumes, &maximums, &n));
 	ASSERT_EQ_UINT(0, n);
@@ -545,6 +551,46 @@ static void test_storage(Catalog *c)
 	free(maximums);
 }
 
+/* Rows vssd never writes, as a catalog edited by hand or by another program
+ * may hold: each listing refuses them with -EBADMSG (found by fuzz-catalog:
+ * a storage row without a volume crashed catalog_storage()). */
+static void test_garbage_rows(void)
+{
+	char path[sizeof(db_path) + 32];
+	CatalogSnapshot *snaps = NULL;
+	char **volumes = NULL;
+	int64_t *maximums = NULL;
+	Catalog *c = NULL;
+	size_t n = 0;
+
+	/* SQLite lets a TEXT PRIMARY KEY be NULL. */
+	snprintf(path, sizeof(path), "%s/null-volume.db", tmpdir);
+	ASSERT_OK(catalog_open(path, &c));
+	db_make("null-volume.db", "INSERT INTO storage (volume, maximum) VALUES (NULL, 1)", path, sizeof(path));
+	expect_errors(true);
+	ASSERT_ERRNO(-EBADMSG, catalog_storage(c, &volumes, &maximums, &n));
+	expect_errors(false);
+	ASSERT_NULL(volumes);
+	ASSERT_NULL(maximums);
+	ASSERT_NULL(catalog_close(c));
+
+	/* Tables of the same names without vssd's constraints. */
+	db_make("loose.db",
+		"CREATE TABLE sets (id, context, state, snapshots_count, started_us, created_us, prepare_us, flush_us,"
+		" hold_window_us, total_us, consistency, requestor_uid, requestor_pid);"
+		"CREATE TABLE snapshots (id, set_id, volume, snapshot_path, provider_id, provider, provider_data,"
+		" attributes, state, originating_machine, service_machine, exposed_name, exposed_path);"
+		"INSERT INTO sets (id, state) VALUES ('s', 'created');"
+		"INSERT INTO snapshots (id, set_id, volume, provider) VALUES ('x', 's', '/srv', 'btrfs');",
+		path, sizeof(path));
+	ASSERT_OK(catalog_open(path, &c));
+	expect_errors(true);
+	ASSERT_ERRNO(-EBADMSG, catalog_list_snapshots(c, NULL, &snaps, &n));
+	expect_errors(false);
+	ASSERT_NULL(snaps);
+	ASSERT_NULL(catalog_close(c));
+}
+
 int main(void)
 {
 	Catalog *c = NULL;
@@ -556,6 +602,7 @@ int main(void)
 
 	RUN_TEST(test_open_errors);
 	RUN_TEST(test_upgrade_from_version_1);
+	RUN_TEST(test_garbage_rows);
 
 	ASSERT_OK(catalog_open(db_path, &c));
 	ASSERT_NOT_NULL(c);

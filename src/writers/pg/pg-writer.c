@@ -510,7 +510,7 @@ static const char *cut_apart(const PgWriter *pw, const vss_writer *w, size_t *re
 
 	for (size_t i = 0; i < 2 + pw->n_tablespaces; i++) {
 		const char *path = i == 0 ? pw->data_dir : i == 1 ? pw->wal_dir : pw->tablespaces[i - 2].path;
-		const char *v = volume_of(w, path);
+		const char *v = path ? volume_of(w, path) : NULL;
 		bool seen = false;
 
 		if (!v)
