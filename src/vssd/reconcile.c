@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "basic/fd-util.h"
 #include "basic/id.h"
 #include "basic/log.h"
 #include "providers/mounts.h"
@@ -112,7 +113,9 @@ int reconcile(Manager *m)
 			continue;
 		}
 		if (ops->snapshot_exists(s->prop.snapshot_device_object, s->provider_data) > 0) {
-			if (s->prop.exposed_name && !mount_is_target(s->prop.exposed_name)) {
+			_cleanup_close_ int fd = -1;
+
+			if (s->prop.exposed_name && exposure_find(ops, s, &fd) == -ENOENT) {
 				log_warning("reconcile: snapshot %s was exposed at %s, which is no longer mounted; "
 					    "forgetting the exposure",
 					    ID_TO_STRING(&s->prop.snapshot_id), s->prop.exposed_name);

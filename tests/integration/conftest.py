@@ -327,13 +327,14 @@ class Daemon:
         return parse_results(p.stdout)
 
     def spawn_requestor(self, *steps):
-        """Start a requestor that stops at its "hold" step; returns once it got there."""
-        p = subprocess.Popen([REQUESTOR, *map(str, steps)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, env=self.client_env())
+        """Start a requestor that stops at its "hold" step (or "pause": write a
+        line to p.stdin to let it go on); returns once it got there."""
+        p = subprocess.Popen([REQUESTOR, *map(str, steps)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=self.client_env())
         lines = []
         for line in p.stdout:
             lines.append(line.rstrip("\n"))
-            if line.startswith("hold "):
+            if line.startswith("hold ") or line.startswith("pause "):
                 return p, [Result(x) for x in lines]
         p.wait()
         raise AssertionError("requestor ended before its hold step:\n" + "\n".join(lines) + p.stderr.read())
