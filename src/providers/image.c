@@ -368,17 +368,8 @@ static int image_abort(ProviderMember *m)
 
 static int image_delete_snapshot(const char *snapshot_path, const char *provider_data)
 {
-	_cleanup_close_ int store = -1;
-	const char *name;
-	int r;
-
 	(void)provider_data;
-	r = store_open_for(snapshot_path, &store, &name);
-	if (r == -ENOENT)
-		return 0;
-	if (r < 0)
-		return r;
-	return delete_in(store, name);
+	return store_delete(snapshot_path, delete_in);
 }
 
 /* The clone in its store, as st; -ENOENT when it is gone. */

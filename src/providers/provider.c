@@ -324,6 +324,20 @@ int store_open_for(const char *snapshot_path, int *ret_fd, const char **ret_name
 	return 0;
 }
 
+int store_delete(const char *snapshot_path, int (*delete_in)(int store_fd, const char *name))
+{
+	_cleanup_close_ int store = -1;
+	const char *name;
+	int r;
+
+	r = store_open_for(snapshot_path, &store, &name);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	return delete_in(store, name);
+}
+
 bool path_in_store(const char *path)
 {
 	size_t n = strlen(STORE_NAME);

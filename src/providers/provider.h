@@ -166,6 +166,9 @@ int store_open(int root_fd, int *ret_fd, const char **ret_reason);
  * symbolic links and checked as above, and the snapshot's name in it;
  * -ENOENT when the store is gone. */
 int store_open_for(const char *snapshot_path, int *ret_fd, const char **ret_name);
+/* Delete a recorded snapshot with delete_in(store_fd, name) in its store,
+ * opened by store_open_for(); 0 when the store is gone. */
+int store_delete(const char *snapshot_path, int (*delete_in)(int store_fd, const char *name));
 /* Whether a canonical path is a store or lies in one: vss's own snapshots
  * are not volumes. */
 bool path_in_store(const char *path);

@@ -112,15 +112,19 @@ static vss_hr walk(int start_fd, const char *path, uid_t uid, gid_t gid, bool ma
 		next = openat(cur, c, O_PATH | O_DIRECTORY | O_CLOEXEC);
 		if (next < 0 && errno == ENOENT && !streq(c, "..")) {
 			struct stat st;
+			bool made_it;
 			Made *e;
 
-			if (fstat(cur, &st) < 0)
-				return snprintf(msg, size, "%s: %s", path, strerror(errno)), VSS_E_UNEXPECTED;
+			if (fstat(cur, &st) < 0) {
+				snprintf(msg, size, "%s: %s", path, strerror(errno));
+				return VSS_E_UNEXPECTED;
+			}
 			if (!may_create_anywhere && st.st_uid != uid) {
 				snprintf(msg, size, "%s does not exist, and vssd makes directories only in yours", path);
 				return E_ACCESSDENIED;
 			}
-			if (mkdirat(cur, c, 0755) < 0 && errno != EEXIST) {
+			made_it = mkdirat(cur, c, 0755) == 0;
+			if (!made_it && errno != EEXIST) {
 				snprintf(msg, size, "cannot create %s in %s: %s", c, path, strerror(errno));
 				return VSS_E_UNEXPECTED;
 			}
@@ -130,18 +134,23 @@ static vss_hr walk(int start_fd, const char *path, uid_t uid, gid_t gid, bool ma
 				safe_close(next);
 				return VSS_E_UNEXPECTED;
 			}
-			/* Made by vssd, for the caller. */
-			if (st.st_uid == 0 && uid != 0 && fchownat(next, "", uid, gid, AT_EMPTY_PATH) < 0) {
+			/* Made by vssd, for the caller: only what is still the
+			 * empty directory of root's it made (one that raced in
+			 * under the name is judged as found). */
+			if (made_it && uid != 0 && st.st_uid == 0 && dir_is_empty(next) &&
+			    fchownat(next, "", uid, gid, AT_EMPTY_PATH) < 0) {
 				snprintf(msg, size, "cannot give %s to its caller: %s", c, strerror(errno));
 				close(next);
 				return VSS_E_UNEXPECTED;
 			}
-			e = array_grow((void **)made, n_made, sizeof(Made));
-			if (!e || !(e->name = strdup(c))) {
-				close(next);
-				return E_OUTOFMEMORY;
+			if (made_it) {
+				e = array_grow((void **)made, n_made, sizeof(Made));
+				if (!e || !(e->name = strdup(c))) {
+					close(next);
+					return E_OUTOFMEMORY;
+				}
+				e->parent_fd = fcntl(cur, F_DUPFD_CLOEXEC, 3);
 			}
-			e->parent_fd = fcntl(cur, F_DUPFD_CLOEXEC, 3);
 		}
 		if (next < 0) {
 			snprintf(msg, size, "%s: %s", path, strerror(errno));
@@ -189,7 +198,7 @@ static vss_hr open_target(Manager *m, const char *dir, const vss_id *id, const s
 		return VSS_E_UNEXPECTED;
 	}
 	if (mount_root || !dir_is_empty(fd)) {
-		snprintf(msg, size, "%s is not an empty directory", dir);
+		snprintf(msg, size, "%s is not an empty directory", dir ?: "the default place");
 		return VSS_E_OBJECT_ALREADY_EXISTS;
 	}
 	if (dir && caller->uid != 0 && st.st_uid != caller->uid) {

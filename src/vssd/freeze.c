@@ -359,12 +359,14 @@ FreezeSet *freeze_set_free(FreezeSet *s)
  * may still be frozen. */
 static int recover_one(char *line)
 {
-	unsigned maj, min;
+	unsigned maj = 0, min = 0;
 	_cleanup_close_ int fd = -1;
 	struct stat st;
 	int pos = 0;
 
-	if (sscanf(line, "%u:%u %n", &maj, &min, &pos) != 2 || pos == 0 || line[pos] != '/') {
+	/* A bare path: a marker of an older vssd, which did not record the
+	 * device. */
+	if (line[0] != '/' && (sscanf(line, "%u:%u %n", &maj, &min, &pos) != 2 || pos == 0 || line[pos] != '/')) {
 		log_warning("freeze marker: cannot read the line \"%s\"; ignored", line);
 		return 0;
 	}
@@ -375,7 +377,7 @@ static int recover_one(char *line)
 		log_warning_errno(fd, "freeze marker: cannot open %s to thaw it: %m", line + pos);
 		return 0;
 	}
-	if (fstat(fd, &st) < 0 || st.st_dev != makedev(maj, min)) {
+	if (fstat(fd, &st) < 0 || (pos > 0 && st.st_dev != makedev(maj, min))) {
 		log_warning("freeze marker: %s is no longer the filesystem that was held; left alone", line + pos);
 		return 0;
 	}
