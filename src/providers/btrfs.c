@@ -205,20 +205,17 @@ static int btrfs_is_exposed_at(const char *snapshot_path, const char *provider_d
 
 /* A subvolume's qgroup counters (referenced, exclusive); -ENOENT when quotas
  * are off. */
-static int qgroup_info(const char *subvolume, uint64_t *ret_rfer, uint64_t *ret_excl)
+static int qgroup_info(int fd, uint64_t *ret_rfer, uint64_t *ret_excl)
 {
 	struct btrfs_ioctl_search_args args = { 0 };
 	struct btrfs_ioctl_search_key *sk = &args.key;
 	const struct btrfs_ioctl_search_header *h;
 	const struct btrfs_qgroup_info_item *item;
 	uint64_t id;
-	int fd, r = 0;
+	int r = 0;
 
-	if (btrfs_util_subvolume_id(subvolume, &id) != BTRFS_UTIL_OK)
+	if (btrfs_util_subvolume_id_fd(fd, &id) != BTRFS_UTIL_OK)
 		return errno > 0 ? -errno : -EIO;
-	fd = open(subvolume, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
 	sk->tree_id = BTRFS_QUOTA_TREE_OBJECTID;
 	sk->min_type = sk->max_type = BTRFS_QGROUP_INFO_KEY;
 	sk->min_offset = sk->max_offset = id; /* level-0 qgroup = the subvolume */
@@ -228,7 +225,6 @@ static int qgroup_info(const char *subvolume, uint64_t *ret_rfer, uint64_t *ret_
 		r = -errno;
 	else if (sk->nr_items == 0)
 		r = -ENOENT;
-	close(fd);
 	if (r < 0)
 		return r;
 	h = (const struct btrfs_ioctl_search_header *)args.buf;
@@ -246,12 +242,21 @@ static int btrfs_space(char *const *snapshot_paths, size_t n, const char *provid
 	uint64_t used = 0, allocated = 0;
 
 	(void)provider_data;
-	/* Accounting is brought up to date by a transaction commit. */
-	if (n > 0 && btrfs_util_sync(snapshot_paths[0]) != BTRFS_UTIL_OK)
-		return errno > 0 ? -errno : -EIO;
 	for (size_t i = 0; i < n; i++) {
+		_cleanup_close_ int store = -1, fd = -1;
 		uint64_t rfer, excl;
-		int r = qgroup_info(snapshot_paths[i], &rfer, &excl);
+		const char *name;
+		int r;
+
+		/* Each snapshot through its store, as recorded. */
+		r = store_open_for(snapshot_paths[i], &store, &name);
+		if (r >= 0)
+			r = open_snapshot(store, name, &fd);
+		/* Accounting is brought up to date by a transaction commit. */
+		if (r >= 0 && i == 0)
+			r = errno_of(btrfs_util_sync_fd(fd));
+		if (r >= 0)
+			r = qgroup_info(fd, &rfer, &excl);
 
 		if (r == -ENOENT) {
 			*ret_used = *ret_allocated = -1;

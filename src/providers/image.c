@@ -530,9 +530,10 @@ static int file_ranges(const char *path, bool sync, Ranges *rs)
 	bool last = false;
 	int fd, r = 0;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* Recorded paths are canonical: a link on the way is not ours. */
+	fd = open_no_symlinks(AT_FDCWD, path, O_RDONLY | O_NOFOLLOW, 0);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	fm = malloc(sizeof(*fm) + BATCH * sizeof(struct fiemap_extent));
 	if (!fm) {
 		close(fd);
