@@ -4,6 +4,7 @@ an fd, and every later step (the freeze, the snapshot, the mount of an
 exposure, its unmount) acts on that fd. Paths swapped, symlinked or written
 with ".." in between change nothing; vss's own stores are root's alone."""
 
+import ctypes
 import grp
 import json
 import os
@@ -209,26 +210,35 @@ def test_expose_never_follows_a_swapped_link(btrfs, workdir, vssd):
     (s,) = create(vssd, a)
     operator, mine, roots = operator_dirs(d)
     t = mine / "t"
+    os.rename(mine / "dir", t)
     stop = threading.Event()
+    libc = ctypes.CDLL(None, use_errno=True)
+    AT_FDCWD, RENAME_EXCHANGE = -100, 2
 
     def swap():
+        # t is always there, the operator's directory or a link to root's.
         while not stop.is_set():
-            for name in ("dir", "link"):
-                try:
-                    os.rename(mine / name, t)
-                    os.rename(t, mine / name)
-                except OSError:
-                    pass
+            libc.renameat2(AT_FDCWD, bytes(t), AT_FDCWD, bytes(mine / "link"), RENAME_EXCHANGE)
 
-    swapper = threading.Thread(target=swap)
-    swapper.start()
+    seen = []
+
+    def watch():
+        # Even a mount that an unexpose took away again counts.
+        while not stop.is_set():
+            if mounts_below(roots):
+                seen.append(True)
+
+    threads = [threading.Thread(target=swap), threading.Thread(target=watch)]
+    for th in threads:
+        th.start()
     try:
         steps = [step for _ in range(40) for step in (f"expose-of={s['id']}={t}", f"unexpose-of={s['id']}")]
         res = vssd.requestor("create", "init", *steps, user=operator, timeout=300)
     finally:
         stop.set()
-        swapper.join()
-    assert mounts_below(roots) == [], "a snapshot was mounted in root's directory"
+        for th in threads:
+            th.join()
+    assert not seen and mounts_below(roots) == [], "a snapshot was mounted in root's directory"
     assert len(by_step(res, "expose-of")) == 40
     # Whatever was mounted is unmounted by what it is.
     if vssd.list_shadows()[0]["exposed_name"]:
