@@ -296,9 +296,10 @@ vss_hr snapshot_expose(Manager *m, const CatalogSnapshot *s, const char *dir_or_
 		made_undo(made, n_made);
 		return provider_result_to_hr(r);
 	}
-	/* Named once mounted on: a mount point cannot be renamed, so this is
-	 * where the mount stays (an ancestor renamed later is handled by
-	 * finding the mount by what it is, exposure_find()). */
+	/* Named once mounted on, by the kernel: the directory actually
+	 * mounted on, ".." and links resolved. Should it move later (a
+	 * directory above renamed), exposure_find() finds the mount by what it
+	 * is. */
 	r = fd_get_path(fd, &canonical);
 	if (r >= 0)
 		r = catalog_set_exposure(m->catalog, &s->prop.snapshot_id, canonical,
