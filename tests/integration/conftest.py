@@ -116,6 +116,17 @@ def detach_loops_below(directory):
             run("losetup", "-d", parts[0], check=False)
 
 
+def no_clone_loops(directory):
+    """Wait until no loop device reads a clone (a snapshot in a .vss store) of
+    the test in directory: autoclear detaches them once their mount is gone,
+    a moment later. Other tests' clones (tests run side by side) do not count."""
+    def none():
+        return not [line for line in run("losetup", "-a").stdout.splitlines()
+                    if f"{directory}/" in line and ".vss/" in line]
+    wait_until(none, what="the clones' loop devices to go")
+    return True
+
+
 class LoopFs:
     """A filesystem on a loop device backed by a sparse image file; on=another
     LoopFs (or a directory) puts the image there (a guest on a host)."""

@@ -11,7 +11,7 @@ import os
 import subprocess
 import threading
 
-from conftest import (REQUESTOR, ROOT, VSSADMIN, VSSD, by_step, is_frozen, mounts_below, parse_results, run,
+from conftest import (ROOT, VSSADMIN, VSSD, by_step, is_frozen, mounts_below, no_clone_loops, parse_results, run,
                       terminate, wait_until)
 
 NESTING = "MaxImageNesting = 2\n"
@@ -21,15 +21,6 @@ APP = ("create", "init", "context=app_rollback", "gather", "start")
 def backup_operator():
     gid = grp.getgrnam("backup").gr_gid
     return 65534, gid, ["--reuid=65534", f"--regid={gid}", "--clear-groups"]
-
-
-def no_clone_loops(d):
-    """Wait until no loop device reads a clone of this test (autoclear detaches
-    them once their mount is gone, a moment later)."""
-    def none():
-        return not [line for line in run("losetup", "-a").stdout.splitlines() if f"{d}/" in line and ".vss/" in line]
-    wait_until(none, what="the clones' loop devices to go")
-    return True
 
 
 def create(vssd, *vols):
@@ -302,3 +293,25 @@ def test_runtime_directory_must_be_roots_alone(workdir):
     finally:
         terminate(p)
     assert p.returncode != 0 and "must be owned by root and writable by root only" in out
+
+
+def test_unexpose_finds_a_moved_exposure(btrfs, workdir, vssd):
+    """A directory above an exposure renamed: unexpose still unmounts it (found
+    by what it is), and a restarting vssd records where it is now."""
+    d, _ = workdir
+    a = btrfs.subvolume("a")
+    (s,) = create(vssd, a)
+    (d / "p" / "x").mkdir(parents=True)
+    vssd.vssadmin("expose", f"--shadow={s['id']}", f"--at={d}/p/x")
+    os.rename(d / "p", d / "q")
+    vssd.vssadmin("unexpose", f"--shadow={s['id']}")
+    assert mounts_below(d / "q") == [] and vssd.list_shadows()[0]["exposed_name"] is None
+
+    vssd.vssadmin("expose", f"--shadow={s['id']}", f"--at={d}/q/x")
+    vssd.stop()
+    os.rename(d / "q", d / "r")
+    vssd.start()
+    assert vssd.list_shadows()[0]["exposed_name"] == f"{d}/r/x"
+    assert f"is now at {d}/r/x" in vssd.log()
+    vssd.vssadmin("unexpose", f"--shadow={s['id']}")
+    assert mounts_below(d / "r") == []

@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 
-from conftest import by_step, mounts_below, run
+from conftest import by_step, mounts_below, no_clone_loops, run
 
 NESTING = "MaxImageNesting = 2\n"
 
@@ -62,10 +62,10 @@ def test_expose_image_set_mirrors_mount_points_and_survives_restart(host, make_f
     vssd.vssadmin("unexpose", f"--set={out[0]['set_id']}")
     assert mounts_below(at) == []
     # The loop devices of the clones went with their mounts.
-    assert not [line for line in run("losetup", "-a").stdout.splitlines() if ".vss/" in line]
+    assert no_clone_loops(d)
 
 
-def test_delete_exposed_snapshot(host, images, daemon_factory):
+def test_delete_exposed_snapshot(host, images, daemon_factory, workdir):
     (a,) = images(1)
     vssd = daemon_factory(config=NESTING)
     (s,) = create(vssd, a.mnt)
@@ -73,7 +73,7 @@ def test_delete_exposed_snapshot(host, images, daemon_factory):
     where = vssd.list_shadows()[0]["exposed_name"]
     vssd.vssadmin("delete", "shadows", f"--shadow={s['id']}", "--quiet")
     assert not os.path.exists(where) and host.store_entries() == []
-    assert not [line for line in run("losetup", "-a").stdout.splitlines() if ".vss/" in line]
+    assert no_clone_loops(workdir[0])
 
 
 def test_exposure_gone_behind_vssds_back(btrfs, vssd):
