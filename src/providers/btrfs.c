@@ -27,6 +27,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "basic/fd-util.h"
 #include "basic/id.h"
 #include "basic/macro.h"
 #include "providers/provider.h"
@@ -43,37 +44,50 @@ static int btrfs_is_volume_supported(const VolumeInfo *v)
 {
 	if (!streq(v->fs_type, "btrfs") || !v->is_directory)
 		return 0;
-	return btrfs_util_is_subvolume(v->path) == BTRFS_UTIL_OK;
+	return btrfs_util_is_subvolume_fd(v->fd) == BTRFS_UTIL_OK;
+}
+
+/* The snapshot's name in its store: the last part of snapshot_path. */
+static const char *snapshot_name(const ProviderMember *m)
+{
+	return strrchr(m->snapshot_path, '/') + 1;
 }
 
 static int btrfs_locate(ProviderMember *m)
 {
 	_cleanup_free_ char *store = store_path(m->mount_point);
 	char buf[VSS_ID_STRING_MAX];
+	int r;
 
 	if (!store || asprintf(&m->snapshot_path, "%s/%s", store, vss_id_format(&m->snapshot_id, buf)) < 0) {
 		m->snapshot_path = NULL;
 		return -ENOMEM;
 	}
+	/* The store is on the volume's own mount, found from its fd. */
+	r = mount_root_open(m->mount_point, m->volume_mount_id, &m->store_root_fd);
+	if (r < 0)
+		return r;
+	r = store_check(m->store_root_fd, &m->reason);
+	if (r < 0)
+		return r;
 	m->attributes = VSS_VOLSNAP_ATTR_DIFFERENTIAL | VSS_VOLSNAP_ATTR_NO_AUTORECOVERY;
 	return 0;
 }
 
 static int btrfs_begin_prepare(ProviderMember *m)
 {
-	_cleanup_free_ char *store = store_path(m->mount_point);
 	struct statvfs sv;
 	int r;
 
-	if (!store)
-		return -ENOMEM;
-	if (statvfs(m->volume, &sv) < 0)
+	if (fstatvfs(m->volume_fd, &sv) < 0)
 		return -errno;
 	if (sv.f_flag & ST_RDONLY)
 		return VSS_E_PROVIDER_VETO; /* a snapshot is a write */
-	r = store_ensure(store, "btrfs");
-	if (r < 0)
-		return r;
+	if (m->store_fd < 0) {
+		r = store_open(m->store_root_fd, &m->store_fd, &m->reason);
+		if (r < 0)
+			return r;
+	}
 	m->state = VSS_SS_PREPARED;
 	return 0;
 }
@@ -82,7 +96,7 @@ static int btrfs_pre_commit(ProviderMember *m)
 {
 	/* Write out dirty data now, so that the snapshot ioctl in commit has
 	 * little left to flush and the members are cut close together. */
-	int r = errno_of(btrfs_util_sync(m->volume));
+	int r = errno_of(btrfs_util_sync_fd(m->volume_fd));
 
 	if (r == 0)
 		m->state = VSS_SS_PRECOMMITTED;
@@ -91,64 +105,117 @@ static int btrfs_pre_commit(ProviderMember *m)
 
 static int btrfs_commit(ProviderMember *m)
 {
-	int r = errno_of(btrfs_util_create_snapshot(m->volume, m->snapshot_path,
-						    BTRFS_UTIL_CREATE_SNAPSHOT_READ_ONLY, NULL, NULL));
+	int r = errno_of(btrfs_util_create_snapshot_fd2(m->volume_fd, m->store_fd, snapshot_name(m),
+							BTRFS_UTIL_CREATE_SNAPSHOT_READ_ONLY, NULL, NULL));
 
 	if (r == 0)
 		m->state = VSS_SS_COMMITTED;
 	return r;
 }
 
+/* Open a store entry that must be a subvolume; -ENOENT when it is gone. */
+static int open_snapshot(int store_fd, const char *name, int *ret_fd)
+{
+	int fd = openat(store_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0)
+		return errno == ENOENT ? -ENOENT : errno == ELOOP || errno == ENOTDIR ? VSS_E_PROVIDER_VETO : -errno;
+	if (btrfs_util_is_subvolume_fd(fd) != BTRFS_UTIL_OK) {
+		close(fd);
+		return VSS_E_PROVIDER_VETO; /* not ours to touch */
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
+static int delete_in(int store_fd, const char *name)
+{
+	_cleanup_close_ int fd = -1;
+	int r;
+
+	r = open_snapshot(store_fd, name, &fd);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	return errno_of(btrfs_util_delete_subvolume_fd(store_fd, name, 0));
+}
+
+static int btrfs_abort(ProviderMember *m)
+{
+	/* Nothing can have been made before the store was opened. */
+	return m->store_fd >= 0 ? delete_in(m->store_fd, snapshot_name(m)) : 0;
+}
+
 static int btrfs_snapshot_exists(const char *snapshot_path, const char *provider_data)
 {
+	_cleanup_close_ int store = -1, fd = -1;
+	const char *name;
+
 	(void)provider_data;
-	return btrfs_util_is_subvolume(snapshot_path) == BTRFS_UTIL_OK;
+	return store_open_for(snapshot_path, &store, &name) == 0 && open_snapshot(store, name, &fd) == 0;
 }
 
 static int btrfs_delete_snapshot(const char *snapshot_path, const char *provider_data)
 {
-	struct stat st;
-
 	(void)provider_data;
-	if (lstat(snapshot_path, &st) < 0)
-		return errno == ENOENT ? 0 : -errno;
-	if (btrfs_util_is_subvolume(snapshot_path) != BTRFS_UTIL_OK)
-		return VSS_E_PROVIDER_VETO; /* not ours to remove */
-	return errno_of(btrfs_util_delete_subvolume(snapshot_path, 0));
+	return store_delete(snapshot_path, delete_in);
 }
 
-static int btrfs_expose(const char *snapshot_path, const char *provider_data, const char *dir)
+static int btrfs_expose(const char *snapshot_path, const char *provider_data, int dir_fd)
 {
-	(void)provider_data;
-	/* The snapshot is read-only already; the bind mount is made read-only
-	 * too, so that the mount says what it is. */
-	if (mount(snapshot_path, dir, NULL, MS_BIND, NULL) < 0)
-		return -errno;
-	if (mount(NULL, dir, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0) {
-		int r = -errno;
+	_cleanup_close_ int store = -1, snap = -1, tree = -1;
+	const char *name;
+	int r;
 
-		umount2(dir, MNT_DETACH);
+	(void)provider_data;
+	r = store_open_for(snapshot_path, &store, &name);
+	if (r < 0)
 		return r;
-	}
+	r = open_snapshot(store, name, &snap);
+	if (r < 0)
+		return r;
+	/* A detached copy of the snapshot's tree, made read-only, nosuid and
+	 * nodev (it holds whatever the volume held), then put on the fd. */
+	tree = open_tree(snap, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+	if (tree < 0)
+		return -errno;
+	if (mount_setattr(tree, "", AT_EMPTY_PATH,
+			  &(struct mount_attr){ .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV },
+			  sizeof(struct mount_attr)) < 0)
+		return -errno;
+	if (move_mount(tree, "", dir_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+		return -errno;
 	return 0;
+}
+
+static int btrfs_is_exposed_at(const char *snapshot_path, const char *provider_data, int dir_fd)
+{
+	_cleanup_close_ int store = -1, snap = -1;
+	struct stat a, b;
+	const char *name;
+
+	(void)provider_data;
+	/* A subvolume has a device number of its own: the mount on dir_fd
+	 * shows this snapshot when it shows the snapshot's root. */
+	if (store_open_for(snapshot_path, &store, &name) < 0 || open_snapshot(store, name, &snap) < 0)
+		return 0;
+	return fstat(snap, &a) == 0 && fstat(dir_fd, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
 /* A subvolume's qgroup counters (referenced, exclusive); -ENOENT when quotas
  * are off. */
-static int qgroup_info(const char *subvolume, uint64_t *ret_rfer, uint64_t *ret_excl)
+static int qgroup_info(int fd, uint64_t *ret_rfer, uint64_t *ret_excl)
 {
 	struct btrfs_ioctl_search_args args = { 0 };
 	struct btrfs_ioctl_search_key *sk = &args.key;
 	const struct btrfs_ioctl_search_header *h;
 	const struct btrfs_qgroup_info_item *item;
 	uint64_t id;
-	int fd, r = 0;
+	int r = 0;
 
-	if (btrfs_util_subvolume_id(subvolume, &id) != BTRFS_UTIL_OK)
+	if (btrfs_util_subvolume_id_fd(fd, &id) != BTRFS_UTIL_OK)
 		return errno > 0 ? -errno : -EIO;
-	fd = open(subvolume, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
 	sk->tree_id = BTRFS_QUOTA_TREE_OBJECTID;
 	sk->min_type = sk->max_type = BTRFS_QGROUP_INFO_KEY;
 	sk->min_offset = sk->max_offset = id; /* level-0 qgroup = the subvolume */
@@ -158,7 +225,6 @@ static int qgroup_info(const char *subvolume, uint64_t *ret_rfer, uint64_t *ret_
 		r = -errno;
 	else if (sk->nr_items == 0)
 		r = -ENOENT;
-	close(fd);
 	if (r < 0)
 		return r;
 	h = (const struct btrfs_ioctl_search_header *)args.buf;
@@ -176,12 +242,21 @@ static int btrfs_space(char *const *snapshot_paths, size_t n, const char *provid
 	uint64_t used = 0, allocated = 0;
 
 	(void)provider_data;
-	/* Accounting is brought up to date by a transaction commit. */
-	if (n > 0 && btrfs_util_sync(snapshot_paths[0]) != BTRFS_UTIL_OK)
-		return errno > 0 ? -errno : -EIO;
 	for (size_t i = 0; i < n; i++) {
+		_cleanup_close_ int store = -1, fd = -1;
 		uint64_t rfer = 0, excl = 0;
-		int r = qgroup_info(snapshot_paths[i], &rfer, &excl);
+		const char *name;
+		int r;
+
+		/* Each snapshot through its store, as recorded. */
+		r = store_open_for(snapshot_paths[i], &store, &name);
+		if (r >= 0)
+			r = open_snapshot(store, name, &fd);
+		/* Accounting is brought up to date by a transaction commit. */
+		if (r >= 0 && i == 0)
+			r = errno_of(btrfs_util_sync_fd(fd));
+		if (r >= 0)
+			r = qgroup_info(fd, &rfer, &excl);
 
 		if (r == -ENOENT) {
 			*ret_used = *ret_allocated = -1;
@@ -212,8 +287,10 @@ const provider_ops btrfs_provider = {
 	.begin_prepare = btrfs_begin_prepare,
 	.pre_commit = btrfs_pre_commit,
 	.commit = btrfs_commit,
+	.abort = btrfs_abort,
 	.delete_snapshot = btrfs_delete_snapshot,
 	.snapshot_exists = btrfs_snapshot_exists,
 	.expose = btrfs_expose,
+	.is_exposed_at = btrfs_is_exposed_at,
 	.space = btrfs_space,
 };

@@ -29,6 +29,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "basic/fd-util.h"
 #include "basic/id.h"
 #include "basic/macro.h"
 #include "basic/util.h"
@@ -44,47 +45,44 @@ static bool guest_fstype(const char *t)
 	return t && (streq(t, "ext4") || streq(t, "ext3") || streq(t, "ext2") || streq(t, "xfs"));
 }
 
-/* Whether the filesystem holding image can clone it: a zero-length clone of
- * the image onto its own end answers without changing anything, and needs no
- * free space. */
-static bool can_reflink(const char *image)
+/* Whether the filesystem holding the image open as fd can clone it: a
+ * zero-length clone of the image onto its own end answers without changing
+ * anything, and needs no free space. */
+static bool can_reflink(int image_fd)
 {
+	_cleanup_close_ int fd = fd_reopen(image_fd, O_RDWR);
 	struct stat st;
-	int fd;
-	bool ok;
 
-	fd = open(image, O_RDWR | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	ok = fstat(fd, &st) == 0 &&
-	     ioctl(fd, FICLONERANGE,
-		   &(struct file_clone_range){ .src_fd = fd,
-					       .src_offset = (uint64_t)st.st_size,
-					       .dest_offset = (uint64_t)st.st_size }) == 0;
-	close(fd);
-	return ok;
+	return fd >= 0 && fstat(fd, &st) == 0 &&
+	       ioctl(fd, FICLONERANGE,
+		     &(struct file_clone_range){ .src_fd = fd,
+						 .src_offset = (uint64_t)st.st_size,
+						 .dest_offset = (uint64_t)st.st_size }) == 0;
 }
 
-/* The filesystem type in an image (libblkid reads its superblock), or NULL. */
-static char *probe_fstype(const char *file)
+/* The filesystem type in an image open as fd (libblkid reads its
+ * superblock), or NULL. */
+static char *probe_fstype(int fd)
 {
-	blkid_probe pr = blkid_new_probe_from_filename(file);
+	blkid_probe pr = blkid_new_probe();
 	const char *type = NULL;
 	char *r = NULL;
 
 	if (!pr)
 		return NULL;
-	blkid_probe_enable_superblocks(pr, 1);
-	blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE);
-	if (blkid_do_safeprobe(pr) == 0 && blkid_probe_lookup_value(pr, "TYPE", &type, NULL) == 0 && type)
-		r = strdup(type);
+	if (blkid_probe_set_device(pr, fd, 0, 0) == 0) {
+		blkid_probe_enable_superblocks(pr, 1);
+		blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE);
+		if (blkid_do_safeprobe(pr) == 0 && blkid_probe_lookup_value(pr, "TYPE", &type, NULL) == 0 && type)
+			r = strdup(type);
+	}
 	blkid_free_probe(pr);
 	return r;
 }
 
-static bool holds_filesystem(const char *file)
+static bool holds_filesystem(int fd)
 {
-	_cleanup_free_ char *type = probe_fstype(file);
+	_cleanup_free_ char *type = probe_fstype(fd);
 
 	return type != NULL;
 }
@@ -93,7 +91,9 @@ typedef struct ImageInfo {
 	char *image;       /* the backing file */
 	char *guest_mount; /* where its filesystem is mounted, or NULL */
 	char *host_mount;  /* mount point of the filesystem holding the image */
-	char *host_fstype;
+	int image_fd;      /* the backing file, as the loop driver has it */
+	int hold_fd;       /* the root of its filesystem's mount, or -1 */
+	int host_fd;       /* the root of the host's mount */
 	unsigned depth;    /* image layers under the volume */
 } ImageInfo;
 
@@ -102,8 +102,10 @@ static void image_info_clear(ImageInfo *i)
 	free(i->image);
 	free(i->guest_mount);
 	free(i->host_mount);
-	free(i->host_fstype);
-	*i = (ImageInfo){ 0 };
+	safe_close(i->image_fd);
+	safe_close(i->hold_fd);
+	safe_close(i->host_fd);
+	*i = (ImageInfo){ .image_fd = -1, .hold_fd = -1, .host_fd = -1 };
 }
 
 /* Count image layers: the image, then each filesystem holding it that is
@@ -131,54 +133,97 @@ static unsigned image_depth(const char *image)
 	return depth;
 }
 
-/* What is behind a volume path: a mount point of a loop-backed filesystem,
- * or an image file. */
-static int image_info(const char *volume, ImageInfo *ret)
+/* The image file behind the loop device dev, opened and checked to be the
+ * file the loop driver reads (a name alone can be replaced). */
+static int open_backing(const char *dev, ImageInfo *info)
 {
-	ImageInfo info = { 0 };
-	MountEntry e = { 0 };
 	struct stat st;
 	int r;
 
-	if (stat(volume, &st) < 0)
+	r = loop_backing_file(dev, &info->image);
+	if (r < 0)
+		return r;
+	info->image_fd = open(info->image, O_RDONLY | O_NOCTTY | O_NOFOLLOW | O_CLOEXEC);
+	if (info->image_fd < 0)
+		return -errno;
+	if (fstat(info->image_fd, &st) < 0)
+		return -errno;
+	r = loop_backed_by(dev, &st, NULL);
+	return r < 0 ? r : r == 0 ? -ESTALE : 0;
+}
+
+/* For an image file given directly, the mount of its filesystem, if any:
+ * that is what to hold. */
+static int find_guest(ImageInfo *info)
+{
+	_cleanup_(strv_freep) char **devs = NULL;
+	struct stat st;
+
+	if (fstat(info->image_fd, &st) < 0)
+		return -errno;
+	if (loop_devices_of(info->image, &devs) < 0)
+		return 0;
+	for (size_t i = 0; devs && devs[i]; i++) {
+		_cleanup_free_ char *target = NULL;
+		_cleanup_close_ int fd = -1;
+		struct stat gst;
+		dev_t rdev;
+
+		if (loop_backed_by(devs[i], &st, &rdev) != 1 || mount_find_source(devs[i], &target) < 0)
+			continue;
+		fd = open_no_symlinks(AT_FDCWD, target, O_RDONLY | O_DIRECTORY, 0);
+		if (fd < 0 || fstat(fd, &gst) < 0 || gst.st_dev != rdev)
+			continue;
+		info->guest_mount = TAKE_PTR(target);
+		info->hold_fd = TAKE_FD(fd);
+		return 0;
+	}
+	return 0;
+}
+
+/* What is behind a volume open as fd: the root of a loop-backed filesystem,
+ * or an image file. Everything found by name is checked against the fd. */
+static int image_info(int fd, ImageInfo *ret)
+{
+	ImageInfo info = { .image_fd = -1, .hold_fd = -1, .host_fd = -1 };
+	MountEntry e = { 0 };
+	uint64_t image_mount;
+	struct stat st;
+	int r;
+
+	if (fstat(fd, &st) < 0)
 		return -errno;
 	if (S_ISDIR(st.st_mode)) {
-		r = mount_lookup(volume, &e);
-		if (r < 0)
-			return r;
-		if (!streq(e.target, volume) || !guest_fstype(e.fstype) ||
-		    loop_backing_file(e.source, &info.image) < 0) {
-			mount_entry_clear(&e);
-			return -ENODEV;
-		}
-		mount_entry_clear(&e);
-		info.guest_mount = strdup(volume);
-		if (!info.guest_mount) {
-			image_info_clear(&info);
-			return -ENOMEM;
-		}
+		_cleanup_free_ char *dev = NULL;
+
+		r = loop_of_device(st.st_dev, &dev);
+		if (r >= 0)
+			r = open_backing(dev, &info);
+		if (r >= 0)
+			r = fd_get_path(fd, &info.guest_mount);
+		if (r >= 0 && (info.hold_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0)
+			r = -errno;
 	} else if (S_ISREG(st.st_mode)) {
-		_cleanup_(strv_freep) char **devs = NULL;
-
-		info.image = strdup(volume);
-		if (!info.image)
-			return -ENOMEM;
-		/* An image given directly may still be mounted somewhere:
-		 * then that mount is what to hold. */
-		if (loop_devices_of(info.image, &devs) >= 0)
-			for (size_t i = 0; devs && devs[i] && !info.guest_mount; i++)
-				(void)mount_find_source(devs[i], &info.guest_mount);
+		r = fd_get_path(fd, &info.image);
+		if (r >= 0 && (info.image_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0)
+			r = -errno;
+		if (r >= 0)
+			r = find_guest(&info);
 	} else {
-		return -ENODEV;
+		r = -ENODEV;
 	}
-
-	r = mount_lookup(info.image, &e);
+	if (r >= 0)
+		r = fd_mount_id(info.image_fd, &image_mount, NULL);
+	if (r >= 0)
+		r = mount_lookup(info.image, &e);
+	if (r >= 0)
+		r = mount_root_open(e.target, image_mount, &info.host_fd);
 	if (r < 0) {
+		mount_entry_clear(&e);
 		image_info_clear(&info);
 		return r;
 	}
 	info.host_mount = TAKE_PTR(e.target);
-	info.host_fstype = TAKE_PTR(e.fstype);
 	mount_entry_clear(&e);
 	info.depth = image_depth(info.image);
 	*ret = info;
@@ -187,36 +232,48 @@ static int image_info(const char *volume, ImageInfo *ret)
 
 static int image_is_volume_supported(const VolumeInfo *v)
 {
-	ImageInfo info = { 0 };
+	ImageInfo info = { .image_fd = -1, .hold_fd = -1, .host_fd = -1 };
 	bool ok;
 
 	if (v->is_directory) {
 		if (!v->is_mount_point || !guest_fstype(v->fs_type) || strncmp(v->source ?: "", "/dev/loop", 9) != 0)
 			return 0;
-	} else if (!holds_filesystem(v->path)) {
+	} else if (!v->is_regular || !holds_filesystem(v->fd)) {
 		return 0;
 	}
-	if (image_info(v->path, &info) < 0)
+	if (image_info(v->fd, &info) < 0)
 		return 0;
-	ok = can_reflink(info.image);
+	ok = can_reflink(info.image_fd);
 	image_info_clear(&info);
 	return ok;
+}
+
+/* Whether fd is on the root filesystem: freezing it would freeze vssd. */
+static bool on_root_fs(int fd)
+{
+	struct stat a, b;
+
+	return fstat(fd, &a) < 0 || stat("/", &b) < 0 || a.st_dev == b.st_dev;
 }
 
 static int image_locate(ProviderMember *m)
 {
 	_cleanup_free_ char *store = NULL;
-	ImageInfo info = { 0 };
+	ImageInfo info = { .image_fd = -1, .hold_fd = -1, .host_fd = -1 };
 	char buf[VSS_ID_STRING_MAX];
 	int r;
 
-	r = image_info(m->volume, &info);
+	r = image_info(m->volume_fd, &info);
 	if (r < 0)
 		return r;
-	/* Freezing the root filesystem would freeze vssd itself. */
-	if (info.guest_mount && streq(info.guest_mount, "/")) {
+	if (info.hold_fd >= 0 && on_root_fs(info.hold_fd)) {
 		image_info_clear(&info);
 		return VSS_E_VOLUME_NOT_SUPPORTED;
+	}
+	r = store_check(info.host_fd, &m->reason);
+	if (r < 0) {
+		image_info_clear(&info);
+		return r;
 	}
 	store = store_path(info.host_mount);
 	if (!store || asprintf(&m->snapshot_path, "%s/%s.img", store, vss_id_format(&m->snapshot_id, buf)) < 0) {
@@ -227,6 +284,9 @@ static int image_locate(ProviderMember *m)
 	m->provider_data = TAKE_PTR(info.image);
 	m->image_file = strdup(m->provider_data);
 	m->hold_path = TAKE_PTR(info.guest_mount);
+	m->image_fd = TAKE_FD(info.image_fd);
+	m->hold_fd = TAKE_FD(info.hold_fd);
+	m->store_root_fd = TAKE_FD(info.host_fd);
 	m->image_depth = info.depth;
 	/* The clone shares its extents with the image until either changes. */
 	m->attributes = VSS_VOLSNAP_ATTR_DIFFERENTIAL;
@@ -234,124 +294,158 @@ static int image_locate(ProviderMember *m)
 	return m->image_file ? 0 : -ENOMEM;
 }
 
+static const char *snapshot_name(const ProviderMember *m)
+{
+	return strrchr(m->snapshot_path, '/') + 1;
+}
+
 static int image_begin_prepare(ProviderMember *m)
 {
-	_cleanup_free_ char *store = path_parent(m->snapshot_path);
-	MountEntry host = { 0 };
 	struct statvfs sv;
 	int r;
 
-	if (!store)
-		return -ENOMEM;
-	r = mount_lookup(m->provider_data, &host);
-	if (r < 0)
-		return r;
-	if (statvfs(host.target, &sv) < 0) {
-		r = -errno;
-	} else if (sv.f_flag & ST_RDONLY) {
-		r = VSS_E_PROVIDER_VETO; /* the clone is a write to the host */
-	} else {
-		r = store_ensure(store, host.fstype);
+	if (fstatvfs(m->image_fd, &sv) < 0)
+		return -errno;
+	if (sv.f_flag & ST_RDONLY)
+		return VSS_E_PROVIDER_VETO; /* the clone is a write to the host */
+	if (m->store_fd < 0) {
+		r = store_open(m->store_root_fd, &m->store_fd, &m->reason);
+		if (r < 0)
+			return r;
 	}
-	mount_entry_clear(&host);
-	if (r < 0)
-		return r;
 	m->state = VSS_SS_PREPARED;
 	return 0;
 }
 
 static int image_pre_commit(ProviderMember *m)
 {
-	int fd, r = 0;
-
 	/* Write out what the filesystem in the image and then the image
 	 * itself hold in memory, so that the freeze and the clone have
 	 * little left to flush. */
-	if (m->hold_path) {
-		fd = open(m->hold_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (fd < 0)
-			return -errno;
-		if (syncfs(fd) < 0)
-			r = -errno;
-		close(fd);
-		if (r < 0)
-			return r;
-	}
-	fd = open(m->provider_data, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (m->hold_fd >= 0 && syncfs(m->hold_fd) < 0)
 		return -errno;
-	if (fdatasync(fd) < 0)
-		r = -errno;
-	close(fd);
-	if (r == 0)
-		m->state = VSS_SS_PRECOMMITTED;
-	return r;
+	if (fdatasync(m->image_fd) < 0)
+		return -errno;
+	m->state = VSS_SS_PRECOMMITTED;
+	return 0;
 }
 
 static int image_commit(ProviderMember *m)
 {
-	int src, dst, r = 0;
+	const char *name = snapshot_name(m);
+	int dst, r = 0;
 
-	src = open(m->provider_data, O_RDONLY | O_CLOEXEC);
-	if (src < 0)
+	dst = openat(m->store_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (dst < 0)
 		return -errno;
-	dst = open(m->snapshot_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (dst < 0) {
+	if (ioctl(dst, FICLONE, m->image_fd) < 0) {
 		r = -errno;
-		close(src);
-		return r;
-	}
-	if (ioctl(dst, FICLONE, src) < 0) {
-		r = -errno;
-		unlink(m->snapshot_path);
+		unlinkat(m->store_fd, name, 0);
 	}
 	close(dst);
-	close(src);
 	if (r == 0)
 		m->state = VSS_SS_COMMITTED;
 	return r;
 }
 
-static int image_delete_snapshot(const char *snapshot_path, const char *provider_data)
+/* Remove a clone from an open store: 0 also when it is gone already. */
+static int delete_in(int store_fd, const char *name)
 {
 	struct stat st;
 
-	(void)provider_data;
-	if (lstat(snapshot_path, &st) < 0)
+	if (fstatat(store_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return errno == ENOENT ? 0 : -errno;
 	if (!S_ISREG(st.st_mode))
 		return VSS_E_PROVIDER_VETO; /* not a clone of ours */
-	return unlink(snapshot_path) < 0 ? -errno : 0;
+	return unlinkat(store_fd, name, 0) < 0 && errno != ENOENT ? -errno : 0;
+}
+
+static int image_abort(ProviderMember *m)
+{
+	/* Nothing can have been made before the store was opened. */
+	return m->store_fd >= 0 ? delete_in(m->store_fd, snapshot_name(m)) : 0;
+}
+
+static int image_delete_snapshot(const char *snapshot_path, const char *provider_data)
+{
+	(void)provider_data;
+	return store_delete(snapshot_path, delete_in);
+}
+
+/* The clone in its store, as st; -ENOENT when it is gone. */
+static int stat_clone(const char *snapshot_path, int *ret_store, const char **ret_name, struct stat *st)
+{
+	int r = store_open_for(snapshot_path, ret_store, ret_name);
+
+	if (r < 0)
+		return r;
+	if (fstatat(*ret_store, *ret_name, st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	return S_ISREG(st->st_mode) ? 0 : VSS_E_PROVIDER_VETO;
 }
 
 static int image_snapshot_exists(const char *snapshot_path, const char *provider_data)
 {
+	_cleanup_close_ int store = -1;
+	const char *name;
 	struct stat st;
 
 	(void)provider_data;
-	return lstat(snapshot_path, &st) == 0 && S_ISREG(st.st_mode);
+	return stat_clone(snapshot_path, &store, &name, &st) == 0;
 }
 
-static int image_expose(const char *snapshot_path, const char *provider_data, const char *dir)
+static int image_expose(const char *snapshot_path, const char *provider_data, int dir_fd)
 {
-	_cleanup_free_ char *fstype = probe_fstype(snapshot_path), *dev = NULL;
-	int fd, r = 0;
+	_cleanup_close_ int store = -1, fd = -1, dev_fd = -1, fs = -1, mnt = -1;
+	_cleanup_free_ char *fstype = NULL, *dev = NULL;
+	const char *name;
+	struct stat st;
+	int r;
 
 	(void)provider_data;
-	if (!fstype)
-		return VSS_E_PROVIDER_VETO; /* no filesystem in the clone */
+	r = stat_clone(snapshot_path, &store, &name, &st);
+	if (r < 0)
+		return r;
 	/* The clone is vss's own private copy, attached writable: a
 	 * filesystem that needs its journal replayed gets it replayed into
 	 * the clone (VSS's auto-recovery), never into the original. */
-	r = loop_attach(snapshot_path, &dev, &fd);
+	fd = openat(store, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	fstype = probe_fstype(fd);
+	if (!fstype)
+		return VSS_E_PROVIDER_VETO; /* no filesystem in the clone */
+	r = loop_attach(fd, snapshot_path, &dev, &dev_fd);
 	if (r < 0)
 		return r;
-	/* An XFS clone carries its origin's UUID, which is mounted already. */
-	if (mount(dev, dir, fstype, MS_RDONLY | MS_NODEV | MS_NOSUID, streq(fstype, "xfs") ? "nouuid" : NULL) < 0)
-		r = -errno;
 	/* Mounted, the device lives as long as the mount (autoclear). */
-	close(fd);
-	return r;
+	fs = fsopen(fstype, FSOPEN_CLOEXEC);
+	if (fs < 0 || fsconfig(fs, FSCONFIG_SET_STRING, "source", dev, 0) < 0 ||
+	    fsconfig(fs, FSCONFIG_SET_FLAG, "ro", NULL, 0) < 0 ||
+	    /* An XFS clone carries its origin's UUID, which is mounted already. */
+	    (streq(fstype, "xfs") && fsconfig(fs, FSCONFIG_SET_FLAG, "nouuid", NULL, 0) < 0) ||
+	    fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+		return -errno;
+	mnt = fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+	if (mnt < 0)
+		return -errno;
+	if (move_mount(mnt, "", dir_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+		return -errno;
+	return 0;
+}
+
+static int image_is_exposed_at(const char *snapshot_path, const char *provider_data, int dir_fd)
+{
+	_cleanup_close_ int store = -1;
+	_cleanup_free_ char *dev = NULL;
+	struct stat clone, st;
+	const char *name;
+
+	(void)provider_data;
+	/* The mounted filesystem is on a loop device; that device reads the
+	 * clone. */
+	return stat_clone(snapshot_path, &store, &name, &clone) == 0 && fstat(dir_fd, &st) == 0 &&
+	       loop_of_device(st.st_dev, &dev) == 0 && loop_backed_by(dev, &clone, NULL) == 1;
 }
 
 /* Physical extents of files, as sorted disjoint [start, end) ranges. */
@@ -439,9 +533,10 @@ static int file_ranges(const char *path, bool sync, Ranges *rs)
 	bool last = false;
 	int fd, r = 0;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* Recorded paths are canonical: a link on the way is not ours. */
+	fd = open_no_symlinks(AT_FDCWD, path, O_RDONLY | O_NOFOLLOW, 0);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	fm = malloc(sizeof(*fm) + BATCH * sizeof(struct fiemap_extent));
 	if (!fm) {
 		close(fd);
@@ -513,8 +608,10 @@ const provider_ops image_provider = {
 	.begin_prepare = image_begin_prepare,
 	.pre_commit = image_pre_commit,
 	.commit = image_commit,
+	.abort = image_abort,
 	.delete_snapshot = image_delete_snapshot,
 	.snapshot_exists = image_snapshot_exists,
 	.expose = image_expose,
+	.is_exposed_at = image_is_exposed_at,
 	.space = image_space,
 };

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "basic/macro.h"
@@ -47,6 +49,7 @@ int mount_lookup(const char *path, MountEntry *ret)
 	e.target = strdup_or_null(mnt_fs_get_target(fs));
 	e.source = strdup_or_null(mnt_fs_get_source(fs));
 	e.fstype = strdup_or_null(mnt_fs_get_fstype(fs));
+	e.id = (uint64_t)mnt_fs_get_id(fs);
 	if (!e.target || !e.fstype) {
 		mount_entry_clear(&e);
 		return -ENOMEM;
@@ -67,6 +70,31 @@ int mount_find_source(const char *source, char **ret_target)
 		return -ENOENT;
 	*ret_target = strdup(mnt_fs_get_target(fs));
 	return *ret_target ? 0 : -ENOMEM;
+}
+
+int mount_targets(char ***ret)
+{
+	_cleanup_(mnt_unref_tablep) struct libmnt_table *tb = mount_table();
+	struct libmnt_iter *it;
+	struct libmnt_fs *fs;
+	char **list = NULL;
+	int r = 0;
+
+	if (!tb)
+		return -errno ?: -ENOMEM;
+	it = mnt_new_iter(MNT_ITER_BACKWARD);
+	if (!it)
+		return -ENOMEM;
+	while (r >= 0 && mnt_table_next_fs(tb, it, &fs) == 0)
+		if (mnt_fs_get_target(fs))
+			r = strv_push_dup(&list, mnt_fs_get_target(fs));
+	mnt_free_iter(it);
+	if (r < 0) {
+		strv_free(list);
+		return r;
+	}
+	*ret = list;
+	return 0;
 }
 
 bool mount_is_target(const char *path)
@@ -137,23 +165,56 @@ int loop_devices_of(const char *file, char ***ret)
 	return 0;
 }
 
-int loop_attach(const char *file, char **ret_dev, int *ret_fd)
+int loop_of_device(dev_t dev, char **ret)
+{
+	char path[128], link[4096];
+	const char *name;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u", major(dev), minor(dev));
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n < 0)
+		return -ENODEV;
+	link[n] = '\0';
+	name = strrchr(link, '/');
+	name = name ? name + 1 : link;
+	if (strncmp(name, "loop", 4) != 0 || !name[4])
+		return -ENODEV;
+	return asprintf(ret, "/dev/%s", name) < 0 ? -ENOMEM : 0;
+}
+
+int loop_backed_by(const char *dev, const struct stat *st, dev_t *ret_rdev)
+{
+	struct loop_info64 info;
+	struct stat dst;
+	int fd, r;
+
+	fd = open(dev, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &dst) < 0 || !S_ISBLK(dst.st_mode))
+		r = -ENODEV;
+	else if (ioctl(fd, LOOP_GET_STATUS64, &info) < 0)
+		r = -errno;
+	else
+		r = info.lo_device == st->st_dev && info.lo_inode == st->st_ino;
+	close(fd);
+	if (r >= 0 && ret_rdev)
+		*ret_rdev = dst.st_rdev;
+	return r;
+}
+
+int loop_attach(int file_fd, const char *name, char **ret_dev, int *ret_fd)
 {
 	struct loop_config config = { .info.lo_flags = LO_FLAGS_AUTOCLEAR };
-	int ctl, file_fd, dev_fd = -1, r = 0;
+	int ctl, dev_fd = -1, r = 0;
 	char dev[64];
 
-	file_fd = open(file, O_RDWR | O_CLOEXEC);
-	if (file_fd < 0)
-		return -errno;
 	ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
-	if (ctl < 0) {
-		r = -errno;
-		close(file_fd);
-		return r;
-	}
+	if (ctl < 0)
+		return -errno;
 	config.fd = (unsigned)file_fd;
-	snprintf((char *)config.info.lo_file_name, sizeof(config.info.lo_file_name), "%s", file);
+	snprintf((char *)config.info.lo_file_name, sizeof(config.info.lo_file_name), "%s", name);
 	/* Another process may take the free device first: try again. */
 	for (int attempt = 0; attempt < 16; attempt++) {
 		int n = ioctl(ctl, LOOP_CTL_GET_FREE);
@@ -179,7 +240,6 @@ int loop_attach(const char *file, char **ret_dev, int *ret_fd)
 			break;
 	}
 	close(ctl);
-	close(file_fd);
 	if (r < 0)
 		return r;
 	*ret_dev = strdup(dev);

@@ -7,11 +7,14 @@
  */
 
 #include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
 
 typedef struct MountEntry {
 	char *target;
 	char *source;
 	char *fstype;
+	uint64_t id;    /* the mount id, as statx STATX_MNT_ID gives it */
 } MountEntry;
 
 void mount_entry_clear(MountEntry *e);
@@ -20,6 +23,8 @@ void mount_entry_clear(MountEntry *e);
 int mount_lookup(const char *path, MountEntry *ret);
 /* Where source (a device) is mounted; -ENOENT when it is not. */
 int mount_find_source(const char *source, char **ret_target);
+/* Every mount point, the last mounted first; NULL-terminated. */
+int mount_targets(char ***ret);
 /* Whether something is mounted exactly at path. */
 bool mount_is_target(const char *path);
 
@@ -28,7 +33,13 @@ bool mount_is_target(const char *path);
 int loop_backing_file(const char *dev, char **ret);
 /* The loop devices ("/dev/loopN") a file is attached to, NULL-terminated. */
 int loop_devices_of(const char *file, char ***ret);
-/* Attach file to a free loop device that goes away with its last user
- * (autoclear). The device stays open in *ret_fd: close it once it is mounted,
- * or it goes at once. */
-int loop_attach(const char *file, char **ret_dev, int *ret_fd);
+/* The loop device ("/dev/loopN") whose block device is dev; -ENODEV when
+ * dev is not a loop device. */
+int loop_of_device(dev_t dev, char **ret);
+/* Whether loop device dev is backed by the file st describes (the loop
+ * driver's own record, not a name): 1 or 0, and the device's number. */
+int loop_backed_by(const char *dev, const struct stat *st, dev_t *ret_rdev);
+/* Attach the file open as file_fd (read-write) to a free loop device that
+ * goes away with its last user (autoclear). The device stays open in
+ * *ret_fd: close it once it is mounted, or it goes at once. */
+int loop_attach(int file_fd, const char *name, char **ret_dev, int *ret_fd);

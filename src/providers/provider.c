@@ -1,13 +1,18 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <btrfsutil.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/magic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 
+#include "basic/fd-util.h"
 #include "basic/hresult-table.h"
 #include "basic/macro.h"
+#include "basic/util.h"
 #include "providers/provider.h"
 #include "providers/registry.h"
 
@@ -70,8 +75,20 @@ const provider_ops *provider_find_by_id(const vss_id *id)
 	return NULL;
 }
 
+void provider_member_init(ProviderMember *m)
+{
+	*m = (ProviderMember){
+		.volume_fd = -1, .hold_fd = -1, .image_fd = -1, .store_root_fd = -1, .store_fd = -1,
+	};
+}
+
 void provider_member_free_fields(ProviderMember *m)
 {
+	m->volume_fd = safe_close(m->volume_fd);
+	m->hold_fd = safe_close(m->hold_fd);
+	m->image_fd = safe_close(m->image_fd);
+	m->store_root_fd = safe_close(m->store_root_fd);
+	m->store_fd = safe_close(m->store_fd);
 	free(m->volume);
 	free(m->mount_point);
 	free(m->snapshot_path);
@@ -87,7 +104,8 @@ void volume_info_clear(VolumeInfo *v)
 	free(v->mount_point);
 	free(v->fs_type);
 	free(v->source);
-	*v = (VolumeInfo){ 0 };
+	safe_close(v->fd);
+	*v = (VolumeInfo){ .fd = -1 };
 }
 
 typedef int (*member_step_fn)(ProviderMember *m);
@@ -162,23 +180,170 @@ char *store_path(const char *mount_point)
 	return store;
 }
 
-int store_ensure(const char *store, const char *fstype)
+int mount_root_open(const char *mount_point, uint64_t mount_id, int *ret_fd)
+{
+	_cleanup_close_ int fd = -1;
+	uint64_t id;
+	bool root;
+	int r;
+
+	/* Mount points in the mount table are canonical: a symbolic link on
+	 * the way is someone else's. */
+	fd = open_no_symlinks(AT_FDCWD, mount_point, O_RDONLY | O_DIRECTORY, 0);
+	if (fd < 0)
+		return fd;
+	r = fd_mount_id(fd, &id, &root);
+	if (r < 0)
+		return r;
+	if (id != mount_id || !root)
+		return -ESTALE;
+	*ret_fd = TAKE_FD(fd);
+	return 0;
+}
+
+static int store_verify(int fd, const char **ret_reason)
 {
 	struct stat st;
 
-	if (lstat(store, &st) == 0)
-		return S_ISDIR(st.st_mode) ? 0 : VSS_E_PROVIDER_VETO;
-	if (errno != ENOENT)
+	if (fstat(fd, &st) < 0)
 		return -errno;
-	if (streq(fstype, "btrfs")) {
-		if (btrfs_util_create_subvolume(store, 0, NULL, NULL) != BTRFS_UTIL_OK && errno != EEXIST)
+	if (!S_ISDIR(st.st_mode))
+		*ret_reason = "the snapshot store .vss is not a directory";
+	else if (st.st_uid != 0)
+		*ret_reason = "the snapshot store .vss is not owned by root";
+	else if ((st.st_mode & 0077) != 0)
+		*ret_reason = "the snapshot store .vss is open to group or others (it must be mode 0700)";
+	else
+		return 0;
+	return VSS_E_PROVIDER_VETO;
+}
+
+/* Open root_fd's store without following a symbolic link; -ENOENT when
+ * there is none. */
+static int store_open_existing(int root_fd, int *ret_fd, const char **ret_reason)
+{
+	int fd, r;
+
+	fd = openat(root_fd, STORE_NAME, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		struct stat st;
+
+		if (errno != ELOOP && errno != ENOTDIR)
 			return -errno;
-	} else if (mkdir(store, 0700) < 0 && errno != EEXIST) {
+		*ret_reason = fstatat(root_fd, STORE_NAME, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)
+				      ? "the snapshot store .vss is a symbolic link"
+				      : "the snapshot store .vss is not a directory";
+		return VSS_E_PROVIDER_VETO;
+	}
+	r = store_verify(fd, ret_reason);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
+int store_check(int root_fd, const char **ret_reason)
+{
+	int fd, r;
+
+	r = store_open_existing(root_fd, &fd, ret_reason);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	close(fd);
+	return 0;
+}
+
+int store_open(int root_fd, int *ret_fd, const char **ret_reason)
+{
+	_cleanup_close_ int fd = -1;
+	struct statfs sfs;
+	struct stat st;
+	int r;
+
+	r = store_open_existing(root_fd, ret_fd, ret_reason);
+	if (r != -ENOENT)
+		return r;
+	if (fstatfs(root_fd, &sfs) < 0)
 		return -errno;
+	/* A subvolume on btrfs, so that snapshots of the volume holding it
+	 * leave it out. Someone making a .vss first wins the race and gets
+	 * refused below. */
+	if (sfs.f_type == BTRFS_SUPER_MAGIC) {
+		if (btrfs_util_create_subvolume_fd(root_fd, STORE_NAME, 0, NULL, NULL) != BTRFS_UTIL_OK &&
+		    errno != EEXIST)
+			return -errno;
+	} else if (mkdirat(root_fd, STORE_NAME, 0700) < 0 && errno != EEXIST) {
+		return -errno;
+	}
+	fd = openat(root_fd, STORE_NAME, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno != ELOOP && errno != ENOTDIR)
+			return -errno;
+		*ret_reason = "the snapshot store .vss is not a directory";
+		return VSS_E_PROVIDER_VETO;
 	}
 	/* Snapshots keep their files' modes, but old paths and names should
 	 * not become visible to everyone through the store. */
-	if (chmod(store, 0700) < 0)
+	if (fstat(fd, &st) < 0)
 		return -errno;
+	if (st.st_uid == 0 && fchmod(fd, 0700) < 0)
+		return -errno;
+	r = store_verify(fd, ret_reason);
+	if (r < 0)
+		return r;
+	*ret_fd = TAKE_FD(fd);
 	return 0;
+}
+
+int store_open_for(const char *snapshot_path, int *ret_fd, const char **ret_name)
+{
+	_cleanup_free_ char *store = path_parent(snapshot_path);
+	const char *name = strrchr(snapshot_path, '/'), *reason = NULL, *base;
+	_cleanup_close_ int fd = -1;
+	int r;
+
+	if (!store)
+		return -ENOMEM;
+	base = strrchr(store, '/');
+	if (!name || !name[1] || !base || !streq(base + 1, STORE_NAME))
+		return VSS_E_PROVIDER_VETO; /* not a path vss records */
+	fd = open_no_symlinks(AT_FDCWD, store, O_RDONLY | O_DIRECTORY, 0);
+	if (fd == -ELOOP)
+		return VSS_E_PROVIDER_VETO;
+	if (fd < 0)
+		return fd;
+	r = store_verify(fd, &reason);
+	if (r < 0)
+		return r;
+	*ret_fd = TAKE_FD(fd);
+	*ret_name = name + 1;
+	return 0;
+}
+
+int store_delete(const char *snapshot_path, int (*delete_in)(int store_fd, const char *name))
+{
+	_cleanup_close_ int store = -1;
+	const char *name;
+	int r;
+
+	r = store_open_for(snapshot_path, &store, &name);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	return delete_in(store, name);
+}
+
+bool path_in_store(const char *path)
+{
+	size_t n = strlen(STORE_NAME);
+
+	for (const char *p = path; (p = strstr(p, "/" STORE_NAME)); p++)
+		if (p[1 + n] == '\0' || p[1 + n] == '/')
+			return true;
+	return false;
 }

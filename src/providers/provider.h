@@ -34,16 +34,22 @@
 
 #include <vss/types.h>
 
-#define PROVIDER_OPS_VERSION 1
+#define PROVIDER_OPS_VERSION 2
 
-/* What vssd learned of a path before asking providers about it. */
+/* What vssd learned of a path before asking providers about it. The path
+ * is resolved once, into fd; everything else is read from that fd or checked
+ * against it. */
 typedef struct VolumeInfo {
-	char *path;             /* canonical (realpath) */
-	char *mount_point;      /* target of the mount holding path */
+	char *path;             /* canonical: the kernel's name for fd */
+	char *mount_point;      /* target of the mount holding it */
 	char *fs_type;          /* of that mount */
 	char *source;           /* its source (device) */
-	bool is_mount_point;    /* path is itself a mount point */
+	int fd;                 /* the volume: O_RDONLY for a directory or a
+	                         * regular file, O_PATH for anything else */
+	uint64_t mount_id;      /* of the mount holding it (statx) */
+	bool is_mount_point;    /* fd is the root of its mount */
 	bool is_directory;
+	bool is_regular;
 } VolumeInfo;
 
 void volume_info_clear(VolumeInfo *v);
@@ -61,10 +67,25 @@ typedef struct ProviderMember {
 	char *provider_data;            /* opaque, kept in the catalog */
 	int32_t attributes;             /* bits the provider adds */
 	char *hold_path;                /* set by locate: the mount point to
-	                                 * freeze during commit; NULL when the
+	                                 * freeze during commit, for messages and
+	                                 * the freeze marker; NULL when the
 	                                 * member cannot be held (btrfs) */
 	char *image_file;               /* set by locate for a volume that lives
 	                                 * in an image file: that file */
+
+	/* The member's anchors. Paths above are names for people and the
+	 * catalog; every step acts on these, so that nothing renamed or
+	 * swapped after AddToSnapshotSet changes what is frozen or copied.
+	 * -1 when unset; closed by provider_member_free_fields(). */
+	int volume_fd;                  /* taken from VolumeInfo.fd */
+	uint64_t volume_mount_id;
+	int hold_fd;                    /* set by locate with hold_path: a file
+	                                 * of the filesystem to freeze */
+	int image_fd;                   /* set by locate with image_file */
+	int store_root_fd;              /* set by locate: the root of the
+	                                 * filesystem whose store gets the snapshot */
+	int store_fd;                   /* set by begin_prepare: that store */
+	const char *reason;             /* static text: why a step refused */
 	unsigned image_depth;           /* image layers under the volume (1: an
 	                                 * image on a plain filesystem) */
 	vss_snapshot_state state;
@@ -86,9 +107,13 @@ typedef struct provider_ops {
 
 	/* Choose snapshot_path for a member being added to a set, without
 	 * changing anything on disk: vssd records it before the set is cut, so
-	 * that a crash mid-way can be cleaned up from the catalog. */
+	 * that a crash mid-way can be cleaned up from the catalog. Gets
+	 * volume_fd; sets hold_fd/hold_path, image_fd/image_file and
+	 * store_root_fd from it (checked against it, never by name alone). */
 	int (*locate)(ProviderMember *m);
 
+	/* The steps of a set get the fds locate set and act on them only;
+	 * begin_prepare opens (or makes) the store, store_fd. */
 	int (*begin_prepare)(ProviderMember *m);
 	int (*end_prepare)(ProviderMember **members, size_t n);
 	int (*pre_commit)(ProviderMember *m);
@@ -101,13 +126,18 @@ typedef struct provider_ops {
 	                                                 * snapshot_path (a fresh id:
 	                                                 * if it exists, it is ours) */
 
-	/* A finished snapshot, as recorded in the catalog. delete returns 0
-	 * when it is gone (also when it was already gone); exists returns 1 or 0. */
+	/* A finished snapshot, as recorded in the catalog: its store is
+	 * opened with store_open_for() (no symbolic links, root's own) and the
+	 * entry acted on relative to it. delete returns 0 when it is gone (also
+	 * when it was already gone); exists returns 1 or 0. */
 	int (*delete_snapshot)(const char *snapshot_path, const char *provider_data);
 	int (*snapshot_exists)(const char *snapshot_path, const char *provider_data);
-	/* Mount a finished snapshot read-only on dir, an existing directory;
-	 * vssd unmounts it (whatever it needed goes with the mount). */
-	int (*expose)(const char *snapshot_path, const char *provider_data, const char *dir);
+	/* Mount a finished snapshot read-only, nosuid, nodev on dir_fd (an
+	 * O_PATH fd of an empty directory), with the new mount API; vssd
+	 * unmounts it (whatever it needed goes with the mount). */
+	int (*expose)(const char *snapshot_path, const char *provider_data, int dir_fd);
+	/* 1 when dir_fd is the root of a mount of this snapshot, 0 when not. */
+	int (*is_exposed_at)(const char *snapshot_path, const char *provider_data, int dir_fd);
 	/* The space a volume's snapshots take (they share provider_data):
 	 * used, held by them alone (what deleting them all would free); and
 	 * allocated, what they refer to, shared with the volume or not. -1
@@ -119,8 +149,29 @@ typedef struct provider_ops {
 /* The snapshot store of the filesystem mounted at mount_point,
  * "<mount_point>/.vss" (a subvolume on btrfs, so that snapshots of the volume
  * holding it leave it out). store_path returns NULL when out of memory. */
+#define STORE_NAME ".vss"
 char *store_path(const char *mount_point);
-int store_ensure(const char *store, const char *fstype);
+/* Open the root of the mount at mount_point (no symbolic links on the way)
+ * and check that it is the mount with mount_id: -ESTALE when something else
+ * is mounted there now. */
+int mount_root_open(const char *mount_point, uint64_t mount_id, int *ret_fd);
+/* A store must be a directory of root's that nobody else can change (0700):
+ * otherwise whoever controls it could steer what vssd writes or deletes.
+ * store_check refuses an existing store that is not (VSS_E_PROVIDER_VETO,
+ * *ret_reason says why) and accepts a missing one; store_open opens the
+ * store in root_fd, making it (fd-relative) when missing. */
+int store_check(int root_fd, const char **ret_reason);
+int store_open(int root_fd, int *ret_fd, const char **ret_reason);
+/* The store holding a recorded snapshot path, opened without following
+ * symbolic links and checked as above, and the snapshot's name in it;
+ * -ENOENT when the store is gone. */
+int store_open_for(const char *snapshot_path, int *ret_fd, const char **ret_name);
+/* Delete a recorded snapshot with delete_in(store_fd, name) in its store,
+ * opened by store_open_for(); 0 when the store is gone. */
+int store_delete(const char *snapshot_path, int (*delete_in)(int store_fd, const char *name));
+/* Whether a canonical path is a store or lies in one: vss's own snapshots
+ * are not volumes. */
+bool path_in_store(const char *path);
 
 
 /* The registry: built-in providers, in the order vss asks them. */
@@ -141,6 +192,8 @@ static inline bool provider_result_is_hr(int r)
 /* Text for a provider result, for logs. */
 const char *provider_result_string(int r, char *buf, size_t size);
 
+/* A member with no fields set and every fd at -1. */
+void provider_member_init(ProviderMember *m);
 void provider_member_free_fields(ProviderMember *m);
 
 #include "providers/fault.h"
@@ -155,8 +208,9 @@ int provider_invoke_delete(FaultTable *faults, const provider_ops *ops,
                            const char *snapshot_path, const char *provider_data);
 
 /*
- * Resolve a path given by a requestor. VSS_E_OBJECT_NOT_FOUND when it does
- * not exist; otherwise *ret describes it (not yet whether it is a volume).
+ * Resolve a path given by a requestor, once: E_INVALIDARG when it is not
+ * absolute, VSS_E_OBJECT_NOT_FOUND when it does not exist; otherwise *ret
+ * describes it (not yet whether it is a volume) and holds it open.
  */
 vss_hr volume_resolve(const char *path, VolumeInfo *ret);
 

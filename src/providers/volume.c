@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "basic/fd-util.h"
 #include "basic/macro.h"
 #include "basic/util.h"
 #include "providers/mounts.h"
@@ -11,30 +13,56 @@
 
 vss_hr volume_resolve(const char *path, VolumeInfo *ret)
 {
-	VolumeInfo v = { 0 };
+	VolumeInfo v = { .fd = -1 };
 	MountEntry e = { 0 };
+	_cleanup_close_ int pfd = -1;
+	uint64_t mount_id;
 	struct stat st;
+	bool root;
 	int r;
 
-	if (!path || path[0] == '\0')
+	/* vssd's working directory is "/", but a relative path means the
+	 * client's: a client makes it absolute. */
+	if (!path || path[0] != '/')
 		return E_INVALIDARG;
-	v.path = realpath(path, NULL);
-	if (!v.path)
+	/* Resolved here, once: the fd is the volume from now on. */
+	pfd = open(path, O_PATH | O_CLOEXEC);
+	if (pfd < 0)
 		return errno == ENOMEM ? E_OUTOFMEMORY : VSS_E_OBJECT_NOT_FOUND;
-	if (stat(v.path, &st) < 0) {
-		volume_info_clear(&v);
+	if (fstat(pfd, &st) < 0)
 		return VSS_E_OBJECT_NOT_FOUND;
-	}
 	v.is_directory = S_ISDIR(st.st_mode);
-	r = mount_lookup(v.path, &e);
+	v.is_regular = S_ISREG(st.st_mode);
+	/* Opening a device or a FIFO could have effects: those stay O_PATH. */
+	if (v.is_directory)
+		v.fd = openat(pfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	else if (v.is_regular)
+		v.fd = fd_reopen(pfd, O_RDONLY | O_NOCTTY);
+	else
+		v.fd = TAKE_FD(pfd);
+	if (v.fd < 0)
+		return VSS_E_OBJECT_NOT_FOUND;
+	r = fd_get_path(v.fd, &v.path);
+	if (r >= 0)
+		r = fd_mount_id(v.fd, &mount_id, &root);
+	if (r >= 0)
+		r = mount_lookup(v.path, &e);
 	if (r < 0) {
 		volume_info_clear(&v);
-		return r == -ENOMEM ? E_OUTOFMEMORY : VSS_E_UNEXPECTED;
+		return r == -ENOMEM ? E_OUTOFMEMORY : r == -ENOENT ? VSS_E_OBJECT_NOT_FOUND : VSS_E_UNEXPECTED;
+	}
+	/* The name must lead to the mount the fd is on: else it changed
+	 * under us, or the volume is hidden under another mount. */
+	if (e.id != mount_id) {
+		mount_entry_clear(&e);
+		volume_info_clear(&v);
+		return VSS_E_OBJECT_NOT_FOUND;
 	}
 	v.mount_point = TAKE_PTR(e.target);
 	v.fs_type = TAKE_PTR(e.fstype);
 	v.source = TAKE_PTR(e.source);
-	v.is_mount_point = streq(v.mount_point, v.path);
+	v.mount_id = mount_id;
+	v.is_mount_point = root;
 	*ret = v;
 	return S_OK;
 }
@@ -45,6 +73,9 @@ vss_hr volume_select_provider(const VolumeInfo *v, const vss_id *provider_or_nul
 	const provider_ops *const *all;
 	size_t n;
 
+	/* vss's own snapshots and stores are not volumes. */
+	if (path_in_store(v->path))
+		return VSS_E_VOLUME_NOT_SUPPORTED;
 	if (!vss_id_is_null(provider_or_null)) {
 		const provider_ops *p = provider_find_by_id(provider_or_null);
 

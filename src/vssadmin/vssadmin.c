@@ -1018,11 +1018,18 @@ static int parse_command_line(int argc, char **argv, Command *cmd)
 		case OPT_SOCKET:
 			setenv("VSS_SOCKET", optarg, 1);
 			break;
-		case OPT_FOR:
-			r = strv_push_dup(&cmd->volumes, optarg);
+		case OPT_FOR: {
+			/* vssd takes absolute paths only: a relative one is
+			 * the user's, from here. */
+			_cleanup_free_ char *cwd = optarg[0] == '/' ? NULL : getcwd(NULL, 0), *abs = NULL;
+
+			if (optarg[0] != '/' && (!cwd || asprintf(&abs, "%s/%s", cwd, optarg) < 0))
+				return fail(E_OUTOFMEMORY, "cannot make %s an absolute path", optarg);
+			r = strv_push_dup(&cmd->volumes, abs ?: optarg);
 			if (r < 0)
 				return fail(E_OUTOFMEMORY, "out of memory");
 			break;
+		}
 		case OPT_PROVIDER:
 			create->provider = optarg;
 			break;

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "basic/fd-util.h"
 #include "basic/id.h"
 #include "basic/log.h"
 #include "protocol/bus.h"
@@ -187,6 +188,10 @@ static vss_hr select_volume(const char *volume, const vss_id *provider, VolumeIn
 	vss_hr hr;
 
 	hr = volume_resolve(volume, ret_info);
+	if (hr == E_INVALIDARG) {
+		bus_error_set_hr(error, hr, "%s is not an absolute path", volume);
+		return hr;
+	}
 	if (hr == VSS_E_OBJECT_NOT_FOUND) {
 		bus_error_set_hr(error, hr, "%s does not exist", volume);
 		return hr;
@@ -201,6 +206,12 @@ static vss_hr select_volume(const char *volume, const vss_id *provider, VolumeIn
 	if (!utf8_is_valid(ret_info->path)) {
 		bus_error_set_hr(error, VSS_E_VOLUME_NOT_SUPPORTED, "%s resolves to a path that is not valid UTF-8",
 				 volume);
+		volume_info_clear(ret_info);
+		return VSS_E_VOLUME_NOT_SUPPORTED;
+	}
+	if (path_in_store(ret_info->path)) {
+		bus_error_set_hr(error, VSS_E_VOLUME_NOT_SUPPORTED, "%s is in a vss snapshot store (" STORE_NAME
+				 "): vss's own snapshots are not volumes", ret_info->path);
 		volume_info_clear(ret_info);
 		return VSS_E_VOLUME_NOT_SUPPORTED;
 	}
@@ -228,14 +239,15 @@ static vss_hr select_volume(const char *volume, const vss_id *provider, VolumeIn
 	return hr;
 }
 
-/* Whether vssd writes to the filesystem holding path: held, it would hang. */
-static const char *vssd_writes_to(Manager *m, const char *path)
+/* Whether vssd writes to the filesystem of fd: held, it would hang. */
+static const char *vssd_writes_to(Manager *m, int fd)
 {
 	dev_t held, dev;
 	struct stat st;
 
-	if (path_device(path, &held) < 0)
-		return NULL;
+	if (fstat(fd, &st) < 0)
+		return "an unknown filesystem";
+	held = st.st_dev;
 	if (path_device(m->state_dir, &dev) == 0 && dev == held)
 		return "its catalog";
 	if (path_device(m->runtime_dir, &dev) == 0 && dev == held)
@@ -252,7 +264,7 @@ static int check_member(BackupObject *b, const ProviderMember *pm, sd_bus_error 
 	Manager *m = b->manager;
 	const char *what;
 
-	if (pm->hold_path && (what = vssd_writes_to(m, pm->hold_path)))
+	if (pm->hold_fd >= 0 && (what = vssd_writes_to(m, pm->hold_fd)))
 		return bus_error_set_hr(error, VSS_E_VOLUME_NOT_SUPPORTED,
 					"%s holds %s of vssd: vssd cannot freeze it", pm->volume, what);
 	if (pm->image_depth > m->config.max_image_nesting)
@@ -280,7 +292,7 @@ static int method_add_to_snapshot_set(sd_bus_message *msg, void *userdata, sd_bu
 	Manager *m = b->manager;
 	const char *volume, *provider_str;
 	const provider_ops *ops;
-	VolumeInfo vi = { 0 };
+	VolumeInfo vi = { .fd = -1 };
 	ProviderMember *pm, *nm;
 	char buf[VSS_ID_STRING_MAX];
 	vss_id provider;
@@ -328,21 +340,25 @@ static int method_add_to_snapshot_set(sd_bus_message *msg, void *userdata, sd_bu
 	}
 	b->members = nm;
 	pm = &b->members[b->facts.n_volumes];
-	*pm = (ProviderMember){
-		.ops = ops,
-		.index = (unsigned)b->facts.n_volumes + 1,
-		.set_id = b->set_id,
-		.context = b->context,
-		.volume = TAKE_PTR(vi.path),
-		.mount_point = TAKE_PTR(vi.mount_point),
-		.state = VSS_SS_PREPARING,
-	};
+	provider_member_init(pm);
+	pm->ops = ops;
+	pm->index = (unsigned)b->facts.n_volumes + 1;
+	pm->set_id = b->set_id;
+	pm->context = b->context;
+	pm->volume = TAKE_PTR(vi.path);
+	pm->mount_point = TAKE_PTR(vi.mount_point);
+	/* From here the member is this fd, whatever its name comes to mean. */
+	pm->volume_fd = TAKE_FD(vi.fd);
+	pm->volume_mount_id = vi.mount_id;
+	pm->state = VSS_SS_PREPARING;
 	vss_id_generate(&pm->snapshot_id);
 	r = ops->locate(pm);
 	if (r < 0) {
+		const char *reason = pm->reason;
+
 		provider_member_free_fields(pm);
-		r = bus_error_set_hr(error, provider_result_to_hr(r), "%s provider cannot place a snapshot of %s",
-				     ops->name, volume);
+		r = bus_error_set_hr(error, provider_result_to_hr(r), "%s provider cannot place a snapshot of %s%s%s",
+				     ops->name, volume, reason ? ": " : "", reason ?: "");
 		goto out;
 	}
 	r = check_member(b, pm, error);
@@ -363,7 +379,7 @@ static int method_is_volume_supported(sd_bus_message *msg, void *userdata, sd_bu
 	BackupObject *b = userdata;
 	const char *volume, *provider_str;
 	const provider_ops *ops;
-	VolumeInfo vi = { 0 };
+	VolumeInfo vi = { .fd = -1 };
 	vss_id provider;
 	vss_hr hr;
 	int r;
@@ -380,6 +396,8 @@ static int method_is_volume_supported(sd_bus_message *msg, void *userdata, sd_bu
 	if (volume[0] == '\0')
 		return bus_error_set_hr(error, E_INVALIDARG, "no volume given");
 	hr = volume_resolve(volume, &vi);
+	if (hr == E_INVALIDARG)
+		return bus_error_set_hr(error, hr, "%s is not an absolute path", volume);
 	if (VSS_FAILED(hr))
 		return bus_error_set_hr(error, hr, "%s does not exist", volume);
 	hr = volume_select_provider(&vi, &provider, &ops);
@@ -587,7 +605,7 @@ static int method_do_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_er
 				    .flush_timeout = m->config.flush_timeout,
 				    .hold_timeout = m->config.hold_timeout,
 				    .hold_settle = m->config.hold_settle,
-				    .freeze_marker = m->freeze_marker,
+				    .freeze_dir_fd = m->runtime_dir_fd,
 				    .faults = m->faults,
 				    /* Writer contexts stop for writers and
 				     * transaction managers; the others never. */
@@ -938,7 +956,7 @@ static int method_expose_snapshot(sd_bus_message *msg, void *userdata, sd_bus_er
 	r = find_snapshot(b, id, &s, error);
 	if (r < 0)
 		return r;
-	hr = snapshot_expose(b->manager, s, expose, b->conn->cred.uid, &exposed, reason, sizeof(reason));
+	hr = snapshot_expose(b->manager, s, expose, &b->conn->cred, &exposed, reason, sizeof(reason));
 	catalog_snapshots_free(s, 1);
 	if (VSS_FAILED(hr))
 		return bus_error_set_hr(error, hr, "%s", reason);
@@ -974,7 +992,7 @@ static int method_unexpose_snapshot(sd_bus_message *msg, void *userdata, sd_bus_
 static int canonical_volume(const char *volume, char **ret, sd_bus_error *error)
 {
 	const provider_ops *ops;
-	VolumeInfo vi = { 0 };
+	VolumeInfo vi = { .fd = -1 };
 
 	if (VSS_FAILED(select_volume(volume, NULL, &vi, &ops, error)))
 		return -EIO;

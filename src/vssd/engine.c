@@ -326,14 +326,15 @@ static vss_hr prepare(Run *run)
 	char buf[128];
 
 	for (size_t i = 0; i < j->n_members; i++) {
+		const ProviderMember *m = &j->members[i];
 		int r;
 
 		run->begun[i] = true;
 		r = provider_invoke(j->limits.faults, STEP_BEGIN_PREPARE, &j->members[i]);
 		if (r < 0)
-			return fail(j, provider_result_to_hr(r), "%s provider: begin_prepare of %s failed: %s",
-				    j->members[i].ops->name, j->members[i].volume,
-				    provider_result_string(r, buf, sizeof(buf)));
+			return fail(j, provider_result_to_hr(r), "%s provider: begin_prepare of %s failed: %s%s%s",
+				    m->ops->name, m->volume, provider_result_string(r, buf, sizeof(buf)),
+				    m->reason ? ": " : "", m->reason ?: "");
 	}
 
 	/* end_prepare once per provider, with all of its members. */
@@ -367,14 +368,19 @@ static vss_hr prepare_hold(Run *run)
 {
 	Job *j = run->job;
 	char *paths[j->n_members ?: 1];
+	int fds[j->n_members ?: 1];
 	usec_t deadline;
 	int r;
 
 	if (run->n_holders == 0)
 		return S_OK;
-	for (size_t i = 0; i < j->n_members; i++)
+	/* What AddToSnapshotSet found, as it found it: nothing is looked up
+	 * by name again, so a path changed since cannot redirect the freeze. */
+	for (size_t i = 0; i < j->n_members; i++) {
+		fds[i] = run->holders[i] ? j->members[i].hold_fd : -1;
 		paths[i] = run->holders[i] ? j->members[i].hold_path : NULL;
-	r = freeze_set_new(paths, j->n_members, j->limits.freeze_marker, &run->freeze);
+	}
+	r = freeze_set_new(fds, paths, j->n_members, j->limits.freeze_dir_fd, &run->freeze);
 	if (r < 0)
 		return fail(j, VSS_E_UNEXPECTED, "cannot prepare to hold writes: %s", strerror(-r));
 	deadline = now_usec(CLOCK_MONOTONIC) + 2 * j->limits.flush_timeout + j->limits.hold_timeout +
@@ -530,7 +536,7 @@ vss_hr job_run(Job *j)
 		items[i] = &slots[i];
 		begun[i] = false;
 		first_only[i] = i == 0;
-		holders[i] = j->members[i].hold_path != NULL;
+		holders[i] = j->members[i].hold_fd >= 0;
 		run.n_holders += holders[i];
 	}
 	r = crew_new(n, &run.crew);

@@ -41,7 +41,7 @@ typedef struct JobLimits {
 	usec_t flush_timeout;
 	usec_t hold_timeout;
 	usec_t hold_settle;             /* pause between the flush and the freeze */
-	const char *freeze_marker;      /* vssd/freeze.h */
+	int freeze_dir_fd;              /* holds the freeze marker (vssd/freeze.h) */
 	FaultTable *faults;
 	/* Called on the job's thread at each phase; returns when vssd is
 	 * done. A failure (a transaction manager that cannot be frozen or

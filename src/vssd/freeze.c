@@ -11,9 +11,11 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "basic/fd-util.h"
 #include "basic/log.h"
 #include "basic/macro.h"
 #include "vssd/freeze.h"
@@ -30,7 +32,7 @@ struct FreezeSet {
 	int *fds;          /* -1 for members that are not held */
 	atomic_bool *held; /* frozen by vssd and not thawed since; written by
 	                    * the member's worker, read by the engine */
-	char *marker;
+	int dir_fd;        /* holds the marker */
 	pid_t guard;
 	int guard_fd;      /* write end of the guard's pipe */
 };
@@ -45,26 +47,46 @@ int path_device(const char *path, dev_t *ret)
 	return 0;
 }
 
-static int write_marker(const char *marker, char *const *paths, size_t n)
+static int write_marker(int dir_fd, const int *fds, char *const *paths, size_t n)
 {
+	_cleanup_close_ int fd = -1;
 	FILE *f;
 	int r = 0;
 
-	f = fopen(marker, "we");
+	/* Created, never opened: nothing planted at the name (a symbolic
+	 * link, a file of someone else's) is followed or written. A marker
+	 * left from before was read at start-up. */
+	for (int attempt = 0; fd < 0; attempt++) {
+		fd = openat(dir_fd, FREEZE_MARKER, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0 && (errno != EEXIST || attempt > 0 || unlinkat(dir_fd, FREEZE_MARKER, 0) < 0))
+			return -errno;
+	}
+	f = fdopen(fd, "we");
 	if (!f)
 		return -errno;
+	fd = -1;
 	fputs("# vssd: these filesystems may be frozen; a starting vssd thaws them\n", f);
-	for (size_t i = 0; i < n; i++)
-		if (paths[i])
-			fprintf(f, "%s\n", paths[i]);
-	if (fflush(f) != 0 || fsync(fileno(f)) < 0)
+	for (size_t i = 0; i < n; i++) {
+		struct stat st;
+
+		if (fds[i] < 0)
+			continue;
+		if (fstat(fds[i], &st) < 0) {
+			r = -errno;
+			break;
+		}
+		/* The device, so that a later vssd thaws only the same
+		 * filesystem, whatever is at the path by then. */
+		fprintf(f, "%u:%u %s\n", major(st.st_dev), minor(st.st_dev), paths[i] ?: "");
+	}
+	if (r == 0 && (fflush(f) != 0 || fsync(fileno(f)) < 0))
 		r = -errno;
 	if (fclose(f) != 0 && r == 0)
 		r = -errno;
 	return r;
 }
 
-int freeze_set_new(char *const *paths, size_t n, const char *marker, FreezeSet **ret)
+int freeze_set_new(const int *fds, char *const *paths, size_t n, int dir_fd, FreezeSet **ret)
 {
 	FreezeSet *s;
 	int r;
@@ -75,35 +97,40 @@ int freeze_set_new(char *const *paths, size_t n, const char *marker, FreezeSet *
 	s->n = n;
 	s->guard = -1;
 	s->guard_fd = -1;
+	s->dir_fd = -1;
 	s->fds = malloc(sizeof(int) * (n ?: 1));
 	s->held = calloc(n ?: 1, sizeof(atomic_bool));
-	s->marker = strdup(marker);
-	if (!s->fds || !s->held || !s->marker) {
+	if (!s->fds || !s->held) {
 		free(s->fds);
 		free(s->held);
-		free(s->marker);
 		free(s);
 		return -ENOMEM;
 	}
-	/* Every slot is closed by freeze_set_free(), also those after a
-	 * failed open. */
+	/* Every slot is ours (or -1) before the first can fail: freeing
+	 * closes only what this set opened. */
 	for (size_t i = 0; i < n; i++) {
 		atomic_init(&s->held[i], false);
 		s->fds[i] = -1;
 	}
+	s->dir_fd = fcntl(dir_fd, F_DUPFD_CLOEXEC, 3);
+	if (s->dir_fd < 0) {
+		r = -errno;
+		freeze_set_free(s);
+		return r;
+	}
 	for (size_t i = 0; i < n; i++) {
-		if (!paths[i])
+		if (fds[i] < 0)
 			continue;
-		s->fds[i] = open(paths[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		s->fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
 		if (s->fds[i] < 0) {
 			r = -errno;
 			freeze_set_free(s);
 			return r;
 		}
 	}
-	r = write_marker(marker, paths, n);
+	r = write_marker(s->dir_fd, s->fds, paths, n);
 	if (r < 0) {
-		log_error_errno(r, "cannot write the freeze marker %s: %m", marker);
+		log_error_errno(r, "cannot write the freeze marker: %m");
 		freeze_set_free(s);
 		return r;
 	}
@@ -218,13 +245,13 @@ static _Noreturn void guard_main(FreezeSet *s, int in, usec_t deadline, const in
 		}
 	}
 	if (!failed)
-		unlink(s->marker);
+		unlinkat(s->dir_fd, FREEZE_MARKER, 0);
 	_exit(failed ? GUARD_FAILED : GUARD_THAWED);
 }
 
 int freeze_guard_start(FreezeSet *s, usec_t deadline)
 {
-	int p[2], keep[s->n + 1];
+	int p[2], keep[s->n + 2];
 	size_t n_keep = 0;
 	pid_t pid;
 
@@ -232,6 +259,7 @@ int freeze_guard_start(FreezeSet *s, usec_t deadline)
 		return -errno;
 	/* Prepared before the fork: the child may not allocate. */
 	keep[n_keep++] = p[0];
+	keep[n_keep++] = s->dir_fd;
 	for (size_t i = 0; i < s->n; i++)
 		if (s->fds[i] >= 0)
 			keep[n_keep++] = s->fds[i];
@@ -315,52 +343,92 @@ FreezeSet *freeze_set_free(FreezeSet *s)
 			close(s->fds[i]);
 	/* A member that may still be frozen keeps the marker, so that the
 	 * next vssd thaws it. */
-	if (all_thawed)
-		unlink(s->marker);
-	else
-		log_crit("filesystems may still be frozen; %s is kept so that vssd thaws them when it starts",
-			 s->marker);
+	if (s->dir_fd >= 0 && all_thawed)
+		unlinkat(s->dir_fd, FREEZE_MARKER, 0);
+	else if (s->dir_fd >= 0)
+		log_crit("filesystems may still be frozen; the marker " FREEZE_MARKER
+			 " is kept so that vssd thaws them when it starts");
+	safe_close(s->dir_fd);
 	free(s->fds);
 	free(s->held);
-	free(s->marker);
 	free(s);
 	return NULL;
 }
 
-int freeze_recover(const char *marker)
+/* Thaw the filesystem of one marker line, "MAJ:MIN PATH": 0, or -1 when it
+ * may still be frozen. */
+static int recover_one(char *line)
+{
+	unsigned maj = 0, min = 0;
+	_cleanup_close_ int fd = -1;
+	struct stat st;
+	int pos = 0;
+
+	/* A bare path: a marker of an older vssd, which did not record the
+	 * device. */
+	if (line[0] != '/' && (sscanf(line, "%u:%u %n", &maj, &min, &pos) != 2 || pos == 0 || line[pos] != '/')) {
+		log_warning("freeze marker: cannot read the line \"%s\"; ignored", line);
+		return 0;
+	}
+	/* The name was canonical when written: a symbolic link on the way
+	 * is someone else's. */
+	fd = open_no_symlinks(AT_FDCWD, line + pos, O_RDONLY | O_DIRECTORY, 0);
+	if (fd < 0) {
+		log_warning_errno(fd, "freeze marker: cannot open %s to thaw it: %m", line + pos);
+		return 0;
+	}
+	if (fstat(fd, &st) < 0 || (pos > 0 && st.st_dev != makedev(maj, min))) {
+		log_warning("freeze marker: %s is no longer the filesystem that was held; left alone", line + pos);
+		return 0;
+	}
+	if (ioctl(fd, FITHAW, 0) == 0)
+		log_warning("freeze marker: %s was still frozen; thawed it", line + pos);
+	else if (errno != EINVAL) {
+		log_crit("freeze marker: cannot thaw %s: %m", line + pos);
+		return -1;
+	}
+	return 0;
+}
+
+int freeze_recover(int dir_fd)
 {
 	_cleanup_free_ char *line = NULL;
 	size_t size = 0;
-	int n = 0, failed = 0;
+	int n = 0, failed = 0, fd;
+	struct stat st;
 	ssize_t len;
 	FILE *f;
 
-	f = fopen(marker, "re");
-	if (!f)
-		return errno == ENOENT ? 0 : log_error_errno(errno, "cannot read %s: %m", marker);
+	fd = openat(dir_fd, FREEZE_MARKER, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0 && errno == ELOOP) {
+		log_warning("the freeze marker is a symbolic link, which vssd never makes; removed unread");
+		unlinkat(dir_fd, FREEZE_MARKER, 0);
+		return 0;
+	}
+	if (fd < 0)
+		return errno == ENOENT ? 0 : log_error_errno(errno, "cannot read the freeze marker: %m");
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != 0) {
+		log_warning("the freeze marker is not a file vssd made; removed unread");
+		close(fd);
+		unlinkat(dir_fd, FREEZE_MARKER, 0);
+		return 0;
+	}
+	f = fdopen(fd, "re");
+	if (!f) {
+		close(fd);
+		return -errno;
+	}
 	while ((len = getline(&line, &size, f)) >= 0) {
-		int fd;
-
 		if (len > 0 && line[len - 1] == '\n')
 			line[--len] = '\0';
 		if (len == 0 || line[0] == '#')
 			continue;
 		n++;
-		fd = open(line, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (fd < 0) {
-			log_warning_errno(errno, "freeze marker: cannot open %s to thaw it: %m", line);
-			continue;
-		}
-		if (ioctl(fd, FITHAW, 0) == 0)
-			log_warning("freeze marker: %s was still frozen; thawed it", line);
-		else if (errno != EINVAL) {
-			log_crit("freeze marker: cannot thaw %s: %m", line);
+		if (recover_one(line) < 0)
 			failed++;
-		}
-		close(fd);
 	}
 	fclose(f);
 	if (failed == 0)
-		unlink(marker);
+		unlinkat(dir_fd, FREEZE_MARKER, 0);
 	return n;
 }

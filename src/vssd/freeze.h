@@ -24,9 +24,14 @@
 
 typedef struct FreezeSet FreezeSet;
 
-/* Open paths[i] (NULL entries are members that are not held) and write the
- * marker. */
-int freeze_set_new(char *const *paths, size_t n, const char *marker, FreezeSet **ret);
+/* The marker's name in vssd's runtime directory. */
+#define FREEZE_MARKER "frozen"
+
+/* Take (duplicate) fds[i], a file of each member's filesystem (-1 for
+ * members that are not held; paths[i] names it, for the marker and logs),
+ * and write the marker in dir_fd, vssd's own runtime directory. Nothing is
+ * opened by name. On failure nothing of the caller's is closed. */
+int freeze_set_new(const int *fds, char *const *paths, size_t n, int dir_fd, FreezeSet **ret);
 /* Thaws nothing: the caller releases first. Removes the marker when every
  * member is known to be thawed. */
 FreezeSet *freeze_set_free(FreezeSet *s);
@@ -50,9 +55,11 @@ int thaw_one(FreezeSet *s, size_t i);
 /* Whether vssd froze member i and has not thawed it (false for a NULL set). */
 bool freeze_held(FreezeSet *s, size_t i);
 
-/* At start-up: thaw whatever a marker lists, and remove it. Returns how many
- * filesystems were listed. */
-int freeze_recover(const char *marker);
+/* At start-up: thaw whatever the marker in dir_fd lists (each only if it is
+ * still the filesystem recorded), and remove it. A marker that is not a
+ * regular file of root's is removed unread. Returns how many filesystems
+ * were listed. */
+int freeze_recover(int dir_fd);
 
 /* The device of the filesystem holding path (st_dev), for the rule that vssd
  * must not freeze where it writes. */

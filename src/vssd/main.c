@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <vss/backup.h>
 
 #include "basic/log.h"
+#include "basic/macro.h"
 #include "vssd/manager.h"
 
 static void help(void)
@@ -39,6 +42,20 @@ static int parse_level(const char *s)
 	return -1;
 }
 
+/* path, absolute: relative to the directory vssd was started in. */
+static char *absolute(const char *path)
+{
+	_cleanup_free_ char *cwd = NULL;
+	char *r;
+
+	if (path[0] == '/')
+		return strdup(path);
+	cwd = getcwd(NULL, 0);
+	if (!cwd || asprintf(&r, "%s/%s", cwd, path) < 0)
+		return NULL;
+	return r;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option options[] = {
@@ -53,6 +70,7 @@ int main(int argc, char **argv)
 	};
 	const char *socket_path = VSS_DEFAULT_SOCKET, *state_dir = "/var/lib/vss", *runtime_dir = NULL;
 	const char *config_path = "/etc/vss/vssd.conf";
+	_cleanup_free_ char *socket_abs = NULL, *state_abs = NULL, *config_abs = NULL;
 	bool config_given = false;
 	Manager *m = NULL;
 	int c, r, level;
@@ -96,6 +114,23 @@ int main(int argc, char **argv)
 		return EXIT_FAILURE;
 	}
 
+	/* Nothing of vssd's may depend on where it was started (a relative
+	 * path from a client is refused, never resolved here): its own paths
+	 * are made absolute, and it works from "/". */
+	socket_abs = absolute(socket_path);
+	state_abs = absolute(state_dir);
+	config_abs = absolute(config_path);
+	if (!socket_abs || !state_abs || !config_abs) {
+		log_error_errno(ENOMEM, "cannot start: %m");
+		return EXIT_FAILURE;
+	}
+	if (chdir("/") < 0) {
+		log_error_errno(errno, "cannot change to /: %m");
+		return EXIT_FAILURE;
+	}
+	socket_path = socket_abs;
+	state_dir = state_abs;
+	config_path = config_abs;
 	r = manager_new(&m);
 	if (r < 0) {
 		log_error_errno(r, "cannot start: %m");

@@ -11,6 +11,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "basic/fd-util.h"
 #include "basic/id.h"
 #include "basic/log.h"
 #include "vssd/freeze.h"
@@ -25,6 +26,7 @@ int manager_new(Manager **ret)
 		return -ENOMEM;
 	m->listen_fd = -1;
 	m->lock_fd = -1;
+	m->runtime_dir_fd = -1;
 	config_init(&m->config);
 	r = sd_event_default(&m->event);
 	if (r < 0) {
@@ -81,7 +83,7 @@ Manager *manager_free(Manager *m)
 	free(m->socket_path);
 	free(m->state_dir);
 	free(m->runtime_dir);
-	free(m->freeze_marker);
+	safe_close(m->runtime_dir_fd);
 	free(m);
 	return NULL;
 }
@@ -422,6 +424,7 @@ int manager_start(Manager *m, const char *socket_path, const char *runtime_dir, 
 {
 	_cleanup_free_ char *lock_path = NULL, *db_path = NULL;
 	const char *faults;
+	struct stat st;
 	int r;
 
 	m->socket_path = strdup(socket_path);
@@ -429,20 +432,30 @@ int manager_start(Manager *m, const char *socket_path, const char *runtime_dir, 
 	m->runtime_dir = runtime_dir ? strdup(runtime_dir) : path_parent(socket_path);
 	if (!m->socket_path || !m->state_dir || !m->runtime_dir)
 		return -ENOMEM;
-	if (asprintf(&m->freeze_marker, "%s/frozen", m->runtime_dir) < 0)
-		return -ENOMEM;
 	r = socket_check(socket_path);
 	if (r < 0)
 		return r;
 	r = mkdir_p(m->runtime_dir, 0755);
 	if (r < 0)
 		return log_error_errno(r, "cannot create %s: %m", m->runtime_dir);
+	/* The freeze marker and the default exposures live here: a directory
+	 * anyone else could write to would let them plant names there. */
+	m->runtime_dir_fd = open(m->runtime_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (m->runtime_dir_fd < 0)
+		return log_error_errno(errno, "cannot open %s: %m", m->runtime_dir);
+	if (fstat(m->runtime_dir_fd, &st) < 0)
+		return log_error_errno(errno, "cannot stat %s: %m", m->runtime_dir);
+	if (st.st_uid != 0 || (st.st_mode & 0022))
+		return log_error_errno(EPERM, "%s (vssd's runtime directory) must be owned by root and writable by root "
+					      "only; put the socket in a directory of its own, or name one with --runtime-dir",
+				       m->runtime_dir);
 
 	/* A vssd that stopped while holding writes left this marker: thaw
 	 * first, before anything else can touch those filesystems. */
-	r = freeze_recover(m->freeze_marker);
+	r = freeze_recover(m->runtime_dir_fd);
 	if (r > 0)
-		log_warning("thawed after an unclean stop: %d filesystem(s) listed in %s", r, m->freeze_marker);
+		log_warning("thawed after an unclean stop: %d filesystem(s) listed in %s/" FREEZE_MARKER, r,
+			    m->runtime_dir);
 
 	faults = getenv("VSS_FAULTS");
 	if (faults && *faults) {

@@ -145,7 +145,7 @@ struct Manager {
 	char *socket_path;
 	char *state_dir;
 	char *runtime_dir;      /* the socket's directory: the freeze marker */
-	char *freeze_marker;
+	int runtime_dir_fd;     /* it, checked to be root's alone */
 	int listen_fd;
 	bool owns_socket;
 	dev_t socket_dev;       /* the socket vssd bound, so that it removes */
@@ -246,9 +246,13 @@ int async_op_add_waiter(AsyncOp *a, sd_bus_message *call, WaiterKind kind, usec_
 /* expose.c: mount a finished snapshot read-only (at the default place under
  * the runtime directory when dir is NULL) and record it; and undo that. A
  * failure leaves nothing mounted and says why in msg. */
-vss_hr snapshot_expose(Manager *m, const CatalogSnapshot *s, const char *dir_or_null, uid_t caller,
+vss_hr snapshot_expose(Manager *m, const CatalogSnapshot *s, const char *dir_or_null, const struct ucred *caller,
                        char **ret_dir, char *msg, size_t size);
 vss_hr snapshot_unexpose(Manager *m, const CatalogSnapshot *s, char *msg, size_t size);
+/* The root of the mount exposing s: where the catalog says it is, or, if a
+ * directory above was renamed, wherever the mount table has one of s;
+ * -ENOENT when s is mounted nowhere. */
+int exposure_find(const provider_ops *ops, const CatalogSnapshot *s, int *ret_fd);
 
 /* storage.c: shadow storage (VSS's diff areas) per volume. */
 typedef struct DiffArea {

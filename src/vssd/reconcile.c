@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "basic/fd-util.h"
 #include "basic/id.h"
 #include "basic/log.h"
 #include "providers/mounts.h"
@@ -112,7 +113,20 @@ int reconcile(Manager *m)
 			continue;
 		}
 		if (ops->snapshot_exists(s->prop.snapshot_device_object, s->provider_data) > 0) {
-			if (s->prop.exposed_name && !mount_is_target(s->prop.exposed_name)) {
+			_cleanup_free_ char *now = NULL;
+			_cleanup_close_ int fd = -1;
+
+			r = s->prop.exposed_name ? exposure_find(ops, s, &fd) : 0;
+			/* Found elsewhere: a directory above it was renamed. */
+			if (r == 0 && fd >= 0 && fd_get_path(fd, &now) >= 0 && !streq(now, s->prop.exposed_name)) {
+				log_warning("reconcile: snapshot %s was exposed at %s and is now at %s; recording that",
+					    ID_TO_STRING(&s->prop.snapshot_id), s->prop.exposed_name, now);
+				if (catalog_set_exposure(m->catalog, &s->prop.snapshot_id, now,
+							 s->prop.snapshot_attributes) < 0)
+					log_error("reconcile: cannot record that");
+				disagreements++;
+			}
+			if (r == -ENOENT) {
 				log_warning("reconcile: snapshot %s was exposed at %s, which is no longer mounted; "
 					    "forgetting the exposure",
 					    ID_TO_STRING(&s->prop.snapshot_id), s->prop.exposed_name);

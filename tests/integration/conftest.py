@@ -116,6 +116,17 @@ def detach_loops_below(directory):
             run("losetup", "-d", parts[0], check=False)
 
 
+def no_clone_loops(directory):
+    """Wait until no loop device reads a clone (a snapshot in a .vss store) of
+    the test in directory: autoclear detaches them once their mount is gone,
+    a moment later. Other tests' clones (tests run side by side) do not count."""
+    def none():
+        return not [line for line in run("losetup", "-a").stdout.splitlines()
+                    if f"{directory}/" in line and ".vss/" in line]
+    wait_until(none, what="the clones' loop devices to go")
+    return True
+
+
 class LoopFs:
     """A filesystem on a loop device backed by a sparse image file; on=another
     LoopFs (or a directory) puts the image there (a guest on a host)."""
@@ -328,13 +339,14 @@ class Daemon:
         return parse_results(p.stdout)
 
     def spawn_requestor(self, *steps):
-        """Start a requestor that stops at its "hold" step; returns once it got there."""
-        p = subprocess.Popen([REQUESTOR, *map(str, steps)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, env=self.client_env())
+        """Start a requestor that stops at its "hold" step (or "pause": write a
+        line to p.stdin to let it go on); returns once it got there."""
+        p = subprocess.Popen([REQUESTOR, *map(str, steps)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=self.client_env())
         lines = []
         for line in p.stdout:
             lines.append(line.rstrip("\n"))
-            if line.startswith("hold "):
+            if line.startswith("hold ") or line.startswith("pause "):
                 return p, [Result(x) for x in lines]
         p.wait()
         raise AssertionError("requestor ended before its hold step:\n" + "\n".join(lines) + p.stderr.read())

@@ -39,6 +39,8 @@
  *   expose[=DIR]      expose_snapshot of every added snapshot (at DIR, or the
  *                     default place); one line each, detail: where
  *   expose-remote     expose_snapshot with EXPOSED_REMOTELY (refused)
+ *   expose-of=ID=DIR  expose_snapshot of a snapshot id at DIR; detail: where
+ *   unexpose-of=ID    unexpose_snapshot of a snapshot id
  *   unexpose          unexpose_snapshot of every added snapshot
  *   gather            gather_writer_metadata, then wait; detail: the writers'
  *                     names, each with its component count
@@ -50,6 +52,7 @@
  *   nullargs          every call with a NULL output pointer; one line each
  *   sleep=MS          sleep
  *   hold              print "hold S_OK" and sleep until killed
+ *   pause             print "pause S_OK" and wait for a line on stdin
  *   release           vss_backup_release
  */
 
@@ -300,6 +303,24 @@ static void step(const char *s)
 			report("expose", hr, "%s", where ?: "-");
 			free(where);
 		}
+	} else if (strncmp(s, "expose-of=", 10) == 0 || strncmp(s, "unexpose-of=", 12) == 0) {
+		bool undo = s[0] == 'u';
+		char spec[4096], *dir, *where = NULL;
+		vss_id id;
+
+		snprintf(spec, sizeof(spec), "%s", strchr(s, '=') + 1);
+		dir = strchr(spec, '=');
+		if (dir)
+			*dir++ = '\0';
+		if (VSS_FAILED(vss_id_parse(spec, &id)))
+			memset(&id, 0xee, sizeof(id));
+		if (undo) {
+			report("unexpose-of", vss_backup_unexpose_snapshot(b, &id), NULL);
+		} else {
+			hr = vss_backup_expose_snapshot(b, &id, NULL, VSS_VOLSNAP_ATTR_EXPOSED_LOCALLY, dir, &where);
+			report("expose-of", hr, "%s", where ?: "-");
+			free(where);
+		}
 	} else if (strcmp(s, "expose-remote") == 0) {
 		char *where = NULL;
 
@@ -386,6 +407,12 @@ static void step(const char *s)
 		report(s, S_OK, NULL);
 		for (;;)
 			pause();
+	} else if (strcmp(s, "pause") == 0) {
+		char line[16];
+
+		report(s, S_OK, NULL);
+		if (!fgets(line, sizeof(line), stdin))
+			exit(3);
 	} else if (strcmp(s, "release") == 0) {
 		vss_async_release(op);
 		op = NULL;

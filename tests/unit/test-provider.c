@@ -291,12 +291,14 @@ const provider_ops tp_ops_bare = {
 
 ProviderMember tp_member(const provider_ops *ops, unsigned index)
 {
-	ProviderMember m = {
-		.ops = ops,
-		.index = index,
-		.state = VSS_SS_PREPARING,
-	};
+	ProviderMember m;
 
+	/* No fds: a member of the test provider holds nothing, and is never
+	 * frozen. */
+	provider_member_init(&m);
+	m.ops = ops;
+	m.index = index;
+	m.state = VSS_SS_PREPARING;
 	if (asprintf(&m.volume, "/vol%u", index) < 0 || asprintf(&m.snapshot_path, "/vol%u@snap", index) < 0)
 		abort();
 	return m;

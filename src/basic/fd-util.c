@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "basic/fd-util.h"
+
+int safe_close(int fd)
+{
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+int open_no_symlinks(int dirfd, const char *path, int flags, mode_t mode)
+{
+	struct open_how how = {
+		.flags = (uint64_t)(flags | O_CLOEXEC),
+		.mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0,
+		.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+	};
+	long fd = syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+
+	return fd < 0 ? -errno : (int)fd;
+}
+
+int fd_mount_id(int fd, uint64_t *ret_id, bool *ret_is_mount_root)
+{
+	struct statx sx;
+
+	if (statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &sx) < 0)
+		return -errno;
+	if (!(sx.stx_mask & STATX_MNT_ID))
+		return -EOPNOTSUPP;
+	if (ret_id)
+		*ret_id = sx.stx_mnt_id;
+	if (ret_is_mount_root)
+		*ret_is_mount_root = (sx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) &&
+				     (sx.stx_attributes & STATX_ATTR_MOUNT_ROOT);
+	return 0;
+}
+
+int fd_get_path(int fd, char **ret)
+{
+	char proc[64], buf[4096];
+	ssize_t n;
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	n = readlink(proc, buf, sizeof(buf));
+	if (n < 0)
+		return -errno;
+	if ((size_t)n >= sizeof(buf))
+		return -ENAMETOOLONG;
+	buf[n] = '\0';
+	/* Not a path anyone can reach any more (unlinked, or another mount
+	 * namespace's). */
+	if (buf[0] != '/')
+		return -ENOENT;
+	*ret = strdup(buf);
+	return *ret ? 0 : -ENOMEM;
+}
+
+int fd_reopen(int fd, int flags)
+{
+	char proc[64];
+	int r;
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	r = open(proc, flags | O_CLOEXEC);
+	return r < 0 ? -errno : r;
+}
+
+bool fd_is_private_root_dir(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == 0 && (st.st_mode & 0077) == 0;
+}
