@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "basic/fd-util.h"
+#include "basic/macro.h"
 
 int safe_close(int fd)
 {
@@ -18,15 +19,77 @@ int safe_close(int fd)
 	return -1;
 }
 
+/* What openat2() does, one component at a time with O_NOFOLLOW, for where
+ * it is missing (kernels before 5.6, valgrind). */
+static int open_no_symlinks_by_walking(int dirfd, const char *path, int flags, mode_t mode)
+{
+	_cleanup_free_ char *copy = strdup(path);
+	char *p = copy, *next;
+	int dir, fd;
+	struct stat st;
+
+	if (!copy)
+		return -ENOMEM;
+	if (!*p)
+		return -ENOENT;
+	if (*p == '/' || dirfd == AT_FDCWD)
+		dir = open(*p == '/' ? "/" : ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	else
+		dir = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
+	if (dir < 0)
+		return -errno;
+	for (;;) {
+		while (*p == '/')
+			p++;
+		next = strchr(p, '/');
+		if (next)
+			*next++ = '\0';
+		while (next && *next == '/')
+			next++;
+		if (!next || !*next)
+			break;
+		fd = openat(dir, p, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		close(dir);
+		if (fd < 0)
+			return -errno;
+		if (fstat(fd, &st) < 0) {
+			int r = -errno;
+
+			close(fd);
+			return r;
+		}
+		if (!S_ISDIR(st.st_mode)) {
+			close(fd);
+			return S_ISLNK(st.st_mode) ? -ELOOP : -ENOTDIR;
+		}
+		dir = fd;
+		p = next;
+	}
+	/* The last component: "/" itself, or a name that must not be a link
+	 * (O_PATH opens a link itself rather than failing: check). */
+	fd = openat(dir, *p ? p : ".", flags | O_NOFOLLOW | O_CLOEXEC, mode);
+	close(dir);
+	if (fd < 0)
+		return -errno;
+	if ((flags & O_PATH) && fstat(fd, &st) == 0 && S_ISLNK(st.st_mode)) {
+		close(fd);
+		return -ELOOP;
+	}
+	return fd;
+}
+
 int open_no_symlinks(int dirfd, const char *path, int flags, mode_t mode)
 {
 	struct open_how how = {
 		.flags = (uint64_t)(flags | O_CLOEXEC),
-		.mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0,
+		/* O_TMPFILE holds O_DIRECTORY's bit: test it whole. */
+		.mode = (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? mode : 0,
 		.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
 	};
 	long fd = syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
 
+	if (fd < 0 && errno == ENOSYS)
+		return open_no_symlinks_by_walking(dirfd, path, flags, how.mode);
 	return fd < 0 ? -errno : (int)fd;
 }
 
