@@ -246,7 +246,7 @@ static int store_open_existing(int root_fd, int *ret_fd, const char **ret_reason
 
 int store_check(int root_fd, const char **ret_reason)
 {
-	int fd, r;
+	int fd = -1, r;
 
 	r = store_open_existing(root_fd, &fd, ret_reason);
 	if (r == -ENOENT)

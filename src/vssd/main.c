@@ -70,7 +70,7 @@ int main(int argc, char **argv)
 	};
 	const char *socket_path = VSS_DEFAULT_SOCKET, *state_dir = "/var/lib/vss", *runtime_dir = NULL;
 	const char *config_path = "/etc/vss/vssd.conf";
-	_cleanup_free_ char *socket_abs = NULL, *state_abs = NULL, *config_abs = NULL;
+	_cleanup_free_ char *socket_abs = NULL, *state_abs = NULL, *config_abs = NULL, *runtime_abs = NULL;
 	bool config_given = false;
 	Manager *m = NULL;
 	int c, r, level;
@@ -120,7 +120,8 @@ int main(int argc, char **argv)
 	socket_abs = absolute(socket_path);
 	state_abs = absolute(state_dir);
 	config_abs = absolute(config_path);
-	if (!socket_abs || !state_abs || !config_abs) {
+	runtime_abs = runtime_dir ? absolute(runtime_dir) : NULL;
+	if (!socket_abs || !state_abs || !config_abs || (runtime_dir && !runtime_abs)) {
 		log_error_errno(ENOMEM, "cannot start: %m");
 		return EXIT_FAILURE;
 	}
@@ -128,17 +129,14 @@ int main(int argc, char **argv)
 		log_error_errno(errno, "cannot change to /: %m");
 		return EXIT_FAILURE;
 	}
-	socket_path = socket_abs;
-	state_dir = state_abs;
-	config_path = config_abs;
 	r = manager_new(&m);
 	if (r < 0) {
 		log_error_errno(r, "cannot start: %m");
 		return EXIT_FAILURE;
 	}
-	r = config_load(&m->config, config_path, config_given);
+	r = config_load(&m->config, config_abs, config_given);
 	if (r >= 0)
-		r = manager_start(m, socket_path, runtime_dir, state_dir);
+		r = manager_start(m, socket_abs, runtime_abs, state_abs);
 	if (r >= 0)
 		r = manager_run(m);
 	manager_free(m);

@@ -128,7 +128,7 @@ vss_hr reserve_admit(const ProviderMember *members, size_t n, void *userdata, ch
 	/* The members' hosts, each with the snapshots it is to hold. */
 	for (size_t i = 0; i < n; i++) {
 		_cleanup_free_ char *store = snapshot_store(members[i].snapshot_path);
-		HostSpace h;
+		HostSpace h = { 0 };
 		size_t j;
 		int r;
 
@@ -235,7 +235,7 @@ static int reserve_step(Manager *m)
 	for (size_t i = 0; i < n; i++) {
 		_cleanup_free_ char *store = snapshot_store(snaps[i].prop.snapshot_device_object), *host = NULL;
 		bool known = false;
-		HostSpace h;
+		HostSpace h = { 0 };
 		ReserveHost *rh;
 		int32_t gone;
 		vss_id failed;
