@@ -62,7 +62,7 @@ def test_expose_image_set_mirrors_mount_points_and_survives_restart(host, make_f
     vssd.vssadmin("unexpose", f"--set={out[0]['set_id']}")
     assert mounts_below(at) == []
     # The loop devices of the clones went with their mounts.
-    assert not [line for line in run("losetup", "-a").stdout.splitlines() if ".vss/" in line]
+    assert not [line for line in run("losetup", "-a").stdout.splitlines() if f"{host.store()}/" in line]
 
 
 def test_delete_exposed_snapshot(host, images, daemon_factory):
@@ -73,7 +73,7 @@ def test_delete_exposed_snapshot(host, images, daemon_factory):
     where = vssd.list_shadows()[0]["exposed_name"]
     vssd.vssadmin("delete", "shadows", f"--shadow={s['id']}", "--quiet")
     assert not os.path.exists(where) and host.store_entries() == []
-    assert not [line for line in run("losetup", "-a").stdout.splitlines() if ".vss/" in line]
+    assert not [line for line in run("losetup", "-a").stdout.splitlines() if f"{host.store()}/" in line]
 
 
 def test_exposure_gone_behind_vssds_back(btrfs, vssd):
