@@ -7,6 +7,9 @@
 #   VSS_VALGRIND_BUILD  the unit tests of that (unsanitized) build under valgrind
 #   VSS_FUZZ_BUILD      a short run of each fuzz target (scripts/fuzz.sh)
 #   VSS_SCAN_BUILD      clang's static analyzer over the tree (scripts/scan.sh)
+# VSS_LONG=1 (make check-long) runs the crash torture and the soak at their
+# full counts (200 kills of each kind, 1,000 cycles) instead of 20 and 100,
+# and the fuzzers longer.
 set -eu
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-/usr/bin/python3}
@@ -19,7 +22,15 @@ for build in "$@"; do
 	echo "=== unit tests ($build)"
 	meson test -C "$build" --print-errorlogs --suite unit --suite fuzz
 	echo "=== integration tests ($build)"
-	VSS_BUILD_DIR="$PWD/$build" "$PYTHON" -m pytest -p no:cacheprovider -q tests/integration
+	# The crash torture and the soak write their figures here.
+	rm -f "$build/torture-summary.txt"
+	status=0
+	VSS_BUILD_DIR="$PWD/$build" "$PYTHON" -m pytest -p no:cacheprovider -q tests/integration || status=$?
+	if [ -f "$build/torture-summary.txt" ]; then
+		echo "=== torture and soak ($build)"
+		cat "$build/torture-summary.txt"
+	fi
+	[ "$status" -eq 0 ] || exit "$status"
 done
 
 if [ -n "${VSS_VALGRIND_BUILD:-}" ]; then

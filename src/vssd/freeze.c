@@ -49,7 +49,7 @@ int path_device(const char *path, dev_t *ret)
 
 static int write_marker(int dir_fd, const int *fds, char *const *paths, size_t n)
 {
-	_cleanup_close_ int fd = -1;
+	int fd = -1;
 	FILE *f;
 	int r = 0;
 
@@ -62,9 +62,11 @@ static int write_marker(int dir_fd, const int *fds, char *const *paths, size_t n
 			return -errno;
 	}
 	f = fdopen(fd, "we");
-	if (!f)
-		return -errno;
-	fd = -1;
+	if (!f) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
 	fputs("# vssd: these filesystems may be frozen; a starting vssd thaws them\n", f);
 	for (size_t i = 0; i < n; i++) {
 		struct stat st;
