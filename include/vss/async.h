@@ -27,7 +27,8 @@ typedef struct vss_async vss_async;
  * @timeout_ms: how long to wait; VSS_INFINITE for no limit.
  *
  * Return: S_OK when the operation ended (succeeded or was cancelled; call
- * vss_async_query_status() for which); the operation's error when it failed;
+ * vss_async_query_status() for which); the operation's error when it failed,
+ * with vss_last_error_message() set to vssd's reason;
  * VSS_S_ASYNC_PENDING when @timeout_ms passed first (the operation goes on);
  * E_INVALIDARG when @a is NULL; VSS_E_UNEXPECTED when vssd cannot be reached.
  */
@@ -37,7 +38,8 @@ vss_hr vss_async_wait(vss_async *a, uint32_t timeout_ms);
  * vss_async_query_status() - the operation's state, without waiting.
  * @a: the operation.
  * @ret_status: VSS_S_ASYNC_PENDING, VSS_S_ASYNC_FINISHED,
- *              VSS_S_ASYNC_CANCELLED, or the failure of the operation.
+ *              VSS_S_ASYNC_CANCELLED, or the failure of the operation (then
+ *              vss_last_error_message() says why, although the call succeeded).
  *
  * Return: S_OK when the status was read; E_INVALIDARG for a NULL argument;
  * VSS_E_UNEXPECTED when vssd cannot be reached.
@@ -61,6 +63,9 @@ vss_hr vss_async_cancel(vss_async *a);
 /**
  * vss_async_release() - drop the handle.
  * @a: the handle; NULL is accepted.
+ *
+ * Leaves vss_last_error_message() as it was, so that the reason of a failed
+ * operation can be reported after its handle is released.
  *
  * Return: S_OK.
  */

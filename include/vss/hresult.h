@@ -122,7 +122,9 @@ vss_hr vss_hr_from_name(const char *name, vss_hr *ret);
  *
  * Every libvss call that fails records a human-readable explanation (for
  * example the daemon's reason, or the socket it could not reach). It stays
- * valid until the next libvss call in the same thread.
+ * valid until the next libvss call in the same thread (vss_async_release()
+ * keeps it). For a failed asynchronous operation, vss_async_wait() and
+ * vss_async_query_status() set it to vssd's reason.
  *
  * Return: the message, or "" when the last call succeeded. Never NULL.
  */

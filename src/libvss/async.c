@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <stdlib.h>
+#include <string.h>
 
 #include <vss/vss.h>
 
+#include "basic/macro.h"
 #include "libvss/client.h"
 #include "protocol/bus.h"
 
@@ -26,6 +28,22 @@ static vss_hr status_of(sd_bus_message *reply, const char *method, vss_hr *ret)
 	return S_OK;
 }
 
+/* A failed operation's reason, as vssd knows it, becomes the last error
+ * message; a vssd without the Message property leaves the code's sentence. */
+static vss_hr fail_with_reason(vss_async *a, vss_hr status)
+{
+	sd_bus_error error = SD_BUS_ERROR_NULL;
+	_cleanup_free_ char *reason = NULL;
+	int r;
+
+	r = sd_bus_get_property_string(a->bus, VSS_BUS_NAME, a->path, VSS_BUS_ASYNC_IFACE, "Message", &error,
+				       &reason);
+	sd_bus_error_free(&error);
+	if (r < 0 || !reason || !*reason)
+		return client_fail(status, "the operation failed: %s", vss_hr_message(status));
+	return client_fail(status, "%s", reason);
+}
+
 vss_hr vss_async_query_status(vss_async *a, vss_hr *ret_status)
 {
 	sd_bus_message *reply;
@@ -39,6 +57,8 @@ vss_hr vss_async_query_status(vss_async *a, vss_hr *ret_status)
 	hr = client_call(a->bus, a->path, VSS_BUS_ASYNC_IFACE, "QueryStatus", CALL_TIMEOUT_USEC, &reply, NULL);
 	if (VSS_SUCCEEDED(hr))
 		hr = status_of(reply, "QueryStatus", ret_status);
+	if (VSS_SUCCEEDED(hr) && VSS_FAILED(*ret_status))
+		fail_with_reason(a, *ret_status);
 failed:
 	/* The status of an operation that cannot be asked is why it cannot
 	 * be: never VSS_S_ASYNC_FINISHED, so a caller that checks only the
@@ -76,7 +96,7 @@ vss_hr vss_async_wait(vss_async *a, uint32_t timeout_ms)
 		}
 	}
 	if (VSS_FAILED(status))
-		return client_fail(status, "the operation failed: %s", vss_hr_message(status));
+		return fail_with_reason(a, status);
 	return S_OK;
 }
 
@@ -99,13 +119,19 @@ vss_hr vss_async_cancel(vss_async *a)
 
 vss_hr vss_async_release(vss_async *a)
 {
-	client_begin();
+	_cleanup_free_ char *kept = NULL;
+
 	if (!a)
 		return S_OK;
+	/* As free() keeps errno: a caller may release the handle of a failed
+	 * operation and then report why it failed. */
+	kept = strdup(vss_last_error_message());
 	(void)client_call(a->bus, a->path, VSS_BUS_ASYNC_IFACE, "Release", CALL_TIMEOUT_USEC, NULL, NULL);
 	sd_bus_unref(a->bus);
 	free(a->path);
 	free(a);
 	client_begin();
+	if (kept && *kept)
+		client_fail(S_OK, "%s", kept);
 	return S_OK;
 }

@@ -953,6 +953,9 @@ enum {
 	OPT_IGNORE_WRITER_FAILURES,
 };
 
+/* The bit of an option in Command's mask of the options given. */
+#define OPT_BIT(opt) (1u << ((opt) - OPT_SOCKET))
+
 typedef enum Verb {
 	VERB_CREATE_SHADOW,
 	VERB_LIST_SHADOWS,
@@ -982,6 +985,46 @@ typedef struct Command {
 /* parse_command_line() found a command to run. */
 #define COMMAND_RUN (-1)
 
+/* An option a command does not take is a mistake the user should hear of:
+ * "list writers --for=X" listing every writer reads as if it had filtered. */
+static int check_options(int n, char **words, unsigned given, const struct option *options)
+{
+	static const struct {
+		const char *verb, *noun;
+		unsigned takes;
+	} commands[] = {
+		{ "create", "shadow",
+		  OPT_BIT(OPT_FOR) | OPT_BIT(OPT_PROVIDER) | OPT_BIT(OPT_CONTEXT) |
+			  OPT_BIT(OPT_IGNORE_WRITER_FAILURES) | OPT_BIT(OPT_JSON) },
+		{ "list", "shadows", OPT_BIT(OPT_SET) | OPT_BIT(OPT_FOR) | OPT_BIT(OPT_JSON) },
+		{ "list", "providers", OPT_BIT(OPT_JSON) },
+		{ "list", "writers", OPT_BIT(OPT_JSON) },
+		{ "list", "shadowstorage", OPT_BIT(OPT_FOR) | OPT_BIT(OPT_JSON) },
+		{ "resize", "shadowstorage", OPT_BIT(OPT_FOR) | OPT_BIT(OPT_MAXSIZE) },
+		{ "delete", "shadows",
+		  OPT_BIT(OPT_SHADOW) | OPT_BIT(OPT_SET) | OPT_BIT(OPT_FOR) | OPT_BIT(OPT_OLDEST) |
+			  OPT_BIT(OPT_ALL) | OPT_BIT(OPT_QUIET) },
+		{ "expose", NULL, OPT_BIT(OPT_SHADOW) | OPT_BIT(OPT_SET) | OPT_BIT(OPT_AT) },
+		{ "unexpose", NULL, OPT_BIT(OPT_SHADOW) | OPT_BIT(OPT_SET) },
+	};
+
+	for (size_t i = 0; i < ELEMENTSOF(commands); i++) {
+		unsigned extra;
+
+		if (n != (commands[i].noun ? 2 : 1) || !streq(words[0], commands[i].verb) ||
+		    (commands[i].noun && !streq(words[1], commands[i].noun)))
+			continue;
+		extra = given & ~(commands[i].takes | OPT_BIT(OPT_SOCKET));
+		for (const struct option *o = options; extra && o->name; o++)
+			if (o->val >= OPT_SOCKET && (extra & OPT_BIT(o->val)))
+				return usage_error("%s%s%s takes no --%s", commands[i].verb,
+						   commands[i].noun ? " " : "", commands[i].noun ?: "", o->name);
+		break;
+	}
+	/* Unknown commands are reported by the caller. */
+	return COMMAND_RUN;
+}
+
 /* Read and check the command line, talking to nobody: COMMAND_RUN with *cmd
  * filled in, or the exit status after --help or a usage error (reported).
  * cmd->volumes is the caller's to free either way. */
@@ -1010,10 +1053,13 @@ static int parse_command_line(int argc, char **argv, Command *cmd)
 	const char *set = NULL, *maxsize = NULL, *verb, *noun;
 	char **volumes = NULL;
 	bool context_given = false;
+	unsigned given = 0;
 	int c, r;
 
 	*cmd = (Command){ .create.context = VSS_CTX_APP_ROLLBACK };
 	while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+		if (c >= OPT_SOCKET)
+			given |= OPT_BIT(c);
 		switch (c) {
 		case OPT_SOCKET:
 			setenv("VSS_SOCKET", optarg, 1);
@@ -1076,6 +1122,9 @@ static int parse_command_line(int argc, char **argv, Command *cmd)
 			return usage_error("bad option");
 		}
 	}
+	r = check_options(argc - optind, argv + optind, given, options);
+	if (r != COMMAND_RUN)
+		return r;
 	volumes = cmd->volumes;
 	if (argc - optind == 1 && (streq(argv[optind], "expose") || streq(argv[optind], "unexpose"))) {
 		bool undo = streq(argv[optind], "unexpose");
@@ -1084,8 +1133,6 @@ static int parse_command_line(int argc, char **argv, Command *cmd)
 		exp->set = set;
 		if (!!exp->shadow + !!exp->set != 1)
 			return usage_error("%s takes one of --shadow, --set", undo ? "unexpose" : "expose");
-		if (undo && exp->at)
-			return usage_error("unexpose takes no --at");
 		if (exp->set && !undo && !exp->at)
 			return usage_error("expose --set needs --at=DIR, under which the set mirrors its volumes' paths");
 		if (VSS_FAILED(vss_id_parse(exp->shadow ?: exp->set, &exp->id)))

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "basic/log.h"
 #include "protocol/bus.h"
@@ -78,6 +79,15 @@ void async_op_complete(AsyncOp *a, vss_hr status)
 	}
 }
 
+void async_op_set_message(AsyncOp *a, const char *message)
+{
+	char *m = message && *message ? strdup(message) : NULL;
+
+	/* Without memory the requestor still gets the status. */
+	free(a->message);
+	a->message = m;
+}
+
 static int method_query_status(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
 	AsyncOp *a = userdata;
@@ -139,9 +149,19 @@ static int property_status(sd_bus *bus, const char *path, const char *interface,
 	return sd_bus_message_append(reply, "i", a->status);
 }
 
+static int property_message(sd_bus *bus, const char *path, const char *interface, const char *property,
+                            sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+	AsyncOp *a = userdata;
+
+	(void)bus, (void)path, (void)interface, (void)property, (void)error;
+	return sd_bus_message_append(reply, "s", a->message ?: "");
+}
+
 static const sd_bus_vtable async_vtable[] = {
 	SD_BUS_VTABLE_START(0),
 	SD_BUS_PROPERTY("Status", "i", property_status, 0, 0),
+	SD_BUS_PROPERTY("Message", "s", property_message, 0, 0),
 	SD_BUS_METHOD("QueryStatus", "", "i", method_query_status, 0),
 	SD_BUS_METHOD("Wait", "u", "i", method_wait, 0),
 	SD_BUS_METHOD("Cancel", "", "i", method_cancel, 0),
@@ -184,6 +204,7 @@ AsyncOp *async_op_free(AsyncOp *a)
 	}
 	LIST_REMOVE(asyncs, a->conn->asyncs, a);
 	sd_bus_slot_unref(a->slot);
+	free(a->message);
 	free(a);
 	return NULL;
 }

@@ -147,6 +147,7 @@ static int on_set_timeout(sd_event_source *s, uint64_t usec, void *userdata)
 
 		round_cancel(&b->round, "the set took longer than SnapshotSetTimeoutSec");
 		b->round_async = NULL;
+		async_op_set_message(a, "the set took longer than SnapshotSetTimeoutSec");
 		async_op_complete(a, VSS_E_BAD_STATE);
 	}
 	if (b->state == BS_PREPARED)
@@ -642,6 +643,7 @@ void creation_finish(Manager *m)
 	Creation *cr = m->creation;
 	Job *j = cr->job;
 	BackupObject *owner = cr->owner;
+	const char *reason = NULL;
 	vss_hr result;
 	int r;
 
@@ -671,6 +673,7 @@ void creation_finish(Manager *m)
 					ID_TO_STRING(&cr->set.id));
 			manager_delete_set(m, &cr->set.id, "its completion could not be recorded");
 			result = VSS_E_UNEXPECTED;
+			reason = "the set was made but its completion could not be recorded; it was deleted";
 		} else if (cr->abandoned) {
 			manager_delete_set(m, &cr->set.id, cr->stopping ? "vssd stopped before it was done"
 								       : "its requestor gave it up before it was done");
@@ -684,9 +687,11 @@ void creation_finish(Manager *m)
 			log_info("set %s: given up, vssd is stopping; every member aborted", ID_TO_STRING(&cr->set.id));
 		else if (result == VSS_S_ASYNC_CANCELLED)
 			log_info("set %s: cancelled; every member aborted", ID_TO_STRING(&cr->set.id));
-		else
+		else {
 			log_error("set %s: %s (0x%08x): %s; every member aborted", ID_TO_STRING(&cr->set.id),
 				  vss_hr_name(result), (unsigned)result, j->message);
+			reason = j->message;
+		}
 		r = catalog_delete_set(m->catalog, &cr->set.id);
 		if (r < 0)
 			log_error_errno(r, "set %s: cannot remove it from the catalog: %m; "
@@ -700,6 +705,7 @@ void creation_finish(Manager *m)
 		if (result == VSS_S_ASYNC_FINISHED && owner)
 			writers_abort(owner);
 		result = VSS_E_UNEXPECTED;
+		reason = "vssd stopped before the set was done; it was deleted";
 	}
 	m->creation = NULL;
 	if (m->slot_owner == owner)
@@ -709,8 +715,10 @@ void creation_finish(Manager *m)
 		if (owner->state == BS_CREATING)
 			owner->state = result == VSS_S_ASYNC_FINISHED ? BS_CREATED : BS_FAILED;
 	}
-	if (cr->async)
+	if (cr->async) {
+		async_op_set_message(cr->async, VSS_FAILED(result) ? reason : NULL);
 		async_op_complete(cr->async, result);
+	}
 	creation_free(cr);
 	/* The set's snapshots and its flush may have taken the hosts under
 	 * their reserve; the watcher could not delete there while it held. */

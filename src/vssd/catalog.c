@@ -408,12 +408,20 @@ static char *column_str(sqlite3_stmt *st, int i)
 	return s ? strdup((const char *)s) : NULL;
 }
 
-static void column_id(sqlite3_stmt *st, int i, vss_id *ret)
+/* vssd writes every id with bind_id(), so one that does not parse was put
+ * there by someone else; reading it as the null id would make the row name
+ * another object (or none). */
+static int column_id(sqlite3_stmt *st, int i, const char *what, const char *column, vss_id *ret)
 {
 	const unsigned char *s = sqlite3_column_text(st, i);
+	char row[128];
 
-	if (!s || VSS_FAILED(vss_id_parse((const char *)s, ret)))
-		*ret = VSS_ID_NULL;
+	if (s && VSS_SUCCEEDED(vss_id_parse((const char *)s, ret)))
+		return 0;
+	*ret = VSS_ID_NULL;
+	s = sqlite3_column_text(st, 0);
+	snprintf(row, sizeof(row), "%s %.64s", what, s ? (const char *)s : "?");
+	return bad_row(row, column);
 }
 
 void catalog_snapshot_clear(CatalogSnapshot *s)
@@ -497,8 +505,10 @@ int catalog_list_snapshots(Catalog *c, const CatalogFilter *f, CatalogSnapshot *
 			rc = SQLITE_NOMEM;
 			break;
 		}
-		column_id(st, 0, &s->prop.snapshot_id);
-		column_id(st, 1, &s->prop.snapshot_set_id);
+		if ((r = column_id(st, 0, "snapshot", "valid id", &s->prop.snapshot_id)) < 0 ||
+		    (r = column_id(st, 1, "snapshot", "valid set id", &s->prop.snapshot_set_id)) < 0 ||
+		    (r = column_id(st, 9, "snapshot", "valid provider id", &s->prop.provider_id)) < 0)
+			break;
 		s->prop.snapshots_count = sqlite3_column_int(st, 2);
 		s->prop.snapshot_device_object = column_str(st, 3);
 		s->prop.original_volume_name = column_str(st, 4);
@@ -506,7 +516,6 @@ int catalog_list_snapshots(Catalog *c, const CatalogFilter *f, CatalogSnapshot *
 		s->prop.service_machine = column_str(st, 6);
 		s->prop.exposed_name = column_str(st, 7);
 		s->prop.exposed_path = column_str(st, 8);
-		column_id(st, 9, &s->prop.provider_id);
 		s->prop.snapshot_attributes = sqlite3_column_int(st, 10);
 		s->prop.creation_timestamp = sqlite3_column_int64(st, 11);
 		s->prop.status = (vss_snapshot_state)sqlite3_column_int(st, 12);
@@ -554,7 +563,8 @@ int catalog_list_sets(Catalog *c, CatalogSet **ret, size_t *ret_n)
 			rc = SQLITE_NOMEM;
 			break;
 		}
-		column_id(st, 0, &s->id);
+		if ((r = column_id(st, 0, "set", "valid id", &s->id)) < 0)
+			break;
 		s->context = sqlite3_column_int(st, 1);
 		state = sqlite3_column_text(st, 2);
 		s->state = state && streq((const char *)state, "created") ? SET_CREATED : SET_CREATING;
@@ -570,9 +580,9 @@ int catalog_list_sets(Catalog *c, CatalogSet **ret, size_t *ret_n)
 		s->requestor_pid = sqlite3_column_int(st, 12);
 	}
 	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
+	if (r < 0 || rc != SQLITE_DONE) {
 		catalog_sets_free(list, n);
-		return rc == SQLITE_NOMEM ? -ENOMEM : fail(c, rc, "list sets");
+		return r < 0 ? r : rc == SQLITE_NOMEM ? -ENOMEM : fail(c, rc, "list sets");
 	}
 	*ret = list;
 	*ret_n = n;

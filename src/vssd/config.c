@@ -35,6 +35,7 @@ void config_init(Config *c)
 		.max_connections = 256,
 		.max_connections_per_user = 16,
 		.max_objects_per_connection = 1024,
+		.max_backup_group_message = 4 * 1024 * 1024,
 		.snapshot_set_timeout = 600 * USEC_PER_SEC,
 		.max_writer_freeze_timeout = 60 * USEC_PER_SEC,
 	};
@@ -235,6 +236,12 @@ static int set_key(Config *c, const char *k, const char *v)
 		*(streq(k, "MaxConnections")          ? &c->max_connections
 		  : streq(k, "MaxConnectionsPerUser") ? &c->max_connections_per_user
 						      : &c->max_objects_per_connection) = (unsigned)x;
+		return 0;
+	}
+	if (streq(k, "MaxBackupGroupMessageSize")) {
+		if (parse_size(v, &x) < 0 || x < CONFIG_MESSAGE_MIN || x > CONFIG_MESSAGE_MAX)
+			return -EINVAL;
+		c->max_backup_group_message = x;
 		return 0;
 	}
 	if (streq(k, "SnapshotSetTimeoutSec") || streq(k, "SnapshotSetTimeoutMSec"))

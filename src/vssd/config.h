@@ -35,6 +35,8 @@ typedef struct Config {
 	unsigned max_connections_per_user; /* MaxConnectionsPerUser, default 16; root has none */
 	unsigned max_objects_per_connection; /* MaxObjectsPerConnection, default 1024: backup
 	                                      * objects and operations not released */
+	uint64_t max_backup_group_message; /* MaxBackupGroupMessageSize, default 4 MiB: the
+	                                    * largest message of a peer of the backup group */
 	usec_t snapshot_set_timeout;    /* SnapshotSetTimeoutSec/MSec, default 600 s: the
 	                                 * longest an object holds the creation slot
 	                                 * before DoSnapshotSet */
@@ -53,6 +55,10 @@ typedef struct Config {
 #define CONFIG_TIMEOUT_MAX_SEC 3600
 #define CONFIG_SNAPSHOT_SET_TIMEOUT_MAX_SEC 86400
 #define CONFIG_CONNECTIONS_MAX 65536
+/* MaxBackupGroupMessageSize: from what an unprivileged peer may send to what
+ * sd-bus takes at all. */
+#define CONFIG_MESSAGE_MIN (64 * 1024)
+#define CONFIG_MESSAGE_MAX (128 * 1024 * 1024)
 
 void config_init(Config *c);
 void config_clear(Config *c);

@@ -206,10 +206,13 @@ int connection_new(Manager *m, int fd, Connection **ret)
 		return r;
 	}
 	c->privileged = peer_privileged(m, fd, &c->cred);
-	/* A peer without privilege talks to sd-bus through a relay that
-	 * bounds what it can make vssd hold (relay.h). */
-	if (!c->privileged) {
-		r = relay_new(m->event, fd, UNPRIVILEGED_MESSAGE_MAX, on_relay_broken, c, &fd, &c->relay);
+	/* Every peer but root talks to sd-bus through a relay that bounds
+	 * what it can make vssd hold (relay.h); a member of the backup group
+	 * may send what a writer's metadata needs. root stays direct, so that
+	 * the administrator always reaches vssd whatever the relay does. */
+	if (c->cred.uid != 0) {
+		r = relay_new(m->event, fd, c->privileged ? m->config.max_backup_group_message : UNPRIVILEGED_MESSAGE_MAX,
+			      on_relay_broken, c, &fd, &c->relay);
 		if (r < 0) {
 			free(c);
 			return r;

@@ -100,6 +100,7 @@ struct AsyncOp {
 	char path[64];
 	sd_bus_slot *slot;
 	vss_hr status;          /* VSS_S_ASYNC_PENDING until it ends */
+	char *message;          /* why it failed, NULL if not known */
 	Waiter *waiters;
 	LIST_FIELDS(AsyncOp, asyncs);
 };
@@ -240,6 +241,9 @@ int async_op_new(Connection *c, vss_hr status, AsyncOp **ret);
 AsyncOp *async_op_free(AsyncOp *a);
 /* The operation ended: record the status and answer every waiter. */
 void async_op_complete(AsyncOp *a, vss_hr status);
+/* The reason of a failure, for the requestor (the Message property); before
+ * async_op_complete(), so that no waiter answered sees the status without it. */
+void async_op_set_message(AsyncOp *a, const char *message);
 /* Add a waiter for a pending op: answered at the end or after timeout_us. */
 int async_op_add_waiter(AsyncOp *a, sd_bus_message *call, WaiterKind kind, usec_t timeout_us);
 

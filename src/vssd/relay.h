@@ -7,13 +7,14 @@
  * sd-bus reads a message into a buffer of the size the message's header
  * declares (up to 128 MiB) as its bytes arrive, and has no knob to lower
  * that: a peer that sends half of a large message makes vssd hold half of
- * it. So vssd gives the sd_bus of a peer without backup privilege one end of
- * a socketpair and passes the peer's bytes on itself, reading the D-Bus
+ * it. So vssd gives the sd_bus of every peer but root one end of a
+ * socketpair and passes the peer's bytes on itself, reading the D-Bus
  * framing as it goes: authentication lines (RELAY_AUTH_MAX bytes in all),
  * then messages of at most max_message bytes each, whose header is checked
  * before any of their body is read. A peer that breaks either rule is cut
  * off. What vssd holds for such a peer is the relay's two buffers and one
- * message in sd-bus: a few tens of KiB.
+ * message in sd-bus: a few tens of KiB for a peer without backup privilege,
+ * up to MaxBackupGroupMessageSize for a member of the backup group.
  *
  * The relay reads nothing from the peer while the peer does not read its
  * answers, so a peer that only sends cannot make sd-bus queue replies

@@ -156,6 +156,34 @@ def test_failure_output_names_code_and_hex(vssd, workdir):
     assert p.returncode == 1 and p.stderr.startswith("vssadmin: VSS_E_OBJECT_NOT_FOUND (0x80042308)")
 
 
+def test_options_a_command_does_not_take_are_refused(btrfs, vssd):
+    a = btrfs.subvolume("a")
+    made = json.loads(vssd.vssadmin("create", "shadow", f"--for={a}", "--json").stdout)[0]
+    ID = "{00000000-0000-0000-0000-000000000001}"
+    for args, option in [
+        (["list", "writers", f"--for={a}"], "for"),
+        (["list", "providers", f"--set={made['set_id']}"], "set"),
+        (["list", "shadows", "--oldest"], "oldest"),
+        (["list", "shadowstorage", "--maxsize=1G"], "maxsize"),
+        (["create", "shadow", f"--for={a}", "--quiet"], "quiet"),
+        (["create", "shadow", f"--for={a}", f"--set={ID}"], "set"),
+        (["delete", "shadows", f"--set={made['set_id']}", "--json"], "json"),
+        (["delete", "shadows", f"--for={a}", "--all", "--provider=btrfs"], "provider"),
+        (["resize", "shadowstorage", f"--for={a}", "--maxsize=1G", "--all"], "all"),
+        (["expose", f"--shadow={made['id']}", "--context=nas_rollback"], "context"),
+        (["unexpose", f"--shadow={made['id']}", f"--at={a}"], "at"),
+    ]:
+        p = vssd.vssadmin(*args, check=False)
+        command = " ".join(w for w in args if not w.startswith("--"))
+        assert p.returncode == 2, (args, p.stderr)
+        assert p.stderr.startswith(f"vssadmin: E_INVALIDARG (0x80070057): {command} takes no --{option} "), p.stderr
+    # Nothing was made, deleted or resized.
+    assert vssd.list_shadows() == [made]
+    assert "Maximum Shadow Copy Storage space: UNBOUNDED" in vssd.vssadmin("list", "shadowstorage").stdout
+    # --socket goes with every command.
+    vssd.vssadmin(f"--socket={vssd.socket}", "list", "writers", "--json")
+
+
 def test_daemon_unreachable(workdir):
     d, _ = workdir
     p = run(VSSADMIN, f"--socket={d}/nothing.sock", "list", "shadows", check=False)

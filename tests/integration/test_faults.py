@@ -103,3 +103,18 @@ def test_step_outlives_a_flush_deadline_of_one_millisecond(btrfs, daemon_factory
         assert by_step(res, "do")[0].detail in ("VSS_E_FLUSH_WRITES_TIMEOUT", "VSS_S_ASYNC_FINISHED"), res
     vssd.vssadmin("delete", "shadows", f"--for={vols[0]}", "--all", "--quiet", check=False)
     vssd.stop()
+
+
+def test_requestor_hears_why_the_set_failed(btrfs, daemon_factory):
+    """The reason vssd logs for a failed set reaches the requestor (the
+    operation's Message property), not only the code."""
+    import re
+    vssd = daemon_factory(env={"VSS_FAULTS": "commit:2:ENOSPC"})
+    vols = [btrfs.subvolume(f"v{i}") for i in range(2)]
+    p = vssd.vssadmin("create", "shadow", *[f"--for={v}" for v in vols], "--context=nas_rollback", check=False)
+    assert p.returncode == 1
+    logged = re.search(r"set \{[-0-9a-f]+\}: VSS_E_INSUFFICIENT_STORAGE \(0x8004231f\): (.*); every member aborted",
+                       vssd.log())
+    assert logged, vssd.log()
+    assert p.stderr == f"vssadmin: VSS_E_INSUFFICIENT_STORAGE (0x8004231f): {logged.group(1)}\n"
+    assert btrfs.store_entries() == [] and vssd.list_shadows() == []

@@ -3,6 +3,7 @@
 same socket, and the limits on what peers may hold (connections, buffered
 bytes, the creation slot, the writers' freeze)."""
 
+import grp
 import os
 import signal
 import socket
@@ -11,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import VSSADMIN, VSSD, by_step, is_frozen, wait_until
+from conftest import TEST_WRITER, VSSADMIN, VSSD, by_step, is_frozen, wait_until
 from test_writers import full_set, locked_by_someone, statuses
 
 PING = "org.freedesktop.DBus.Peer.Ping"
@@ -270,6 +271,61 @@ def test_unprivileged_half_message_is_not_buffered(vssd):
             p.wait(timeout=30)
     vssd.wait_log("more than the 65536 allowed; dropping its connection")
     assert ping(vssd, NOBODY)
+
+
+def backup_user():
+    return ["--reuid=65534", f"--regid={grp.getgrnam('backup').gr_gid}", "--clear-groups"]
+
+
+def test_backup_group_half_message_is_not_buffered(vssd):
+    """A member of the backup group is capped too (MaxBackupGroupMessageSize,
+    4 MiB): half of a 100 MB message is not held; root is not relayed."""
+    base = rss_kb(vssd.proc.pid)
+    peers = [subprocess.Popen(["setpriv", *backup_user(), "/usr/bin/python3", "-c", HALF_MESSAGE, str(vssd.socket),
+                               str(100 << 20)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    try:
+        outcomes = [p.stdout.readline().strip() for p in peers]
+        grown = rss_kb(vssd.proc.pid) - base
+        assert grown < 8 * 1024, f"vssd grew by {grown} KiB"
+        assert outcomes == ["dropped"] * 3
+    finally:
+        for p in peers:
+            p.stdin.close()
+            p.wait(timeout=30)
+    vssd.wait_log(f"more than the {4 << 20} allowed; dropping its connection")
+    vssd.vssadmin("list", "providers", user=backup_user())
+    vssd.vssadmin("list", "providers")
+
+
+# A writer's Identify answer of 1,500 components of 10 files each, with
+# paths of some 190 bytes: 3.3 MB (about 32 bytes per file beside its path),
+# far over the 64 KiB of an unprivileged peer, under the default 4 MiB.
+COMPONENTS = 1500
+
+
+def test_backup_group_writer_with_large_metadata(btrfs, daemon_factory):
+    a = btrfs.subvolume("a")
+    vssd = daemon_factory()
+    vssd.spawn(TEST_WRITER, "--name=big", "--level=front", f"--files={a}", f"--components={COMPONENTS}",
+               user=backup_user())
+    res = vssd.requestor("create", "init", "context=app_rollback", "gather", "start", f"add={a}", "do", "wstatus",
+                         user=backup_user())
+    assert by_step(res, "gather")[0].detail.endswith(f"big:{COMPONENTS + 1}"), vssd.log()
+    assert by_step(res, "do")[0].detail == "VSS_S_ASYNC_FINISHED", res
+    assert "more than the" not in vssd.log()
+
+
+def test_backup_group_message_cap_is_configurable(btrfs, daemon_factory):
+    """Under a lower MaxBackupGroupMessageSize the same writer is dropped
+    when it answers Identify, and the round ends without it."""
+    a = btrfs.subvolume("a")
+    vssd = daemon_factory("MaxBackupGroupMessageSize = 1M\n")
+    vssd.spawn(TEST_WRITER, "--name=big", "--level=front", f"--files={a}", f"--components={COMPONENTS}",
+               user=backup_user())
+    res = vssd.requestor("create", "init", "context=app_rollback", "gather", "release", user=backup_user())
+    assert not by_step(res, "gather")[0].detail.endswith(f"big:{COMPONENTS + 1}"), res
+    vssd.wait_log(f"more than the {1 << 20} allowed; dropping its connection")
 
 
 def test_set_left_open_frees_the_slot(btrfs, daemon_factory):

@@ -6,7 +6,7 @@
  *   vss-test-writer --name=NAME --level=front|back|system [--class=ID]
  *                   [--timeout=MS] [--log=FILE] [--files=PATH]...
  *                   [--fail=EVENT[:HRNAME]] [--hang=EVENT[:MS]] [--thread]
- *                   [--subscribe-twice]
+ *                   [--subscribe-twice] [--components=N]
  *
  * It logs "NAME EVENT MONOTONIC_US" to FILE at every event, prints "ready" on
  * stdout once subscribed, and runs until SIGTERM (then unsubscribes). EVENT
@@ -15,7 +15,9 @@
  * in a file-group component "data"; without it the writer names no files.
  * --thread runs events on vss_writer_start_thread() instead of its own poll
  * loop on vss_writer_get_fd(). --subscribe-twice subscribes the writer a
- * second time, which must fail.
+ * second time, which must fail. --components=N adds N file-group components
+ * "cN" of 10 files each, with paths of some 200 bytes under the first
+ * --files PATH (or /srv): a large Identify answer.
  */
 
 #include <getopt.h>
@@ -34,6 +36,7 @@ static vss_hr fail_hr = VSS_E_WRITERERROR_RETRYABLE;
 static unsigned hang_ms = 3600 * 1000;
 static char *files[16];
 static int n_files;
+static unsigned n_components;
 static volatile sig_atomic_t stop;
 
 static void note(const char *event)
@@ -85,6 +88,18 @@ static bool on_identify(vss_writer *w, vss_metadata_builder *md, void *u)
 		for (int i = 0; i < n_files; i++)
 			vss_metadata_add_files(md, NULL, "data", files[i], "*", true);
 	}
+	for (unsigned c = 0; c < n_components; c++) {
+		char component[32], path[512];
+
+		snprintf(component, sizeof(component), "c%u", c);
+		vss_metadata_add_component(md, VSS_CT_FILEGROUP, "components", component, "one of many", true);
+		for (int f = 0; f < 10; f++) {
+			snprintf(path, sizeof(path), "%s/component-%06u/a-directory-whose-name-is-long-as-real-ones-"
+				 "often-are/another-level-of-the-tree-of-this-application/file-%02d-of-this-component"
+				 "-with-a-long-name", n_files > 0 ? files[0] : "/srv", c, f);
+			vss_metadata_add_files(md, "components", component, path, "*.dat", false);
+		}
+	}
 	note("identify");
 	hang("identify");
 	return !(fail_event && strcmp(fail_event, "identify") == 0);
@@ -119,6 +134,7 @@ int main(int argc, char **argv)
 		{ "log", required_argument, NULL, 'o' },    { "files", required_argument, NULL, 'f' },
 		{ "fail", required_argument, NULL, 'F' },   { "hang", required_argument, NULL, 'H' },
 		{ "thread", no_argument, NULL, 'T' },       { "subscribe-twice", no_argument, NULL, 'S' },
+		{ "components", required_argument, NULL, 'C' },
 		{},
 	};
 	vss_writer_callbacks cb = {
@@ -189,6 +205,9 @@ int main(int argc, char **argv)
 			break;
 		case 'S':
 			twice = true;
+			break;
+		case 'C':
+			n_components = (unsigned)strtoul(optarg, NULL, 10);
 			break;
 		default:
 			return 2;

@@ -558,6 +558,7 @@ static void test_garbage_rows(void)
 {
 	char path[sizeof(db_path) + 32];
 	CatalogSnapshot *snaps = NULL;
+	CatalogSet *sets = NULL;
 	char **volumes = NULL;
 	int64_t *maximums = NULL;
 	Catalog *c = NULL;
@@ -584,6 +585,42 @@ static void test_garbage_rows(void)
 		"INSERT INTO snapshots (id, set_id, volume, provider) VALUES ('x', 's', '/srv', 'btrfs');",
 		path, sizeof(path));
 	ASSERT_OK(catalog_open(path, &c));
+	expect_errors(true);
+	ASSERT_ERRNO(-EBADMSG, catalog_list_snapshots(c, NULL, &snaps, &n));
+	expect_errors(false);
+	ASSERT_NULL(snaps);
+	ASSERT_NULL(catalog_close(c));
+
+	/* An id that does not parse is refused, not read as the null id. */
+	snprintf(path, sizeof(path), "%s/bad-id.db", tmpdir);
+	ASSERT_OK(catalog_open(path, &c));
+	ASSERT_NULL(catalog_close(c));
+	db_make("bad-id.db",
+		"INSERT INTO sets (id, context, state, snapshots_count, started_us, requestor_uid, requestor_pid)"
+		" VALUES ('not-an-id', 0, 'created', 1, 1, 0, 1);"
+		"INSERT INTO snapshots (id, set_id, volume, snapshot_path, provider_id, provider, attributes, state,"
+		" originating_machine, service_machine) VALUES ('{11111111-1111-1111-1111-111111111111}',"
+		" 'not-an-id', '/srv', '/srv/.vss/x', '{22222222-2222-2222-2222-222222222222}', 'btrfs', 0, 12, 'm', 'm')",
+		path, sizeof(path));
+	ASSERT_OK(catalog_open(path, &c));
+	expect_errors(true);
+	ASSERT_ERRNO(-EBADMSG, catalog_list_sets(c, &sets, &n));
+	ASSERT_ERRNO(-EBADMSG, catalog_list_snapshots(c, NULL, &snaps, &n));
+	expect_errors(false);
+	ASSERT_NULL(sets);
+	ASSERT_NULL(snaps);
+	ASSERT_NULL(catalog_close(c));
+
+	/* Likewise a provider id. */
+	db_make("bad-id.db",
+		"UPDATE sets SET id = '{33333333-3333-3333-3333-333333333333}';"
+		"UPDATE snapshots SET set_id = '{33333333-3333-3333-3333-333333333333}', provider_id = 'btrfs'",
+		path, sizeof(path));
+	ASSERT_OK(catalog_open(path, &c));
+	ASSERT_OK(catalog_list_sets(c, &sets, &n));
+	ASSERT_EQ_UINT(1, n);
+	catalog_sets_free(sets, n);
+	sets = NULL;
 	expect_errors(true);
 	ASSERT_ERRNO(-EBADMSG, catalog_list_snapshots(c, NULL, &snaps, &n));
 	expect_errors(false);

@@ -59,6 +59,7 @@ static void check_defaults(const Config *c)
 	ASSERT_EQ_UINT(256, c->max_connections);
 	ASSERT_EQ_UINT(16, c->max_connections_per_user);
 	ASSERT_EQ_UINT(1024, c->max_objects_per_connection);
+	ASSERT_EQ_UINT(4 << 20, c->max_backup_group_message);
 	ASSERT_EQ_UINT(600 * USEC_PER_SEC, c->snapshot_set_timeout);
 	ASSERT_EQ_UINT(60 * USEC_PER_SEC, c->max_writer_freeze_timeout);
 }
@@ -142,11 +143,12 @@ static void test_full_file(void)
 	config_clear(&c);
 	/* The limits on peers and on the time a set may take. */
 	ASSERT_OK(load(&c, "MaxConnections = 9\nMaxConnectionsPerUser = 2\nSnapshotSetTimeoutMSec = 1500\n"
-			   "MaxWriterFreezeTimeoutSec = 5\n"));
+			   "MaxWriterFreezeTimeoutSec = 5\nMaxBackupGroupMessageSize = 16MiB\n"));
 	ASSERT_EQ_UINT(9, c.max_connections);
 	ASSERT_EQ_UINT(2, c.max_connections_per_user);
 	ASSERT_EQ_UINT(1500 * USEC_PER_MSEC, c.snapshot_set_timeout);
 	ASSERT_EQ_UINT(5 * USEC_PER_SEC, c.max_writer_freeze_timeout);
+	ASSERT_EQ_UINT(16 << 20, c.max_backup_group_message);
 	config_clear(&c);
 	ASSERT_OK(load(&c, "DpkgLock =\n"));
 	ASSERT_STREQ("", c.dpkg_lock);
@@ -213,6 +215,11 @@ static void test_bounds(void)
 		{ "MaxConnectionsPerUser = 65537\n", false },
 		{ "MaxObjectsPerConnection = 1\n", true },
 		{ "MaxObjectsPerConnection = 0\n", false },
+		{ "MaxBackupGroupMessageSize = 64K\n", true },
+		{ "MaxBackupGroupMessageSize = 128M\n", true },
+		{ "MaxBackupGroupMessageSize = 65535\n", false },
+		{ "MaxBackupGroupMessageSize = 129M\n", false },
+		{ "MaxBackupGroupMessageSize = 4 MiB\n", false },
 		/* Not numbers, or not plain ones. */
 		{ "FlushTimeoutSec = \n", false },
 		{ "FlushTimeoutSec = -5\n", false },
