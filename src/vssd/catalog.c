@@ -8,6 +8,7 @@
 #include "basic/log.h"
 #include "basic/macro.h"
 #include "basic/util.h"
+#include "providers/fault.h"
 #include "vssd/catalog.h"
 
 #define SCHEMA_VERSION 2
@@ -247,7 +248,7 @@ static int transaction(Catalog *c, int r)
 
 int catalog_begin_set(Catalog *c, const CatalogSet *set, const CatalogSnapshot *snaps, size_t n)
 {
-	int r = exec(c, "BEGIN IMMEDIATE");
+	int r = fault_point(POINT_CATALOG) ?: exec(c, "BEGIN IMMEDIATE");
 
 	if (r < 0)
 		return r;
@@ -260,7 +261,7 @@ int catalog_begin_set(Catalog *c, const CatalogSet *set, const CatalogSnapshot *
 int catalog_finish_set(Catalog *c, const CatalogSet *set, const CatalogSnapshot *snaps, size_t n)
 {
 	sqlite3_stmt *st;
-	int r = exec(c, "BEGIN IMMEDIATE");
+	int r = fault_point(POINT_CATALOG) ?: exec(c, "BEGIN IMMEDIATE");
 
 	if (r < 0)
 		return r;
@@ -300,7 +301,7 @@ int catalog_finish_set(Catalog *c, const CatalogSet *set, const CatalogSnapshot 
 int catalog_delete_set(Catalog *c, const vss_id *set_id)
 {
 	sqlite3_stmt *st;
-	int r = prepare(c, "DELETE FROM sets WHERE id = ?", &st);
+	int r = fault_point(POINT_CATALOG) ?: prepare(c, "DELETE FROM sets WHERE id = ?", &st);
 
 	if (r < 0)
 		return r;
@@ -311,7 +312,7 @@ int catalog_delete_set(Catalog *c, const vss_id *set_id)
 int catalog_delete_snapshot(Catalog *c, const vss_id *id)
 {
 	sqlite3_stmt *st;
-	int r = exec(c, "BEGIN IMMEDIATE");
+	int r = fault_point(POINT_CATALOG) ?: exec(c, "BEGIN IMMEDIATE");
 
 	if (r < 0)
 		return r;
@@ -328,8 +329,10 @@ int catalog_delete_snapshot(Catalog *c, const vss_id *id)
 int catalog_set_storage_maximum(Catalog *c, const char *volume, int64_t maximum)
 {
 	sqlite3_stmt *st;
-	int r;
+	int r = fault_point(POINT_CATALOG);
 
+	if (r < 0)
+		return r;
 	if (maximum < 0)
 		r = prepare(c, "DELETE FROM storage WHERE volume = ?", &st);
 	else
@@ -388,7 +391,8 @@ int catalog_storage(Catalog *c, char ***ret_volumes, int64_t **ret_maximums, siz
 int catalog_set_exposure(Catalog *c, const vss_id *id, const char *exposed_name, int32_t attributes)
 {
 	sqlite3_stmt *st;
-	int r = prepare(c, "UPDATE snapshots SET exposed_name = ?, attributes = ? WHERE id = ?", &st);
+	int r = fault_point(POINT_CATALOG)
+			?: prepare(c, "UPDATE snapshots SET exposed_name = ?, attributes = ? WHERE id = ?", &st);
 
 	if (r < 0)
 		return r;

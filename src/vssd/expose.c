@@ -26,6 +26,7 @@
 #include "basic/fd-util.h"
 #include "basic/id.h"
 #include "basic/log.h"
+#include "providers/fault.h"
 #include "providers/mounts.h"
 #include "vssd/manager.h"
 
@@ -257,9 +258,12 @@ int exposure_find(const provider_ops *ops, const CatalogSnapshot *s, int *ret_fd
 static int unmount_fd(int fd)
 {
 	char proc[64];
+	int r = fault_point(POINT_UMOUNT);
 
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-	return umount2(proc, MNT_DETACH) < 0 ? -errno : 0;
+	if (r == 0 && umount2(proc, MNT_DETACH) < 0)
+		r = -errno;
+	return r;
 }
 
 vss_hr snapshot_expose(Manager *m, const CatalogSnapshot *s, const char *dir_or_null, const struct ucred *caller,
