@@ -352,18 +352,27 @@ vss_hr snapshot_unexpose(Manager *m, const CatalogSnapshot *s, char *msg, size_t
 		snprintf(msg, size, "cannot unmount %s: %s", dir, strerror(-r));
 		return VSS_E_UNEXPECTED;
 	}
+	r = catalog_set_exposure(m->catalog, &s->prop.snapshot_id, NULL,
+				 s->prop.snapshot_attributes & ~VSS_VOLSNAP_ATTR_EXPOSED_LOCALLY);
+	if (r < 0) {
+		_cleanup_close_ int again = open_no_symlinks(AT_FDCWD, dir, O_RDONLY | O_DIRECTORY, 0);
+		int k = again < 0 ? again : ops->expose(s->prop.snapshot_device_object, s->provider_data, again);
+
+		/* Not recorded, not done: mounted again where the catalog says
+		 * it is, so that the catalog does not lie. */
+		if (k < 0)
+			log_error("snapshot %s: cannot mount it again on %s (%s); the catalog says it is exposed "
+				  "there until vssd restarts",
+				  ID_TO_STRING(&s->prop.snapshot_id), dir, provider_result_string(k, (char[128]){ 0 }, 128));
+		snprintf(msg, size, "cannot record that %s is unexposed: %s; left exposed", dir, strerror(-r));
+		return VSS_E_UNEXPECTED;
+	}
 	if (def && streq(def, dir)) {
 		_cleanup_close_ int exposed = openat(m->runtime_dir_fd, EXPOSED_DIR,
 						     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
 		if (exposed >= 0)
 			(void)unlinkat(exposed, ID_TO_STRING(&s->prop.snapshot_id), AT_REMOVEDIR);
-	}
-	r = catalog_set_exposure(m->catalog, &s->prop.snapshot_id, NULL,
-				 s->prop.snapshot_attributes & ~VSS_VOLSNAP_ATTR_EXPOSED_LOCALLY);
-	if (r < 0) {
-		snprintf(msg, size, "unmounted %s but cannot record it: %s", dir, strerror(-r));
-		return VSS_E_UNEXPECTED;
 	}
 	log_info("snapshot %s unexposed from %s", ID_TO_STRING(&s->prop.snapshot_id), dir);
 	return S_OK;
