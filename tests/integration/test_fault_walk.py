@@ -16,6 +16,7 @@ with more errnos; make check walks the points the short list names.
 """
 
 import collections
+import json
 import os
 import re
 
@@ -43,6 +44,8 @@ class Walk:
     """The filesystems of the walk, made once; each run has a vssd of its
     own (its own state, socket and exposure directory)."""
 
+    config = ""  # more vssd configuration
+
     def __init__(self, workdir, host, images, btrfs):
         self.workdir = workdir
         self.host = host
@@ -66,8 +69,6 @@ class Walk:
         vssd.env.pop("VSS_FAULTS", None)
         if faults:
             vssd.env["VSS_FAULTS"] = faults
-
-    config = ""
 
     def check(self, vssd, what):
         """The promises, after one step; a broken one is kept (the walk goes
@@ -109,9 +110,8 @@ class Walk:
         return p
 
     def scenario(self, first, second, run_dir):
-        """One run; returns both vssds' logs."""
-        import json
-
+        """One run: first is the first vssd's VSS_FAULTS, second the
+        restarted one's. Returns the log of every start."""
         at = run_dir / "at"
         at.mkdir()
         vssd = self.daemon(run_dir, first)
@@ -150,9 +150,10 @@ class Walk:
         if self.host.store_entries() or self.btrfs.store_entries():
             self.broken.append(f"{first or second}: left on disk after a clean delete: "
                                f"{self.host.store_entries() + self.btrfs.store_entries()}")
-            for store in (self.host.store(), self.btrfs.store()):
-                for e in store.iterdir():
-                    run("btrfs", "subvolume", "delete", e, check=False) if store == self.btrfs.store() else e.unlink()
+            for e in self.btrfs.store().iterdir() if self.btrfs.store().exists() else []:
+                run("btrfs", "subvolume", "delete", e, check=False)
+            for e in self.host.store().iterdir() if self.host.store().exists() else []:
+                e.unlink()
         self.runs += 1
         return vssd.log()
 
