@@ -314,7 +314,7 @@ int catalog_delete_set(Catalog *c, const vss_id *set_id)
 	sqlite3_stmt *st;
 	int r = fault_point(POINT_CATALOG) ?: prepare(c, "DELETE FROM sets WHERE id = ?", &st);
 
-	if (r < 0)
+	if (r != 0)
 		return r;
 	bind_id(st, 1, set_id);
 	return step_done(c, st, "delete set");
@@ -440,7 +440,7 @@ int catalog_set_exposure(Catalog *c, const vss_id *id, const char *exposed_name,
 	int r = fault_point(POINT_CATALOG)
 			?: prepare(c, "UPDATE snapshots SET exposed_name = ?, attributes = ? WHERE id = ?", &st);
 
-	if (r < 0)
+	if (r != 0)
 		return r;
 	bind_str(st, 1, exposed_name);
 	sqlite3_bind_int(st, 2, attributes);

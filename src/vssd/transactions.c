@@ -53,7 +53,7 @@ static int journalctl(const char *arg)
 	/* posix_spawn forks and execs in one; either half may fail. */
 	r = fault_point(POINT_FORK) ?: fault_point(POINT_EXEC)
 			?: -posix_spawnp(&pid, "journalctl", NULL, NULL, argv, environ);
-	if (r < 0)
+	if (r != 0)
 		return r;
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR)
