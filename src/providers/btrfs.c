@@ -96,7 +96,7 @@ static int btrfs_pre_commit(ProviderMember *m)
 {
 	/* Write out dirty data now, so that the snapshot ioctl in commit has
 	 * little left to flush and the members are cut close together. */
-	int r = errno_of(btrfs_util_sync_fd(m->volume_fd));
+	int r = fault_point(POINT_SYNC) ?: errno_of(btrfs_util_sync_fd(m->volume_fd));
 
 	if (r == 0)
 		m->state = VSS_SS_PRECOMMITTED;
@@ -105,8 +105,9 @@ static int btrfs_pre_commit(ProviderMember *m)
 
 static int btrfs_commit(ProviderMember *m)
 {
-	int r = errno_of(btrfs_util_create_snapshot_fd2(m->volume_fd, m->store_fd, snapshot_name(m),
-							BTRFS_UTIL_CREATE_SNAPSHOT_READ_ONLY, NULL, NULL));
+	int r = fault_point(POINT_SNAPSHOT)
+			?: errno_of(btrfs_util_create_snapshot_fd2(m->volume_fd, m->store_fd, snapshot_name(m),
+								   BTRFS_UTIL_CREATE_SNAPSHOT_READ_ONLY, NULL, NULL));
 
 	if (r == 0)
 		m->state = VSS_SS_COMMITTED;
@@ -138,7 +139,7 @@ static int delete_in(int store_fd, const char *name)
 		return 0;
 	if (r < 0)
 		return r;
-	return errno_of(btrfs_util_delete_subvolume_fd(store_fd, name, 0));
+	return fault_point(POINT_REMOVE) ?: errno_of(btrfs_util_delete_subvolume_fd(store_fd, name, 0));
 }
 
 static int btrfs_abort(ProviderMember *m)
@@ -184,6 +185,9 @@ static int btrfs_expose(const char *snapshot_path, const char *provider_data, in
 			  &(struct mount_attr){ .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV },
 			  sizeof(struct mount_attr)) < 0)
 		return -errno;
+	r = fault_point(POINT_MOUNT);
+	if (r < 0)
+		return r;
 	if (move_mount(tree, "", dir_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
 		return -errno;
 	return 0;
@@ -254,7 +258,7 @@ static int btrfs_space(char *const *snapshot_paths, size_t n, const char *provid
 			r = open_snapshot(store, name, &fd);
 		/* Accounting is brought up to date by a transaction commit. */
 		if (r >= 0 && i == 0)
-			r = errno_of(btrfs_util_sync_fd(fd));
+			r = fault_point(POINT_SYNC) ?: errno_of(btrfs_util_sync_fd(fd));
 		if (r >= 0)
 			r = qgroup_info(fd, &rfer, &excl);
 

@@ -322,10 +322,16 @@ static int image_pre_commit(ProviderMember *m)
 	/* Write out what the filesystem in the image and then the image
 	 * itself hold in memory, so that the freeze and the clone have
 	 * little left to flush. */
-	if (m->hold_fd >= 0 && syncfs(m->hold_fd) < 0)
-		return -errno;
-	if (fdatasync(m->image_fd) < 0)
-		return -errno;
+	int r = m->hold_fd >= 0 ? fault_point(POINT_SYNC) : 0;
+
+	if (r == 0 && m->hold_fd >= 0 && syncfs(m->hold_fd) < 0)
+		r = -errno;
+	if (r == 0)
+		r = fault_point(POINT_SYNC);
+	if (r == 0 && fdatasync(m->image_fd) < 0)
+		r = -errno;
+	if (r < 0)
+		return r;
 	m->state = VSS_SS_PRECOMMITTED;
 	return 0;
 }
@@ -338,10 +344,11 @@ static int image_commit(ProviderMember *m)
 	dst = openat(m->store_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (dst < 0)
 		return -errno;
-	if (ioctl(dst, FICLONE, m->image_fd) < 0) {
+	r = fault_point(POINT_CLONE);
+	if (r == 0 && ioctl(dst, FICLONE, m->image_fd) < 0)
 		r = -errno;
+	if (r < 0)
 		unlinkat(m->store_fd, name, 0);
-	}
 	close(dst);
 	if (r == 0)
 		m->state = VSS_SS_COMMITTED;
@@ -352,12 +359,16 @@ static int image_commit(ProviderMember *m)
 static int delete_in(int store_fd, const char *name)
 {
 	struct stat st;
+	int r;
 
 	if (fstatat(store_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return errno == ENOENT ? 0 : -errno;
 	if (!S_ISREG(st.st_mode))
 		return VSS_E_PROVIDER_VETO; /* not a clone of ours */
-	return unlinkat(store_fd, name, 0) < 0 && errno != ENOENT ? -errno : 0;
+	r = fault_point(POINT_REMOVE);
+	if (r == 0 && unlinkat(store_fd, name, 0) < 0 && errno != ENOENT)
+		r = -errno;
+	return r;
 }
 
 static int image_abort(ProviderMember *m)
@@ -429,6 +440,9 @@ static int image_expose(const char *snapshot_path, const char *provider_data, in
 	mnt = fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
 	if (mnt < 0)
 		return -errno;
+	r = fault_point(POINT_MOUNT);
+	if (r < 0)
+		return r;
 	if (move_mount(mnt, "", dir_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
 		return -errno;
 	return 0;

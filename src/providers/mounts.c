@@ -14,6 +14,7 @@
 
 #include "basic/macro.h"
 #include "basic/util.h"
+#include "providers/fault.h"
 #include "providers/mounts.h"
 
 static void mnt_unref_tablep(struct libmnt_table **t)
@@ -210,6 +211,9 @@ int loop_attach(int file_fd, const char *name, char **ret_dev, int *ret_fd)
 	int ctl, dev_fd = -1, r = 0;
 	char dev[64];
 
+	r = fault_point(POINT_LOOP);
+	if (r < 0)
+		return r;
 	ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
 	if (ctl < 0)
 		return -errno;

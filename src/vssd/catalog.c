@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,12 +9,20 @@
 #include "basic/log.h"
 #include "basic/macro.h"
 #include "basic/util.h"
+#include "providers/fault.h"
 #include "vssd/catalog.h"
 
 #define SCHEMA_VERSION 2
 
 struct Catalog {
 	sqlite3 *db;
+	/* Snapshots deleted from disk whose rows could not be deleted: hidden
+	 * from every listing, their rows' deletion tried again at every later
+	 * listing or deletion. Should vssd stop first, reconciliation drops
+	 * the rows, their snapshots being gone. */
+	pthread_mutex_t lock;
+	vss_id *forgotten;
+	size_t n_forgotten;
 };
 
 static const char schema[] =
@@ -109,6 +118,7 @@ int catalog_open(const char *path, Catalog **ret)
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
+	pthread_mutex_init(&c->lock, NULL);
 	rc = sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
 			     NULL);
 	if (rc != SQLITE_OK) {
@@ -152,6 +162,8 @@ Catalog *catalog_close(Catalog *c)
 {
 	if (c) {
 		sqlite3_close(c->db);
+		pthread_mutex_destroy(&c->lock);
+		free(c->forgotten);
 		free(c);
 	}
 	return NULL;
@@ -247,7 +259,7 @@ static int transaction(Catalog *c, int r)
 
 int catalog_begin_set(Catalog *c, const CatalogSet *set, const CatalogSnapshot *snaps, size_t n)
 {
-	int r = exec(c, "BEGIN IMMEDIATE");
+	int r = fault_point(POINT_CATALOG) ?: exec(c, "BEGIN IMMEDIATE");
 
 	if (r < 0)
 		return r;
@@ -260,7 +272,7 @@ int catalog_begin_set(Catalog *c, const CatalogSet *set, const CatalogSnapshot *
 int catalog_finish_set(Catalog *c, const CatalogSet *set, const CatalogSnapshot *snaps, size_t n)
 {
 	sqlite3_stmt *st;
-	int r = exec(c, "BEGIN IMMEDIATE");
+	int r = fault_point(POINT_CATALOG) ?: exec(c, "BEGIN IMMEDIATE");
 
 	if (r < 0)
 		return r;
@@ -300,18 +312,18 @@ int catalog_finish_set(Catalog *c, const CatalogSet *set, const CatalogSnapshot 
 int catalog_delete_set(Catalog *c, const vss_id *set_id)
 {
 	sqlite3_stmt *st;
-	int r = prepare(c, "DELETE FROM sets WHERE id = ?", &st);
+	int r = fault_point(POINT_CATALOG) ?: prepare(c, "DELETE FROM sets WHERE id = ?", &st);
 
-	if (r < 0)
+	if (r != 0)
 		return r;
 	bind_id(st, 1, set_id);
 	return step_done(c, st, "delete set");
 }
 
-int catalog_delete_snapshot(Catalog *c, const vss_id *id)
+static int delete_snapshot_row(Catalog *c, const vss_id *id)
 {
 	sqlite3_stmt *st;
-	int r = exec(c, "BEGIN IMMEDIATE");
+	int r = fault_point(POINT_CATALOG) ?: exec(c, "BEGIN IMMEDIATE");
 
 	if (r < 0)
 		return r;
@@ -325,11 +337,48 @@ int catalog_delete_snapshot(Catalog *c, const vss_id *id)
 	return transaction(c, r);
 }
 
+static bool is_forgotten(Catalog *c, const vss_id *id)
+{
+	for (size_t i = 0; i < c->n_forgotten; i++)
+		if (vss_id_equal(&c->forgotten[i], id))
+			return true;
+	return false;
+}
+
+/* Called with c->lock held. */
+static void retry_forgotten(Catalog *c)
+{
+	for (size_t i = 0; i < c->n_forgotten;)
+		if (delete_snapshot_row(c, &c->forgotten[i]) == 0)
+			c->forgotten[i] = c->forgotten[--c->n_forgotten];
+		else
+			i++;
+}
+
+int catalog_delete_snapshot(Catalog *c, const vss_id *id)
+{
+	vss_id *slot;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	retry_forgotten(c);
+	r = delete_snapshot_row(c, id);
+	if (r < 0 && !is_forgotten(c, id)) {
+		slot = array_grow((void **)&c->forgotten, &c->n_forgotten, sizeof(*slot));
+		if (slot)
+			*slot = *id;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
 int catalog_set_storage_maximum(Catalog *c, const char *volume, int64_t maximum)
 {
 	sqlite3_stmt *st;
-	int r;
+	int r = fault_point(POINT_CATALOG);
 
+	if (r < 0)
+		return r;
 	if (maximum < 0)
 		r = prepare(c, "DELETE FROM storage WHERE volume = ?", &st);
 	else
@@ -388,9 +437,10 @@ int catalog_storage(Catalog *c, char ***ret_volumes, int64_t **ret_maximums, siz
 int catalog_set_exposure(Catalog *c, const vss_id *id, const char *exposed_name, int32_t attributes)
 {
 	sqlite3_stmt *st;
-	int r = prepare(c, "UPDATE snapshots SET exposed_name = ?, attributes = ? WHERE id = ?", &st);
+	int r = fault_point(POINT_CATALOG)
+			?: prepare(c, "UPDATE snapshots SET exposed_name = ?, attributes = ? WHERE id = ?", &st);
 
-	if (r < 0)
+	if (r != 0)
 		return r;
 	bind_str(st, 1, exposed_name);
 	sqlite3_bind_int(st, 2, attributes);
@@ -462,6 +512,9 @@ int catalog_list_snapshots(Catalog *c, const CatalogFilter *f, CatalogSnapshot *
 
 	if (!f)
 		f = &all;
+	pthread_mutex_lock(&c->lock);
+	retry_forgotten(c);
+	pthread_mutex_unlock(&c->lock);
 	r = prepare(c,
 		    "SELECT s.id, s.set_id, t.snapshots_count, s.snapshot_path, s.volume,"
 		    " s.originating_machine, s.service_machine, s.exposed_name, s.exposed_path,"
@@ -536,6 +589,16 @@ int catalog_list_snapshots(Catalog *c, const CatalogFilter *f, CatalogSnapshot *
 		catalog_snapshots_free(list, n);
 		return r < 0 ? r : rc == SQLITE_NOMEM ? -ENOMEM : fail(c, rc, "list snapshots");
 	}
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < n;)
+		if (is_forgotten(c, &list[i].prop.snapshot_id)) {
+			/* In their order. */
+			catalog_snapshot_clear(&list[i]);
+			memmove(&list[i], &list[i + 1], sizeof(*list) * (n - i - 1));
+			n--;
+		} else
+			i++;
+	pthread_mutex_unlock(&c->lock);
 	*ret = list;
 	*ret_n = n;
 	return 0;
@@ -594,6 +657,9 @@ int catalog_count_volume_snapshots(Catalog *c, const char *volume, uint64_t *ret
 	sqlite3_stmt *st;
 	int r, rc;
 
+	pthread_mutex_lock(&c->lock);
+	retry_forgotten(c);
+	pthread_mutex_unlock(&c->lock);
 	r = prepare(c, "SELECT COUNT(*) FROM snapshots WHERE volume = ?", &st);
 	if (r < 0)
 		return r;

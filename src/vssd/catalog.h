@@ -58,7 +58,9 @@ int catalog_begin_set(Catalog *c, const CatalogSet *set, const CatalogSnapshot *
 int catalog_finish_set(Catalog *c, const CatalogSet *set, const CatalogSnapshot *snaps, size_t n);
 /* Forget a set and its snapshots. */
 int catalog_delete_set(Catalog *c, const vss_id *set_id);
-/* Forget one snapshot; its set too when it was the last one. */
+/* Forget one snapshot, gone from disk; its set too when it was the last one.
+ * A row that cannot be deleted is hidden from every listing from then on,
+ * and its deletion tried again at every later listing or deletion. */
 int catalog_delete_snapshot(Catalog *c, const vss_id *id);
 
 /* The maximum shadow storage of a volume (negative: unbounded). */

@@ -26,6 +26,7 @@
 #include "basic/fd-util.h"
 #include "basic/id.h"
 #include "basic/log.h"
+#include "providers/fault.h"
 #include "providers/mounts.h"
 #include "vssd/manager.h"
 
@@ -257,9 +258,12 @@ int exposure_find(const provider_ops *ops, const CatalogSnapshot *s, int *ret_fd
 static int unmount_fd(int fd)
 {
 	char proc[64];
+	int r = fault_point(POINT_UMOUNT);
 
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-	return umount2(proc, MNT_DETACH) < 0 ? -errno : 0;
+	if (r == 0 && umount2(proc, MNT_DETACH) < 0)
+		r = -errno;
+	return r;
 }
 
 vss_hr snapshot_expose(Manager *m, const CatalogSnapshot *s, const char *dir_or_null, const struct ucred *caller,
@@ -348,18 +352,27 @@ vss_hr snapshot_unexpose(Manager *m, const CatalogSnapshot *s, char *msg, size_t
 		snprintf(msg, size, "cannot unmount %s: %s", dir, strerror(-r));
 		return VSS_E_UNEXPECTED;
 	}
+	r = catalog_set_exposure(m->catalog, &s->prop.snapshot_id, NULL,
+				 s->prop.snapshot_attributes & ~VSS_VOLSNAP_ATTR_EXPOSED_LOCALLY);
+	if (r < 0) {
+		_cleanup_close_ int again = open_no_symlinks(AT_FDCWD, dir, O_RDONLY | O_DIRECTORY, 0);
+		int k = again < 0 ? again : ops->expose(s->prop.snapshot_device_object, s->provider_data, again);
+
+		/* Not recorded, not done: mounted again where the catalog says
+		 * it is, so that the catalog does not lie. */
+		if (k < 0)
+			log_error("snapshot %s: cannot mount it again on %s (%s); the catalog says it is exposed "
+				  "there until vssd restarts",
+				  ID_TO_STRING(&s->prop.snapshot_id), dir, provider_result_string(k, (char[128]){ 0 }, 128));
+		snprintf(msg, size, "cannot record that %s is unexposed: %s; left exposed", dir, strerror(-r));
+		return VSS_E_UNEXPECTED;
+	}
 	if (def && streq(def, dir)) {
 		_cleanup_close_ int exposed = openat(m->runtime_dir_fd, EXPOSED_DIR,
 						     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
 		if (exposed >= 0)
 			(void)unlinkat(exposed, ID_TO_STRING(&s->prop.snapshot_id), AT_REMOVEDIR);
-	}
-	r = catalog_set_exposure(m->catalog, &s->prop.snapshot_id, NULL,
-				 s->prop.snapshot_attributes & ~VSS_VOLSNAP_ATTR_EXPOSED_LOCALLY);
-	if (r < 0) {
-		snprintf(msg, size, "unmounted %s but cannot record it: %s", dir, strerror(-r));
-		return VSS_E_UNEXPECTED;
 	}
 	log_info("snapshot %s unexposed from %s", ID_TO_STRING(&s->prop.snapshot_id), dir);
 	return S_OK;

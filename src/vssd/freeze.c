@@ -18,6 +18,7 @@
 #include "basic/fd-util.h"
 #include "basic/log.h"
 #include "basic/macro.h"
+#include "providers/fault.h"
 #include "vssd/freeze.h"
 
 /* Guard exit codes. */
@@ -145,16 +146,24 @@ int freeze_one(FreezeSet *s, size_t i)
 	/* Held only once frozen: a release racing with this freeze either
 	 * sees it frozen or leaves it to the release after the wait. EBUSY:
 	 * someone else holds it frozen; it is not ours to thaw. */
-	if (ioctl(s->fds[i], FIFREEZE, 0) < 0)
-		return -errno;
+	int r = fault_point(POINT_FREEZE);
+
+	if (r == 0 && ioctl(s->fds[i], FIFREEZE, 0) < 0)
+		r = -errno;
+	if (r < 0)
+		return r;
 	atomic_store(&s->held[i], true);
 	return 0;
 }
 
 int thaw_one(FreezeSet *s, size_t i)
 {
-	if (ioctl(s->fds[i], FITHAW, 0) < 0 && errno != EINVAL)
-		return -errno;
+	int r = fault_point(POINT_THAW);
+
+	if (r == 0 && ioctl(s->fds[i], FITHAW, 0) < 0 && errno != EINVAL)
+		r = -errno;
+	if (r < 0)
+		return r;
 	atomic_store(&s->held[i], false);
 	return 0;
 }
@@ -256,6 +265,7 @@ int freeze_guard_start(FreezeSet *s, usec_t deadline)
 	int p[2], keep[s->n + 2];
 	size_t n_keep = 0;
 	pid_t pid;
+	int r;
 
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return -errno;
@@ -266,10 +276,12 @@ int freeze_guard_start(FreezeSet *s, usec_t deadline)
 		if (s->fds[i] >= 0)
 			keep[n_keep++] = s->fds[i];
 	qsort(keep, n_keep, sizeof(int), cmp_int);
-	pid = fork();
+	/* The injected failure is taken before the fork, as a real one is. */
+	r = fault_point(POINT_FORK);
+	pid = r < 0 ? -1 : fork();
 	if (pid < 0) {
-		int r = -errno;
-
+		if (r == 0)
+			r = -errno;
 		close(p[0]);
 		close(p[1]);
 		return r;
@@ -364,7 +376,7 @@ static int recover_one(char *line)
 	unsigned maj = 0, min = 0;
 	_cleanup_close_ int fd = -1;
 	struct stat st;
-	int pos = 0;
+	int pos = 0, r;
 
 	/* A bare path: a marker of an older vssd, which did not record the
 	 * device. */
@@ -383,9 +395,13 @@ static int recover_one(char *line)
 		log_warning("freeze marker: %s is no longer the filesystem that was held; left alone", line + pos);
 		return 0;
 	}
-	if (ioctl(fd, FITHAW, 0) == 0)
+	r = fault_point(POINT_THAW);
+	if (r == 0)
+		r = ioctl(fd, FITHAW, 0) == 0 ? 1 : errno == EINVAL ? 0 : -errno;
+	if (r > 0)
 		log_warning("freeze marker: %s was still frozen; thawed it", line + pos);
-	else if (errno != EINVAL) {
+	else if (r < 0) {
+		errno = -r;
 		log_crit("freeze marker: cannot thaw %s: %m", line + pos);
 		return -1;
 	}

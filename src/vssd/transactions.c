@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "basic/log.h"
+#include "providers/fault.h"
 #include "vssd/manager.h"
 
 #define RETRY_USEC (50 * USEC_PER_MSEC)
@@ -49,9 +50,11 @@ static int journalctl(const char *arg)
 	pid_t pid;
 	int status, r;
 
-	r = posix_spawnp(&pid, "journalctl", NULL, NULL, argv, environ);
+	/* posix_spawn forks and execs in one; either half may fail. */
+	r = fault_point(POINT_FORK) ?: fault_point(POINT_EXEC)
+			?: -posix_spawnp(&pid, "journalctl", NULL, NULL, argv, environ);
 	if (r != 0)
-		return -r;
+		return r;
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR)
 			return -errno;

@@ -11,6 +11,7 @@
 #include "basic/log.h"
 #include "basic/macro.h"
 #include "basic/util.h"
+#include "providers/fault.h"
 #include "vssd/catalog.h"
 #include "tests.h"
 
@@ -475,6 +476,34 @@ static void test_delete(Catalog *c)
 	ASSERT_EQ_UINT(0, count_volume(c, "/srv/d"));
 }
 
+/* A snapshot gone from disk whose row cannot be deleted is hidden from then
+ * on, and its row deleted at a later listing. */
+static void test_delete_not_recorded(Catalog *c)
+{
+	static const CatalogFilter every = { .include_creating = true };
+	CatalogSet s = set1();
+	CatalogSnapshot snaps[3];
+	FaultTable *t = NULL;
+	Catalog *other = NULL;
+
+	set1_snapshots(snaps, true);
+	ASSERT_OK(catalog_begin_set(c, &s, snaps, 3));
+	ASSERT_OK(catalog_finish_set(c, &s, snaps, 3));
+	/* The deletion fails, and so does its first retry. */
+	ASSERT_OK(fault_table_parse("catalog:1:EIO,catalog:2:EIO", &t));
+	fault_table_set_global(t);
+	ASSERT_EQ_INT(-EIO, catalog_delete_snapshot(c, &snaps[0].prop.snapshot_id));
+	ASSERT_EQ_UINT(2, count_list(c, &every));
+	ASSERT_EQ_UINT(2, count_list(c, &every));
+	fault_table_set_global(NULL);
+	fault_table_free(t);
+	/* Gone from the file too, not only from this handle's view. */
+	ASSERT_OK(catalog_open(db_path, &other));
+	ASSERT_EQ_UINT(2, count_list(other, &every));
+	ASSERT_NULL(catalog_close(other));
+	ASSERT_OK(catalog_delete_set(c, &s.id));
+}
+
 static Catalog *reopen(Catalog *c)
 {
 	Catalog *n = NULL;
@@ -658,6 +687,7 @@ int main(void)
 	RUN_TEST(test_storage, c);
 
 	RUN_TEST(test_delete, c);
+	RUN_TEST(test_delete_not_recorded, c);
 	c = reopen(c);
 	test_empty(c);
 	ASSERT_NULL(catalog_close(c));
