@@ -161,7 +161,7 @@ static int find_guest(ImageInfo *info)
 
 	if (fstat(info->image_fd, &st) < 0)
 		return -errno;
-	if (loop_devices_of(info->image, &devs) < 0)
+	if (loop_devices_of(&st, &devs) < 0)
 		return 0;
 	for (size_t i = 0; devs && devs[i]; i++) {
 		_cleanup_free_ char *target = NULL;

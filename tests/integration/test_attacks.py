@@ -1,0 +1,207 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Attempts to make vssd freeze, write or act where it must not: a member
+whose filesystem rests on another member's (by way of a layer that is not in
+the set, or of a second name for the same filesystem), vssd's own state on a
+filesystem stacked on a volume, things that are not volumes, a filesystem
+frozen by someone else, a volume unmounted after it was added. Each gets a
+clear VSS code, or is made on what was added, and nothing is left frozen.
+
+Nothing here freezes anything but the test's own loop filesystems, and in
+the attacks that would hang on a vulnerable vssd the set is never cut: the
+refusal is expected at AddToSnapshotSet."""
+
+import fcntl
+import grp
+import json
+import os
+import socket
+import stat
+
+from conftest import FIFREEZE, FITHAW, by_step, is_frozen, is_frozen_fd, parse_results, run, terminate
+
+APP = ("create", "init", "context=app_rollback", "gather", "start")
+
+
+def backup_operator():
+    gid = grp.getgrnam("backup").gr_gid
+    return ["--reuid=65534", f"--regid={gid}", "--clear-groups"]
+
+
+def adds(vssd, *volumes, user=None, config_steps=("create", "init", "gather", "start")):
+    res = vssd.requestor(*config_steps, *[f"add={v}" for v in volumes], user=user)
+    return [r.hr for r in by_step(res, "add")], res
+
+
+def stacked(make_fs, host):
+    """A (an XFS guest on the host, able to hold images), B (an XFS in an
+    image on A) and C (an ext4 in an image on B): C's writes go through B to
+    A, so freezing A stalls C's freeze and its clone."""
+    a = make_fs("xfs", "700M", "a", on=host)
+    b = make_fs("xfs", "320M", "b", on=a)
+    c = make_fs("ext4", "32M", "c", on=b)
+    return a, b, c
+
+
+def test_member_resting_on_another_through_a_layer_not_in_the_set(host, make_fs, daemon_factory):
+    """C's image is on B, not on A: no name of C's lies below A, yet C rests
+    on A. Freezing both would freeze A under C's own freeze."""
+    a, b, c = stacked(make_fs, host)
+    vssd = daemon_factory(config="MaxImageNesting = 4\n")
+    for order in ((a.mnt, c.mnt), (c.mnt, a.mnt)):
+        hrs, res = adds(vssd, *order)
+        assert hrs == ["S_OK", "VSS_E_NESTED_VOLUME_LIMIT"], res
+        assert "nested" in by_step(res, "add")[1].message, res
+    # Each alone is a volume, and B with C is refused as before (by name).
+    assert adds(vssd, c.mnt)[0] == ["S_OK"]
+    assert adds(vssd, b.mnt, c.mnt)[0] == ["S_OK", "VSS_E_NESTED_VOLUME_LIMIT"]
+    assert not is_frozen(a.mnt) and not is_frozen(b.mnt) and not is_frozen(c.mnt)
+    assert host.store_entries() == [] and a.store_entries() == [] and b.store_entries() == []
+
+
+def test_member_under_a_second_name_of_another(host, make_fs, workdir, daemon_factory):
+    """A bind mount gives A a second name: B's image lies on A, but not below
+    that name. The same filesystem twice is refused as such."""
+    d, _ = workdir
+    a = make_fs("xfs", "512M", "a", on=host)
+    b = make_fs("ext4", "32M", "b", on=a)
+    alias = d / "alias"
+    alias.mkdir()
+    run("mount", "--bind", a.mnt, alias)
+    vssd = daemon_factory(config="MaxImageNesting = 3\n")
+    for order in ((alias, b.mnt), (b.mnt, alias), (alias, b.image)):
+        hrs, res = adds(vssd, *order)
+        assert hrs == ["S_OK", "VSS_E_NESTED_VOLUME_LIMIT"], res
+    hrs, res = adds(vssd, a.mnt, alias)
+    assert hrs == ["S_OK", "VSS_E_OBJECT_ALREADY_EXISTS"], res
+    assert not is_frozen(a.mnt) and not is_frozen(b.mnt)
+    assert host.store_entries() == [] and a.store_entries() == []
+
+
+def test_image_under_a_second_name(host, images, daemon_factory):
+    """A hard link is the same image by another name: given alone it is held
+    like its mount (its filesystem is mounted, whatever name the loop device
+    was attached by), and with its mount it is the same member twice."""
+    a, loose = images(2)
+    run("umount", loose.mnt)
+    loose.mounted = False
+    os.link(a.image, host.mnt / "a-link.img")
+    os.link(loose.image, host.mnt / "loose-link.img")
+    vssd = daemon_factory(config="MaxImageNesting = 2\n")
+    for order in ((a.mnt, host.mnt / "a-link.img"), (host.mnt / "a-link.img", a.image),
+                  (loose.image, host.mnt / "loose-link.img")):
+        hrs, res = adds(vssd, *order)
+        assert hrs == ["S_OK", "VSS_E_OBJECT_ALREADY_EXISTS"], res
+    (s,) = json.loads(vssd.vssadmin("create", "shadow", f"--for={host.mnt}/a-link.img", "--json").stdout)
+    assert s["consistency"] == "crash-consistent across the set", s
+    assert not is_frozen(a.mnt)
+
+
+def test_catalog_on_a_filesystem_stacked_on_the_volume(host, make_fs, daemon_factory):
+    """vssd's catalog lives on S, whose image lies on A: freezing A would
+    stall every catalog write. A is refused, as the filesystem of the
+    catalog itself is; another volume is not."""
+    a = make_fs("xfs", "512M", "a", on=host)
+    s = make_fs("ext4", "32M", "s", on=a)
+    other = make_fs("ext4", "64M", "other", on=host)
+    vssd = daemon_factory(config="MaxImageNesting = 3\n", start=False)
+    vssd.state = s.mnt / "state"
+    vssd.start()
+    for volume in (a.mnt, s.mnt):
+        hrs, res = adds(vssd, volume)
+        assert hrs == ["VSS_E_VOLUME_NOT_SUPPORTED"], res
+        assert "its catalog" in by_step(res, "add")[0].message, res
+    assert adds(vssd, other.mnt)[0] == ["S_OK"]
+    assert not is_frozen(a.mnt) and not is_frozen(s.mnt)
+    vssd.stop()
+
+
+def test_things_that_are_not_volumes(host, images, workdir, daemon_factory):
+    """A FIFO (opening it would block), a socket, a device node, the loop
+    device of a volume, a plain file, a directory that is no mount, ".." in
+    the path, a symbolic link to "/": each gets a clear code, as a backup
+    operator and as root, and vssd keeps answering."""
+    d, _ = workdir
+    (vol,) = images(1)
+    vssd = daemon_factory(config="MaxImageNesting = 2\n")
+    junk = d / "junk"
+    junk.mkdir()
+    os.chmod(junk, 0o777)
+    os.mkfifo(junk / "fifo")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(junk / "sock"))
+    os.mknod(junk / "null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    (junk / "plain").write_text("not an image\n")
+    (junk / "dir").mkdir()
+    os.symlink("/", junk / "root")
+    cases = {
+        junk / "fifo": "VSS_E_OBJECT_NOT_FOUND",
+        junk / "sock": "VSS_E_OBJECT_NOT_FOUND",
+        junk / "null": "VSS_E_OBJECT_NOT_FOUND",
+        vol.device: "VSS_E_OBJECT_NOT_FOUND",
+        junk / "plain": "VSS_E_OBJECT_NOT_FOUND",
+        junk / "dir": "VSS_E_OBJECT_NOT_FOUND",
+        f"{vol.mnt}/../{vol.mnt.name}/..": "VSS_E_OBJECT_NOT_FOUND",
+        junk / "root": "VSS_E_VOLUME_NOT_SUPPORTED",
+        "/": "VSS_E_VOLUME_NOT_SUPPORTED",
+    }
+    try:
+        for user in (backup_operator(), None):
+            for volume, code in cases.items():
+                hrs, res = adds(vssd, volume, user=user)
+                assert hrs == [code], (volume, res)
+    finally:
+        sock.close()
+    # The volume itself, by a path with "..", is the volume.
+    hrs, res = adds(vssd, f"{vol.mnt}/../{vol.mnt.name}", user=backup_operator())
+    assert hrs == ["S_OK"], res
+    assert host.store_entries() == [] and not is_frozen(vol.mnt)
+
+
+def test_volume_frozen_by_someone_else(host, images, daemon_factory):
+    """Frozen by another holder: the set fails with a veto, and the freeze is
+    left to its holder (vssd thaws only what it froze)."""
+    a, b = images(2)
+    vssd = daemon_factory(config="MaxImageNesting = 2\n")
+    fd = os.open(b.mnt, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.ioctl(fd, FIFREEZE, 0)
+        res = vssd.requestor(*APP, f"add={a.mnt}", f"add={b.mnt}", "do", timeout=60)
+        still_frozen = is_frozen_fd(fd)
+    finally:
+        try:
+            fcntl.ioctl(fd, FITHAW, 0)
+        except OSError:
+            pass
+        os.close(fd)
+    (do,) = by_step(res, "do")
+    assert do.detail == "VSS_E_PROVIDER_VETO" or do.hr == "VSS_E_PROVIDER_VETO", res
+    assert still_frozen, "vssd thawed a freeze that was not its own"
+    assert not is_frozen(a.mnt), "vssd left a member frozen"
+    assert host.store_entries() == []
+    assert not (vssd.dir / "frozen").exists()
+
+
+def test_volume_lazily_unmounted_after_it_was_added(host, images, daemon_factory):
+    """Unmounted (detached) between AddToSnapshotSet and DoSnapshotSet: vssd
+    holds the filesystem it added, through its fd, the same superblock on
+    the same loop device, and thaws it; nothing else is frozen."""
+    a, b = images(2)
+    vssd = daemon_factory(config="MaxImageNesting = 2\n")
+    fd = os.open(b.mnt, os.O_RDONLY | os.O_DIRECTORY)
+    p, _ = vssd.spawn_requestor(*APP, f"add={a.mnt}", f"add={b.mnt}", "pause", "do")
+    try:
+        run("umount", "-l", b.mnt)
+        b.mounted = False
+        p.stdin.write("go\n")
+        p.stdin.flush()
+        out, err = p.communicate(timeout=60)
+    finally:
+        terminate(p)
+    try:
+        assert not is_frozen_fd(fd), "vssd left the detached filesystem frozen"
+    finally:
+        os.close(fd)
+    (do,) = by_step(parse_results(out), "do")
+    assert do.detail == "VSS_S_ASYNC_FINISHED", out + err
+    assert not is_frozen(a.mnt) and not is_frozen(host.mnt)
+    assert len(host.store_entries()) == 2
