@@ -17,7 +17,7 @@ import os
 import socket
 import stat
 
-from conftest import FIFREEZE, FITHAW, by_step, is_frozen, is_frozen_fd, parse_results, run, terminate
+from conftest import FIFREEZE, FITHAW, REQUESTOR, by_step, is_frozen, is_frozen_fd, parse_results, run, terminate, wait_until
 
 APP = ("create", "init", "context=app_rollback", "gather", "start")
 
@@ -205,3 +205,45 @@ def test_volume_lazily_unmounted_after_it_was_added(host, images, daemon_factory
     assert do.detail == "VSS_S_ASYNC_FINISHED", out + err
     assert not is_frozen(a.mnt) and not is_frozen(host.mnt)
     assert len(host.store_entries()) == 2
+
+
+def test_reserve_watcher_knows_the_held_filesystem_by_its_fd(host, make_fs, workdir, daemon_factory):
+    """A set holds A; while it is cut A is unmounted from the name it was
+    added by (it stays reachable through a bind mount) and falls under its
+    reserve. The watcher must still see that A is the set's: it deletes
+    nothing there (an unlink on a frozen filesystem hangs vssd) until the
+    set is done, and then the oldest snapshot there."""
+    d, _ = workdir
+    a = make_fs("xfs", "512M", "a", on=host)
+    alias = d / "alias"
+    alias.mkdir()
+    run("mount", "--bind", a.mnt, alias)
+    b = make_fs("ext4", "32M", "b", on=alias)
+    try:
+        config = "MaxImageNesting = 3\nHostReserve = 256M\nHostReserveCheckMSec = 100\n"
+        vssd = daemon_factory(config=config)
+        (old,) = json.loads(vssd.vssadmin("create", "shadow", f"--for={b.mnt}", "--json").stdout)
+        assert old["snapshot_path"].startswith(f"{alias}/.vss/"), old
+        vssd.stop()
+        vssd.env["VSS_FAULTS"] = "begin_prepare:1:delay=3000"
+        vssd.start()
+        p = vssd.background(REQUESTOR, *APP, f"add={a.mnt}", "do")
+        try:
+            wait_until(lambda: vssd.log().count("cutting 1 volume(s)") == 2, what="the set to be cut")
+            run("umount", "-l", a.mnt)
+            a.mounted = False
+            run("fallocate", "-l", "300M", alias / "fill")
+            out, err = p.communicate(timeout=60)
+        finally:
+            terminate(p)
+        (do,) = by_step(parse_results(out), "do")
+        assert do.detail == "VSS_S_ASYNC_FINISHED", out + err
+        log = vssd.log()
+        created = log.index("created, 1 snapshot(s)", log.rindex("cutting 1 volume(s)"))
+        deleted = log.index("deleting the oldest snapshot there")
+        assert deleted > created, "the reserve watcher deleted on a filesystem the set held:\n" + log
+        assert old["id"] in log[deleted:deleted + 400]
+        assert not is_frozen(alias)
+    finally:
+        b.destroy()
+        run("umount", alias, check=False)
