@@ -12,6 +12,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "basic/fd-util.h"
 #include "basic/macro.h"
 #include "basic/util.h"
 #include "providers/mounts.h"
@@ -70,6 +71,20 @@ int mount_find_source(const char *source, char **ret_target)
 		return -ENOENT;
 	*ret_target = strdup(mnt_fs_get_target(fs));
 	return *ret_target ? 0 : -ENOMEM;
+}
+
+bool mount_is_own(int fd)
+{
+	_cleanup_free_ char *path = NULL;
+	MountEntry e = { 0 };
+	uint64_t id;
+	bool own;
+
+	if (fd_mount_id(fd, &id, NULL) < 0 || fd_get_path(fd, &path) < 0 || mount_lookup(path, &e) < 0)
+		return false;
+	own = e.id == id;
+	mount_entry_clear(&e);
+	return own;
 }
 
 int mount_targets(char ***ret)

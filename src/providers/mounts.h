@@ -23,6 +23,10 @@ void mount_entry_clear(MountEntry *e);
 int mount_lookup(const char *path, MountEntry *ret);
 /* Where source (a device) is mounted; -ENOENT when it is not. */
 int mount_find_source(const char *source, char **ret_target);
+/* Whether fd is on one of this process's mounts, reachable by the name the
+ * kernel has for it: not in another mount namespace (through /proc/PID/root),
+ * not on a detached mount. */
+bool mount_is_own(int fd);
 /* Every mount point, the last mounted first; NULL-terminated. */
 int mount_targets(char ***ret);
 /* Whether something is mounted exactly at path. */

@@ -17,7 +17,8 @@ import os
 import socket
 import stat
 
-from conftest import FIFREEZE, FITHAW, REQUESTOR, by_step, is_frozen, is_frozen_fd, parse_results, run, terminate, wait_until
+from conftest import (FIFREEZE, FITHAW, REQUESTOR, by_step, is_frozen, is_frozen_fd, no_clone_loops, parse_results, run,
+                      terminate, wait_until)
 
 APP = ("create", "init", "context=app_rollback", "gather", "start")
 
@@ -247,3 +248,33 @@ def test_reserve_watcher_knows_the_held_filesystem_by_its_fd(host, make_fs, work
     finally:
         b.destroy()
         run("umount", alias, check=False)
+
+
+def test_paths_into_a_mount_namespace_of_the_callers(host, images, workdir, daemon_factory):
+    """A backup operator makes a user and mount namespace of its own, mounts
+    there what it likes ("/" bound onto a directory, a copy of a volume),
+    and names it to vssd through /proc/PID/root: vssd resolves such a path
+    as root, but its mount is none of vssd's, so it is not a volume; and a
+    snapshot is not mounted into that namespace."""
+    d, _ = workdir
+    (vol,) = images(1)
+    vssd = daemon_factory(config="MaxImageNesting = 2\n")
+    (s,) = json.loads(vssd.vssadmin("create", "shadow", f"--for={vol.mnt}", "--json").stdout)
+    junk = d / "junk"
+    junk.mkdir()
+    script = (f"mount -t tmpfs t {junk} && mkdir {junk}/m {junk}/v {junk}/e && mount --rbind / {junk}/m && "
+              f"mount --rbind {vol.mnt} {junk}/v && cd {junk}/m && echo ready && exec sleep 120")
+    p = vssd.spawn("unshare", "-Urm", "sh", "-c", script, user=backup_operator())
+    ns = f"/proc/{p.pid}/root"
+    volumes = [f"{ns}{junk}/m", f"{ns}{junk}/v", f"{ns}{vol.mnt}", f"/proc/{p.pid}/cwd", f"{ns}/"]
+    for user in (backup_operator(), None):
+        for volume in volumes:
+            hrs, res = adds(vssd, volume, user=user)
+            assert hrs in (["VSS_E_OBJECT_NOT_FOUND"], ["VSS_E_VOLUME_NOT_SUPPORTED"]), (volume, res)
+    q = vssd.vssadmin("expose", f"--shadow={s['id']}", f"--at={ns}{junk}/e", check=False, user=backup_operator())
+    assert q.returncode != 0 and "E_INVALIDARG" in q.stderr and "mount namespace" in q.stderr, q.stderr
+    with open(f"/proc/{p.pid}/mountinfo") as theirs, open("/proc/self/mountinfo") as ours:
+        assert f" {junk}/e " not in theirs.read() and str(junk) not in ours.read()
+    assert vssd.list_shadows()[0].get("exposed_name") in (None, ""), vssd.list_shadows()
+    assert not is_frozen(vol.mnt)
+    no_clone_loops(d)
