@@ -270,6 +270,14 @@ static int image_locate(ProviderMember *m)
 		image_info_clear(&info);
 		return VSS_E_VOLUME_NOT_SUPPORTED;
 	}
+	/* An exposed clone is mounted outside its store, but its image (the
+	 * kernel's name for the file the loop device reads) is in it: vss's
+	 * own snapshots are not volumes. */
+	if (path_in_store(info.image)) {
+		image_info_clear(&info);
+		m->reason = "its image is a snapshot in a vss snapshot store (" STORE_NAME ")";
+		return VSS_E_VOLUME_NOT_SUPPORTED;
+	}
 	r = store_check(info.host_fd, &m->reason);
 	if (r < 0) {
 		image_info_clear(&info);

@@ -278,3 +278,28 @@ def test_paths_into_a_mount_namespace_of_the_callers(host, images, workdir, daem
     assert vssd.list_shadows()[0].get("exposed_name") in (None, ""), vssd.list_shadows()
     assert not is_frozen(vol.mnt)
     no_clone_loops(d)
+
+
+def test_an_exposed_snapshot_is_not_a_volume(host, images, btrfs, daemon_factory):
+    """A snapshot exposed (mounted) outside its store is still vss's own
+    snapshot: a clone mounted from the store's loop device is refused as a
+    volume, and a btrfs snapshot's read-only mount cannot be snapshotted;
+    nothing is added to a store."""
+    (vol,) = images(1)
+    sub = btrfs.subvolume("sub")
+    vssd = daemon_factory(config="MaxImageNesting = 2\n")
+    snaps = json.loads(vssd.vssadmin("create", "shadow", f"--for={vol.mnt}", f"--for={sub}", "--json").stdout)
+    for s in snaps:
+        vssd.vssadmin("expose", f"--shadow={s['id']}")
+    exposed = {s["volume"]: s["exposed_name"] for s in vssd.list_shadows()}
+    stores = (host.store_entries(), btrfs.store_entries())
+    for user in (backup_operator(), None):
+        hrs, res = adds(vssd, exposed[str(vol.mnt)], user=user)
+        assert hrs == ["VSS_E_VOLUME_NOT_SUPPORTED"], res
+        assert "store" in by_step(res, "add")[0].message, res
+        res = vssd.requestor(*APP, f"add={exposed[str(sub)]}", "do", user=user)
+        assert by_step(res, "do")[0].detail != "VSS_S_ASYNC_FINISHED", res
+    assert (host.store_entries(), btrfs.store_entries()) == stores
+    assert len(vssd.list_shadows()) == 2
+    for s in snaps:
+        vssd.vssadmin("unexpose", f"--shadow={s['id']}")
