@@ -303,3 +303,56 @@ def test_an_exposed_snapshot_is_not_a_volume(host, images, btrfs, daemon_factory
     assert len(vssd.list_shadows()) == 2
     for s in snaps:
         vssd.vssadmin("unexpose", f"--shadow={s['id']}")
+
+
+def test_mount_stacked_over_a_volume_after_it_was_added(host, images, make_fs, daemon_factory):
+    """After AddToSnapshotSet a filesystem vssd refuses is mounted over the
+    volume: the freeze and the clone stay with the volume that was added
+    (its fd), and the filesystem on top is never frozen."""
+    a, b = images(2)
+    plain = make_fs("ext4", "512M", "plain")  # no reflink: its images are refused
+    refused = make_fs("ext4", "128M", "refused", on=plain)
+    vssd = daemon_factory(config="MaxImageNesting = 2\n", env={"VSS_FAULTS": "commit:2:delay=2000"})
+    assert adds(vssd, refused.mnt)[0] == ["VSS_E_VOLUME_NOT_SUPPORTED"]
+    fd = os.open(b.mnt, os.O_RDONLY | os.O_DIRECTORY)
+    p, _ = vssd.spawn_requestor(*APP, f"add={a.mnt}", f"add={b.mnt}", "pause", "do")
+    try:
+        run("mount", "--bind", refused.mnt, b.mnt)
+        p.stdin.write("go\n")
+        p.stdin.flush()
+        wait_until(lambda: len(host.store_entries()) >= 1, timeout=30, what="the first clone")
+        refused_frozen = is_frozen(refused.mnt)
+        b_frozen = is_frozen_fd(fd)
+        out, err = p.communicate(timeout=60)
+    finally:
+        terminate(p)
+        os.close(fd)
+        run("umount", b.mnt, check=False)
+    assert not refused_frozen, "vssd froze the filesystem mounted over the volume"
+    assert b_frozen, "vssd did not hold the volume that was added"
+    (do,) = by_step(parse_results(out), "do")
+    assert do.detail == "VSS_S_ASYNC_FINISHED", out + err
+    assert not is_frozen(refused.mnt) and not is_frozen(b.mnt)
+
+
+def test_image_file_replaced_after_it_was_added(host, make_fs, daemon_factory):
+    """An image given directly is renamed away and another file put at its
+    name between AddToSnapshotSet and DoSnapshotSet: the clone is of the
+    file that was added."""
+    loose = make_fs("ext4", "32M", "loose", on=host, mount=False)
+    original = loose.image.read_bytes()
+    vssd = daemon_factory(config="MaxImageNesting = 2\n")
+    p, _ = vssd.spawn_requestor(*APP, f"add={loose.image}", "pause", "do")
+    try:
+        os.rename(loose.image, host.mnt / "loose.old")
+        with open(loose.image, "wb") as f:
+            f.write(b"\0" * len(original))
+        p.stdin.write("go\n")
+        p.stdin.flush()
+        out, err = p.communicate(timeout=60)
+    finally:
+        terminate(p)
+    (do,) = by_step(parse_results(out), "do")
+    assert do.detail == "VSS_S_ASYNC_FINISHED", out + err
+    (entry,) = host.store_entries()
+    assert (host.store() / entry).read_bytes() == original
