@@ -161,7 +161,7 @@ static int find_guest(ImageInfo *info)
 
 	if (fstat(info->image_fd, &st) < 0)
 		return -errno;
-	if (loop_devices_of(info->image, &devs) < 0)
+	if (loop_devices_of(&st, &devs) < 0)
 		return 0;
 	for (size_t i = 0; devs && devs[i]; i++) {
 		_cleanup_free_ char *target = NULL;
@@ -268,6 +268,14 @@ static int image_locate(ProviderMember *m)
 		return r;
 	if (info.hold_fd >= 0 && on_root_fs(info.hold_fd)) {
 		image_info_clear(&info);
+		return VSS_E_VOLUME_NOT_SUPPORTED;
+	}
+	/* An exposed clone is mounted outside its store, but its image (the
+	 * kernel's name for the file the loop device reads) is in it: vss's
+	 * own snapshots are not volumes. */
+	if (path_in_store(info.image)) {
+		image_info_clear(&info);
+		m->reason = "its image is a snapshot in a vss snapshot store (" STORE_NAME ")";
 		return VSS_E_VOLUME_NOT_SUPPORTED;
 	}
 	r = store_check(info.host_fd, &m->reason);

@@ -12,6 +12,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "basic/fd-util.h"
 #include "basic/macro.h"
 #include "basic/util.h"
 #include "providers/fault.h"
@@ -71,6 +72,20 @@ int mount_find_source(const char *source, char **ret_target)
 		return -ENOENT;
 	*ret_target = strdup(mnt_fs_get_target(fs));
 	return *ret_target ? 0 : -ENOMEM;
+}
+
+bool mount_is_own(int fd)
+{
+	_cleanup_free_ char *path = NULL;
+	MountEntry e = { 0 };
+	uint64_t id;
+	bool own;
+
+	if (fd_mount_id(fd, &id, NULL) < 0 || fd_get_path(fd, &path) < 0 || mount_lookup(path, &e) < 0)
+		return false;
+	own = e.id == id;
+	mount_entry_clear(&e);
+	return own;
 }
 
 int mount_targets(char ***ret)
@@ -133,7 +148,7 @@ int loop_backing_file(const char *dev, char **ret)
 	return *ret ? 0 : -ENOMEM;
 }
 
-int loop_devices_of(const char *file, char ***ret)
+int loop_devices_of(const struct stat *st, char ***ret)
 {
 	char **list = NULL;
 	struct dirent *de;
@@ -149,11 +164,13 @@ int loop_devices_of(const char *file, char ***ret)
 		if (strncmp(de->d_name, "loop", 4) != 0)
 			continue;
 		snprintf(dev, sizeof(dev), "/dev/%s", de->d_name);
+		/* Only bound devices are asked; the file by its inode, since a
+		 * name (a hard link, a rename) tells nothing. */
 		if (loop_backing_file(dev, &backing) < 0)
 			continue;
-		if (streq(backing, file))
-			r = strv_push_dup(&list, dev);
 		free(backing);
+		if (loop_backed_by(dev, st, NULL) == 1)
+			r = strv_push_dup(&list, dev);
 		if (r < 0)
 			break;
 	}
@@ -203,6 +220,44 @@ int loop_backed_by(const char *dev, const struct stat *st, dev_t *ret_rdev)
 	if (r >= 0 && ret_rdev)
 		*ret_rdev = dst.st_rdev;
 	return r;
+}
+
+int loop_backing_device(dev_t dev, dev_t *ret)
+{
+	_cleanup_free_ char *name = NULL;
+	struct loop_info64 info;
+	struct stat st;
+	int fd, r;
+
+	r = loop_of_device(dev, &name);
+	if (r < 0)
+		return r;
+	fd = open(name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	/* The node must be the device asked about, whatever /dev holds. */
+	if (fstat(fd, &st) < 0 || !S_ISBLK(st.st_mode) || st.st_rdev != dev)
+		r = -ENODEV;
+	else if (ioctl(fd, LOOP_GET_STATUS64, &info) < 0)
+		r = errno == ENXIO ? -ENODEV : -errno;
+	else
+		*ret = (dev_t)info.lo_device;
+	close(fd);
+	return r;
+}
+
+/* Further than MaxImageNesting can allow. */
+#define STACK_LIMIT 16
+
+bool device_rests_on(dev_t dev, dev_t below)
+{
+	for (unsigned depth = 0; depth < STACK_LIMIT; depth++) {
+		if (dev == below)
+			return true;
+		if (loop_backing_device(dev, &dev) < 0)
+			return false;
+	}
+	return false;
 }
 
 int loop_attach(int file_fd, const char *name, char **ret_dev, int *ret_fd)

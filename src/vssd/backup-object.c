@@ -18,6 +18,7 @@
 #include "basic/id.h"
 #include "basic/log.h"
 #include "protocol/bus.h"
+#include "providers/mounts.h"
 #include "vssd/freeze.h"
 #include "vssd/manager.h"
 
@@ -240,22 +241,66 @@ static vss_hr select_volume(const char *volume, const vss_id *provider, VolumeIn
 	return hr;
 }
 
-/* Whether vssd writes to the filesystem of fd: held, it would hang. */
+static bool fd_rests_on(int fd, dev_t held)
+{
+	struct stat st;
+
+	return fd >= 0 && fstat(fd, &st) == 0 && device_rests_on(st.st_dev, held);
+}
+
+static bool path_rests_on(const char *path, dev_t held)
+{
+	dev_t dev;
+
+	return path_device(path, &dev) == 0 && device_rests_on(dev, held);
+}
+
+/* Whether vssd writes to the filesystem of fd, or to one on it: held, it
+ * would hang. */
 static const char *vssd_writes_to(Manager *m, int fd)
 {
-	dev_t held, dev;
+	dev_t held;
 	struct stat st;
 
 	if (fstat(fd, &st) < 0)
 		return "an unknown filesystem";
 	held = st.st_dev;
-	if (path_device(m->state_dir, &dev) == 0 && dev == held)
+	if (path_rests_on(m->state_dir, held))
 		return "its catalog";
-	if (path_device(m->runtime_dir, &dev) == 0 && dev == held)
+	if (path_rests_on(m->runtime_dir, held))
 		return "its runtime directory";
-	if (fstat(STDERR_FILENO, &st) == 0 && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) && st.st_dev == held)
+	if (fstat(STDERR_FILENO, &st) == 0 && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) &&
+	    device_rests_on(st.st_dev, held))
 		return "its log";
 	return NULL;
+}
+
+/* Whether anything a member's steps touch (its volume, image, store, the
+ * filesystem it holds) rests on held, another member's held filesystem:
+ * with that one frozen, this member's freeze or snapshot would wait on it. */
+static bool member_rests_on(const ProviderMember *pm, dev_t held)
+{
+	return fd_rests_on(pm->volume_fd, held) || fd_rests_on(pm->hold_fd, held) || fd_rests_on(pm->image_fd, held) ||
+	       fd_rests_on(pm->store_root_fd, held);
+}
+
+/* Whether two members' images are one file, under whatever names. */
+static bool same_image(const ProviderMember *a, const ProviderMember *b)
+{
+	struct stat x, y;
+
+	return a->image_fd >= 0 && b->image_fd >= 0 && fstat(a->image_fd, &x) == 0 && fstat(b->image_fd, &y) == 0 &&
+	       x.st_dev == y.st_dev && x.st_ino == y.st_ino;
+}
+
+static bool held_device(const ProviderMember *pm, dev_t *ret)
+{
+	struct stat st;
+
+	if (pm->hold_fd < 0 || fstat(pm->hold_fd, &st) < 0)
+		return false;
+	*ret = st.st_dev;
+	return true;
 }
 
 /* The checks that involve the set as a whole or vssd itself, once the
@@ -264,6 +309,7 @@ static int check_member(BackupObject *b, const ProviderMember *pm, sd_bus_error 
 {
 	Manager *m = b->manager;
 	const char *what;
+	dev_t held = 0, other = 0;
 
 	if (pm->hold_fd >= 0 && (what = vssd_writes_to(m, pm->hold_fd)))
 		return bus_error_set_hr(error, VSS_E_VOLUME_NOT_SUPPORTED,
@@ -274,12 +320,16 @@ static int check_member(BackupObject *b, const ProviderMember *pm, sd_bus_error 
 					pm->volume, pm->image_depth, m->config.max_image_nesting);
 	for (size_t i = 0; i < b->facts.n_volumes; i++) {
 		const ProviderMember *o = &b->members[i];
+		bool pm_held = held_device(pm, &held), o_held = held_device(o, &other);
 
-		if (pm->image_file && o->image_file && streq(pm->image_file, o->image_file))
+		if ((pm->image_file && o->image_file && streq(pm->image_file, o->image_file)) || same_image(pm, o) ||
+		    (pm_held && o_held && held == other))
 			return bus_error_set_hr(error, VSS_E_OBJECT_ALREADY_EXISTS,
-						"%s is the image of %s, already in the set", pm->image_file, o->volume);
+						"%s is the filesystem (or the image) of %s, already in the set",
+						pm->volume, o->volume);
 		if ((pm->image_file && path_is_below(pm->image_file, o->volume)) ||
-		    (o->image_file && path_is_below(o->image_file, pm->volume)))
+		    (o->image_file && path_is_below(o->image_file, pm->volume)) ||
+		    (o_held && member_rests_on(pm, other)) || (pm_held && member_rests_on(o, held)))
 			return bus_error_set_hr(error, VSS_E_NESTED_VOLUME_LIMIT,
 						"%s and %s are nested: one lives in an image on the other",
 						pm->volume, o->volume);

@@ -198,6 +198,12 @@ static vss_hr open_target(Manager *m, const char *dir, const vss_id *id, const s
 		snprintf(msg, size, "%s: %s", dir ?: "the default place", strerror(errno));
 		return VSS_E_UNEXPECTED;
 	}
+	/* Reached through /proc/PID/root of someone's mount namespace: none
+	 * of vssd's mounts, and no place vssd could record. */
+	if (!mount_is_own(fd)) {
+		snprintf(msg, size, "%s is not in vssd's mount namespace", dir ?: "the default place");
+		return E_INVALIDARG;
+	}
 	if (mount_root || !dir_is_empty(fd)) {
 		snprintf(msg, size, "%s is not an empty directory", dir ?: "the default place");
 		return VSS_E_OBJECT_ALREADY_EXISTS;

@@ -178,16 +178,19 @@ static ReserveHost *reserve_host(Reserve *rs, dev_t dev)
 	return h;
 }
 
-/* Whether the set being cut holds (or may soon hold) writes to dev: nothing
- * may be deleted there, an unlink would hang on the frozen filesystem. */
+/* Whether the set being cut holds (or may soon hold) writes to dev, or to a
+ * filesystem dev lies on: nothing may be deleted there, an unlink would hang
+ * on the frozen filesystem. Asked of the fds the set holds, not of names
+ * (renamed or unmounted since, they would say "not held"). */
 static bool held_by_creation(Manager *m, dev_t dev)
 {
 	Job *j = m->creation ? m->creation->job : NULL;
 
 	for (size_t i = 0; j && i < j->n_members; i++) {
-		dev_t held;
+		struct stat st;
 
-		if (j->members[i].hold_path && path_device(j->members[i].hold_path, &held) == 0 && held == dev)
+		if (j->members[i].hold_fd >= 0 && fstat(j->members[i].hold_fd, &st) == 0 &&
+		    device_rests_on(dev, st.st_dev))
 			return true;
 	}
 	return false;

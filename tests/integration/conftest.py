@@ -71,25 +71,30 @@ def thaw(path):
         os.close(fd)
 
 
-def is_frozen(path):
+def is_frozen_fd(fd):
     """Probe without writing (a write to a frozen filesystem would hang):
     FIFREEZE fails with EBUSY on a frozen filesystem; on a thawed one it
-    succeeds and is undone at once."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    succeeds and is undone at once. By fd: also a filesystem no longer
+    mounted anywhere."""
     try:
         fcntl.ioctl(fd, FIFREEZE, 0)
     except OSError as e:
         if e.errno == errno.EBUSY:
             return True
         raise
-    else:
-        try:
-            fcntl.ioctl(fd, FITHAW, 0)
-        except OSError as e:
-            # A guard thawing every member may have undone the probe's freeze.
-            if e.errno != errno.EINVAL:
-                raise
-        return False
+    try:
+        fcntl.ioctl(fd, FITHAW, 0)
+    except OSError as e:
+        # A guard thawing every member may have undone the probe's freeze.
+        if e.errno != errno.EINVAL:
+            raise
+    return False
+
+
+def is_frozen(path):
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        return is_frozen_fd(fd)
     finally:
         os.close(fd)
 
