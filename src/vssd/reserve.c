@@ -100,12 +100,6 @@ static int host_measure(const Config *c, const char *store, HostSpace *ret)
 	return 0;
 }
 
-/* Where a snapshot lives: the directory of its device object (the store). */
-static char *snapshot_store(const char *snapshot_path)
-{
-	return path_parent(snapshot_path);
-}
-
 /* The mount point of the filesystem holding path, for messages. */
 static char *host_name_of(const char *path)
 {
@@ -127,7 +121,7 @@ vss_hr reserve_admit(const ProviderMember *members, size_t n, void *userdata, ch
 
 	/* The members' hosts, each with the snapshots it is to hold. */
 	for (size_t i = 0; i < n; i++) {
-		_cleanup_free_ char *store = snapshot_store(members[i].snapshot_path);
+		_cleanup_free_ char *store = path_parent(members[i].snapshot_path);
 		HostSpace h = { 0 };
 		size_t j;
 		int r;
@@ -153,7 +147,7 @@ vss_hr reserve_admit(const ProviderMember *members, size_t n, void *userdata, ch
 
 		if (hosts[j].avail >= hosts[j].reserve + counts[j] * SNAPSHOT_MARGIN)
 			continue;
-		store = snapshot_store(members[firsts[j]].snapshot_path);
+		store = path_parent(members[firsts[j]].snapshot_path);
 		name = store ? host_name_of(store) : NULL;
 		snprintf(msg, size,
 			 "%s has %s free; %zu snapshot(s) there need its reserve of %s (HostReserve=) and 1 MiB each, "
@@ -212,7 +206,7 @@ static void btrfs_start_commit(const char *store)
 static bool others_on(const CatalogSnapshot *snaps, size_t n, size_t i, dev_t dev)
 {
 	for (size_t o = 0; o < n; o++) {
-		_cleanup_free_ char *store = o == i ? NULL : snapshot_store(snaps[o].prop.snapshot_device_object);
+		_cleanup_free_ char *store = o == i ? NULL : path_parent(snaps[o].prop.snapshot_device_object);
 		dev_t d;
 
 		if (store && path_device(store, &d) == 0 && d == dev)
@@ -236,7 +230,7 @@ static int reserve_step(Manager *m)
 	/* Oldest first: the first snapshot met in each store decides for all
 	 * of that store's, so each filesystem is measured once. */
 	for (size_t i = 0; i < n; i++) {
-		_cleanup_free_ char *store = snapshot_store(snaps[i].prop.snapshot_device_object), *host = NULL;
+		_cleanup_free_ char *store = path_parent(snaps[i].prop.snapshot_device_object), *host = NULL;
 		bool known = false;
 		HostSpace h = { 0 };
 		ReserveHost *rh;
