@@ -33,6 +33,7 @@
 #include "basic/id.h"
 #include "basic/macro.h"
 #include "basic/util.h"
+#include "providers/extents.h"
 #include "providers/mounts.h"
 #include "providers/provider.h"
 
@@ -325,19 +326,189 @@ static int image_begin_prepare(ProviderMember *m)
 	return 0;
 }
 
+/*
+ * The clone of an image is made in three passes, so that the hold holds
+ * little: FICLONE costs a transaction per extent of the image, and an image
+ * under random writes gains extents with every clone (each overwrite of a
+ * shared block is a copy elsewhere), so a whole clone inside the hold grew
+ * with the volume's age until sets failed (docs/ENGINE.md, "The image
+ * clone").
+ *
+ *   end_prepare: the whole image is cloned while the volume is live, one
+ *     member after another (each clone stalls its own volume's writes);
+ *   pre_commit: the ranges written since are cloned again (FICLONERANGE),
+ *     after the flush, so that what is left is what the last moments wrote;
+ *   commit, inside the hold: what changed since is copied.
+ *
+ * Each pass compares the image's map with the clone's (providers/extents.h):
+ * a block both map is shared, and a shared block is never written in place.
+ * The pass before the hold clones ranges rather than copying them: a copied
+ * block is not shared with the image, so the last pass would find it changed
+ * and copy it again, inside the hold. The last pass copies small ranges (a
+ * copy of a few blocks is cheaper than a transaction per range); what it
+ * copied is made durable by post_commit, before the set is reported.
+ */
+typedef struct Pending {
+	int fd;          /* the clone, in the store */
+	ExtentMap base;  /* its map; empty when too large to keep */
+} Pending;
+
+/* A map kept per member is at most this many extents (32 MiB); beyond it,
+ * the whole image is cloned again inside the hold. */
+#define MAP_MAX_EXTENTS (1u << 20)
+/* Ranges of the last pass this large or larger are cloned, not copied. */
+#define COPY_MAX (1u << 20)
+
+static void pending_free(ProviderMember *m)
+{
+	Pending *p = m->priv;
+
+	if (!p)
+		return;
+	safe_close(p->fd);
+	extent_map_free(&p->base);
+	free(p);
+	m->priv = NULL;
+}
+
+/* The map of the clone, kept only when it can be compared. */
+static int read_base(Pending *p)
+{
+	int r;
+
+	extent_map_free(&p->base);
+	r = extent_map_read(p->fd, 0, MAP_MAX_EXTENTS, &p->base);
+	return r == -E2BIG || r == -EOPNOTSUPP ? 0 : r;
+}
+
+static int clone_whole(int dst, int src)
+{
+	int r = fault_point(POINT_CLONE);
+
+	if (r == 0 && ioctl(dst, FICLONE, src) < 0)
+		r = -errno;
+	return r;
+}
+
+static int image_end_prepare(ProviderMember **members, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		ProviderMember *m = members[i];
+		Pending *p;
+		int r;
+
+		p = calloc(1, sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		m->priv = p;
+		/* From here the clone exists: abort removes it. */
+		p->fd = openat(m->store_fd, snapshot_name(m), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+			       0600);
+		if (p->fd < 0)
+			return -errno;
+		r = clone_whole(p->fd, m->image_fd);
+		if (r == 0)
+			r = read_base(p);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+typedef struct Update {
+	int dst, src;
+	uint64_t size;
+	bool copy;      /* the last pass: small ranges are copied */
+	char *buf;
+} Update;
+
+static int copy_range(const Update *u, uint64_t offset, uint64_t length)
+{
+	while (length > 0) {
+		ssize_t k = pread(u->src, u->buf, MIN(length, (uint64_t)COPY_MAX), (off_t)offset);
+
+		if (k < 0)
+			return -errno;
+		if (k == 0)
+			return -EIO; /* the image cannot shrink while held */
+		for (ssize_t w = 0, d; w < k; w += d) {
+			d = pwrite(u->dst, u->buf + w, (size_t)(k - w), (off_t)offset + w);
+			if (d < 0)
+				return -errno;
+		}
+		offset += (uint64_t)k;
+		length -= (uint64_t)k;
+	}
+	return 0;
+}
+
+static int update_range(uint64_t offset, uint64_t length, void *userdata)
+{
+	const Update *u = userdata;
+	uint64_t bytes = length ?: u->size - offset;
+
+	if (u->copy && bytes < COPY_MAX)
+		return copy_range(u, offset, bytes);
+	if (ioctl(u->dst, FICLONERANGE,
+		  &(struct file_clone_range){
+			  .src_fd = u->src, .src_offset = offset, .src_length = length, .dest_offset = offset }) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Bring the clone up to date with the image: 1 when it was, 0 when the
+ * maps cannot be compared (too large, no FIEMAP, the size changed). */
+static int update_clone(Pending *p, int image_fd, bool last)
+{
+	_cleanup_(extent_map_free) ExtentMap now = { 0 };
+	_cleanup_free_ char *buf = NULL;
+	struct stat image, clone;
+	struct statvfs sv;
+	int r;
+
+	if (p->base.n == 0 || fstat(image_fd, &image) < 0 || fstat(p->fd, &clone) < 0 ||
+	    image.st_size != clone.st_size || fstatvfs(image_fd, &sv) < 0 || sv.f_bsize == 0 ||
+	    (sv.f_bsize & (sv.f_bsize - 1)) != 0)
+		return 0;
+	/* Inside the hold, what the freeze wrote out must have its place
+	 * in the map. */
+	r = extent_map_read(image_fd, last ? FIEMAP_FLAG_SYNC : 0, MAP_MAX_EXTENTS, &now);
+	if (r == -E2BIG || r == -EOPNOTSUPP)
+		return 0;
+	if (r < 0)
+		return r;
+	if (last && !(buf = malloc(COPY_MAX)))
+		return -ENOMEM;
+	r = fault_point(POINT_CLONE);
+	if (r == 0)
+		r = extent_map_diff(&p->base, &now, (uint64_t)image.st_size, sv.f_bsize, update_range,
+				    &(Update){ .dst = p->fd, .src = image_fd, .size = (uint64_t)image.st_size,
+					       .copy = last, .buf = buf });
+	return r < 0 ? r : 1;
+}
+
 static int image_pre_commit(ProviderMember *m)
 {
-	/* Write out what the filesystem in the image and then the image
-	 * itself hold in memory, so that the freeze and the clone have
-	 * little left to flush. */
+	Pending *p = m->priv;
 	int r = m->hold_fd >= 0 ? fault_point(POINT_SYNC) : 0;
 
+	/* Write out what the filesystem in the image and then the image
+	 * itself hold in memory, so that the freeze has little left to
+	 * flush and the clone little left to catch up. */
 	if (r == 0 && m->hold_fd >= 0 && syncfs(m->hold_fd) < 0)
 		r = -errno;
 	if (r == 0)
 		r = fault_point(POINT_SYNC);
 	if (r == 0 && fdatasync(m->image_fd) < 0)
 		r = -errno;
+	if (r == 0 && !p)
+		r = -EINVAL;
+	if (r == 0)
+		r = update_clone(p, m->image_fd, false);
+	/* The clone shares more with the image now: the last pass compares
+	 * with what it holds. */
+	if (r > 0)
+		r = read_base(p);
 	if (r < 0)
 		return r;
 	m->state = VSS_SS_PRECOMMITTED;
@@ -346,20 +517,27 @@ static int image_pre_commit(ProviderMember *m)
 
 static int image_commit(ProviderMember *m)
 {
-	const char *name = snapshot_name(m);
-	int dst, r = 0;
+	Pending *p = m->priv;
+	int r = update_clone(p, m->image_fd, true);
 
-	dst = openat(m->store_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (dst < 0)
-		return -errno;
-	r = fault_point(POINT_CLONE);
-	if (r == 0 && ioctl(dst, FICLONE, m->image_fd) < 0)
-		r = -errno;
-	if (r < 0)
-		unlinkat(m->store_fd, name, 0);
-	close(dst);
 	if (r == 0)
-		m->state = VSS_SS_COMMITTED;
+		r = clone_whole(p->fd, m->image_fd);
+	if (r < 0)
+		return r;
+	m->state = VSS_SS_COMMITTED;
+	return 0;
+}
+
+/* What the last pass copied is durable before the set is reported. */
+static int image_post_commit(ProviderMember *m)
+{
+	Pending *p = m->priv;
+	int r = fault_point(POINT_SYNC);
+
+	if (r == 0 && fdatasync(p->fd) < 0)
+		r = -errno;
+	if (r == 0)
+		pending_free(m);
 	return r;
 }
 
@@ -381,6 +559,7 @@ static int delete_in(int store_fd, const char *name)
 
 static int image_abort(ProviderMember *m)
 {
+	pending_free(m);
 	/* Nothing can have been made before the store was opened. */
 	return m->store_fd >= 0 ? delete_in(m->store_fd, snapshot_name(m)) : 0;
 }
@@ -549,47 +728,18 @@ static uint64_t ranges_bytes_outside(const Ranges *a, const Ranges *b)
  * data still in memory has its place on disk. */
 static int file_ranges(const char *path, bool sync, Ranges *rs)
 {
-	enum { BATCH = 256 };
-	struct fiemap *fm;
-	uint64_t start = 0;
-	bool last = false;
-	int fd, r = 0;
+	_cleanup_(extent_map_free) ExtentMap map = { 0 };
+	_cleanup_close_ int fd = -1;
+	int r = 0;
 
 	/* Recorded paths are canonical: a link on the way is not ours. */
 	fd = open_no_symlinks(AT_FDCWD, path, O_RDONLY | O_NOFOLLOW, 0);
 	if (fd < 0)
 		return fd;
-	fm = malloc(sizeof(*fm) + BATCH * sizeof(struct fiemap_extent));
-	if (!fm) {
-		close(fd);
-		return -ENOMEM;
-	}
-	while (!last) {
-		*fm = (struct fiemap){
-			.fm_start = start,
-			.fm_length = FIEMAP_MAX_OFFSET - start,
-			.fm_flags = sync ? FIEMAP_FLAG_SYNC : 0,
-			.fm_extent_count = BATCH,
-		};
-		if (ioctl(fd, FS_IOC_FIEMAP, fm) < 0) {
-			r = -errno;
-			break;
-		}
-		if (fm->fm_mapped_extents == 0)
-			break;
-		for (unsigned i = 0; i < fm->fm_mapped_extents && r == 0; i++) {
-			const struct fiemap_extent *e = &fm->fm_extents[i];
-
-			if (!(e->fe_flags & (FIEMAP_EXTENT_UNKNOWN | FIEMAP_EXTENT_DELALLOC)))
-				r = ranges_add(rs, e->fe_physical, e->fe_length);
-			last = e->fe_flags & FIEMAP_EXTENT_LAST;
-			start = e->fe_logical + e->fe_length;
-		}
-		if (r < 0)
-			break;
-	}
-	free(fm);
-	close(fd);
+	r = extent_map_read(fd, sync ? FIEMAP_FLAG_SYNC : 0, SIZE_MAX, &map);
+	for (size_t i = 0; r == 0 && i < map.n; i++)
+		if (!(map.extents[i].flags & (FIEMAP_EXTENT_UNKNOWN | FIEMAP_EXTENT_DELALLOC)))
+			r = ranges_add(rs, map.extents[i].physical, map.extents[i].length);
 	return r;
 }
 
@@ -628,8 +778,10 @@ const provider_ops image_provider = {
 	.is_volume_supported = image_is_volume_supported,
 	.locate = image_locate,
 	.begin_prepare = image_begin_prepare,
+	.end_prepare = image_end_prepare,
 	.pre_commit = image_pre_commit,
 	.commit = image_commit,
+	.post_commit = image_post_commit,
 	.abort = image_abort,
 	.delete_snapshot = image_delete_snapshot,
 	.snapshot_exists = image_snapshot_exists,
