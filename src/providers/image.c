@@ -17,6 +17,7 @@
 
 #include <blkid.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <linux/fiemap.h>
 #include <linux/fs.h>
@@ -31,6 +32,7 @@
 
 #include "basic/fd-util.h"
 #include "basic/id.h"
+#include "basic/log.h"
 #include "basic/macro.h"
 #include "basic/util.h"
 #include "providers/extents.h"
@@ -348,9 +350,19 @@ static int image_begin_prepare(ProviderMember *m)
  * copy of a few blocks is cheaper than a transaction per range); what it
  * copied is made durable by post_commit, before the set is reported.
  */
+typedef struct Pass {
+	size_t extents;  /* in the map of the image */
+	unsigned ranges; /* cloned or copied */
+	uint64_t bytes;
+	usec_t usec;
+} Pass;
+
+enum { PASS_WHOLE, PASS_CATCH_UP, PASS_LAST, _PASS_MAX };
+
 typedef struct Pending {
 	int fd;          /* the clone, in the store */
 	ExtentMap base;  /* its map; empty when too large to keep */
+	Pass pass[_PASS_MAX]; /* logged after the hold, never inside it */
 } Pending;
 
 /* A map kept per member is at most this many extents (32 MiB); beyond it,
@@ -406,11 +418,14 @@ static int image_end_prepare(ProviderMember **members, size_t n)
 			       0600);
 		if (p->fd < 0)
 			return -errno;
+		p->pass[PASS_WHOLE].usec = now_usec(CLOCK_MONOTONIC);
 		r = clone_whole(p->fd, m->image_fd);
 		if (r == 0)
 			r = read_base(p);
 		if (r < 0)
 			return r;
+		p->pass[PASS_WHOLE].usec = now_usec(CLOCK_MONOTONIC) - p->pass[PASS_WHOLE].usec;
+		p->pass[PASS_WHOLE].extents = p->base.n;
 	}
 	return 0;
 }
@@ -420,6 +435,7 @@ typedef struct Update {
 	uint64_t size;
 	bool copy;      /* the last pass: small ranges are copied */
 	char *buf;
+	Pass *pass;
 } Update;
 
 static int copy_range(const Update *u, uint64_t offset, uint64_t length)
@@ -447,6 +463,8 @@ static int update_range(uint64_t offset, uint64_t length, void *userdata)
 	const Update *u = userdata;
 	uint64_t bytes = length ?: u->size - offset;
 
+	u->pass->ranges++;
+	u->pass->bytes += bytes;
 	if (u->copy && bytes < COPY_MAX)
 		return copy_range(u, offset, bytes);
 	if (ioctl(u->dst, FICLONERANGE,
@@ -462,6 +480,8 @@ static int update_clone(Pending *p, int image_fd, bool last)
 {
 	_cleanup_(extent_map_free) ExtentMap now = { 0 };
 	_cleanup_free_ char *buf = NULL;
+	Pass *pass = &p->pass[last ? PASS_LAST : PASS_CATCH_UP];
+	usec_t start = now_usec(CLOCK_MONOTONIC);
 	struct stat image, clone;
 	struct statvfs sv;
 	int r;
@@ -483,7 +503,9 @@ static int update_clone(Pending *p, int image_fd, bool last)
 	if (r == 0)
 		r = extent_map_diff(&p->base, &now, (uint64_t)image.st_size, sv.f_bsize, update_range,
 				    &(Update){ .dst = p->fd, .src = image_fd, .size = (uint64_t)image.st_size,
-					       .copy = last, .buf = buf });
+					       .copy = last, .buf = buf, .pass = pass });
+	pass->extents = now.n;
+	pass->usec = now_usec(CLOCK_MONOTONIC) - start;
 	return r < 0 ? r : 1;
 }
 
@@ -536,9 +558,16 @@ static int image_post_commit(ProviderMember *m)
 
 	if (r == 0 && fdatasync(p->fd) < 0)
 		r = -errno;
-	if (r == 0)
-		pending_free(m);
-	return r;
+	if (r < 0)
+		return r;
+	log_debug("image: clone of %s: whole, %zu extents, %.1f ms; then %u range(s), %" PRIu64
+		  " KiB of %zu extents, %.1f ms; in the hold %u range(s), %" PRIu64 " KiB of %zu extents, %.1f ms",
+		  m->volume, p->pass[PASS_WHOLE].extents, p->pass[PASS_WHOLE].usec / 1000.0,
+		  p->pass[PASS_CATCH_UP].ranges, p->pass[PASS_CATCH_UP].bytes >> 10, p->pass[PASS_CATCH_UP].extents,
+		  p->pass[PASS_CATCH_UP].usec / 1000.0, p->pass[PASS_LAST].ranges, p->pass[PASS_LAST].bytes >> 10,
+		  p->pass[PASS_LAST].extents, p->pass[PASS_LAST].usec / 1000.0);
+	pending_free(m);
+	return 0;
 }
 
 /* Remove a clone from an open store: 0 also when it is gone already. */
@@ -775,6 +804,9 @@ const provider_ops image_provider = {
 	.version_id = { { 0xf3, 0xe1, 0x1c, 0xfc, 0xf2, 0x40, 0x47, 0xda, 0xa5, 0xd4, 0xa4, 0x39, 0x95, 0x04, 0xf4, 0x5f } },
 	.class_id = { { 0xe7, 0x8e, 0x93, 0x71, 0x7d, 0xfa, 0x4c, 0xb4, 0x9c, 0xb4, 0x0b, 0x90, 0x7e, 0x88, 0xce, 0x85 } },
 	.type = VSS_PROV_SOFTWARE,
+	/* Inside the hold a member reads its map and copies a few blocks:
+	 * each waits mostly for its own image's writeback. */
+	.commits_concurrently = true,
 	.is_volume_supported = image_is_volume_supported,
 	.locate = image_locate,
 	.begin_prepare = image_begin_prepare,

@@ -102,6 +102,11 @@ typedef struct provider_ops {
 	vss_id class_id;
 	vss_provider_type type;
 
+	/* Whether its members' commits may run at the same time, each on
+	 * its own worker, when every member of the set allows it; otherwise
+	 * the engine commits one member after another. */
+	bool commits_concurrently;
+
 	/* 1: supported; 0: not this provider's kind of volume. */
 	int (*is_volume_supported)(const VolumeInfo *v);
 

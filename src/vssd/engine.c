@@ -122,6 +122,7 @@ struct Run {
 	atomic_bool commit_given_up; /* past the hold limit: commit no more */
 	bool writers_told; /* PHASE_PREPARE_SNAPSHOT ran: PHASE_ABORT is owed */
 	size_t n_holders;
+	bool commit_together; /* every provider lets commits run at once */
 	FreezeSet *freeze; /* says which members are held */
 };
 
@@ -416,6 +417,7 @@ static vss_hr cut(Run *run)
 {
 	Job *j = run->job;
 	usec_t hold_start, t;
+	size_t late;
 	vss_hr hr;
 	int r;
 
@@ -450,19 +452,26 @@ static vss_hr cut(Run *run)
 	if (hr != S_OK)
 		return hr;
 
-	/* The point in time: every member that can be is held now. The
-	 * snapshots are made one after another, on one worker: made at once
-	 * they contend in the host filesystem and take longer in all. */
+	/* The point in time: every member that can be is held now. Unless
+	 * every provider of the set lets its commits run at once, the
+	 * snapshots are made one after another, on one worker: whole clones
+	 * or snapshots made at once contend in the host filesystem and take
+	 * longer in all. */
 	j->created_us = (int64_t)now_usec(CLOCK_REALTIME);
-	if (crew_run(run->crew, commit_all, run->items, run, run->first_only, run->results, run->done,
-		     hold_start + j->limits.hold_timeout) > 0) {
+	if (run->commit_together) {
+		late = crew_step(run, STEP_COMMIT, NULL, hold_start + j->limits.hold_timeout);
+	} else {
+		late = crew_run(run->crew, commit_all, run->items, run, run->first_only, run->results, run->done,
+				hold_start + j->limits.hold_timeout);
+		for (size_t i = 0; late == 0 && i < j->n_members; i++) {
+			run->results[i] = run->commits[i];
+			run->done[i] = true;
+		}
+	}
+	if (late > 0) {
 		atomic_store(&run->commit_given_up, true);
 		return fail(j, VSS_E_HOLD_WRITES_TIMEOUT, "the commit took longer than the hold limit of %llu ms",
 			    (unsigned long long)(j->limits.hold_timeout / USEC_PER_MSEC));
-	}
-	for (size_t i = 0; i < j->n_members; i++) {
-		run->results[i] = run->commits[i];
-		run->done[i] = true;
 	}
 	hr = step_failure(run, STEP_COMMIT, NULL);
 	if (hr != S_OK)
@@ -539,6 +548,9 @@ vss_hr job_run(Job *j)
 		holders[i] = j->members[i].hold_fd >= 0;
 		run.n_holders += holders[i];
 	}
+	run.commit_together = n > 1;
+	for (size_t i = 0; i < n; i++)
+		run.commit_together = run.commit_together && j->members[i].ops->commits_concurrently;
 	r = crew_new(n, &run.crew);
 	if (r < 0) {
 		j->result = fail(j, VSS_E_UNEXPECTED, "cannot start worker threads: %s", strerror(-r));

@@ -21,6 +21,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 NESTING = "MaxImageNesting = 2\n"
 SETS = int(os.environ.get("VSS_INSTANT_SETS", "12"))
 BLOCK = 4096
@@ -77,9 +79,11 @@ def check_one_instant(log, got):
     return k
 
 
-def test_image_sets_are_one_instant_block_by_block(images, daemon_factory, workdir):
+@pytest.mark.parametrize("host_fs", ["xfs", "btrfs"])
+def test_image_sets_are_one_instant_block_by_block(host_fs, make_fs, daemon_factory, workdir):
     d, _ = workdir
-    a, b = images(2)
+    host = make_fs(host_fs, "2G", "host")
+    a, b = [make_fs("ext4", "256M", f"vol{i}", on=host) for i in range(2)]
     files = [a.mnt / "blocks", b.mnt / "blocks"]
     for f in files:
         fill(f)
