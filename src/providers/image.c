@@ -418,6 +418,10 @@ static int image_end_prepare(ProviderMember **members, size_t n)
 			       0600);
 		if (p->fd < 0)
 			return -errno;
+		/* An image nobody holds is cloned whole inside commit: one
+		 * FICLONE is the file at one instant, passes would not be. */
+		if (m->hold_fd < 0)
+			continue;
 		p->pass[PASS_WHOLE].usec = now_usec(CLOCK_MONOTONIC);
 		r = clone_whole(p->fd, m->image_fd);
 		if (r == 0)
