@@ -478,7 +478,9 @@ def report(a):
               f"{'' if len(last) == len(sets[-win:]) else f', only {len(last)} of them succeeded'}")
     else:
         print(f"  hold, last {win} sets:       none succeeded (target < 0.5 s: MISSED)")
-    if first and last:
+    if len(sets) < 2 * win:
+        print(f"  last {win} / first {win}:       n/a (fewer than {2 * win} sets: the windows overlap)")
+    elif first and last:
         fm, lm = statistics.median(first), statistics.median(last)
         print(f"  last {win} / first {win}:       {lm / fm:.2f}x ({lm:.3f} s / {fm:.3f} s; target <= 1.5x: "
               f"{'met' if lm <= 1.5 * fm else 'MISSED'})")
