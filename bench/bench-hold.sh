@@ -39,70 +39,29 @@ fi
 
 FIO_PID=
 
-guest() { printf '%s/v%02d' "$TMP" "$1"; }
-image() { printf '%s/host/img/g%02d.img' "$TMP" "$1"; }
-
-# FITHAW every guest, just in case: a write to a frozen filesystem hangs, so
-# nothing may be left frozen. Thawing what is not frozen fails harmlessly.
-thaw_guests() {
-	local i g
-	[ -n "$TMP" ] || return 0
-	for i in $(seq 0 $((NVOL - 1))); do
-		g=$(guest "$i")
-		if mountpoint -q "$g"; then
-			fsfreeze -u "$g" 2>/dev/null || true
-		fi
-	done
-}
-
 # Thaw first: fio or vssd blocked on a frozen guest could not stop.
 bench_hook_stop() {
-	thaw_guests
+	bench_thaw_guests
 	bench_stop_pids fio "$FIO_PID"
 }
 
-# Thaw again (vssd may have frozen a guest before it stopped): a frozen
-# guest cannot be unmounted. Guests first, since their images are on the host.
 bench_hook_release() {
-	local i
 	if bench_failed "$1"; then
 		bench_log_tail "$TMP/fio.log" 10 "fio's messages"
 	fi
-	thaw_guests
-	for i in $(seq 0 $((NVOL - 1))); do
-		bench_umount "$(guest "$i")"
-		bench_detach "$(image "$i")"
-	done
-	bench_release_scratch
+	bench_release_guests
 }
 
 bench_begin vss-bench-hold
 
-# --- host: a sparse image on a loop device, XFS with reflink (mkfs.xfs's
-# default); then 64 guest images on it, ext4 made directly in each file
-# (inode tables and journal written out now, so no lazy init runs later),
-# each on its own loop device and mounted at $TMP/v00..v63.
-echo "$ME: setting up a $HOST_SIZE XFS host and $NVOL x $GUEST_SIZE ext4 guests..." >&2
-bench_scratch_fs "$HOST_SIZE" "$TMP/host.img" "$TMP/host" mkfs.xfs
-if ! xfs_info "$TMP/host" | grep -q 'reflink=1'; then
-	echo "$ME: the host XFS has no reflink" >&2
-	exit 1
-fi
-mkdir "$TMP/host/img" "$TMP/host/raw"
-for i in $(seq 0 $((NVOL - 1))); do
-	g=$(guest "$i")
-	img=$(image "$i")
-	truncate -s "$GUEST_SIZE" "$img"
-	mkfs.ext4 -q -E lazy_itable_init=0,lazy_journal_init=0 "$img" >/dev/null 2>&1 ||
-		{ echo "$ME: mkfs.ext4 $img failed" >&2; exit 1; }
-	dev=$(losetup -f --show "$img")
-	mkdir "$g"
-	mount "$dev" "$g"
-done
+# --- host and guests: 64 ext4 images on a scratch XFS, mounted at
+# $TMP/v00..v63.
+bench_image_volumes "$HOST_SIZE" "$GUEST_SIZE"
+mkdir "$TMP/host/raw"
 # The writers' files exist from the start, so the idle and the loaded phase
 # see the same images, and fio only overwrites.
 for i in $(seq 0 $((LOADED - 1))); do
-	dd if=/dev/zero of="$(guest "$i")/load.dat" bs=1M count="$LOAD_MIB" status=none
+	dd if=/dev/zero of="$(bench_guest "$i")/load.dat" bs=1M count="$LOAD_MIB" status=none
 done
 sync
 
@@ -123,7 +82,7 @@ COMMON=(--tmp "$TMP" --vssadmin "$VSSADMIN" --socket "$SOCK" --runs "$RUNS" --wa
 # this phase only.
 FIO_ARGS=()
 for i in $(seq 0 $((LOADED - 1))); do
-	FIO_ARGS+=("--name=$(basename "$(guest "$i")")" "--filename=$(guest "$i")/load.dat")
+	FIO_ARGS+=("--name=$(basename "$(bench_guest "$i")")" "--filename=$(bench_guest "$i")/load.dat")
 done
 # shellcheck disable=SC2086
 setsid fio --thread --size="${LOAD_MIB}m" --time_based --runtime=3600 $FIO_JOB \
@@ -144,7 +103,7 @@ FIO_PID=
 # Clones make each later overwrite a copy-on-write, so the loaded images
 # fragment on the host, and FICLONE's cost grows with their extents.
 extents() { filefrag "$1" | sed 's/.*: \([0-9]*\) extents\{0,1\} found$/\1/'; }
-FRAG="after the loaded phase, v00's image is in $(extents "$(image 0)") extent(s) on the host, v$((NVOL - 1))'s in $(extents "$(image $((NVOL - 1)))")"
+FRAG="after the loaded phase, v00's image is in $(extents "$(bench_image 0)") extent(s) on the host, v$((NVOL - 1))'s in $(extents "$(bench_image $((NVOL - 1)))")"
 sync
 sleep 2   # the writers' last data written out: idle again
 

@@ -10,13 +10,14 @@
 #   bench_need_built FILE...     (if it needs more of the build)
 #   bench_need_tools [--hint TEXT] TOOL...
 #   bench_begin PREFIX           (the EXIT/INT/TERM trap, $TMP and $SOCK)
-#   bench_btrfs_setup, or bench_scratch_fs SIZE IMG MNT MKFS
+#   bench_btrfs_setup, or bench_scratch_fs SIZE IMG MNT MKFS, or
+#   bench_image_volumes HOST_SIZE GUEST_SIZE (with NVOL set)
 #   bench_start_vssd             (after writing $TMP/vssd.conf)
 #   bench_wall_time              (at the end, with T_SETUP set)
 #
 # A script that starts more than vssd, or mounts more than the one scratch
 # filesystem, redefines bench_hook_stop and bench_hook_release after sourcing
-# this.
+# this (bench_thaw_guests and bench_release_guests undo image volumes).
 
 PYTHON=/usr/bin/python3
 # The wall-time printf and the parsing of tools' output expect C formats.
@@ -230,6 +231,63 @@ bench_btrfs_setup() {
 	btrfs -q subvolume create "$MNT/data" >/dev/null
 	"$PYTHON" "$HERE/driver.py" populate "$MNT/data" "$nfiles" "$mib"
 	sync
+}
+
+# Image volumes: NVOL guest ext4 filesystems in image files on a host XFS,
+# guest I mounted at $TMP/vII from $TMP/host/img/gII.img.
+NVOL=${NVOL:-0}
+bench_guest() { printf '%s/v%02d' "$TMP" "$1"; }
+bench_image() { printf '%s/host/img/g%02d.img' "$TMP" "$1"; }
+
+# The host: a sparse image on a loop device, XFS with reflink (mkfs.xfs's
+# default); on it NVOL guest images, ext4 made directly in each file (inode
+# tables and journal written out now, so no lazy init runs later), each on
+# its own loop device and mounted.
+bench_image_volumes() {
+	local host_size=$1 guest_size=$2 i g img dev
+	echo "$ME: setting up a $host_size XFS host and $NVOL x $guest_size ext4 guests..." >&2
+	bench_scratch_fs "$host_size" "$TMP/host.img" "$TMP/host" mkfs.xfs
+	if ! xfs_info "$TMP/host" | grep -q 'reflink=1'; then
+		echo "$ME: the host XFS has no reflink" >&2
+		exit 1
+	fi
+	mkdir "$TMP/host/img"
+	for i in $(seq 0 $((NVOL - 1))); do
+		g=$(bench_guest "$i")
+		img=$(bench_image "$i")
+		truncate -s "$guest_size" "$img"
+		mkfs.ext4 -q -E lazy_itable_init=0,lazy_journal_init=0 "$img" >/dev/null 2>&1 ||
+			{ echo "$ME: mkfs.ext4 $img failed" >&2; exit 1; }
+		dev=$(losetup -f --show "$img")
+		mkdir "$g"
+		mount "$dev" "$g"
+	done
+}
+
+# FITHAW every guest, just in case: a write to a frozen filesystem hangs, so
+# nothing may be left frozen. Thawing what is not frozen fails harmlessly.
+bench_thaw_guests() {
+	local i g
+	[ -n "$TMP" ] || return 0
+	for i in $(seq 0 $((NVOL - 1))); do
+		g=$(bench_guest "$i")
+		if mountpoint -q "$g"; then
+			fsfreeze -u "$g" 2>/dev/null || true
+		fi
+	done
+}
+
+# Thaw again (vssd may have frozen a guest before it stopped): a frozen
+# guest cannot be unmounted. Guests first, since their images are on the
+# host; then the host.
+bench_release_guests() {
+	local i
+	bench_thaw_guests
+	for i in $(seq 0 $((NVOL - 1))); do
+		bench_umount "$(bench_guest "$i")"
+		bench_detach "$(bench_image "$i")"
+	done
+	bench_release_scratch
 }
 
 # A private vssd, with the config the script wrote to $TMP/vssd.conf, so that
