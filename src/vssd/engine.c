@@ -40,6 +40,8 @@ int job_new(ProviderMember **members, size_t n, const JobLimits *limits, Job **r
 	j->members = *members;
 	*members = NULL;
 	j->n_members = n;
+	for (size_t i = 0; i < n; i++)
+		j->members[i].set_size = (unsigned)n;
 	j->limits = *limits;
 	j->result = VSS_S_ASYNC_PENDING;
 	*ret = j;
