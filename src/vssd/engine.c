@@ -304,9 +304,12 @@ static vss_hr pause_for(Run *run, JobPhase phase)
 
 	if (!j->limits.pause)
 		return S_OK;
-	hr = j->limits.pause(j, phase, j->limits.pause_userdata);
+	/* Skipped or not, an abort after it is owed to the writers. */
 	if (phase == PHASE_PREPARE_SNAPSHOT)
 		run->writers_told = true;
+	if (j->limits.no_pause & (1u << phase))
+		return S_OK;
+	hr = j->limits.pause(j, phase, j->limits.pause_userdata);
 	return hr == S_OK ? S_OK : fail(j, hr, "%s", vss_hr_message(hr));
 }
 
