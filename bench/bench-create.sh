@@ -5,7 +5,9 @@
 #
 # Time `vssadmin create shadow --for=SUBVOL` (talking to a private vssd)
 # against a raw `btrfs subvolume snapshot -r SUBVOL DEST` of the same
-# subvolume, 30 runs each, interleaved, on a scratch btrfs on a loop device.
+# subvolume, 30 runs each, interleaved, on a scratch btrfs on a loop device;
+# and, in blocks between them, a whole set made in one process through libvss
+# against a bare btrfs_util_create_snapshot() (vss-bench-create).
 # BUILD_DIR is the meson build directory (default "build"; relative paths are
 # taken from the repository root). Must run as root. See bench/README.md.
 set -euo pipefail
@@ -20,6 +22,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 
 bench_init "it attaches a loop device, mounts btrfs and runs vssd" "${1:-build}"
+INPROC=$BUILD/bench/vss-bench-create
+bench_need_built "$INPROC"
 bench_need_tools btrfs mkfs.btrfs
 
 bench_begin vss-bench
@@ -37,6 +41,6 @@ T_SETUP=$(date +%s%N)
 "$PYTHON" "$HERE/driver.py" run \
 	--vssadmin "$VSSADMIN" --vssd "$VSSD" --socket "$SOCK" \
 	--subvol "$MNT/data" --mnt "$MNT" --raw-dir "$MNT/raw" --device "$DEV" \
-	--runs "$RUNS" --warmup "$WARMUP" --samples "$SAMPLES"
+	--runs "$RUNS" --warmup "$WARMUP" --samples "$SAMPLES" --inproc "$INPROC"
 
 bench_wall_time

@@ -8,7 +8,10 @@
 
   driver.py run --vssadmin=... --socket=... --subvol=... --mnt=... ...
       time `vssadmin create shadow` and `btrfs subvolume snapshot -r`,
-      interleaved, and print the report. Exit 1 if any create or delete fails.
+      interleaved, and (with --inproc) a set made in-process through libvss
+      and a bare btrfs_util_create_snapshot() by vss-bench-create, in blocks
+      that alternate with the whole-process pairs; print the report. Exit 1
+      if any create or delete fails.
 """
 import argparse
 import json
@@ -111,6 +114,29 @@ class Bench:
         return dt
 
 
+# Pairs per block: the whole-process pairs and the in-process ones take turns
+# in blocks of this many, so that a change in the machine's load hits both.
+BLOCK = 10
+
+
+def inproc_block(a, runs, warmup):
+    """One block of in-process pairs from vss-bench-create: a list of
+    (pair, position, kind, seconds, {phase: seconds})."""
+    p = subprocess.run([a.inproc, a.subvol, a.raw_dir, str(runs), str(warmup)],
+                       env=dict(os.environ, VSS_SOCKET=a.socket),
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if p.returncode != 0:
+        fail("vss-bench-create", p)
+    out = []
+    for line in p.stdout.decode().splitlines():
+        f = line.split()
+        if len(f) < 5 or f[0] != "sample":
+            fail(f"vss-bench-create printed {line!r}", p)
+        phases = {k: int(v) / 1e9 for k, v in (x.split("=", 1) for x in f[5:])}
+        out.append((int(f[1]), int(f[2]), f[3], int(f[4]) / 1e9, phases))
+    return out
+
+
 def dataset(subvol):
     files = size = 0
     for dirpath, _, names in os.walk(subvol):
@@ -124,13 +150,14 @@ def bench(a):
     b = Bench(a)
     load0 = os.getloadavg()[0]
     t_vss, t_raw, holds = [], [], []
+    t_lib, t_bare, phases = [], [], {}
     samples = []  # (pair, position in pair, kind, seconds, hold_us)
 
     print(f"bench: {a.warmup} warm-up pair(s)...", file=sys.stderr)
     for _ in range(a.warmup):
         b.vss_once()
         b.raw_once()
-    print(f"bench: {a.runs} timed pairs...", file=sys.stderr)
+    print(f"bench: {a.runs} timed pairs" + (" of each kind" if a.inproc else "") + "...", file=sys.stderr)
     for i in range(a.runs):
         # Alternate the order inside each pair (AB, BA, AB...) so neither
         # kind always runs first after the other's settle.
@@ -144,6 +171,15 @@ def bench(a):
                 dt, hold = b.raw_once(), ""
                 t_raw.append(dt)
             samples.append((i, pos, kind, dt, hold))
+        if a.inproc and ((i + 1) % BLOCK == 0 or i + 1 == a.runs):
+            # As many in-process pairs as whole-process ones so far.
+            n = i + 1 - len(t_lib)
+            for pair, pos, kind, dt, ph in inproc_block(a, n, a.warmup if not t_lib else 0):
+                (t_lib if kind == "vss" else t_bare).append(dt)
+                for k, v in ph.items():
+                    phases.setdefault(k, []).append(v)
+                samples.append((len(t_lib) - 1 if kind == "vss" else len(t_bare) - 1, pos,
+                                "lib-" + kind, dt, ""))
         if (i + 1) % 10 == 0:
             print(f"bench:   {i + 1}/{a.runs}", file=sys.stderr)
 
@@ -170,12 +206,22 @@ def bench(a):
     print(f"vss bench: create shadow vs btrfs subvolume snapshot -r "
           f"({a.runs} runs each, {files} files / {size / mib:.0f} MiB)")
     print(f"{'':<26}{'median':>11}{'p90':>11}{'min':>11}{'max':>11}")
+    print("(a) whole processes")
     row("vssadmin create shadow", t_vss)
     row("btrfs snapshot -r", t_raw)
     print(f"{'ratio (median/median)':<26}{m_vss / m_raw:8.2f}x    "
           f"= median(vssadmin) / median(raw)")
     row("hold window (vss record)", holds)
     print("  (hold window: hold_window_us of each set, from `vssadmin list shadows --json`)")
+    if a.inproc:
+        m_lib, m_bare = statistics.median(t_lib), statistics.median(t_bare)
+        print("(b) in one process (vss-bench-create)")
+        row("libvss set", t_lib)
+        row("btrfs_util_create_snapshot", t_bare)
+        print(f"{'ratio (median/median)':<26}{m_lib / m_bare:8.2f}x    "
+              f"= median(libvss set) / median(btrfs_util)")
+        print("  libvss set, median of each call (ms): " +
+              ", ".join(f"{k} {statistics.median(v) * 1e3:.2f}" for k, v in phases.items()))
     print(f"  kernel {os.uname().release}, {os.cpu_count()} CPU(s), "
           f"{version(['btrfs', '--version'])}, {version([a.vssd, '--version'])}, "
           f"1-min load {load0:.2f} before / {os.getloadavg()[0]:.2f} after")
@@ -185,8 +231,10 @@ def bench(a):
           f"{size / mib:.1f} MiB of random bytes")
     print(f"  method: {a.warmup} uncounted warm-up pair(s), then {a.runs} interleaved pairs "
           f"(order AB, BA, AB...);\n"
-          f"          each run is a whole process timed with perf_counter; the snapshot\n"
-          f"          is deleted and the fs settled after each run, outside the timing")
+          f"          (a) each run is a whole process timed with perf_counter,\n"
+          f"          (b) each run is timed in the process with CLOCK_MONOTONIC, in blocks of\n"
+          f"          {BLOCK} pairs after each {BLOCK} of (a); the snapshot is deleted and the fs\n"
+          f"          settled after each run, outside the timing")
 
 
 def main():
@@ -205,6 +253,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--device", default="")
     ap.add_argument("--samples", default="", help="also write every sample to this CSV")
+    ap.add_argument("--inproc", default="", help="vss-bench-create, for the in-process pairs")
     try:
         bench(ap.parse_args())
     except KeyboardInterrupt:

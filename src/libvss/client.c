@@ -95,6 +95,23 @@ vss_hr client_call_message(sd_bus *bus, sd_bus_message *call, uint64_t timeout_u
 	return S_OK;
 }
 
+vss_hr client_send(sd_bus *bus, const char *path, const char *iface, const char *method)
+{
+	sd_bus_message *call = NULL;
+	int r;
+
+	r = sd_bus_message_new_method_call(bus, &call, VSS_BUS_NAME, path, iface, method);
+	if (r >= 0)
+		r = sd_bus_message_set_expect_reply(call, 0);
+	if (r >= 0)
+		r = sd_bus_send(bus, call, NULL);
+	sd_bus_message_unref(call);
+	if (r < 0)
+		return client_fail(r == -ENOMEM ? E_OUTOFMEMORY : VSS_E_UNEXPECTED, "cannot send %s: %s", method,
+				   strerror(-r));
+	return S_OK;
+}
+
 vss_hr client_call(sd_bus *bus, const char *path, const char *iface, const char *method, uint64_t timeout_usec,
                    sd_bus_message **ret_reply, const char *types, ...)
 {

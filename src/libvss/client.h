@@ -28,6 +28,10 @@ struct vss_backup {
 struct vss_async {
 	sd_bus *bus;
 	char *path;
+	/* The status Wait saw, once the operation had ended: it cannot
+	 * change any more, so QueryStatus need not ask again. */
+	vss_hr final_status;
+	bool ended;
 };
 
 /* Record the detail of a failure for vss_last_error_message(); returns hr. */
@@ -45,5 +49,8 @@ vss_hr client_connect(sd_bus **ret);
  */
 vss_hr client_call(sd_bus *bus, const char *path, const char *iface, const char *method, uint64_t timeout_usec,
                    sd_bus_message **ret_reply, const char *types, ...);
+/* Send a call whose answer nobody waits for: vssd handles it in order with
+ * the calls after it, and does not answer. */
+vss_hr client_send(sd_bus *bus, const char *path, const char *iface, const char *method);
 /* The same for a call built by the caller; takes it over. */
 vss_hr client_call_message(sd_bus *bus, sd_bus_message *call, uint64_t timeout_usec, sd_bus_message **ret_reply);

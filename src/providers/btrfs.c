@@ -94,9 +94,17 @@ static int btrfs_begin_prepare(ProviderMember *m)
 
 static int btrfs_pre_commit(ProviderMember *m)
 {
+	int r = 0;
+
 	/* Write out dirty data now, so that the snapshot ioctl in commit has
-	 * little left to flush and the members are cut close together. */
-	int r = fault_point(POINT_SYNC) ?: errno_of(btrfs_util_sync_fd(m->volume_fd));
+	 * little left to flush and the members are cut close together (and
+	 * the other members' writes are held for less time). A member alone
+	 * in its set has nothing to be close to: the snapshot ioctl flushes
+	 * the subvolume's dirty data and commits the transaction itself, so a
+	 * sync first would only make it pay for a second commit
+	 * (docs/BENCHMARKS.md). */
+	if (m->set_size != 1)
+		r = fault_point(POINT_SYNC) ?: errno_of(btrfs_util_sync_fd(m->volume_fd));
 
 	if (r == 0)
 		m->state = VSS_SS_PRECOMMITTED;

@@ -58,6 +58,8 @@ void volume_info_clear(VolumeInfo *v);
 typedef struct ProviderMember {
 	const struct provider_ops *ops;
 	unsigned index;                 /* 1-based position in the set */
+	unsigned set_size;              /* members in the set, of every
+	                                 * provider; set by the engine */
 	vss_id snapshot_id;
 	vss_id set_id;
 	int32_t context;

@@ -662,6 +662,14 @@ static int method_do_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_er
 				     * transaction managers; the others never. */
 				    .pause = writers ? creation_pause : NULL,
 				    .pause_userdata = cr,
+				    /* Without a writer (none was registered at
+				     * GatherWriterMetadata), the rounds before the
+				     * providers prepare and after the set is
+				     * made talk to nobody; the freeze and thaw
+				     * still hold the transaction managers. */
+				    .no_pause = b->n_participants == 0
+							? 1u << PHASE_PREPARE_SNAPSHOT | 1u << PHASE_POST_SNAPSHOT
+							: 0,
 				    .admit = reserve_admit,
 				    .admit_userdata = &m->config,
 			    },

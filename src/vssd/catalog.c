@@ -127,6 +127,14 @@ int catalog_open(const char *path, Catalog **ret)
 		return r;
 	}
 	sqlite3_busy_timeout(c->db, 5000);
+	/* WAL: a set's two transactions (its intent, then its outcome) each
+	 * append a few pages and sync once. synchronous=FULL, not NORMAL:
+	 * with NORMAL a commit is synced only at the next checkpoint, so a
+	 * power cut could lose the intent of a set whose snapshot the
+	 * filesystem already committed (a snapshot without its row), or the
+	 * outcome of a set DoSnapshotSet reported made (which reconcile would
+	 * then delete). Measured, the two syncs are most of what the catalog
+	 * costs a set (docs/BENCHMARKS.md). */
 	r = exec(c, "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA synchronous=FULL;");
 	if (r < 0)
 		goto fail;

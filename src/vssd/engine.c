@@ -40,6 +40,8 @@ int job_new(ProviderMember **members, size_t n, const JobLimits *limits, Job **r
 	j->members = *members;
 	*members = NULL;
 	j->n_members = n;
+	for (size_t i = 0; i < n; i++)
+		j->members[i].set_size = (unsigned)n;
 	j->limits = *limits;
 	j->result = VSS_S_ASYNC_PENDING;
 	*ret = j;
@@ -303,9 +305,12 @@ static vss_hr pause_for(Run *run, JobPhase phase)
 
 	if (!j->limits.pause)
 		return S_OK;
-	hr = j->limits.pause(j, phase, j->limits.pause_userdata);
+	/* Skipped or not, an abort after it is owed to the writers. */
 	if (phase == PHASE_PREPARE_SNAPSHOT)
 		run->writers_told = true;
+	if (j->limits.no_pause & (1u << phase))
+		return S_OK;
+	hr = j->limits.pause(j, phase, j->limits.pause_userdata);
 	return hr == S_OK ? S_OK : fail(j, hr, "%s", vss_hr_message(hr));
 }
 

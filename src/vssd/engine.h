@@ -49,6 +49,9 @@ typedef struct JobLimits {
 	 * no pause. */
 	vss_hr (*pause)(Job *j, JobPhase phase, void *userdata);
 	void *pause_userdata;
+	/* Phases (bits 1 << JobPhase) in which pause has nothing to do and is
+	 * not called: each call is a hand-over to vssd's loop and back. */
+	unsigned no_pause;
 	/* Called on the job's thread once the members are prepared and again
 	 * after the flush, just before writes are held: whether there is room
 	 * for the set (the host reserve). A failure, with its reason in msg,

@@ -3,6 +3,7 @@
 through the provider layer's fault seam (VSS_FAULTS) while every other step
 runs for real on btrfs."""
 
+import json
 import os
 import subprocess
 
@@ -118,3 +119,17 @@ def test_requestor_hears_why_the_set_failed(btrfs, daemon_factory):
     assert logged, vssd.log()
     assert p.stderr == f"vssadmin: VSS_E_INSUFFICIENT_STORAGE (0x8004231f): {logged.group(1)}\n"
     assert btrfs.store_entries() == [] and vssd.list_shadows() == []
+
+
+def test_a_lone_btrfs_member_is_not_synced_before_its_snapshot(btrfs, daemon_factory):
+    """The snapshot ioctl flushes the subvolume and commits by itself: a
+    member alone in its set skips the sync before it (a sync that would fail
+    is never called), while the members of a larger set still sync first."""
+    vssd = daemon_factory(env={"VSS_FAULTS": "sync:1:EIO"})
+    a, b = btrfs.subvolume("a"), btrfs.subvolume("b")
+    made = json.loads(vssd.vssadmin("create", "shadow", f"--for={a}", "--json").stdout)
+    assert btrfs.store_entries() == [made[0]["id"]]
+    p = vssd.vssadmin("create", "shadow", f"--for={a}", f"--for={b}", check=False)
+    assert p.returncode != 0 and "VSS_E_UNEXPECTED_PROVIDER_ERROR (0x" in p.stderr, p.stderr
+    assert "pre_commit of" in vssd.log()
+    assert [s["id"] for s in vssd.list_shadows()] == [made[0]["id"]]

@@ -48,7 +48,7 @@ def test_two_image_volumes_are_one_instant(host, images, daemon_factory):
     # Nothing stays frozen, the marker and the guard are gone.
     assert not is_frozen(a.mnt) and not is_frozen(b.mnt)
     assert not (vssd.dir / "frozen").exists()
-    assert run("pgrep", "-f", "vssd-guard", check=False).stdout == ""
+    assert run("pgrep", "-P", str(vssd.proc.pid), "vssd-guard", check=False).stdout == ""
     (a.mnt / "after").write_text("writable\n")
     vssd.vssadmin("delete", "shadows", f"--set={out[0]['set_id']}", "--quiet")
     assert host.store_entries() == []

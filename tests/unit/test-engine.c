@@ -207,6 +207,32 @@ static void test_protocol_order(void)
 	job_free(j);
 }
 
+/* Without a writer, only the phases that hold the transaction managers are
+ * paused for; a failure after the first skipped one still owes the abort. */
+static void test_quiet_phases_are_not_paused(void)
+{
+	Writers w = { 0 };
+	JobLimits l = limits(LONG_LIMIT, LONG_LIMIT, &w);
+	Job *j;
+
+	l.no_pause = 1u << PHASE_PREPARE_SNAPSHOT | 1u << PHASE_POST_SNAPSHOT;
+	tp_reset();
+	j = new_job(3, ABA, &l);
+	ASSERT_HR(VSS_S_ASYNC_FINISHED, job_run(j));
+	assert_log(PREPARE_ABA ", pause FREEZE, " FLUSH_3 ", " COMMIT_3 ", pause THAW, " FINISH_3);
+	assert_no_violation();
+	job_free(j);
+
+	tp_reset();
+	tp_set(STEP_BEGIN_PREPARE, 2, TP_FAIL, -EIO);
+	j = new_job(3, ABA, &l);
+	ASSERT_HR(VSS_E_UNEXPECTED_PROVIDER_ERROR, job_run(j));
+	ASSERT_TRUE(tp_log_find("pause ABORT") > find_abort(1));
+	ASSERT_EQ_INT(-1, tp_log_find("pause PREPARE_SNAPSHOT"));
+	assert_no_violation();
+	job_free(j);
+}
+
 static void test_protocol_on_thread_without_writers(void)
 {
 	JobLimits l = limits(LONG_LIMIT, LONG_LIMIT, NULL);
@@ -613,6 +639,7 @@ static void test_free_unstarted(void)
 int main(void)
 {
 	RUN_TEST(test_protocol_order);
+	RUN_TEST(test_quiet_phases_are_not_paused);
 	RUN_TEST(test_protocol_on_thread_without_writers);
 	RUN_TEST(test_bare_provider);
 	RUN_TEST(test_failure_at_every_step);
