@@ -6,17 +6,18 @@
 # The cost of writer rounds: time `vssadmin create shadow --for=SUBVOL`
 # (context app_rollback, so every registered writer gets Identify,
 # PrepareBackup, PrepareSnapshot, Freeze, Thaw, PostSnapshot and
-# BackupComplete) with 0, 1, 16 and 64 idle vss-test-writer processes
+# BackupComplete) with 0, 1, 16, 64, 128 and 256 idle vss-test-writer processes
 # registered with a private vssd, on a scratch btrfs on a loop device. The
 # writers log every event with a CLOCK_MONOTONIC time stamp, from which the
-# freeze and thaw rounds of each set are measured. BUILD_DIR is the meson
+# freeze and thaw rounds of each set are measured, and the CPU time vssd and
+# the writers spent in each set (/proc/PID/schedstat). BUILD_DIR is the meson
 # build directory (default "build"; relative paths are taken from the
 # repository root). Must run as root. See bench/README.md.
 set -euo pipefail
 
 RUNS=${VSS_BENCH_RUNS:-20}
 WARMUP=${VSS_BENCH_WARMUP:-3}
-WRITERS=${VSS_BENCH_WRITERS:-0 1 16 64}
+WRITERS=${VSS_BENCH_WRITERS:-0 1 16 64 128 256}
 SAMPLES=${VSS_BENCH_SAMPLES:-}   # optional: write every sample to this CSV
 
 ME=bench-writers.sh
@@ -71,7 +72,7 @@ T_SETUP=$(date +%s%N)
 "$PYTHON" "$HERE/writers.py" \
 	--vssadmin "$VSSADMIN" --vssd "$VSSD" --writer "$WRITER" --socket "$SOCK" \
 	--subvol "$MNT/data" --mnt "$MNT" --tmp "$TMP" --pidfile "$TMP/writers.pids" \
-	--device "$DEV" --vssd-log "$TMP/vssd.log" --writers "$WRITERS" \
+	--device "$DEV" --vssd-log "$TMP/vssd.log" --vssd-pid "$VSSD_PID" --writers "$WRITERS" \
 	--runs "$RUNS" --warmup "$WARMUP" --samples "$SAMPLES"
 
 bench_wall_time

@@ -84,14 +84,30 @@ def lock_waits(vssd_log):
         return sum("waiting for it" in line for line in f)
 
 
-def one_set(a, log):
+def cpu_s(pids):
+    """CPU time the processes have used, in s (schedstat: ns, unlike the
+    clock ticks of /proc/PID/stat); a process that is gone counts 0."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass
+    return total / 1e9
+
+
+def one_set(a, log, writer_pids=()):
     """One timed create shadow; returns (seconds, hold_us, the writers' log
-    lines written during it: (name, event, us))."""
+    lines written during it: (name, event, us), vssd's CPU seconds and the
+    writers' during the create)."""
     start = os.path.getsize(log) if os.path.exists(log) else 0
+    cpu0 = cpu_s([a.vssd_pid]), cpu_s(writer_pids)
     cmd = [a.vssadmin, "--socket", a.socket, "create", "shadow", f"--for={a.subvol}", "--json"]
     t0 = time.perf_counter()
     p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     dt = time.perf_counter() - t0
+    cpu = cpu_s([a.vssd_pid]) - cpu0[0], cpu_s(writer_pids) - cpu0[1]
     if p.returncode != 0:
         fail("vssadmin create shadow", p)
     try:
@@ -114,7 +130,7 @@ def one_set(a, log):
     run([a.vssadmin, "--socket", a.socket, "delete", "shadows", f"--set={set_id}", "--quiet"],
         "vssadmin delete shadows")
     settle(a.mnt)
-    return dt, hold, events
+    return dt, hold, events, cpu
 
 
 ROUNDS = ("identify", "prepare_backup", "prepare_snapshot", "freeze", "thaw", "post_snapshot",
@@ -144,7 +160,8 @@ def rounds(events, n, hold_us):
 
 def main():
     ap = argparse.ArgumentParser()
-    for o in ("vssadmin", "vssd", "writer", "socket", "subvol", "mnt", "tmp", "pidfile", "device", "vssd-log"):
+    for o in ("vssadmin", "vssd", "writer", "socket", "subvol", "mnt", "tmp", "pidfile", "device", "vssd-log",
+              "vssd-pid"):
         ap.add_argument(f"--{o}", required=True)
     ap.add_argument("--writers", required=True)
     ap.add_argument("--runs", type=int, default=20)
@@ -158,6 +175,7 @@ def main():
     # drift of the machine over the bench weighs on all of them alike.
     passes = [(1, configs, (a.runs + 1) // 2), (2, configs[::-1], a.runs // 2)]
     res = {n: ([], [], [], 0, {}) for n in configs}  # times, holds, rounds, lock waits, median by pass
+    cpus = {n: [] for n in configs}  # (vssd, writers) CPU seconds of each timed set
     samples = []
     for pas, order, runs in passes:
         for n in order:
@@ -173,17 +191,19 @@ def main():
                 print(f"bench: pass {pas}, {n} writer(s): {a.warmup} warm-up and {runs} timed sets...",
                       file=sys.stderr)
                 for _ in range(a.warmup):
-                    one_set(a, log)
+                    one_set(a, log, [p.pid for p in w.procs])
                 t, holds, rs, waits, by_pass = res[n]
                 mine = []
+                pids = [p.pid for p in w.procs]
                 for i in range(runs):
-                    dt, hold, events = one_set(a, log)
+                    dt, hold, events, cpu = one_set(a, log, pids)
+                    cpus[n].append(cpu)
                     r = rounds(events, n, hold) if n else {}
                     t.append(dt)
                     mine.append(dt)
                     holds.append(hold)
                     rs.append(r)
-                    samples.append((pas, n, i, dt, hold, r))
+                    samples.append((pas, n, i, dt, hold, r, cpu))
                 by_pass[pas] = statistics.median(mine)
                 res[n] = (t, holds, rs, waits + lock_waits(a.vssd_log) - waits0, by_pass)
             finally:
@@ -193,10 +213,11 @@ def main():
     if a.samples:
         keys = ROUNDS + ("frozen", "frozen-hold", "all")
         with open(a.samples, "w") as f:
-            f.write("pass,writers,run,seconds,hold_window_us," +
+            f.write("pass,writers,run,seconds,hold_window_us,vssd_cpu_us,writers_cpu_us," +
                     ",".join(k.replace("-", "_") + ("_span_us" if k in ROUNDS else "_us") for k in keys) + "\n")
-            for pas, n, i, dt, hold, r in samples:
-                f.write(f"{pas},{n},{i},{dt:.6f},{hold}," + ",".join(str(r.get(k, "")) for k in keys) + "\n")
+            for pas, n, i, dt, hold, r, cpu in samples:
+                f.write(f"{pas},{n},{i},{dt:.6f},{hold},{cpu[0] * 1e6:.0f},{cpu[1] * 1e6:.0f}," +
+                        ",".join(str(r.get(k, "")) for k in keys) + "\n")
 
     def ms(x):
         return f"{x * 1e3:9.2f}"
@@ -221,6 +242,21 @@ def main():
               f"{halves:>16}")
     print("  (added = median - median of 0 writers; per writer = added / writers;\n"
           "   pass 1 / 2 = the median of each pass alone)")
+    print("  CPU time during the create (schedstat), median, ms:")
+    print(f"  {'writers':>7}{'vssd':>9}{'added':>9}{'per writer':>11}{'writers':>9}{'per event':>11}")
+    cpu0 = statistics.median(c[0] for c in cpus[0]) if 0 in cpus else None
+    for n in configs:
+        v = statistics.median(c[0] for c in cpus[n])
+        wr = statistics.median(c[1] for c in cpus[n])
+        added = per = wper = ""
+        if cpu0 is not None and n:
+            added = ms(v - cpu0)
+            per = f"{(v - cpu0) * 1e3 / n:11.3f}"
+        if n:
+            wper = f"{wr * 1e6 / (n * len(ROUNDS)):9.1f} us"
+        print(f"  {n:>7}{ms(v)}{added:>9}{per:>11}{ms(wr)}{wper:>11}")
+    print("  (vssd: its CPU over the whole create, also the snapshot; writers: all of theirs together;\n"
+          "   per event = writers / (writers x the 7 events of a set))")
     print("  hold window (hold_window_us of each set), ms:")
     print(f"  {'writers':>7}{'median':>9}{'p90':>9}{'min':>9}{'max':>9}")
     for n in configs:

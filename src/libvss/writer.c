@@ -411,7 +411,9 @@ vss_hr vss_writer_process(vss_writer *w)
 	client_begin();
 	if (!w || !w->bus)
 		return client_fail(VSS_E_BAD_STATE, "the writer is not subscribed");
-	if (read(w->timer_fd, &expirations, sizeof(expirations)) == sizeof(expirations) && w->frozen) {
+	/* The timer runs only while frozen (disarming it clears what it
+	 * counted), so there is nothing to read otherwise. */
+	if (w->frozen && read(w->timer_fd, &expirations, sizeof(expirations)) == sizeof(expirations)) {
 		/* The thaw did not come in time: undo the freeze now. */
 		w->timed_out = true;
 		abort_frozen(w);

@@ -32,7 +32,7 @@ void config_init(Config *c)
 		.transaction_thaw_timeout = 60 * USEC_PER_SEC,
 		.host_reserve = { .bytes = 256 << 20, .percent = 2 },
 		.host_reserve_interval = 1 * USEC_PER_SEC,
-		.max_connections = 256,
+		.max_connections = 1024,
 		.max_connections_per_user = 16,
 		.max_objects_per_connection = 1024,
 		.max_backup_group_message = 4 * 1024 * 1024,

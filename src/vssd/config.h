@@ -31,7 +31,7 @@ typedef struct Config {
 	                                 * "" holds no package transactions */
 	usec_t transaction_freeze_timeout; /* TransactionFreezeTimeoutSec/MSec, default 10 s */
 	usec_t transaction_thaw_timeout;   /* TransactionThawTimeoutSec/MSec, default 60 s */
-	unsigned max_connections;       /* MaxConnections, default 256 */
+	unsigned max_connections;       /* MaxConnections, default 1024 */
 	unsigned max_connections_per_user; /* MaxConnectionsPerUser, default 16; root has none */
 	unsigned max_objects_per_connection; /* MaxObjectsPerConnection, default 1024: backup
 	                                      * objects and operations not released */

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <vss/backup.h>
@@ -54,6 +55,22 @@ static char *absolute(const char *path)
 	if (!cwd || asprintf(&r, "%s/%s", cwd, path) < 0)
 		return NULL;
 	return r;
+}
+
+/* A connection through the relay takes three descriptors, and MaxConnections
+ * (1024) of them would not fit under the usual soft limit of 1024. vssd uses
+ * epoll, never select(), so it may take what the hard limit allows; what it
+ * starts (journalctl) needs no more than it does. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = MIN(rl.rlim_max, (rlim_t)65536);
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		log_warning_errno(errno, "cannot raise the limit of open files to %llu: %m",
+				  (unsigned long long)rl.rlim_cur);
 }
 
 int main(int argc, char **argv)
@@ -129,6 +146,7 @@ int main(int argc, char **argv)
 		log_error_errno(errno, "cannot change to /: %m");
 		return EXIT_FAILURE;
 	}
+	raise_fd_limit();
 	r = manager_new(&m);
 	if (r < 0) {
 		log_error_errno(r, "cannot start: %m");

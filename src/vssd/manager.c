@@ -27,8 +27,11 @@ int manager_new(Manager **ret)
 	m->listen_fd = -1;
 	m->lock_fd = -1;
 	m->runtime_dir_fd = -1;
+	m->bus_epoll_fd = -1;
 	config_init(&m->config);
 	r = sd_event_default(&m->event);
+	if (r >= 0)
+		r = connections_init(m);
 	if (r < 0) {
 		manager_free(m);
 		return r;
@@ -67,6 +70,7 @@ Manager *manager_free(Manager *m)
 	release_objects(m);
 	while (m->connections)
 		connection_free(m->connections);
+	connections_done(m);
 	m->reserve = reserve_free(m->reserve);
 	sd_event_source_disable_unref(m->listen_source);
 	sd_event_source_disable_unref(m->accept_timer);

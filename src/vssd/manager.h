@@ -47,8 +47,15 @@ struct Connection {
 	struct ucred cred;
 	bool privileged;        /* root or in the backup-operators group */
 	sd_event_source *free_source;
-	sd_event_source *process_source; /* until authenticated: on_post_process() */
+	/* The bus is polled by vssd, not attached to the loop (connection.c). */
+	int bus_fd;
+	uint32_t bus_events;    /* what the manager's bus_epoll_fd waits for on bus_fd; 0: not there */
+	sd_event_source *bus_timer; /* the bus's next timeout */
+	bool ready;             /* authenticated */
+	bool awake;             /* on the manager's awake list: see connection_touched() */
+	LIST_FIELDS(Connection, awake);
 	Relay *relay;           /* between an unprivileged peer and bus */
+	Writer *writer;         /* the writer this peer registered, if any */
 	BackupObject *backups;
 	AsyncOp *asyncs;
 	LIST_FIELDS(Connection, connections);
@@ -159,6 +166,11 @@ struct Manager {
 	unsigned accept_suppressed;
 	sd_id128_t server_id;
 	uint64_t next_object;
+	/* connection.c: every connection's bus fd, polled as one loop source. */
+	int bus_epoll_fd;
+	sd_event_source *bus_source, *bus_post_source, *bus_exit_source;
+	Connection *awake;      /* whose bus to bring up to date after each iteration */
+	uint64_t awake_added;   /* how many joined it, ever */
 
 	Connection *connections;
 	Writer *writers;
@@ -199,8 +211,17 @@ vss_hr manager_delete_snapshots(Manager *m, const CatalogSnapshot *snaps, size_t
 void manager_delete_set(Manager *m, const vss_id *set_id, const char *why);
 
 /* connection.c */
+/* The loop sources that poll every connection's bus; connections_done()
+ * undoes them once every connection is freed. */
+int connections_init(Manager *m);
+void connections_done(Manager *m);
 int connection_new(Manager *m, int fd, Connection **ret);
 Connection *connection_free(Connection *c);
+/* vssd sent on c's bus outside c's own processing (a call to a writer):
+ * whether it waits for output, and its next timeout, are brought up to date
+ * after this loop iteration. Every connection but a writer's that holds no
+ * objects is brought up to date after every iteration anyway. */
+void connection_touched(Connection *c);
 /* E_OUTOFMEMORY once the connection holds MaxObjectsPerConnection backup
  * objects and operations. */
 int connection_check_objects(Connection *c, sd_bus_error *error);

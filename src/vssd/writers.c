@@ -222,6 +222,9 @@ static int send_call(Participant *p, WriterEvent e, bool in_round)
 	}
 	if (r < 0)
 		return r;
+	/* The call's timeout (and any output left queued) is for vssd to
+	 * wait for on that connection. */
+	connection_touched(w->conn);
 	if (!in_round)
 		/* Nobody waits: a floating call whose answer only updates the
 		 * writer, which outlives it or takes it along. */
@@ -485,10 +488,8 @@ int writer_register(Connection *c, sd_bus_message *msg, sd_bus_error *error)
 		return bus_error_set_hr(error, E_ACCESSDENIED,
 					"uid %u is neither root nor a member of the backup-operators group \"%s\"",
 					(unsigned)c->cred.uid, m->config.backup_group);
-	for (w = m->writers; w; w = w->writers_next)
-		if (w->conn == c)
-			return bus_error_set_hr(error, VSS_E_WRITER_ALREADY_SUBSCRIBED,
-						"this connection has a writer already");
+	if (c->writer)
+		return bus_error_set_hr(error, VSS_E_WRITER_ALREADY_SUBSCRIBED, "this connection has a writer already");
 	if (level < VSS_APP_SYSTEM || level > VSS_APP_FRONT_END || name[0] == '\0' || timeout == 0)
 		return bus_error_set_hr(error, E_INVALIDARG, "a writer needs a name, a level and a freeze timeout");
 	/* Requestors get them back in the metadata, and may index by them. */
@@ -517,6 +518,7 @@ int writer_register(Connection *c, sd_bus_message *msg, sd_bus_error *error)
 		return bus_error_set_hr(error, E_OUTOFMEMORY, NULL);
 	}
 	LIST_PREPEND(writers, m->writers, w);
+	c->writer = w;
 	log_info("writer %s registered (class %s, pid %d, level %d, freeze timeout %u ms%s)", w->name,
 		 vss_id_format(&w->class_id, buf), (int)c->cred.pid, level, w->freeze_timeout_ms,
 		 w->freeze_timeout_ms < timeout ? ", cut to MaxWriterFreezeTimeoutSec" : "");
@@ -547,6 +549,7 @@ Writer *writer_free(Writer *w)
 		}
 	}
 	LIST_REMOVE(writers, w->manager->writers, w);
+	w->conn->writer = NULL;
 	log_info("writer %s left", w->name);
 	writer_destroy(w);
 	return NULL;

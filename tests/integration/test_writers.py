@@ -515,3 +515,66 @@ def test_calls_wait_for_the_writer_round_in_flight(btrfs, vssd, workdir):
     assert by_step(res, "status")[0].detail == "VSS_S_ASYNC_FINISHED", res
     assert do_after.detail == "VSS_S_ASYNC_FINISHED", res
     assert of(log, "late")[:6] == ["identify", "prepare_backup", "hang-ended", "prepare_snapshot", "freeze", "thaw"]
+
+
+def test_many_writers_get_every_event_once_in_level_order(btrfs, vssd, workdir):
+    """256 writers, one of which hangs at Freeze: every one gets each event
+    once, each round goes to all of them before the next starts, freezes go
+    front, back, system and thaws the other way, and the hanging writer's
+    own timeout still ends its freeze while the others wait for nothing."""
+    d, _ = workdir
+    log = d / "events"
+    a = btrfs.subvolume("a")
+    levels = ("front", "back", "system")
+    names = [f"w{i:03d}" for i in range(256)]
+    # Started all at once, then waited for, so that setting up 256 takes seconds.
+    procs = []
+    for i, name in enumerate(names):
+        extra = ["--timeout=400", "--hang=freeze:5000"] if name == "w100" else []
+        p = subprocess.Popen([str(TEST_WRITER), f"--name={name}", f"--level={levels[i % 3]}", f"--log={log}", *extra],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=vssd.client_env())
+        vssd.children.append(p)
+        procs.append(p)
+    for name, p in zip(names, procs):
+        assert p.stdout.readline().strip() == "ready", f"{name}: {p.stderr.read()}"
+
+    res = vssd.requestor(*full_set(a, "wstatus", "complete", "release"))
+    assert by_step(res, "do")[0].detail == "VSS_S_ASYNC_FINISHED"
+    st = statuses(res)
+    assert len(st) == 256
+    assert st.pop("w100") == (FAILED_AT_FREEZE, "VSS_E_WRITERERROR_TIMEOUT")
+    assert set(st.values()) == {(WAITING_FOR_BACKUP_COMPLETE, "S_OK")}
+    assert not is_frozen(a)
+
+    wait_until(lambda: all("backup_shutdown" in of(log, n) for n in names), timeout=30, what="every shutdown")
+    wait_until(lambda: "abort" in of(log, "w100"), timeout=10, what="abort to the hanging writer")
+    seq = ["identify", "prepare_backup", "prepare_snapshot", "freeze", "thaw", "post_snapshot", "backup_complete",
+           "backup_shutdown"]
+    evs = events(log)
+    by_writer = {}
+    for w, e, _ in evs:
+        by_writer.setdefault(w, []).append(e)
+    for n in names:
+        if n == "w100":
+            assert [e for e in by_writer[n] if e != "hang-ended"] == \
+                ["identify", "prepare_backup", "prepare_snapshot", "freeze", "abort", "backup_shutdown"], by_writer[n]
+        else:
+            assert by_writer[n] == seq, (n, by_writer[n])
+
+    level_of = {n: levels[i % 3] for i, n in enumerate(names)}
+
+    def times(event, level=None):
+        return [t for w, e, t in evs if e == event and w != "w100" and level in (None, level_of[w])]
+
+    # A round reaches every writer before the next round starts.
+    for before, after in zip(["identify", "prepare_backup", "prepare_snapshot"],
+                             ["prepare_backup", "prepare_snapshot", "freeze"]):
+        assert max(times(before)) <= min(times(after)), (before, after)
+    for before, after in zip(["thaw", "post_snapshot"], ["post_snapshot", "backup_complete"]):
+        assert max(times(before)) <= min(times(after)), (before, after)
+    # Freeze by level: front, back, system; thaw: system, back, front.
+    assert max(times("freeze", "front")) <= min(times("freeze", "back"))
+    assert max(times("freeze", "back")) <= min(times("freeze", "system"))
+    assert max(times("freeze")) <= min(times("thaw"))
+    assert max(times("thaw", "system")) <= min(times("thaw", "back"))
+    assert max(times("thaw", "back")) <= min(times("thaw", "front"))

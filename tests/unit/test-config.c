@@ -56,7 +56,7 @@ static void check_defaults(const Config *c)
 	ASSERT_EQ_UINT(2, c->host_reserve.percent);
 	ASSERT_EQ_UINT(0, c->n_host_reserves);
 	ASSERT_EQ_UINT(1 * USEC_PER_SEC, c->host_reserve_interval);
-	ASSERT_EQ_UINT(256, c->max_connections);
+	ASSERT_EQ_UINT(1024, c->max_connections);
 	ASSERT_EQ_UINT(16, c->max_connections_per_user);
 	ASSERT_EQ_UINT(1024, c->max_objects_per_connection);
 	ASSERT_EQ_UINT(4 << 20, c->max_backup_group_message);
