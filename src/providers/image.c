@@ -370,6 +370,9 @@ typedef struct Pending {
 #define MAP_MAX_EXTENTS (1u << 20)
 /* Ranges of the last pass this large or larger are cloned, not copied. */
 #define COPY_MAX (1u << 20)
+/* The pass after the flush stops cloning after this long: it runs under
+ * the flush limit, and whatever it leaves, the last pass copies. */
+#define CATCH_UP_USEC (1 * USEC_PER_SEC)
 
 static void pending_free(ProviderMember *m)
 {
@@ -440,6 +443,7 @@ typedef struct Update {
 	bool copy;      /* the last pass: small ranges are copied */
 	char *buf;
 	Pass *pass;
+	usec_t give_up;  /* stop here, 0: never */
 } Update;
 
 static int copy_range(const Update *u, uint64_t offset, uint64_t length)
@@ -467,6 +471,8 @@ static int update_range(uint64_t offset, uint64_t length, void *userdata)
 	const Update *u = userdata;
 	uint64_t bytes = length ?: u->size - offset;
 
+	if (u->give_up > 0 && now_usec(CLOCK_MONOTONIC) >= u->give_up)
+		return -ETIME;
 	u->pass->ranges++;
 	u->pass->bytes += bytes;
 	if (u->copy && bytes < COPY_MAX)
@@ -507,7 +513,11 @@ static int update_clone(Pending *p, int image_fd, bool last)
 	if (r == 0)
 		r = extent_map_diff(&p->base, &now, (uint64_t)image.st_size, sv.f_bsize, update_range,
 				    &(Update){ .dst = p->fd, .src = image_fd, .size = (uint64_t)image.st_size,
-					       .copy = last, .buf = buf, .pass = pass });
+					       .copy = last, .buf = buf, .pass = pass,
+					       .give_up = last ? 0 : start + CATCH_UP_USEC });
+	/* A catch-up cut short is still a clone of some ranges more. */
+	if (r == -ETIME)
+		r = 0;
 	pass->extents = now.n;
 	pass->usec = now_usec(CLOCK_MONOTONIC) - start;
 	return r < 0 ? r : 1;
