@@ -23,42 +23,61 @@
 #include "providers/mounts.h"
 #include "vssd/manager.h"
 
-static bool in_catalog(const CatalogSnapshot *snaps, size_t n, const vss_id *id)
+static int id_compare(const void *a, const void *b)
 {
-	for (size_t i = 0; i < n; i++)
-		if (vss_id_equal(&snaps[i].prop.snapshot_id, id))
-			return true;
-	return false;
+	return memcmp(a, b, sizeof(vss_id));
 }
 
-/* Report store entries named like snapshots that the catalog does not list. */
+static int str_compare(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Report store entries named like snapshots that the catalog does not list.
+ * One readdir per store, each name looked up in the sorted ids: with
+ * 100,000 snapshots a linear search per entry took minutes. */
 static unsigned scan_stores(const CatalogSnapshot *snaps, size_t n)
 {
+	_cleanup_free_ vss_id *ids = NULL;
 	char **dirs = NULL;
+	size_t n_dirs = 0;
 	unsigned found = 0;
 
-	for (size_t i = 0; i < n; i++) {
-		_cleanup_free_ char *dir = strdup(snaps[i].prop.snapshot_device_object);
-		bool seen = false;
-
-		if (!dir || !strrchr(dir, '/'))
-			continue;
-		*strrchr(dir, '/') = '\0';
-		for (size_t k = 0; dirs && dirs[k]; k++)
-			seen = seen || streq(dirs[k], dir);
-		if (!seen && strv_push_dup(&dirs, dir) < 0)
-			break;
+	ids = calloc(n ?: 1, sizeof(*ids));
+	dirs = calloc(n ?: 1, sizeof(*dirs));
+	if (!ids || !dirs) {
+		free(dirs);
+		return 0;
 	}
-	for (size_t k = 0; dirs && dirs[k]; k++) {
-		DIR *d = opendir(dirs[k]);
+	for (size_t i = 0; i < n; i++) {
+		char *dir;
+
+		ids[i] = snaps[i].prop.snapshot_id;
+		dir = strdup(snaps[i].prop.snapshot_device_object);
+		if (!dir)
+			break;
+		if (!strrchr(dir, '/')) {
+			free(dir);
+			continue;
+		}
+		*strrchr(dir, '/') = '\0';
+		dirs[n_dirs++] = dir;
+	}
+	qsort(ids, n, sizeof(*ids), id_compare);
+	qsort(dirs, n_dirs, sizeof(*dirs), str_compare);
+	for (size_t k = 0; k < n_dirs; k++) {
+		DIR *d;
 		struct dirent *de;
 
+		if (k > 0 && streq(dirs[k - 1], dirs[k]))
+			continue;
+		d = opendir(dirs[k]);
 		if (!d)
 			continue;
 		while ((de = readdir(d))) {
 			vss_id id;
 
-			if (VSS_FAILED(vss_id_parse(de->d_name, &id)) || in_catalog(snaps, n, &id))
+			if (VSS_FAILED(vss_id_parse(de->d_name, &id)) || bsearch(&id, ids, n, sizeof(*ids), id_compare))
 				continue;
 			log_warning("reconcile: %s/%s is in a snapshot store but not in the catalog; left in place",
 				    dirs[k], de->d_name);
@@ -66,7 +85,9 @@ static unsigned scan_stores(const CatalogSnapshot *snaps, size_t n)
 		}
 		closedir(d);
 	}
-	strv_free(dirs);
+	for (size_t k = 0; k < n_dirs; k++)
+		free(dirs[k]);
+	free(dirs);
 	return found;
 }
 
