@@ -1,10 +1,13 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Listing the catalog: vssd narrows by set and volume itself, and answers in
 pages (QuerySnapshots, docs/DBUS.md) that return every snapshot once, in the
-catalog's order, also to a backup operator whose calls go through the relay."""
+catalog's order, also to a backup operator whose calls go through the relay;
+reconciliation reads a catalog longer than its page size whole."""
 
 import json
 import subprocess
+
+from conftest import run
 
 from test_peers import backup_user
 
@@ -91,14 +94,20 @@ def test_pages_return_every_snapshot_once(vssd, btrfs):
         assert out["bad"] == "org.vss.Error.E_INVALIDARG"
 
 
-def test_long_list_to_backup_operator(vssd, btrfs):
-    """More snapshots than one page and far more than 64 KiB, listed by a
-    backup operator (through the relay) and by root alike, each once."""
+def long_catalog(vssd, btrfs):
+    """More snapshots than a page: 17 sets of 64 volumes."""
     vols = [btrfs.subvolume(f"v{i:02d}") for i in range(64)]
     made = []
     for _ in range(PAGE // 64 + 1):
         made += ids(create(vssd, *vols))
     assert len(made) > PAGE
+    return vols, made
+
+
+def test_long_list_to_backup_operator(vssd, btrfs):
+    """More snapshots than one page and far more than 64 KiB, listed by a
+    backup operator (through the relay) and by root alike, each once."""
+    vols, made = long_catalog(vssd, btrfs)
     as_root = vssd.list_shadows()
     p = vssd.vssadmin("list", "shadows", "--json", user=backup_user())
     as_operator = json.loads(p.stdout)
@@ -107,3 +116,26 @@ def test_long_list_to_backup_operator(vssd, btrfs):
     assert ids(as_operator) == made
     one = vssd.list_shadows(f"--for={vols[5]}")
     assert ids(one) == made[5::64]
+
+
+def test_reconcile_reads_every_page(vssd, btrfs):
+    """At start-up, a snapshot missing on disk past the first page is
+    dropped, and a stranger in the store is the only one reported: the
+    snapshots of every page count as known."""
+    vols, made = long_catalog(vssd, btrfs)
+    rows = vssd.list_shadows()
+    gone = rows[PAGE + 3]
+    vssd.stop()
+    run("btrfs", "subvolume", "delete", gone["snapshot_path"])
+    stray = btrfs.store() / "{11111111-2222-3333-4444-555555555555}"
+    run("btrfs", "subvolume", "snapshot", "-r", vols[0], stray)
+    try:
+        vssd.start()
+        log = vssd.log()
+        assert f"snapshot {gone['id']} of {gone['volume']} is missing on disk" in log
+        assert log.count("is in a snapshot store but not in the catalog") == 1
+        assert f"{stray} is in a snapshot store but not in the catalog" in log
+        assert f"catalog holds {len(made)} snapshot(s); 2 disagreement(s)" in log
+        assert ids(vssd.list_shadows()) == [i for i in made if i != gone["id"]]
+    finally:
+        run("btrfs", "subvolume", "delete", stray)
