@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "basic/id.h"
 #include "basic/log.h"
 #include "basic/macro.h"
 #include "basic/util.h"
@@ -720,44 +721,57 @@ int catalog_list_snapshots(Catalog *c, const CatalogFilter *f, CatalogSnapshot *
 	return catalog_list_page(c, f, ret, ret_n, &next, &more);
 }
 
-int catalog_list_oldest(Catalog *c, CatalogSnapshot **ret, uint64_t **ret_counts, size_t *ret_n)
+static int position_compare(const void *a, const void *b)
+{
+	const CatalogPosition *x = &((const CatalogSnapshot *)a)->position, *y = &((const CatalogSnapshot *)b)->position;
+	int k;
+
+	if (x->started_us != y->started_us)
+		return x->started_us < y->started_us ? -1 : 1;
+	k = strcmp(ID_TO_STRING(&x->set_id), ID_TO_STRING(&y->set_id));
+	return k ?: (x->row > y->row) - (x->row < y->row);
+}
+
+int catalog_list_oldest(Catalog *c, CatalogSnapshot **ret, size_t *ret_n)
 {
 	CatalogSnapshot *list = NULL;
-	_cleanup_free_ uint64_t *counts = NULL;
 	_cleanup_free_ vss_id *ids = NULL;
 	size_t n = 0, allocated = 0, k = 0;
 	sqlite3_stmt *st;
 	int r = 0, rc;
 
-	/* SQLite takes the bare columns from the row min() picked. */
+	/* A seek per volume, not a pass over every row: the distinct volumes
+	 * one index seek after another (SQLite does not skip-scan by itself),
+	 * and for each the first finished row in snapshots_volume, which
+	 * keeps a volume's rows in the order they were inserted (rowid), the
+	 * order sets are made in. */
 	r = prepare(c,
-		    "SELECT id, n FROM (SELECT s.id AS id, min(t.started_us) AS started, t.id AS set_id,"
-		    " s.rowid AS row, count(*) AS n FROM snapshots s JOIN sets t ON s.set_id = t.id"
-		    " WHERE t.state = 'created' GROUP BY s.volume) ORDER BY started, set_id, row",
+		    "WITH RECURSIVE v(volume) AS (SELECT (SELECT min(volume) FROM snapshots)"
+		    " UNION ALL SELECT (SELECT min(volume) FROM snapshots WHERE volume > v.volume) FROM v"
+		    " WHERE v.volume IS NOT NULL)"
+		    " SELECT (SELECT s.id FROM snapshots s JOIN sets t ON s.set_id = t.id"
+		    " WHERE s.volume = v.volume AND t.state = 'created' ORDER BY s.rowid LIMIT 1) AS id"
+		    " FROM v WHERE v.volume IS NOT NULL",
 		    &st);
 	if (r < 0)
 		return r;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		vss_id *id;
-
+		if (sqlite3_column_type(st, 0) == SQLITE_NULL)
+			continue; /* only a set being made */
 		if (n == allocated) {
 			size_t want = allocated ? allocated * 2 : 16;
 			vss_id *ni = reallocarray(ids, want, sizeof(*ni));
-			uint64_t *nc = ni ? reallocarray(counts, want, sizeof(*nc)) : NULL;
 
-			if (ni)
-				ids = ni;
-			if (!nc) {
+			if (!ni) {
 				rc = SQLITE_NOMEM;
 				break;
 			}
-			counts = nc;
+			ids = ni;
 			allocated = want;
 		}
-		id = &ids[n];
-		if ((r = column_id(st, 0, "snapshot", "valid id", id)) < 0)
+		if ((r = column_id(st, 0, "snapshot", "valid id", &ids[n])) < 0)
 			break;
-		counts[n++] = (uint64_t)sqlite3_column_int64(st, 1);
+		n++;
 	}
 	sqlite3_finalize(st);
 	if (r < 0 || rc != SQLITE_DONE)
@@ -774,16 +788,16 @@ int catalog_list_oldest(Catalog *c, CatalogSnapshot **ret, uint64_t **ret_counts
 			catalog_snapshots_free(list, k);
 			return r;
 		}
-		/* Gone since, or hidden: it is not there to count. */
+		/* Hidden (its deletion is being retried): not there to count. */
 		if (m == 1) {
-			list[k] = one[0];
-			counts[k++] = counts[i];
+			list[k++] = one[0];
 			free(one);
 		} else
 			catalog_snapshots_free(one, m);
 	}
+	if (k > 1)
+		qsort(list, k, sizeof(*list), position_compare);
 	*ret = list;
-	*ret_counts = TAKE_PTR(counts);
 	*ret_n = k;
 	return 0;
 }

@@ -100,10 +100,10 @@ int catalog_list_snapshots(Catalog *c, const CatalogFilter *f, CatalogSnapshot *
  * last row read, hidden or not). */
 int catalog_list_page(Catalog *c, const CatalogFilter *f, CatalogSnapshot **ret, size_t *ret_n, CatalogPosition *ret_next,
 		      bool *ret_more);
-/* The oldest finished snapshot of each volume, oldest first, and how many
- * finished snapshots the volume has: what watching free space needs, in one
- * pass of SQLite's instead of a listing of the whole catalog. */
-int catalog_list_oldest(Catalog *c, CatalogSnapshot **ret, uint64_t **ret_counts, size_t *ret_n);
+/* The oldest finished snapshot of each volume (the first inserted), in the
+ * catalog's order: what watching free space needs, at a few index seeks a
+ * volume instead of a pass over the whole catalog. */
+int catalog_list_oldest(Catalog *c, CatalogSnapshot **ret, size_t *ret_n);
 int catalog_list_sets(Catalog *c, CatalogSet **ret, size_t *ret_n);
 /* Snapshots (finished or being made) of a volume. */
 int catalog_count_volume_snapshots(Catalog *c, const char *volume, uint64_t *ret);

@@ -204,9 +204,11 @@ static void btrfs_start_commit(const char *store)
 
 /* Whether a snapshot other than snaps[i] lives on dev: another of its
  * volume's, or another volume's there. */
-static bool others_on(const CatalogSnapshot *snaps, const uint64_t *counts, size_t n, size_t i, dev_t dev)
+static bool others_on(Manager *m, const CatalogSnapshot *snaps, size_t n, size_t i, dev_t dev)
 {
-	if (counts[i] > 1)
+	uint64_t count;
+
+	if (catalog_count_volume_snapshots(m->catalog, snaps[i].prop.original_volume_name, &count) < 0 || count > 0)
 		return true;
 	for (size_t o = 0; o < n; o++) {
 		_cleanup_free_ char *store = o == i ? NULL : path_parent(snaps[o].prop.snapshot_device_object);
@@ -223,15 +225,14 @@ static bool others_on(const CatalogSnapshot *snaps, const uint64_t *counts, size
 static int reserve_step(Manager *m)
 {
 	_cleanup_(strv_freep) char **seen = NULL;
-	_cleanup_free_ uint64_t *counts = NULL;
 	CatalogSnapshot *snaps = NULL;
 	size_t n = 0;
 	int r;
 
 	/* Each volume's oldest, not the whole catalog: this runs every
-	 * HostReserveCheckMSec, and a listing of 100,000 snapshots held
-	 * vssd's event loop for a good part of each second. */
-	r = catalog_list_oldest(m->catalog, &snaps, &counts, &n);
+	 * HostReserveCheckMSec and after every set, and a listing of 100,000
+	 * snapshots held vssd's event loop for a good part of a second. */
+	r = catalog_list_oldest(m->catalog, &snaps, &n);
 	if (r < 0)
 		return log_error_errno(r, "cannot read the catalog to watch the host reserve: %m");
 	/* Oldest first: the first snapshot met in each store decides for all
@@ -288,7 +289,7 @@ static int reserve_step(Manager *m)
 		rh->deleted_usec = now_usec(CLOCK_MONOTONIC);
 		if (h.btrfs)
 			btrfs_start_commit(store);
-		else if (!rh->starved && !others_on(snaps, counts, n, i, h.dev) && host_measure(&m->config, store, &h) == 0 &&
+		else if (!rh->starved && !others_on(m, snaps, n, i, h.dev) && host_measure(&m->config, store, &h) == 0 &&
 			 h.avail < h.reserve) {
 			log_warning("%s: %s free, still under its reserve of %s, and no snapshot is left there to delete",
 				    host ?: store, format_mib(h.avail, a), format_mib(h.reserve, b));
