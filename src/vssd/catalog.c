@@ -578,7 +578,21 @@ static void *grow(void **array, size_t *n, size_t *allocated, size_t size)
  * snapshots_volume, sets_started); "?1 IS NULL OR ..." would read every row each time. */
 static int list_query(const CatalogFilter *f, char *buf, size_t size)
 {
-	int k = snprintf(buf, size, "%s%s%s%s%s%s%s",
+	int k = snprintf(buf, size, "%s%s%s%s%s%s%s%s%s",
+			 /* A seek per volume, not a pass over every row: the
+			  * distinct volumes one index seek after another (SQLite
+			  * does not skip-scan by itself), and for each the first
+			  * finished row in snapshots_volume, which keeps a
+			  * volume's rows in insertion order (rowid), the order
+			  * sets are made in. */
+			 f->oldest_of_each_volume
+				 ? "WITH RECURSIVE v(volume) AS (SELECT (SELECT min(volume) FROM snapshots)"
+				   " UNION ALL SELECT (SELECT min(volume) FROM snapshots WHERE volume > v.volume) FROM v"
+				   " WHERE v.volume IS NOT NULL),"
+				   " o(id) AS (SELECT (SELECT s.id FROM snapshots s JOIN sets t ON s.set_id = t.id"
+				   " WHERE s.volume = v.volume AND t.state = 'created' ORDER BY s.rowid LIMIT 1)"
+				   " FROM v WHERE v.volume IS NOT NULL) "
+				 : "",
 			 "SELECT s.id, s.set_id, t.snapshots_count, s.snapshot_path, s.volume,"
 			 " s.originating_machine, s.service_machine, s.exposed_name, s.exposed_path,"
 			 " s.provider_id, s.attributes, t.created_us, s.state, t.hold_window_us,"
@@ -586,6 +600,7 @@ static int list_query(const CatalogFilter *f, char *buf, size_t size)
 			 " FROM snapshots s JOIN sets t ON s.set_id = t.id WHERE 1",
 			 f->set_id ? " AND s.set_id = ?1" : "", f->snapshot_id ? " AND s.id = ?2" : "",
 			 f->volume ? " AND s.volume = ?3" : "", f->include_creating ? "" : " AND t.state = 'created'",
+			 f->oldest_of_each_volume ? " AND s.id IN (SELECT id FROM o)" : "",
 			 /* The first term is the range an index can seek; the
 			  * second leaves out the rows of the set it starts in
 			  * that were already returned. */
@@ -602,7 +617,7 @@ int catalog_list_page(Catalog *c, const CatalogFilter *f, CatalogSnapshot **ret,
 	static const CatalogFilter all = { 0 };
 	CatalogSnapshot *list = NULL;
 	size_t n = 0, allocated = 0;
-	char sql[1024];
+	char sql[2048];
 	sqlite3_stmt *st;
 	int r, rc;
 
@@ -721,85 +736,9 @@ int catalog_list_snapshots(Catalog *c, const CatalogFilter *f, CatalogSnapshot *
 	return catalog_list_page(c, f, ret, ret_n, &next, &more);
 }
 
-static int position_compare(const void *a, const void *b)
-{
-	const CatalogPosition *x = &((const CatalogSnapshot *)a)->position, *y = &((const CatalogSnapshot *)b)->position;
-	int k;
-
-	if (x->started_us != y->started_us)
-		return x->started_us < y->started_us ? -1 : 1;
-	k = strcmp(ID_TO_STRING(&x->set_id), ID_TO_STRING(&y->set_id));
-	return k ?: (x->row > y->row) - (x->row < y->row);
-}
-
 int catalog_list_oldest(Catalog *c, CatalogSnapshot **ret, size_t *ret_n)
 {
-	CatalogSnapshot *list = NULL;
-	_cleanup_free_ vss_id *ids = NULL;
-	size_t n = 0, allocated = 0, k = 0;
-	sqlite3_stmt *st;
-	int r = 0, rc;
-
-	/* A seek per volume, not a pass over every row: the distinct volumes
-	 * one index seek after another (SQLite does not skip-scan by itself),
-	 * and for each the first finished row in snapshots_volume, which
-	 * keeps a volume's rows in the order they were inserted (rowid), the
-	 * order sets are made in. */
-	r = prepare(c,
-		    "WITH RECURSIVE v(volume) AS (SELECT (SELECT min(volume) FROM snapshots)"
-		    " UNION ALL SELECT (SELECT min(volume) FROM snapshots WHERE volume > v.volume) FROM v"
-		    " WHERE v.volume IS NOT NULL)"
-		    " SELECT (SELECT s.id FROM snapshots s JOIN sets t ON s.set_id = t.id"
-		    " WHERE s.volume = v.volume AND t.state = 'created' ORDER BY s.rowid LIMIT 1) AS id"
-		    " FROM v WHERE v.volume IS NOT NULL",
-		    &st);
-	if (r < 0)
-		return r;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (sqlite3_column_type(st, 0) == SQLITE_NULL)
-			continue; /* only a set being made */
-		if (n == allocated) {
-			size_t want = allocated ? allocated * 2 : 16;
-			vss_id *ni = reallocarray(ids, want, sizeof(*ni));
-
-			if (!ni) {
-				rc = SQLITE_NOMEM;
-				break;
-			}
-			ids = ni;
-			allocated = want;
-		}
-		if ((r = column_id(st, 0, "snapshot", "valid id", &ids[n])) < 0)
-			break;
-		n++;
-	}
-	sqlite3_finalize(st);
-	if (r < 0 || rc != SQLITE_DONE)
-		return r < 0 ? r : rc == SQLITE_NOMEM ? -ENOMEM : fail(c, rc, "list oldest snapshots");
-	list = calloc(n ?: 1, sizeof(*list));
-	if (!list)
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i++) {
-		CatalogSnapshot *one;
-		size_t m;
-
-		r = catalog_list_snapshots(c, &(CatalogFilter){ .snapshot_id = &ids[i] }, &one, &m);
-		if (r < 0) {
-			catalog_snapshots_free(list, k);
-			return r;
-		}
-		/* Hidden (its deletion is being retried): not there to count. */
-		if (m == 1) {
-			list[k++] = one[0];
-			free(one);
-		} else
-			catalog_snapshots_free(one, m);
-	}
-	if (k > 1)
-		qsort(list, k, sizeof(*list), position_compare);
-	*ret = list;
-	*ret_n = k;
-	return 0;
+	return catalog_list_snapshots(c, &(CatalogFilter){ .oldest_of_each_volume = true }, ret, ret_n);
 }
 
 int catalog_list_sets(Catalog *c, CatalogSet **ret, size_t *ret_n)

@@ -63,6 +63,7 @@ typedef struct CatalogFilter {
 	const vss_id *snapshot_id;/* NULL: any */
 	const char *volume;       /* NULL: any */
 	bool include_creating;    /* also sets not yet created */
+	bool oldest_of_each_volume; /* only each volume's first finished snapshot */
 	const CatalogPosition *after; /* NULL: from the first */
 	size_t limit;             /* 0: all */
 } CatalogFilter;
