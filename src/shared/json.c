@@ -17,11 +17,13 @@ void json_init(JsonWriter *w, FILE *f, bool pretty)
 
 static void indent(JsonWriter *w)
 {
+	static const char spaces[] = "                                ";
+
 	if (!w->pretty)
 		return;
-	fputc_unlocked('\n', w->f);
-	for (int i = 0; i < w->depth; i++)
-		fputs_unlocked("  ", w->f);
+	putc_unlocked('\n', w->f);
+	for (int left = 2 * w->depth; left > 0; left -= (int)sizeof(spaces) - 1)
+		fwrite_unlocked(spaces, 1, MIN((size_t)left, sizeof(spaces) - 1), w->f);
 }
 
 /* Before a value or a key at the current level. */
@@ -30,7 +32,7 @@ static void separate(JsonWriter *w, bool is_value_after_key)
 	if (is_value_after_key)
 		return;
 	if (w->need_comma[w->depth])
-		fputc_unlocked(',', w->f);
+		putc_unlocked(',', w->f);
 	w->need_comma[w->depth] = true;
 	if (w->depth > 0)
 		indent(w);
@@ -47,7 +49,7 @@ static void open_container(JsonWriter *w, char c)
 	/* The documents vss writes are a few levels deep. */
 	assert(w->depth < (int)ELEMENTSOF(w->need_comma) - 1);
 	value_prefix(w);
-	fputc_unlocked(c, w->f);
+	putc_unlocked(c, w->f);
 	w->depth++;
 	w->need_comma[w->depth] = false;
 }
@@ -60,7 +62,7 @@ static void close_container(JsonWriter *w, char c)
 		w->depth--;
 	if (had)
 		indent(w);
-	fputc_unlocked(c, w->f);
+	putc_unlocked(c, w->f);
 }
 
 void json_begin_object(JsonWriter *w)
@@ -87,7 +89,7 @@ static void write_string(FILE *f, const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
 
-	fputc_unlocked('"', f);
+	putc_unlocked('"', f);
 	for (;;) {
 		size_t run = 0;
 
@@ -120,7 +122,7 @@ static void write_string(FILE *f, const char *s)
 		}
 		p++;
 	}
-	fputc_unlocked('"', f);
+	putc_unlocked('"', f);
 }
 
 void json_key(JsonWriter *w, const char *key)
@@ -160,7 +162,7 @@ void json_bool(JsonWriter *w, bool v)
 
 void json_finish(JsonWriter *w)
 {
-	fputc_unlocked('\n', w->f);
+	putc_unlocked('\n', w->f);
 	fflush(w->f);
 	funlockfile(w->f);
 }
