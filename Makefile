@@ -10,7 +10,7 @@ SCAN_BUILD ?= build-scan
 # make fuzz FUZZ_SECONDS=600: how long each target runs.
 FUZZ_SECONDS ?= 300
 
-.PHONY: all deps build build-asan build-fuzz demo check check-unit check-integration check-asan check-long fuzz scan bench clean
+.PHONY: all deps build build-asan build-fuzz demo check check-unit check-integration check-asan check-long fuzz scan bench bench-catalog clean
 
 all: build
 
@@ -63,6 +63,11 @@ bench: build
 	./bench/bench-create.sh $(BUILD)
 	./bench/bench-hold.sh $(BUILD)
 	./bench/bench-writers.sh $(BUILD)
+
+# Apart from `bench`: generating 100,000 snapshots takes 20 minutes and more.
+# VSS_BENCH_CATALOG_DIR keeps them for the next run (bench/README.md).
+bench-catalog: build
+	./bench/bench-catalog.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(SCAN_BUILD)
