@@ -245,6 +245,28 @@ vss_hr vss_backup_query(vss_backup *b, const vss_id *query_id_or_null,
                         vss_object_prop **ret_props, size_t *ret_count);
 
 /**
+ * vss_backup_query_snapshots() - list finished snapshots, filtered by vssd.
+ * @b: the object (initialized).
+ * @set_id_or_null: only this set's snapshots (NULL or the null id: any set).
+ * @volume_or_null: only this volume's, named by its canonical path as the
+ *     snapshots record it (original_volume_name); NULL: any volume.
+ * @ret_props: a new array of VSS_OBJECT_SNAPSHOT entries; release with
+ *     vss_free_object_props().
+ * @ret_count: its length (may be 0).
+ *
+ * What vss_backup_query() returns for snapshots, narrowed in vssd's catalog
+ * (on its indexes) rather than by the caller, oldest set first. Both read
+ * vssd's list in pages of at most 1000 snapshots, so that no message grows
+ * with the catalog; a snapshot deleted or made while the pages are read may
+ * be missing or present, but none is listed twice.
+ *
+ * Return: S_OK; VSS_E_BAD_STATE before initialize; E_INVALIDARG for NULL
+ * @b, @ret_props or @ret_count.
+ */
+vss_hr vss_backup_query_snapshots(vss_backup *b, const vss_id *set_id_or_null, const char *volume_or_null,
+                                  vss_object_prop **ret_props, size_t *ret_count);
+
+/**
  * vss_backup_delete_snapshots() - delete a snapshot or a whole set.
  * @b: the object (initialized).
  * @source_id: the snapshot or set id.

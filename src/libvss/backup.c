@@ -274,6 +274,57 @@ vss_hr vss_backup_get_snapshot_properties(vss_backup *b, const vss_id *snapshot_
 	return S_OK;
 }
 
+/* Read every page of QuerySnapshots into one list. */
+static vss_hr query_snapshots(vss_backup *b, const vss_id *set_id, const char *volume, vss_object_prop **ret_props,
+                              size_t *ret_count)
+{
+	char buf[VSS_ID_STRING_MAX];
+	const char *set = id_arg(set_id, buf), *next;
+	vss_snapshot_prop *snaps = NULL;
+	vss_object_prop *props;
+	size_t n = 0, allocated = 0;
+	_cleanup_free_ char *after = strdup("");
+	vss_hr hr = S_OK;
+	int r;
+
+	if (!after)
+		return client_fail(E_OUTOFMEMORY, "out of memory");
+	while (after) {
+		sd_bus_message *reply;
+
+		hr = BACKUP_CALL(b, "QuerySnapshots", &reply, "sssu", set, volume ?: "", after, (uint32_t)0);
+		if (VSS_FAILED(hr))
+			break;
+		r = bus_read_snapshot_page(reply, &snaps, &n, &allocated);
+		if (r >= 0)
+			r = sd_bus_message_read(reply, "s", &next);
+		if (r < 0) {
+			hr = bad_reply(reply, "QuerySnapshots", r);
+			break;
+		}
+		free(after);
+		after = next[0] ? strdup(next) : NULL;
+		if (next[0] && !after)
+			hr = client_fail(E_OUTOFMEMORY, "out of memory");
+		sd_bus_message_unref(reply);
+	}
+	props = VSS_SUCCEEDED(hr) ? calloc(n ?: 1, sizeof(*props)) : NULL;
+	if (VSS_SUCCEEDED(hr) && !props)
+		hr = client_fail(E_OUTOFMEMORY, "out of memory");
+	if (VSS_FAILED(hr)) {
+		for (size_t i = 0; i < n; i++)
+			vss_free_snapshot_properties(&snaps[i]);
+		free(snaps);
+		return hr;
+	}
+	for (size_t i = 0; i < n; i++)
+		props[i] = (vss_object_prop){ .type = VSS_OBJECT_SNAPSHOT, .obj.snap = snaps[i] };
+	free(snaps);
+	*ret_props = props;
+	*ret_count = n;
+	return S_OK;
+}
+
 vss_hr vss_backup_query(vss_backup *b, const vss_id *query_id_or_null, vss_object_type queried_type,
                         vss_object_type returned_type, vss_object_prop **ret_props, size_t *ret_count)
 {
@@ -291,6 +342,11 @@ vss_hr vss_backup_query(vss_backup *b, const vss_id *query_id_or_null, vss_objec
 		*ret_count = 0;
 	if (!b || !ret_props || !ret_count)
 		return client_fail(E_INVALIDARG, "%s is NULL", !b ? "b" : !ret_props ? "ret_props" : "ret_count");
+	/* vssd checks the arguments, which Query alone takes; a valid snapshot
+	 * query then reads the list in pages. */
+	if (returned_type == VSS_OBJECT_SNAPSHOT && (!query_id_or_null || vss_id_is_null(query_id_or_null)) &&
+	    queried_type == VSS_OBJECT_NONE)
+		return query_snapshots(b, NULL, NULL, ret_props, ret_count);
 	hr = BACKUP_CALL(b, "Query", &reply, "sii", id_arg(query_id_or_null, buf), (int32_t)queried_type,
 			 (int32_t)returned_type);
 	if (VSS_FAILED(hr))
@@ -321,6 +377,19 @@ vss_hr vss_backup_query(vss_backup *b, const vss_id *query_id_or_null, vss_objec
 	*ret_props = props;
 	*ret_count = n;
 	return S_OK;
+}
+
+vss_hr vss_backup_query_snapshots(vss_backup *b, const vss_id *set_id_or_null, const char *volume_or_null,
+                                  vss_object_prop **ret_props, size_t *ret_count)
+{
+	client_begin();
+	if (ret_props)
+		*ret_props = NULL;
+	if (ret_count)
+		*ret_count = 0;
+	if (!b || !ret_props || !ret_count)
+		return client_fail(E_INVALIDARG, "%s is NULL", !b ? "b" : !ret_props ? "ret_props" : "ret_count");
+	return query_snapshots(b, set_id_or_null, volume_or_null, ret_props, ret_count);
 }
 
 vss_hr vss_backup_delete_snapshots(vss_backup *b, const vss_id *source_id, vss_object_type source_type,

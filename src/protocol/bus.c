@@ -224,6 +224,137 @@ int bus_append_provider_prop(sd_bus_message *m, const vss_provider_prop *p)
 	return sd_bus_message_close_container(m);
 }
 
+/* The strings of a page, in their column order; a row's presence byte has
+ * bit i set when string i is not NULL ("" on the wire either way). */
+#define PAGE_STRINGS 7
+
+static char **page_string(vss_snapshot_prop *p, unsigned i)
+{
+	char **const fields[PAGE_STRINGS] = {
+		&p->snapshot_device_object, &p->original_volume_name, &p->originating_machine,
+		&p->service_machine,        &p->exposed_name,         &p->exposed_path,
+		&p->consistency,
+	};
+
+	return fields[i];
+}
+
+int bus_append_snapshot_page(sd_bus_message *m, const vss_snapshot_prop *const *props, size_t n)
+{
+	_cleanup_free_ uint8_t *ids = calloc(n ?: 1, 3 * 16), *present = calloc(n ?: 1, 1);
+	_cleanup_free_ int32_t *ints = calloc(n ?: 1, 3 * sizeof(int32_t));
+	_cleanup_free_ int64_t *created = calloc(n ?: 1, sizeof(int64_t));
+	_cleanup_free_ uint64_t *hold = calloc(n ?: 1, sizeof(uint64_t));
+
+	if (!ids || !present || !ints || !created || !hold)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		vss_snapshot_prop *p = (vss_snapshot_prop *)props[i];
+
+		memcpy(ids + 16 * i, p->snapshot_id.bytes, 16);
+		memcpy(ids + 16 * (n + i), p->snapshot_set_id.bytes, 16);
+		memcpy(ids + 16 * (2 * n + i), p->provider_id.bytes, 16);
+		ints[i] = p->snapshots_count;
+		ints[n + i] = p->snapshot_attributes;
+		ints[2 * n + i] = (int32_t)p->status;
+		created[i] = p->creation_timestamp;
+		hold[i] = p->hold_window_us;
+		for (unsigned k = 0; k < PAGE_STRINGS; k++)
+			if (*page_string(p, k))
+				present[i] |= 1u << k;
+	}
+	for (unsigned c = 0; c < 3; c++)
+		TRY(sd_bus_message_append_array(m, 'y', ids + 16 * n * c, 16 * n));
+	for (unsigned c = 0; c < 3; c++)
+		TRY(sd_bus_message_append_array(m, 'i', ints + n * c, sizeof(int32_t) * n));
+	TRY(sd_bus_message_append_array(m, 'x', created, sizeof(int64_t) * n));
+	TRY(sd_bus_message_append_array(m, 't', hold, sizeof(uint64_t) * n));
+	TRY(sd_bus_message_append_array(m, 'y', present, n));
+	for (unsigned k = 0; k < PAGE_STRINGS; k++) {
+		TRY(sd_bus_message_open_container(m, 'a', "s"));
+		for (size_t i = 0; i < n; i++)
+			TRY(sd_bus_message_append_basic(m, 's', *page_string((vss_snapshot_prop *)props[i], k) ?: ""));
+		TRY(sd_bus_message_close_container(m));
+	}
+	return 0;
+}
+
+/* A fixed-size column of exactly n elements. */
+static int read_column(sd_bus_message *m, char type, size_t element, size_t n, const void **ret)
+{
+	size_t size;
+
+	TRY(sd_bus_message_read_array(m, type, ret, &size));
+	return size == element * n ? 0 : -EBADMSG;
+}
+
+int bus_read_snapshot_page(sd_bus_message *m, vss_snapshot_prop **props, size_t *n, size_t *allocated)
+{
+	const uint8_t *ids, *set_ids, *provider_ids, *present;
+	const int32_t *counts, *attributes, *status;
+	const int64_t *created;
+	const uint64_t *hold;
+	size_t rows, first = *n;
+
+	TRY(sd_bus_message_read_array(m, 'y', (const void **)&ids, &rows));
+	if (rows % 16)
+		return -EBADMSG;
+	rows /= 16;
+	TRY(read_column(m, 'y', 16, rows, (const void **)&set_ids));
+	TRY(read_column(m, 'y', 16, rows, (const void **)&provider_ids));
+	TRY(read_column(m, 'i', sizeof(int32_t), rows, (const void **)&counts));
+	TRY(read_column(m, 'i', sizeof(int32_t), rows, (const void **)&attributes));
+	TRY(read_column(m, 'i', sizeof(int32_t), rows, (const void **)&status));
+	TRY(read_column(m, 'x', sizeof(int64_t), rows, (const void **)&created));
+	TRY(read_column(m, 't', sizeof(uint64_t), rows, (const void **)&hold));
+	TRY(read_column(m, 'y', 1, rows, (const void **)&present));
+	if (*n + rows > *allocated) {
+		size_t want = MAX(*n + rows, *allocated * 2);
+		vss_snapshot_prop *np = reallocarray(*props, want, sizeof(*np));
+
+		if (!np)
+			return -ENOMEM;
+		*props = np;
+		*allocated = want;
+	}
+	for (size_t i = 0; i < rows; i++) {
+		vss_snapshot_prop *p = &(*props)[first + i];
+
+		*p = (vss_snapshot_prop){
+			.snapshots_count = counts[i],
+			.snapshot_attributes = attributes[i],
+			.status = (vss_snapshot_state)status[i],
+			.creation_timestamp = created[i],
+			.hold_window_us = hold[i],
+		};
+		memcpy(p->snapshot_id.bytes, ids + 16 * i, 16);
+		memcpy(p->snapshot_set_id.bytes, set_ids + 16 * i, 16);
+		memcpy(p->provider_id.bytes, provider_ids + 16 * i, 16);
+	}
+	/* From here the rows are the caller's, to free on failure too. */
+	*n = first + rows;
+	for (unsigned k = 0; k < PAGE_STRINGS; k++) {
+		TRY(sd_bus_message_enter_container(m, 'a', "s"));
+		for (size_t i = 0; i < rows; i++) {
+			const char *v;
+
+			/* 0: the column ended before the ids did. */
+			if (sd_bus_message_read_basic(m, 's', &v) <= 0)
+				return -EBADMSG;
+			if (!(present[i] & (1u << k)))
+				continue;
+			*page_string(&(*props)[first + i], k) = strdup(v);
+			if (!*page_string(&(*props)[first + i], k))
+				return -ENOMEM;
+		}
+		/* A column longer than the ids. */
+		if (sd_bus_message_at_end(m, false) == 0)
+			return -EBADMSG;
+		TRY(sd_bus_message_exit_container(m));
+	}
+	return 0;
+}
+
 static int provider_field(sd_bus_message *m, const char *key, void *userdata)
 {
 	vss_provider_prop *p = userdata;

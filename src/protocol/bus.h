@@ -78,6 +78,15 @@ int bus_append_id(sd_bus_message *m, const vss_id *id);
 int bus_append_snapshot_prop(sd_bus_message *m, const vss_snapshot_prop *p);
 int bus_read_snapshot_prop(sd_bus_message *m, vss_snapshot_prop *ret);
 int bus_append_provider_prop(sd_bus_message *m, const vss_provider_prop *p);
+
+/* A page of snapshots (QuerySnapshots) travels by columns, one array per
+ * property, so that a row costs a few appends instead of a dict of
+ * variants; docs/DBUS.md lists the columns. */
+#define BUS_SNAPSHOT_PAGE_SIGNATURE "ayayayaiaiaiaxatayasasasasasasas"
+int bus_append_snapshot_page(sd_bus_message *m, const vss_snapshot_prop *const *props, size_t n);
+/* Appends the page's rows to *props (grown as needed; *n and *allocated
+ * count them); a page whose columns disagree is -EBADMSG. */
+int bus_read_snapshot_page(sd_bus_message *m, vss_snapshot_prop **props, size_t *n, size_t *allocated);
 int bus_read_provider_prop(sd_bus_message *m, vss_provider_prop *ret);
 
 /* A writer's components and excluded files (WRITER_METADATA_COMPONENTS), as a

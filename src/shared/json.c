@@ -6,18 +6,24 @@
 
 #include "shared/json.h"
 
+/* The writer takes the stream's lock for its whole document (json_init() to
+ * json_finish()), so that each character does not: a listing of 100,000
+ * snapshots is some 60 MB. */
 void json_init(JsonWriter *w, FILE *f, bool pretty)
 {
+	flockfile(f);
 	*w = (JsonWriter){ .f = f, .pretty = pretty };
 }
 
 static void indent(JsonWriter *w)
 {
+	static const char spaces[] = "                                ";
+
 	if (!w->pretty)
 		return;
-	fputc('\n', w->f);
-	for (int i = 0; i < w->depth; i++)
-		fputs("  ", w->f);
+	putc_unlocked('\n', w->f);
+	for (int left = 2 * w->depth; left > 0; left -= (int)sizeof(spaces) - 1)
+		fwrite_unlocked(spaces, 1, MIN((size_t)left, sizeof(spaces) - 1), w->f);
 }
 
 /* Before a value or a key at the current level. */
@@ -26,7 +32,7 @@ static void separate(JsonWriter *w, bool is_value_after_key)
 	if (is_value_after_key)
 		return;
 	if (w->need_comma[w->depth])
-		fputc(',', w->f);
+		putc_unlocked(',', w->f);
 	w->need_comma[w->depth] = true;
 	if (w->depth > 0)
 		indent(w);
@@ -43,7 +49,7 @@ static void open_container(JsonWriter *w, char c)
 	/* The documents vss writes are a few levels deep. */
 	assert(w->depth < (int)ELEMENTSOF(w->need_comma) - 1);
 	value_prefix(w);
-	fputc(c, w->f);
+	putc_unlocked(c, w->f);
 	w->depth++;
 	w->need_comma[w->depth] = false;
 }
@@ -56,7 +62,7 @@ static void close_container(JsonWriter *w, char c)
 		w->depth--;
 	if (had)
 		indent(w);
-	fputc(c, w->f);
+	putc_unlocked(c, w->f);
 }
 
 void json_begin_object(JsonWriter *w)
@@ -81,39 +87,49 @@ void json_end_array(JsonWriter *w)
 
 static void write_string(FILE *f, const char *s)
 {
-	fputc('"', f);
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+	const unsigned char *p = (const unsigned char *)s;
+
+	putc_unlocked('"', f);
+	for (;;) {
+		size_t run = 0;
+
+		/* Runs that need no escape in one call, not a call per
+		 * byte: a listing of 100,000 snapshots is some 60 MB. */
+		while (p[run] >= 0x20 && p[run] != '"' && p[run] != '\\')
+			run++;
+		fwrite_unlocked(p, 1, run, f);
+		p += run;
+		if (!*p)
+			break;
 		switch (*p) {
 		case '"':
-			fputs("\\\"", f);
+			fputs_unlocked("\\\"", f);
 			break;
 		case '\\':
-			fputs("\\\\", f);
+			fputs_unlocked("\\\\", f);
 			break;
 		case '\n':
-			fputs("\\n", f);
+			fputs_unlocked("\\n", f);
 			break;
 		case '\t':
-			fputs("\\t", f);
+			fputs_unlocked("\\t", f);
 			break;
 		case '\r':
-			fputs("\\r", f);
+			fputs_unlocked("\\r", f);
 			break;
 		default:
-			if (*p < 0x20)
-				fprintf(f, "\\u%04x", *p);
-			else
-				fputc(*p, f);
+			fprintf(f, "\\u%04x", *p);
 		}
+		p++;
 	}
-	fputc('"', f);
+	putc_unlocked('"', f);
 }
 
 void json_key(JsonWriter *w, const char *key)
 {
 	separate(w, false);
 	write_string(w->f, key);
-	fputs(w->pretty ? ": " : ":", w->f);
+	fputs_unlocked(w->pretty ? ": " : ":", w->f);
 	w->after_key = true;
 }
 
@@ -123,7 +139,7 @@ void json_string(JsonWriter *w, const char *s)
 	if (s)
 		write_string(w->f, s);
 	else
-		fputs("null", w->f);
+		fputs_unlocked("null", w->f);
 }
 
 void json_int(JsonWriter *w, int64_t v)
@@ -141,11 +157,12 @@ void json_uint(JsonWriter *w, uint64_t v)
 void json_bool(JsonWriter *w, bool v)
 {
 	value_prefix(w);
-	fputs(v ? "true" : "false", w->f);
+	fputs_unlocked(v ? "true" : "false", w->f);
 }
 
 void json_finish(JsonWriter *w)
 {
-	fputc('\n', w->f);
+	putc_unlocked('\n', w->f);
 	fflush(w->f);
+	funlockfile(w->f);
 }

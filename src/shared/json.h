@@ -16,6 +16,7 @@ typedef struct JsonWriter {
 	bool after_key;
 } JsonWriter;
 
+/* Holds f's lock (flockfile) until json_finish(), which must follow. */
 void json_init(JsonWriter *w, FILE *f, bool pretty);
 void json_begin_object(JsonWriter *w);
 void json_end_object(JsonWriter *w);
@@ -27,5 +28,5 @@ void json_string(JsonWriter *w, const char *s); /* NULL writes null */
 void json_int(JsonWriter *w, int64_t v);
 void json_uint(JsonWriter *w, uint64_t v);
 void json_bool(JsonWriter *w, bool v);
-/* Finish the document with a newline. */
+/* Finish the document with a newline, and release f. */
 void json_finish(JsonWriter *w);

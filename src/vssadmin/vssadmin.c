@@ -467,7 +467,8 @@ static vss_hr query_snapshots(vss_backup *b, const vss_id *set, const vss_id *sh
 		if (!canonical)
 			return fail(VSS_E_OBJECT_NOT_FOUND, "%s does not exist", volume), VSS_E_OBJECT_NOT_FOUND;
 	}
-	hr = vss_backup_query(b, NULL, VSS_OBJECT_NONE, VSS_OBJECT_SNAPSHOT, &all, &n);
+	/* vssd narrows by set and volume on its catalog's indexes. */
+	hr = vss_backup_query_snapshots(b, set, canonical, &all, &n);
 	if (VSS_FAILED(hr))
 		return fail(hr, NULL), hr;
 	sel = calloc(n + 1, sizeof(*sel));

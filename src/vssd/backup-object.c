@@ -591,20 +591,21 @@ static int creation_record(Creation *cr, BackupObject *b)
 static int make_room(BackupObject *b, sd_bus_error *error)
 {
 	Manager *m = b->manager;
-	_cleanup_(strv_freep) char **volumes = NULL;
-	_cleanup_free_ int64_t *maximums = NULL;
-	size_t n = 0;
 	int r;
 
-	r = catalog_storage(m->catalog, &volumes, &maximums, &n);
-	if (r < 0)
-		return bus_error_set_hr(error, VSS_E_UNEXPECTED, "cannot read the catalog: %s", strerror(-r));
-	for (size_t i = 0; i < n; i++)
-		for (size_t k = 0; k < b->facts.n_volumes; k++)
-			if (maximums[i] >= 0 && streq(volumes[i], b->members[k].volume) &&
-			    storage_enforce(m, volumes[i], maximums[i], true) < 0)
-				return bus_error_set_hr(error, VSS_E_UNEXPECTED,
-							"cannot make room in the shadow storage of %s", volumes[i]);
+	/* Each member's own row: the whole storage list would read every
+	 * snapshot's volume in the catalog. */
+	for (size_t k = 0; k < b->facts.n_volumes; k++) {
+		const char *volume = b->members[k].volume;
+		int64_t maximum;
+
+		r = catalog_storage_maximum(m->catalog, volume, &maximum);
+		if (r < 0)
+			return bus_error_set_hr(error, VSS_E_UNEXPECTED, "cannot read the catalog: %s", strerror(-r));
+		if (maximum >= 0 && storage_enforce(m, volume, maximum, true) < 0)
+			return bus_error_set_hr(error, VSS_E_UNEXPECTED, "cannot make room in the shadow storage of %s",
+						volume);
+	}
 	return 0;
 }
 
@@ -908,6 +909,73 @@ static int method_query(sd_bus_message *msg, void *userdata, sd_bus_error *error
 	return sd_bus_send(NULL, reply, NULL);
 }
 
+/* QuerySnapshots answers in pages, so that no reply grows with the
+ * catalog: with 100,000 snapshots one Query reply is some 70 MB, which
+ * vssd holds while it is sent and the client while it reads it. */
+#define QUERY_PAGE_MAX 1000
+
+static int method_query_snapshots(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+	BackupObject *b = userdata;
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	const char *set_str, *volume, *after_str;
+	char next[CATALOG_POSITION_MAX] = "";
+	CatalogSnapshot *snaps = NULL;
+	_cleanup_free_ const vss_snapshot_prop **visible = NULL;
+	CatalogPosition after, last;
+	bool more;
+	uint32_t limit;
+	vss_id set;
+	size_t n = 0, k = 0;
+	int r;
+
+	r = sd_bus_message_read(msg, "sssu", &set_str, &volume, &after_str, &limit);
+	if (r < 0)
+		return r;
+	r = backup_check(b, BC_QUERY, error);
+	if (r < 0)
+		return r;
+	r = read_id_arg(set_str, &set, error);
+	if (r < 0)
+		return r;
+	if (after_str[0] && catalog_position_parse(after_str, &after) < 0)
+		return bus_error_set_hr(error, E_INVALIDARG, "\"%s\" is not a position QuerySnapshots returned",
+					after_str);
+	if (limit == 0 || limit > QUERY_PAGE_MAX)
+		limit = QUERY_PAGE_MAX;
+	r = catalog_list_page(b->manager->catalog,
+			      &(CatalogFilter){
+				      .set_id = vss_id_is_null(&set) ? NULL : &set,
+				      .volume = volume[0] ? volume : NULL,
+				      .after = after_str[0] ? &after : NULL,
+				      .limit = limit,
+			      },
+			      &snaps, &n, &last, &more);
+	if (r < 0)
+		return bus_error_set_hr(error, VSS_E_UNEXPECTED, "cannot read the catalog: %s", strerror(-r));
+	/* A full page may have more after it; the position is the last row
+	 * read, whether or not this context sees it. */
+	if (more)
+		catalog_position_format(&last, next);
+	visible = calloc(n ?: 1, sizeof(*visible));
+	if (!visible) {
+		catalog_snapshots_free(snaps, n);
+		return bus_error_set_hr(error, E_OUTOFMEMORY, NULL);
+	}
+	for (size_t i = 0; i < n; i++)
+		if (context_matches(b->context, snaps[i].context))
+			visible[k++] = &snaps[i].prop;
+	r = sd_bus_message_new_method_return(msg, &reply);
+	if (r >= 0)
+		r = bus_append_snapshot_page(reply, visible, k);
+	catalog_snapshots_free(snaps, n);
+	if (r >= 0)
+		r = sd_bus_message_append(reply, "s", next);
+	if (r < 0)
+		return r;
+	return sd_bus_send(NULL, reply, NULL);
+}
+
 static int method_delete_snapshots(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
 	BackupObject *b = userdata;
@@ -1136,12 +1204,9 @@ static int method_change_diff_area_maximum_size(sd_bus_message *msg, void *userd
 static int method_get_diff_area_maximum_size(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
 	BackupObject *b = userdata;
-	_cleanup_(strv_freep) char **volumes = NULL;
-	_cleanup_free_ int64_t *maximums = NULL;
 	_cleanup_free_ char *canonical = NULL;
 	const char *volume;
 	int64_t maximum = -1;
-	size_t n = 0;
 	int r;
 
 	r = sd_bus_message_read(msg, "s", &volume);
@@ -1153,12 +1218,9 @@ static int method_get_diff_area_maximum_size(sd_bus_message *msg, void *userdata
 	r = canonical_volume(volume, &canonical, error);
 	if (r < 0)
 		return r;
-	r = catalog_storage(b->manager->catalog, &volumes, &maximums, &n);
+	r = catalog_storage_maximum(b->manager->catalog, canonical, &maximum);
 	if (r < 0)
 		return bus_error_set_hr(error, VSS_E_UNEXPECTED, "cannot read the catalog: %s", strerror(-r));
-	for (size_t i = 0; i < n; i++)
-		if (streq(volumes[i], canonical))
-			maximum = maximums[i];
 	return sd_bus_reply_method_return(msg, "x", maximum);
 }
 
@@ -1213,6 +1275,7 @@ static const sd_bus_vtable backup_vtable[] = {
 	SD_BUS_METHOD("BackupComplete", "", "o", method_backup_complete, 0),
 	SD_BUS_METHOD("GetSnapshotProperties", "s", "a{sv}", method_get_snapshot_properties, 0),
 	SD_BUS_METHOD("Query", "sii", "aa{sv}", method_query, 0),
+	SD_BUS_METHOD("QuerySnapshots", "sssu", BUS_SNAPSHOT_PAGE_SIGNATURE "s", method_query_snapshots, 0),
 	SD_BUS_METHOD("DeleteSnapshots", "sib", "iiss", method_delete_snapshots, 0),
 	SD_BUS_METHOD("ExposeSnapshot", "ssis", "s", method_expose_snapshot, 0),
 	SD_BUS_METHOD("UnexposeSnapshot", "s", "", method_unexpose_snapshot, 0),

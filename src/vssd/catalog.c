@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "basic/id.h"
 #include "basic/log.h"
 #include "basic/macro.h"
 #include "basic/util.h"
@@ -58,6 +60,9 @@ static const char schema[] =
 	");"
 	"CREATE INDEX IF NOT EXISTS snapshots_volume ON snapshots(volume);"
 	"CREATE INDEX IF NOT EXISTS snapshots_set ON snapshots(set_id);"
+	/* Listings go in this order; without the index every listing sorted
+	 * the whole catalog. Older catalogs gain it when opened. */
+	"CREATE INDEX IF NOT EXISTS sets_started ON sets(started_us, id);"
 	/* Version 2: the maximum shadow storage of a volume; no row: unbounded. */
 	"CREATE TABLE IF NOT EXISTS storage ("
 	"  volume TEXT PRIMARY KEY,"
@@ -442,6 +447,21 @@ int catalog_storage(Catalog *c, char ***ret_volumes, int64_t **ret_maximums, siz
 	return 0;
 }
 
+int catalog_storage_maximum(Catalog *c, const char *volume, int64_t *ret)
+{
+	sqlite3_stmt *st;
+	int r, rc;
+
+	r = prepare(c, "SELECT maximum FROM storage WHERE volume = ?", &st);
+	if (r < 0)
+		return r;
+	bind_str(st, 1, volume);
+	rc = sqlite3_step(st);
+	*ret = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fail(c, rc, "storage maximum");
+}
+
 int catalog_set_exposure(Catalog *c, const vss_id *id, const char *exposed_name, int32_t attributes)
 {
 	sqlite3_stmt *st;
@@ -510,11 +530,102 @@ void catalog_sets_free(CatalogSet *s, size_t n)
 	free(s);
 }
 
-int catalog_list_snapshots(Catalog *c, const CatalogFilter *f, CatalogSnapshot **ret, size_t *ret_n)
+char *catalog_position_format(const CatalogPosition *p, char buf[static CATALOG_POSITION_MAX])
+{
+	char id[VSS_ID_STRING_MAX];
+
+	snprintf(buf, CATALOG_POSITION_MAX, "%" PRId64 ":%s:%" PRId64, p->started_us, vss_id_format(&p->set_id, id),
+		 p->row);
+	return buf;
+}
+
+int catalog_position_parse(const char *s, CatalogPosition *ret)
+{
+	char id[VSS_ID_STRING_MAX];
+	const char *a, *b;
+	uint64_t row;
+	char *end;
+	long long started;
+
+	a = strchr(s, ':');
+	b = a ? strrchr(s, ':') : NULL;
+	if (!a || a == b || (size_t)(b - a - 1) >= sizeof(id))
+		return -EINVAL;
+	errno = 0;
+	started = strtoll(s, &end, 10);
+	if (errno || end != a || a == s)
+		return -EINVAL;
+	memcpy(id, a + 1, b - a - 1);
+	id[b - a - 1] = '\0';
+	if (VSS_FAILED(vss_id_parse(id, &ret->set_id)) || parse_u64(b + 1, &row) < 0 || row > INT64_MAX)
+		return -EINVAL;
+	ret->started_us = started;
+	ret->row = (int64_t)row;
+	return 0;
+}
+
+/* Room for one more element: capacity doubles, so that a list of 100,000
+ * rows is not copied 100,000 times. */
+static void *grow(void **array, size_t *n, size_t *allocated, size_t size)
+{
+	if (*n == *allocated) {
+		size_t want = *allocated ? *allocated * 2 : 16;
+		void *na = reallocarray(*array, want, size);
+
+		if (!na)
+			return NULL;
+		*array = na;
+		*allocated = want;
+	}
+	memset((char *)*array + size * *n, 0, size);
+	return (char *)*array + size * (*n)++;
+}
+
+/* The WHERE clause names only the filter's terms, so that SQLite plans
+ * each listing on its index (snapshots_set, the primary key,
+ * snapshots_volume, sets_started); "?1 IS NULL OR ..." would read every row each time. */
+static int list_query(const CatalogFilter *f, char *buf, size_t size)
+{
+	int k = snprintf(buf, size, "%s%s%s%s%s%s%s%s%s",
+			 /* A seek per volume, not a pass over every row: the
+			  * distinct volumes one index seek after another (SQLite
+			  * does not skip-scan by itself), and for each the first
+			  * finished row in snapshots_volume, which keeps a
+			  * volume's rows in insertion order (rowid), the order
+			  * sets are made in. */
+			 f->oldest_of_each_volume
+				 ? "WITH RECURSIVE v(volume) AS (SELECT (SELECT min(volume) FROM snapshots)"
+				   " UNION ALL SELECT (SELECT min(volume) FROM snapshots WHERE volume > v.volume) FROM v"
+				   " WHERE v.volume IS NOT NULL),"
+				   " o(id) AS (SELECT (SELECT s.id FROM snapshots s JOIN sets t ON s.set_id = t.id"
+				   " WHERE s.volume = v.volume AND t.state = 'created' ORDER BY s.rowid LIMIT 1)"
+				   " FROM v WHERE v.volume IS NOT NULL) "
+				 : "",
+			 "SELECT s.id, s.set_id, t.snapshots_count, s.snapshot_path, s.volume,"
+			 " s.originating_machine, s.service_machine, s.exposed_name, s.exposed_path,"
+			 " s.provider_id, s.attributes, t.created_us, s.state, t.hold_window_us,"
+			 " t.consistency, s.provider, s.provider_data, t.context, t.state, t.started_us, s.rowid"
+			 " FROM snapshots s JOIN sets t ON s.set_id = t.id WHERE 1",
+			 f->set_id ? " AND s.set_id = ?1" : "", f->snapshot_id ? " AND s.id = ?2" : "",
+			 f->volume ? " AND s.volume = ?3" : "", f->include_creating ? "" : " AND t.state = 'created'",
+			 f->oldest_of_each_volume ? " AND s.id IN (SELECT id FROM o)" : "",
+			 /* The first term is the range an index can seek; the
+			  * second leaves out the rows of the set it starts in
+			  * that were already returned. */
+			 f->after ? " AND (t.started_us, t.id) >= (?4, ?5) AND (t.started_us, t.id, s.rowid) > (?4, ?5, ?6)"
+				  : "",
+			 f->limit ? " ORDER BY t.started_us, t.id, s.rowid LIMIT ?7" : " ORDER BY t.started_us, t.id, s.rowid");
+
+	return k > 0 && (size_t)k < size ? 0 : -ENOBUFS;
+}
+
+int catalog_list_page(Catalog *c, const CatalogFilter *f, CatalogSnapshot **ret, size_t *ret_n, CatalogPosition *ret_next,
+		      bool *ret_more)
 {
 	static const CatalogFilter all = { 0 };
 	CatalogSnapshot *list = NULL;
-	size_t n = 0;
+	size_t n = 0, allocated = 0;
+	char sql[2048];
 	sqlite3_stmt *st;
 	int r, rc;
 
@@ -523,24 +634,24 @@ int catalog_list_snapshots(Catalog *c, const CatalogFilter *f, CatalogSnapshot *
 	pthread_mutex_lock(&c->lock);
 	retry_forgotten(c);
 	pthread_mutex_unlock(&c->lock);
-	r = prepare(c,
-		    "SELECT s.id, s.set_id, t.snapshots_count, s.snapshot_path, s.volume,"
-		    " s.originating_machine, s.service_machine, s.exposed_name, s.exposed_path,"
-		    " s.provider_id, s.attributes, t.created_us, s.state, t.hold_window_us,"
-		    " t.consistency, s.provider, s.provider_data, t.context, t.state"
-		    " FROM snapshots s JOIN sets t ON s.set_id = t.id"
-		    " WHERE (?1 IS NULL OR s.set_id = ?1) AND (?2 IS NULL OR s.id = ?2)"
-		    " AND (?3 IS NULL OR s.volume = ?3) AND (?4 OR t.state = 'created')"
-		    " ORDER BY t.started_us, t.id, s.rowid",
-		    &st);
+	r = list_query(f, sql, sizeof(sql));
+	if (r >= 0)
+		r = prepare(c, sql, &st);
 	if (r < 0)
 		return r;
 	if (f->set_id)
 		bind_id(st, 1, f->set_id);
 	if (f->snapshot_id)
 		bind_id(st, 2, f->snapshot_id);
-	bind_str(st, 3, f->volume);
-	sqlite3_bind_int(st, 4, f->include_creating);
+	if (f->volume)
+		bind_str(st, 3, f->volume);
+	if (f->after) {
+		sqlite3_bind_int64(st, 4, f->after->started_us);
+		bind_id(st, 5, &f->after->set_id);
+		sqlite3_bind_int64(st, 6, f->after->row);
+	}
+	if (f->limit)
+		sqlite3_bind_int64(st, 7, (int64_t)MIN(f->limit, (size_t)INT64_MAX));
 
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		static const struct {
@@ -561,7 +672,7 @@ int catalog_list_snapshots(Catalog *c, const CatalogFilter *f, CatalogSnapshot *
 			}
 		if (r < 0)
 			break;
-		s = array_grow((void **)&list, &n, sizeof(*list));
+		s = grow((void **)&list, &n, &allocated, sizeof(*list));
 		if (!s) {
 			rc = SQLITE_NOMEM;
 			break;
@@ -587,6 +698,11 @@ int catalog_list_snapshots(Catalog *c, const CatalogFilter *f, CatalogSnapshot *
 		s->context = sqlite3_column_int(st, 17);
 		state = sqlite3_column_text(st, 18);
 		s->set_state = state && streq((const char *)state, "created") ? SET_CREATED : SET_CREATING;
+		s->position = (CatalogPosition){
+			.started_us = sqlite3_column_int64(st, 19),
+			.set_id = s->prop.snapshot_set_id,
+			.row = sqlite3_column_int64(st, 20),
+		};
 		if (!s->prop.snapshot_device_object || !s->prop.original_volume_name || !s->provider_name) {
 			rc = SQLITE_NOMEM;
 			break;
@@ -597,19 +713,40 @@ int catalog_list_snapshots(Catalog *c, const CatalogFilter *f, CatalogSnapshot *
 		catalog_snapshots_free(list, n);
 		return r < 0 ? r : rc == SQLITE_NOMEM ? -ENOMEM : fail(c, rc, "list snapshots");
 	}
+	/* Before the forgotten rows go: they were read, and count for the
+	 * page being full. */
+	*ret_more = f->limit && n == f->limit;
+	if (n > 0)
+		*ret_next = list[n - 1].position;
 	pthread_mutex_lock(&c->lock);
-	for (size_t i = 0; i < n;)
-		if (is_forgotten(c, &list[i].prop.snapshot_id)) {
-			/* In their order. */
-			catalog_snapshot_clear(&list[i]);
-			memmove(&list[i], &list[i + 1], sizeof(*list) * (n - i - 1));
-			n--;
-		} else
-			i++;
+	if (c->n_forgotten > 0) {
+		size_t k = 0;
+
+		/* In their order. */
+		for (size_t i = 0; i < n; i++)
+			if (is_forgotten(c, &list[i].prop.snapshot_id))
+				catalog_snapshot_clear(&list[i]);
+			else
+				list[k++] = list[i];
+		n = k;
+	}
 	pthread_mutex_unlock(&c->lock);
 	*ret = list;
 	*ret_n = n;
 	return 0;
+}
+
+int catalog_list_snapshots(Catalog *c, const CatalogFilter *f, CatalogSnapshot **ret, size_t *ret_n)
+{
+	CatalogPosition next;
+	bool more;
+
+	return catalog_list_page(c, f, ret, ret_n, &next, &more);
+}
+
+int catalog_list_oldest(Catalog *c, CatalogSnapshot **ret, size_t *ret_n)
+{
+	return catalog_list_snapshots(c, &(CatalogFilter){ .oldest_of_each_volume = true }, ret, ret_n);
 }
 
 int catalog_list_sets(Catalog *c, CatalogSet **ret, size_t *ret_n)

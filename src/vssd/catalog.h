@@ -34,12 +34,28 @@ typedef struct CatalogSet {
 	int32_t requestor_pid;
 } CatalogSet;
 
+/* Where a snapshot stands in the catalog's order (its set's start, its
+ * set, its row): a listing resumes after one, so that a long list is read
+ * in pages that return every row once. */
+typedef struct CatalogPosition {
+	int64_t started_us;
+	vss_id set_id;
+	int64_t row;
+} CatalogPosition;
+
+/* A position as text ("STARTED:{SET}:ROW"), for a client to hand back. */
+#define CATALOG_POSITION_MAX (2 * 21 + VSS_ID_STRING_MAX + 2)
+char *catalog_position_format(const CatalogPosition *p, char buf[static CATALOG_POSITION_MAX]);
+/* -EINVAL for text catalog_position_format() cannot have written. */
+int catalog_position_parse(const char *s, CatalogPosition *ret);
+
 typedef struct CatalogSnapshot {
 	vss_snapshot_prop prop;   /* as requestors see it */
 	char *provider_name;
 	char *provider_data;
 	int32_t context;
 	SetState set_state;
+	CatalogPosition position;
 } CatalogSnapshot;
 
 typedef struct CatalogFilter {
@@ -47,6 +63,9 @@ typedef struct CatalogFilter {
 	const vss_id *snapshot_id;/* NULL: any */
 	const char *volume;       /* NULL: any */
 	bool include_creating;    /* also sets not yet created */
+	bool oldest_of_each_volume; /* only each volume's first finished snapshot */
+	const CatalogPosition *after; /* NULL: from the first */
+	size_t limit;             /* 0: all */
 } CatalogFilter;
 
 int catalog_open(const char *path, Catalog **ret);
@@ -67,12 +86,25 @@ int catalog_delete_snapshot(Catalog *c, const vss_id *id);
 int catalog_set_storage_maximum(Catalog *c, const char *volume, int64_t maximum);
 /* Every volume with snapshots or a maximum, with its maximum (-1: unbounded). */
 int catalog_storage(Catalog *c, char ***ret_volumes, int64_t **ret_maximums, size_t *ret_n);
+/* One volume's maximum (-1: unbounded), without reading the others'. */
+int catalog_storage_maximum(Catalog *c, const char *volume, int64_t *ret);
 
 /* Record where a snapshot is exposed (NULL: nowhere) and its attributes. */
 int catalog_set_exposure(Catalog *c, const vss_id *id, const char *exposed_name, int32_t attributes);
 
-/* Snapshots matching the filter, oldest set first. */
+/* Snapshots matching the filter, oldest set first (a set's in the order
+ * they were added); with f->after, only those after that position, and
+ * with f->limit at most that many. Each filter uses an index. */
 int catalog_list_snapshots(Catalog *c, const CatalogFilter *f, CatalogSnapshot **ret, size_t *ret_n);
+/* The same, a page at a time: *ret_more says whether the page was full
+ * (more may follow), and *ret_next where the next page starts (after the
+ * last row read, hidden or not). */
+int catalog_list_page(Catalog *c, const CatalogFilter *f, CatalogSnapshot **ret, size_t *ret_n, CatalogPosition *ret_next,
+		      bool *ret_more);
+/* The oldest finished snapshot of each volume (the first inserted), in the
+ * catalog's order: what watching free space needs, at a few index seeks a
+ * volume instead of a pass over the whole catalog. */
+int catalog_list_oldest(Catalog *c, CatalogSnapshot **ret, size_t *ret_n);
 int catalog_list_sets(Catalog *c, CatalogSet **ret, size_t *ret_n);
 /* Snapshots (finished or being made) of a volume. */
 int catalog_count_volume_snapshots(Catalog *c, const char *volume, uint64_t *ret);

@@ -202,9 +202,14 @@ static void btrfs_start_commit(const char *store)
 	close(fd);
 }
 
-/* Whether a snapshot other than snaps[i] lives on dev. */
-static bool others_on(const CatalogSnapshot *snaps, size_t n, size_t i, dev_t dev)
+/* Whether a snapshot other than snaps[i] lives on dev: another of its
+ * volume's, or another volume's there. */
+static bool others_on(Manager *m, const CatalogSnapshot *snaps, size_t n, size_t i, dev_t dev)
 {
+	uint64_t count;
+
+	if (catalog_count_volume_snapshots(m->catalog, snaps[i].prop.original_volume_name, &count) < 0 || count > 0)
+		return true;
 	for (size_t o = 0; o < n; o++) {
 		_cleanup_free_ char *store = o == i ? NULL : path_parent(snaps[o].prop.snapshot_device_object);
 		dev_t d;
@@ -224,7 +229,10 @@ static int reserve_step(Manager *m)
 	size_t n = 0;
 	int r;
 
-	r = catalog_list_snapshots(m->catalog, &(CatalogFilter){ 0 }, &snaps, &n);
+	/* Each volume's oldest, not the whole catalog: this runs every
+	 * HostReserveCheckMSec and after every set, and a listing of 100,000
+	 * snapshots held vssd's event loop for a good part of a second. */
+	r = catalog_list_oldest(m->catalog, &snaps, &n);
 	if (r < 0)
 		return log_error_errno(r, "cannot read the catalog to watch the host reserve: %m");
 	/* Oldest first: the first snapshot met in each store decides for all
@@ -281,7 +289,7 @@ static int reserve_step(Manager *m)
 		rh->deleted_usec = now_usec(CLOCK_MONOTONIC);
 		if (h.btrfs)
 			btrfs_start_commit(store);
-		else if (!rh->starved && !others_on(snaps, n, i, h.dev) && host_measure(&m->config, store, &h) == 0 &&
+		else if (!rh->starved && !others_on(m, snaps, n, i, h.dev) && host_measure(&m->config, store, &h) == 0 &&
 			 h.avail < h.reserve) {
 			log_warning("%s: %s free, still under its reserve of %s, and no snapshot is left there to delete",
 				    host ?: store, format_mib(h.avail, a), format_mib(h.reserve, b));

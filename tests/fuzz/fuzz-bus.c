@@ -238,6 +238,19 @@ static void read_query(sd_bus_message *m, bool snapshots)
 	}
 }
 
+/* A QuerySnapshots page: whatever was read is the caller's to free, also
+ * when the page turns out bad. */
+static void read_snapshot_page(sd_bus_message *m)
+{
+	vss_snapshot_prop *props = NULL;
+	size_t n = 0, allocated = 0;
+
+	(void)bus_read_snapshot_page(m, &props, &n, &allocated);
+	for (size_t i = 0; i < n; i++)
+		vss_free_snapshot_properties(&props[i]);
+	free(props);
+}
+
 static void read_all(sd_bus_message *m)
 {
 	vss_snapshot_prop sp;
@@ -269,6 +282,8 @@ static void read_all(sd_bus_message *m)
 		read_query(m, true);
 	if (sd_bus_message_rewind(m, true) >= 0)
 		read_query(m, false);
+	if (sd_bus_message_rewind(m, true) >= 0)
+		read_snapshot_page(m);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

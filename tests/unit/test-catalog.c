@@ -410,6 +410,104 @@ static void test_order_counts_and_filters(Catalog *c)
 	ASSERT_EQ_UINT(0, count_list(c, &(CatalogFilter){ .set_id = &id3, .snapshot_id = &snap_b }));
 }
 
+/* Pages of every size, each resumed after the last row of the one before,
+ * give every row once and in the order of the whole list, whatever the
+ * filter; a position's text form reads back as itself. */
+static void test_pages(Catalog *c)
+{
+	static const CatalogFilter filters[] = {
+		{ .include_creating = true },
+		{ 0 },
+		{ .volume = "/srv/a", .include_creating = true },
+	};
+	char text[CATALOG_POSITION_MAX];
+	CatalogPosition back;
+
+	for (size_t f = 0; f < ELEMENTSOF(filters); f++) {
+		CatalogSnapshot *whole;
+		size_t n_whole = list(c, &filters[f], &whole);
+
+		ASSERT_TRUE(n_whole > 1);
+		for (size_t limit = 1; limit <= n_whole + 1; limit++) {
+			CatalogPosition after;
+			size_t seen = 0;
+			bool more = true, first = true;
+
+			while (more) {
+				CatalogFilter page = filters[f];
+				CatalogSnapshot *l = NULL;
+				CatalogPosition next;
+				size_t n = 0;
+
+				page.after = first ? NULL : &after;
+				page.limit = limit;
+				ASSERT_OK(catalog_list_page(c, &page, &l, &n, &next, &more));
+				ASSERT_TRUE(n <= limit);
+				ASSERT_EQ_INT(n == limit, more);
+				for (size_t i = 0; i < n; i++, seen++) {
+					ASSERT_TRUE(seen < n_whole);
+					ASSERT_ID_EQ(&whole[seen].prop.snapshot_id, &l[i].prop.snapshot_id);
+				}
+				catalog_snapshots_free(l, n);
+				/* Through the text form, as a client hands it back. */
+				if (more) {
+					ASSERT_OK(catalog_position_parse(catalog_position_format(&next, text), &after));
+					ASSERT_EQ_INT(next.started_us, after.started_us);
+					ASSERT_ID_EQ(&next.set_id, &after.set_id);
+					ASSERT_EQ_INT(next.row, after.row);
+				}
+				first = false;
+			}
+			ASSERT_EQ_UINT(n_whole, seen);
+		}
+		catalog_snapshots_free(whole, n_whole);
+	}
+
+	/* Negative starts (a clock before 1970) survive the text form. */
+	ASSERT_OK(catalog_position_parse(catalog_position_format(&(CatalogPosition){ .started_us = -5, .row = 7 }, text),
+					 &back));
+	ASSERT_EQ_INT(-5, back.started_us);
+	ASSERT_EQ_INT(7, back.row);
+	{
+		static const char *const bad[] = {
+			"", ":", "1::2", "x:{00000000-0000-0000-0000-000000000000}:1",
+			"1:{00000000-0000-0000-0000-000000000000}:", "1:{00000000-0000-0000-0000-000000000000}:-1",
+			"1:{00000000-0000-0000-0000-000000000000}:1x", "1:nope:1", "1 :{00000000-0000-0000-0000-000000000000}:1",
+		};
+
+		for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+			ASSERT_ERRNO(-EINVAL, catalog_position_parse(bad[i], &back));
+	}
+}
+
+/* Each volume's first finished snapshot in insertion order (its row), the
+ * volumes in the catalog's order. */
+static void test_oldest(Catalog *c)
+{
+	CatalogSnapshot *whole, *l = NULL;
+	size_t n_whole = list(c, NULL, &whole), n = 0, k = 0;
+
+	ASSERT_OK(catalog_list_oldest(c, &l, &n));
+	/* In the whole list's order, each volume's row of the smallest rowid. */
+	for (size_t i = 0; i < n_whole; i++) {
+		bool first = true;
+
+		for (size_t j = 0; j < n_whole; j++)
+			if (streq(whole[j].prop.original_volume_name, whole[i].prop.original_volume_name) &&
+			    whole[j].position.row < whole[i].position.row)
+				first = false;
+		if (!first)
+			continue;
+		ASSERT_TRUE(k < n);
+		ASSERT_ID_EQ(&whole[i].prop.snapshot_id, &l[k].prop.snapshot_id);
+		ASSERT_STREQ(whole[i].prop.snapshot_device_object, l[k].prop.snapshot_device_object);
+		k++;
+	}
+	ASSERT_EQ_UINT(k, n);
+	catalog_snapshots_free(l, n);
+	catalog_snapshots_free(whole, n_whole);
+}
+
 static bool set_exists(Catalog *c, const vss_id *id)
 {
 	CatalogSet *sets;
@@ -556,11 +654,15 @@ static void test_upgrade_from_version_1(void)
 static void test_storage(Catalog *c)
 {
 	char **volumes = NULL;
-	int64_t *maximums = NULL;
+	int64_t *maximums = NULL, one = 0;
 	size_t n = 0;
 
 	ASSERT_OK(catalog_set_storage_maximum(c, "/srv/quota", 1000));
 	ASSERT_OK(catalog_set_storage_maximum(c, "/srv/quota", 2000));
+	ASSERT_OK(catalog_storage_maximum(c, "/srv/quota", &one));
+	ASSERT_EQ_INT(2000, one);
+	ASSERT_OK(catalog_storage_maximum(c, "/srv/a", &one));
+	ASSERT_EQ_INT(-1, one);
 	ASSERT_OK(catalog_storage(c, &volumes, &maximums, &n));
 	ASSERT_TRUE(n >= 1);
 	for (size_t i = 0; i < n; i++) {
@@ -573,6 +675,8 @@ static void test_storage(Catalog *c)
 	free(maximums);
 
 	ASSERT_OK(catalog_set_storage_maximum(c, "/srv/quota", -1));
+	ASSERT_OK(catalog_storage_maximum(c, "/srv/quota", &one));
+	ASSERT_EQ_INT(-1, one);
 	ASSERT_OK(catalog_storage(c, &volumes, &maximums, &n));
 	for (size_t i = 0; i < n; i++)
 		ASSERT_FALSE(streq(volumes[i], "/srv/quota"));
@@ -684,6 +788,8 @@ int main(void)
 	RUN_TEST(test_order_counts_and_filters, c);
 	c = reopen(c);
 	RUN_TEST(test_order_counts_and_filters, c);
+	RUN_TEST(test_pages, c);
+	RUN_TEST(test_oldest, c);
 	RUN_TEST(test_storage, c);
 
 	RUN_TEST(test_delete, c);
