@@ -441,13 +441,15 @@ typedef struct Update {
 	int dst, src;
 	uint64_t size;
 	bool copy;      /* the last pass: small ranges are copied */
-	char *buf;
+	char *buf;      /* allocated at the first copy: most holds copy nothing */
 	Pass *pass;
 	usec_t give_up;  /* stop here, 0: never */
 } Update;
 
-static int copy_range(const Update *u, uint64_t offset, uint64_t length)
+static int copy_range(Update *u, uint64_t offset, uint64_t length)
 {
+	if (!u->buf && !(u->buf = malloc(COPY_MAX)))
+		return -ENOMEM;
 	while (length > 0) {
 		ssize_t k = pread(u->src, u->buf, MIN(length, (uint64_t)COPY_MAX), (off_t)offset);
 
@@ -468,7 +470,7 @@ static int copy_range(const Update *u, uint64_t offset, uint64_t length)
 
 static int update_range(uint64_t offset, uint64_t length, void *userdata)
 {
-	const Update *u = userdata;
+	Update *u = userdata;
 	uint64_t bytes = length ?: u->size - offset;
 
 	if (u->give_up > 0 && now_usec(CLOCK_MONOTONIC) >= u->give_up)
@@ -489,7 +491,6 @@ static int update_range(uint64_t offset, uint64_t length, void *userdata)
 static int update_clone(Pending *p, int image_fd, bool last)
 {
 	_cleanup_(extent_map_free) ExtentMap now = { 0 };
-	_cleanup_free_ char *buf = NULL;
 	Pass *pass = &p->pass[last ? PASS_LAST : PASS_CATCH_UP];
 	usec_t start = now_usec(CLOCK_MONOTONIC);
 	struct stat image, clone;
@@ -507,14 +508,14 @@ static int update_clone(Pending *p, int image_fd, bool last)
 		return 0;
 	if (r < 0)
 		return r;
-	if (last && !(buf = malloc(COPY_MAX)))
-		return -ENOMEM;
 	r = fault_point(POINT_CLONE);
-	if (r == 0)
-		r = extent_map_diff(&p->base, &now, (uint64_t)image.st_size, sv.f_bsize, update_range,
-				    &(Update){ .dst = p->fd, .src = image_fd, .size = (uint64_t)image.st_size,
-					       .copy = last, .buf = buf, .pass = pass,
-					       .give_up = last ? 0 : start + CATCH_UP_USEC });
+	if (r == 0) {
+		Update u = { .dst = p->fd, .src = image_fd, .size = (uint64_t)image.st_size, .copy = last,
+			     .pass = pass, .give_up = last ? 0 : start + CATCH_UP_USEC };
+
+		r = extent_map_diff(&p->base, &now, (uint64_t)image.st_size, sv.f_bsize, update_range, &u);
+		free(u.buf);
+	}
 	/* A catch-up cut short is still a clone of some ranges more. */
 	if (r == -ETIME)
 		r = 0;

@@ -28,34 +28,42 @@ SETS = int(os.environ.get("VSS_INSTANT_SETS", "12"))
 BLOCK = 4096
 BLOCKS = 2048  # 8 MiB per file
 
+# argv: BLOCKS FIRST OUT FILE...: blocks FIRST.. FIRST+BLOCKS-1 of each FILE.
 WRITER = r"""
 import os, random, signal, struct, sys, json
-BLOCK, BLOCKS = 4096, int(sys.argv[3])
-out = sys.argv[4]
-fds = [os.open(p, os.O_WRONLY | os.O_DSYNC) for p in sys.argv[1:3]]
+BLOCK, BLOCKS, FIRST = 4096, int(sys.argv[1]), int(sys.argv[2])
+out = sys.argv[3]
+fds = [os.open(p, os.O_WRONLY | os.O_DSYNC) for p in sys.argv[4:]]
 stop = []
 signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
 log = []  # log[seq - 1] = (file, block)
 while not stop:
-    f = len(log) % 2
+    f = len(log) % len(fds)
     b = random.randrange(BLOCKS)
     seq = len(log) + 1
     log.append((f, b))
-    os.pwrite(fds[f], struct.pack("<QQ", seq, b) * (BLOCK // 16), b * BLOCK)
+    os.pwrite(fds[f], struct.pack("<QQ", seq, b) * (BLOCK // 16), (FIRST + b) * BLOCK)
 json.dump(log, open(out, "w"))
 """
 
 
-def fill(path):
-    with open(path, "wb") as f:
+def start_writer(files, log_path, first=0):
+    return subprocess.Popen([sys.executable, "-c", WRITER, str(BLOCKS), str(first), str(log_path), *map(str, files)])
+
+
+def fill(path, first=0):
+    with open(path, "r+b" if first else "wb") as f:
+        f.seek(first * BLOCK)
         for b in range(BLOCKS):
             f.write(struct.pack("<QQ", 0, b) * (BLOCK // 16))
         f.flush()
         os.fsync(f.fileno())
 
 
-def seqs(path):
-    data = open(path, "rb").read()
+def seqs(path, first=0):
+    with open(path, "rb") as f:
+        f.seek(first * BLOCK)
+        data = f.read(BLOCK * BLOCKS)
     assert len(data) == BLOCK * BLOCKS, path
     out = []
     for b in range(BLOCKS):
@@ -69,11 +77,12 @@ def seqs(path):
 def check_one_instant(log, got):
     """got[f][b]: the sequence number block b of file f holds in a set."""
     k = max(max(s) for s in got)
-    want = [[0] * BLOCKS, [0] * BLOCKS]
+    want = [[0] * BLOCKS for _ in got]
     for seq in range(1, k + 1):
         f, b = log[seq - 1]
         want[f][b] = seq
-    wrong = [(f, b, got[f][b], want[f][b]) for f in (0, 1) for b in range(BLOCKS) if got[f][b] != want[f][b]]
+    wrong = [(f, b, got[f][b], want[f][b]) for f in range(len(got)) for b in range(BLOCKS)
+             if got[f][b] != want[f][b]]
     assert not wrong, (f"cut after write {k}, but {len(wrong)} block(s) hold something else "
                        f"(file, block, holds, should hold): {wrong[:10]}")
     return k
@@ -89,7 +98,7 @@ def test_image_sets_are_one_instant_block_by_block(host_fs, make_fs, daemon_fact
         fill(f)
     vssd = daemon_factory(config=NESTING)
     log_path = d / "writes.json"
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, *map(str, files), str(BLOCKS), str(log_path)])
+    writer = start_writer(files, log_path)
     sets, seen = [], []
     try:
         time.sleep(0.5)
@@ -116,4 +125,34 @@ def test_image_sets_are_one_instant_block_by_block(host_fs, make_fs, daemon_fact
     log = json.load(open(log_path))
     cuts = [check_one_instant(log, got) for got in seen]
     # The writer went on throughout: each set is of a later instant.
+    assert cuts == sorted(cuts) and len(set(cuts)) == len(cuts), cuts
+
+
+def test_an_image_nobody_holds_is_cloned_at_one_instant(make_fs, daemon_factory, workdir):
+    """An image file that no mounted filesystem holds (a VM's disk, say)
+    cannot be frozen, so its clone must be one FICLONE: passes over a file
+    written all along are of no one instant. Every clone call of vssd is
+    delayed, which gives the writer time between any map read and what is
+    cloned after it."""
+    d, _ = workdir
+    host = make_fs("xfs", "2G", "host")
+    disk = make_fs("ext4", "64M", "disk", on=host, mount=False)
+    first = 4096  # 16 MiB in: the ext4 superblock stays for the probe
+    fill(disk.image, first)
+    vssd = daemon_factory(config=NESTING, env={"VSS_FAULTS": "clone:*:delay=300"})
+    log_path = d / "writes.json"
+    writer = start_writer([disk.image], log_path, first)
+    seen = []
+    try:
+        time.sleep(0.5)
+        for i in range(4):
+            out = json.loads(vssd.vssadmin("create", "shadow", f"--for={disk.image}", "--json").stdout)
+            assert {s["consistency"] for s in out} == {"crash-consistent per volume"}
+            seen.append([seqs(out[0]["snapshot_path"], first)])
+            vssd.vssadmin("delete", "shadows", f"--set={out[0]['set_id']}", "--quiet")
+    finally:
+        writer.send_signal(signal.SIGTERM)
+        assert writer.wait(timeout=60) == 0
+    log = json.load(open(log_path))
+    cuts = [check_one_instant(log, got) for got in seen]
     assert cuts == sorted(cuts) and len(set(cuts)) == len(cuts), cuts
