@@ -25,22 +25,11 @@
 #include "basic/util.h"
 #include "shared/json.h"
 #include "shared/names.h"
+#include "vssadmin/vssadmin.h"
 
-#define EXIT_USAGE 2
+const char *program = "vssadmin";
 
-static const char *program = "vssadmin";
-
-/* In a function with a vss_hr hr and a label failed: that reports it. */
-#define TRY_HR(call)                        \
-	do {                                \
-		hr = (call);                \
-		if (VSS_FAILED(hr))         \
-			goto failed;        \
-	} while (0)
-
-/* Print the failure as "NAME (0xHEX): detail" and return the exit code. */
-static int fail(vss_hr hr, const char *fmt, ...) _printf_(2, 3);
-static int fail(vss_hr hr, const char *fmt, ...)
+int fail(vss_hr hr, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -58,8 +47,7 @@ static int fail(vss_hr hr, const char *fmt, ...)
 	return hr == E_INVALIDARG ? EXIT_USAGE : EXIT_FAILURE;
 }
 
-static int usage_error(const char *fmt, ...) _printf_(1, 2);
-static int usage_error(const char *fmt, ...)
+int usage_error(const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
@@ -77,7 +65,8 @@ static void help(void)
 	printf("Usage: %s [--socket=PATH] COMMAND [OPTIONS]\n\n"
 	       "Commands:\n"
 	       "  create shadow --for=PATH [--for=PATH ...] [--provider=NAME|ID]\n"
-	       "                [--context=NAME] [--ignore-writer-failures] [--json]\n"
+	       "                [--context=NAME] [--ignore-writer-failures] [--autoretry=SECONDS]\n"
+	       "                [--json]\n"
 	       "      Make one snapshot set of every PATH, committed at once.\n"
 	       "      Contexts: app_rollback (default, persistent), nas_rollback,\n"
 	       "      client_accessible, client_accessible_writers.\n"
@@ -89,6 +78,11 @@ static void help(void)
 	       "  expose --set=ID --at=DIR\n"
 	       "      Mount snapshots read-only; a set mirrors its volumes' paths under DIR.\n"
 	       "  unexpose (--shadow=ID | --set=ID)\n"
+	       "  exec (--for=PATH [--for=PATH ...] | --set=ID) [--at=DIR] [--context=NAME]\n"
+	       "       [--writers|--no-writers] [--autoretry=SECONDS] -- COMMAND [ARGS...]\n"
+	       "      Run COMMAND where the set is mounted read-only over its volumes' own\n"
+	       "      paths (or under DIR), in a mount namespace of its own; then remove the\n"
+	       "      set (unless its context keeps it). Exits with COMMAND's status.\n"
 	       "  list shadowstorage [--for=PATH] [--json]\n"
 	       "  resize shadowstorage --for=PATH --maxsize=SIZE|N%%|UNBOUNDED\n"
 	       "      When a volume's snapshots reach its maximum, its oldest are deleted.\n\n"
@@ -101,8 +95,7 @@ static void help(void)
 	       program);
 }
 
-/* An object ready for queries in every context. */
-static vss_hr open_admin(vss_backup **ret)
+vss_hr open_admin(vss_backup **ret)
 {
 	vss_backup *b;
 	vss_hr hr;
@@ -228,9 +221,7 @@ static void print_snapshots(const vss_snapshot_prop *const *snaps, size_t n, con
 	}
 }
 
-/* Wait for an operation of our own; only this process could cancel it. */
-/* Start an asynchronous call and wait for it: its failure, or S_OK. */
-static vss_hr run_async(vss_backup *b, vss_hr (*start)(vss_backup *b, vss_async **ret))
+vss_hr run_async(vss_backup *b, vss_hr (*start)(vss_backup *b, vss_async **ret))
 {
 	vss_hr hr, status = VSS_E_UNEXPECTED;
 	vss_async *a;
@@ -292,14 +283,6 @@ static void census_clear(Census *c)
 	*c = (Census){ 0 };
 }
 
-typedef struct CreateArgs {
-	char **volumes;
-	const char *provider;
-	int32_t context;
-	bool json;
-	bool ignore_writer_failures;
-} CreateArgs;
-
 static bool writer_failed(const vss_writer_status *s)
 {
 	return s->state >= VSS_WS_FAILED_AT_IDENTIFY || VSS_FAILED(s->failure);
@@ -350,111 +333,177 @@ static vss_hr resolve_provider(vss_backup *b, const char *name, vss_id *ret)
 	return hr;
 }
 
-static int create_shadow(const CreateArgs *a)
+/* Wait up to autoretry for the creation slot (Windows' /autoretry). */
+static vss_hr start_set(vss_backup *b, usec_t autoretry, vss_id *ret)
 {
-	size_t n = strv_length(a->volumes);
-	bool writers = !(a->context & VSS_VOLSNAP_ATTR_NO_WRITERS);
-	vss_snapshot_prop props[VSS_MAX_VOLUMES_PER_SET + 1];
-	const vss_snapshot_prop *shown[VSS_MAX_VOLUMES_PER_SET + 1];
-	vss_id ids[VSS_MAX_VOLUMES_PER_SET + 1], set_id, provider = VSS_ID_NULL;
-	Providers providers = { 0 };
-	Census before, after;
-	vss_backup *b = NULL;
-	size_t k = 0;
-	vss_hr hr;
-	int ret;
+	usec_t deadline = now_usec(CLOCK_MONOTONIC) + autoretry;
+	bool told = false;
 
-	before = after = (Census){ 0 };
-	TRY_HR(vss_create_backup_components(&b));
-	TRY_HR(vss_backup_initialize_for_backup(b, NULL));
-	TRY_HR(vss_backup_set_context(b, a->context));
+	for (;;) {
+		vss_hr hr = vss_backup_start_snapshot_set(b, ret);
+		usec_t now = now_usec(CLOCK_MONOTONIC);
+
+		if (hr != VSS_E_SNAPSHOT_SET_IN_PROGRESS || now >= deadline)
+			return hr;
+		if (!told)
+			fprintf(stderr, "%s: another snapshot set is being created; waiting up to %llu s for it (--autoretry)\n",
+				program, (unsigned long long)(autoretry / USEC_PER_SEC));
+		told = true;
+		sleep_usec(MIN(deadline - now, 100 * USEC_PER_MSEC));
+	}
+}
+
+/* Whether a writer's component has a file on one of the volumes. */
+static bool component_on(const vss_wm_component *c, char *const *volumes)
+{
+	for (size_t f = 0; f < c->n_files; f++)
+		for (size_t v = 0; volumes[v]; v++)
+			if (path_is_below(c->files[f].path, volumes[v]))
+				return true;
+	return false;
+}
+
+/* Select for the backup (or, with succeeded >= 0, say the outcome of) every
+ * component whose files are on the volumes: the writers learn at
+ * BackupComplete whether what they prepared was backed up. */
+vss_hr for_components_on(vss_backup *b, char *const *volumes, int succeeded)
+{
+	unsigned n = 0;
+	vss_hr hr = vss_backup_get_writer_metadata_count(b, &n);
+
+	for (unsigned i = 0; VSS_SUCCEEDED(hr) && i < n; i++) {
+		const vss_writer_metadata *md;
+		vss_id instance;
+
+		hr = vss_backup_get_writer_metadata(b, i, &instance, &md);
+		for (size_t k = 0; VSS_SUCCEEDED(hr) && k < md->n_components; k++) {
+			const vss_wm_component *c = &md->components[k];
+
+			if (!component_on(c, volumes))
+				continue;
+			hr = succeeded < 0 ? vss_backup_add_component(b, &instance, &md->class_id, c->type,
+								       c->logical_path, c->name)
+					   : vss_backup_set_backup_succeeded(b, &instance, &md->class_id, c->type,
+									     c->logical_path, c->name, succeeded);
+		}
+	}
+	return hr;
+}
+
+int make_set(const CreateArgs *a, MadeSet *ret)
+{
+	size_t n = strv_length(a->volumes), k = 0;
+	bool writers = !(a->context & VSS_VOLSNAP_ATTR_NO_WRITERS);
+	vss_id provider = VSS_ID_NULL;
+	MadeSet made = { .n = n };
+	Census before = { 0 }, after = { 0 };
+	vss_hr hr;
+
+	TRY_HR(vss_create_backup_components(&made.b));
+	TRY_HR(vss_backup_initialize_for_backup(made.b, NULL));
+	TRY_HR(vss_backup_set_context(made.b, a->context));
 	if (writers) {
-		TRY_HR(vss_backup_set_backup_state(b, false, false, VSS_BT_COPY, false));
-		TRY_HR(run_async(b, vss_backup_gather_writer_metadata));
+		TRY_HR(vss_backup_set_backup_state(made.b, a->components_on, false, a->components_on ? VSS_BT_FULL : VSS_BT_COPY,
+						   false));
+		TRY_HR(run_async(made.b, vss_backup_gather_writer_metadata));
+		if (a->components_on)
+			TRY_HR(for_components_on(made.b, a->components_on, -1));
 	}
 	if (a->provider)
-		TRY_HR(resolve_provider(b, a->provider, &provider));
-	TRY_HR(vss_backup_start_snapshot_set(b, &set_id));
+		TRY_HR(resolve_provider(made.b, a->provider, &provider));
+	TRY_HR(start_set(made.b, a->autoretry, &made.set_id));
 	for (k = 0; k < n; k++) {
 		int64_t maximum = -1;
 
-		hr = vss_backup_add_to_snapshot_set(b, a->volumes[k], &provider, &ids[k]);
+		TRY_HR(vss_backup_add_to_snapshot_set(made.b, a->volumes[k], &provider, &made.ids[k]));
 		/* Only a volume with a maximum can lose snapshots to this set. */
-		if (VSS_SUCCEEDED(hr) && !before.all &&
-		    VSS_SUCCEEDED(vss_backup_get_diff_area_maximum_size(b, a->volumes[k], &maximum)) && maximum >= 0)
+		if (!before.all && VSS_SUCCEEDED(vss_backup_get_diff_area_maximum_size(made.b, a->volumes[k], &maximum)) &&
+		    maximum >= 0)
 			census_take(&before);
-		if (VSS_FAILED(hr)) {
-			ret = fail(hr, NULL);
-			census_clear(&before);
-			vss_backup_abort_backup(b);
-			vss_backup_release(b);
-			return ret;
-		}
 	}
-	if (writers) {
-		TRY_HR(run_async(b, vss_backup_prepare_for_backup));
-	}
-	TRY_HR(run_async(b, vss_backup_do_snapshot_set));
+	if (writers)
+		TRY_HR(run_async(made.b, vss_backup_prepare_for_backup));
+	TRY_HR(run_async(made.b, vss_backup_do_snapshot_set));
 	if (writers) {
 		/* A writer's veto does not fail DoSnapshotSet, but a set some
 		 * application could not make consistent is not one to keep. */
-		hr = check_writers(b);
+		hr = check_writers(made.b);
 		if (VSS_FAILED(hr) && !a->ignore_writer_failures) {
 			int32_t deleted;
 			vss_id failed;
 
 			fprintf(stderr, "%s: deleting the set (--ignore-writer-failures keeps it)\n", program);
-			vss_backup_delete_snapshots(b, &set_id, VSS_OBJECT_SNAPSHOT_SET, true, &deleted, &failed);
+			vss_backup_delete_snapshots(made.b, &made.set_id, VSS_OBJECT_SNAPSHOT_SET, true, &deleted, &failed);
 			goto failed;
 		}
 		if (VSS_FAILED(hr))
 			fprintf(stderr, "%s: keeping the set although a writer failed\n", program);
 	}
-
-	TRY_HR(load_providers(b, &providers));
-	for (k = 0; k < n; k++) {
-		TRY_HR(vss_backup_get_snapshot_properties(b, &ids[k], &props[k]));
-		shown[k] = &props[k];
-	}
-	if (writers) {
-		TRY_HR(run_async(b, vss_backup_backup_complete));
-	}
 	if (before.all) {
 		census_take(&after);
-		census_report(&before, &after, a->json ? stderr : stdout);
+		census_report(&before, &after, a->report ?: stdout);
 	}
 	census_clear(&before);
 	census_clear(&after);
-	if (!a->json) {
-		char id[VSS_ID_STRING_MAX];
-
-		printf("Successfully created shadow copy set %s\n", vss_id_format(&set_id, id));
-	}
-	print_snapshots(shown, n, &providers, a->json);
-	for (size_t i = 0; i < n; i++)
-		vss_free_snapshot_properties(&props[i]);
-	vss_free_object_props(providers.props, providers.n);
-	vss_backup_release(b);
+	*ret = made;
 	return EXIT_SUCCESS;
 
 failed:
-	ret = fail(hr, NULL);
 	census_clear(&before);
-	for (size_t i = 0; i < k && i < n; i++)
+	if (made.b) {
+		int r = fail(hr, NULL);
+
+		vss_backup_abort_backup(made.b);
+		vss_backup_release(made.b);
+		return r;
+	}
+	return fail(hr, NULL);
+}
+
+static int create_shadow(const CreateArgs *a)
+{
+	bool writers = !(a->context & VSS_VOLSNAP_ATTR_NO_WRITERS);
+	vss_snapshot_prop props[VSS_MAX_VOLUMES_PER_SET + 1];
+	const vss_snapshot_prop *shown[VSS_MAX_VOLUMES_PER_SET + 1];
+	Providers providers = { 0 };
+	MadeSet made;
+	size_t k = 0;
+	vss_hr hr;
+	int ret;
+
+	ret = make_set(a, &made);
+	if (ret != EXIT_SUCCESS)
+		return ret;
+	TRY_HR(load_providers(made.b, &providers));
+	for (k = 0; k < made.n; k++) {
+		TRY_HR(vss_backup_get_snapshot_properties(made.b, &made.ids[k], &props[k]));
+		shown[k] = &props[k];
+	}
+	if (writers)
+		TRY_HR(run_async(made.b, vss_backup_backup_complete));
+	if (!a->json) {
+		char id[VSS_ID_STRING_MAX];
+
+		printf("Successfully created shadow copy set %s\n", vss_id_format(&made.set_id, id));
+	}
+	print_snapshots(shown, made.n, &providers, a->json);
+	ret = EXIT_SUCCESS;
+	goto out;
+
+failed:
+	ret = fail(hr, NULL);
+	vss_backup_abort_backup(made.b);
+out:
+	for (size_t i = 0; i < k; i++)
 		vss_free_snapshot_properties(&props[i]);
 	vss_free_object_props(providers.props, providers.n);
-	if (b) {
-		vss_backup_abort_backup(b);
-		vss_backup_release(b);
-	}
+	vss_backup_release(made.b);
 	return ret;
 }
 
-/* Snapshots (all contexts), filtered by set, snapshot id and volume (each
- * optional); sorted as the catalog lists them (oldest set first). */
-static vss_hr query_snapshots(vss_backup *b, const vss_id *set, const vss_id *shadow, const char *volume,
-                              vss_object_prop **ret_all, size_t *ret_n, const vss_snapshot_prop ***ret_selected,
-                              size_t *ret_selected_n)
+vss_hr query_snapshots(vss_backup *b, const vss_id *set, const vss_id *shadow, const char *volume,
+                       vss_object_prop **ret_all, size_t *ret_n, const vss_snapshot_prop ***ret_selected,
+                       size_t *ret_selected_n)
 {
 	_cleanup_free_ char *canonical = NULL;
 	const vss_snapshot_prop **sel;
@@ -952,6 +1001,9 @@ enum {
 	OPT_AT,
 	OPT_MAXSIZE,
 	OPT_IGNORE_WRITER_FAILURES,
+	OPT_AUTORETRY,
+	OPT_WRITERS,
+	OPT_NO_WRITERS,
 };
 
 /* The bit of an option in Command's mask of the options given. */
@@ -967,6 +1019,7 @@ typedef enum Verb {
 	VERB_DELETE_SHADOWS,
 	VERB_EXPOSE,
 	VERB_UNEXPOSE,
+	VERB_EXEC,
 } Verb;
 
 /* A command line, checked as far as it can be without vssd. */
@@ -976,6 +1029,9 @@ typedef struct Command {
 	CreateArgs create;
 	DeleteArgs del;
 	ExposeArgs exp;
+	ExecArgs exec;
+	char **canonical;       /* exec: the volumes' canonical paths, owned */
+	char *at;               /* exec: --at's canonical path, owned */
 	const char *volume;     /* the one --for of list, resize */
 	const vss_id *set;      /* list shadows --set, or NULL */
 	vss_id set_id;
@@ -996,7 +1052,11 @@ static int check_options(int n, char **words, unsigned given, const struct optio
 	} commands[] = {
 		{ "create", "shadow",
 		  OPT_BIT(OPT_FOR) | OPT_BIT(OPT_PROVIDER) | OPT_BIT(OPT_CONTEXT) |
-			  OPT_BIT(OPT_IGNORE_WRITER_FAILURES) | OPT_BIT(OPT_JSON) },
+			  OPT_BIT(OPT_IGNORE_WRITER_FAILURES) | OPT_BIT(OPT_JSON) | OPT_BIT(OPT_AUTORETRY) },
+		{ "exec", NULL,
+		  OPT_BIT(OPT_FOR) | OPT_BIT(OPT_SET) | OPT_BIT(OPT_PROVIDER) | OPT_BIT(OPT_CONTEXT) |
+			  OPT_BIT(OPT_WRITERS) | OPT_BIT(OPT_NO_WRITERS) | OPT_BIT(OPT_AT) | OPT_BIT(OPT_AUTORETRY) |
+			  OPT_BIT(OPT_IGNORE_WRITER_FAILURES) },
 		{ "list", "shadows", OPT_BIT(OPT_SET) | OPT_BIT(OPT_FOR) | OPT_BIT(OPT_JSON) },
 		{ "list", "providers", OPT_BIT(OPT_JSON) },
 		{ "list", "writers", OPT_BIT(OPT_JSON) },
@@ -1026,6 +1086,60 @@ static int check_options(int n, char **words, unsigned given, const struct optio
 	return COMMAND_RUN;
 }
 
+static int parse_exec(Command *cmd, const char *set, bool context_given, unsigned given)
+{
+	ExecArgs *e = &cmd->exec;
+	CreateArgs *create = &cmd->create;
+
+	if (!e->command || !e->command[0])
+		return usage_error("exec needs a command after \"--\": exec --for=PATH -- COMMAND [ARGS...]");
+	if (!!cmd->volumes + !!set != 1)
+		return usage_error("exec takes --for=PATH (a new set) or --set=ID (an existing one)");
+	if ((given & OPT_BIT(OPT_WRITERS)) && (given & OPT_BIT(OPT_NO_WRITERS)))
+		return usage_error("--writers and --no-writers exclude each other");
+	if (set) {
+		if (given & ~(OPT_BIT(OPT_SET) | OPT_BIT(OPT_AT) | OPT_BIT(OPT_SOCKET)))
+			return usage_error("exec --set takes only --at: the set is made already");
+		if (VSS_FAILED(vss_id_parse(set, &cmd->set_id)))
+			return usage_error("\"%s\" is not a set id", set);
+		e->set = &cmd->set_id;
+	} else {
+		if (strv_length(cmd->volumes) > VSS_MAX_VOLUMES_PER_SET + 1)
+			return fail(VSS_E_MAXIMUM_NUMBER_OF_VOLUMES_REACHED, "a set holds at most %d volumes",
+				    VSS_MAX_VOLUMES_PER_SET);
+		/* The set lives as long as the command: auto-release unless
+		 * the user asks for one to keep. */
+		if (!context_given)
+			create->context = (given & OPT_BIT(OPT_NO_WRITERS)) ? VSS_CTX_FILE_SHARE_BACKUP : VSS_CTX_BACKUP;
+		else if ((given & OPT_BIT(OPT_NO_WRITERS)))
+			create->context |= VSS_VOLSNAP_ATTR_NO_WRITERS;
+		else if ((given & OPT_BIT(OPT_WRITERS)) && (create->context & VSS_VOLSNAP_ATTR_NO_WRITERS))
+			return usage_error("context \"%s\" has no writers", context_name_of_attributes(create->context));
+		for (size_t i = 0; cmd->volumes[i]; i++) {
+			_cleanup_free_ char *c = realpath(cmd->volumes[i], NULL);
+
+			if (!c)
+				return fail(VSS_E_OBJECT_NOT_FOUND, "%s: %s", cmd->volumes[i], strerror(errno));
+			if (strv_push_dup(&cmd->canonical, c) < 0)
+				return fail(E_OUTOFMEMORY, "out of memory");
+		}
+		create->volumes = cmd->volumes;
+		create->components_on = cmd->canonical;
+		/* The command's output is its own. */
+		create->report = stderr;
+		e->create = *create;
+	}
+	if (cmd->exp.at) {
+		struct stat st;
+
+		e->at = cmd->at = realpath(cmd->exp.at, NULL);
+		if (!e->at || stat(e->at, &st) < 0 || !S_ISDIR(st.st_mode))
+			return usage_error("--at=DIR needs an existing directory");
+	}
+	cmd->verb = VERB_EXEC;
+	return COMMAND_RUN;
+}
+
 /* Read and check the command line, talking to nobody: COMMAND_RUN with *cmd
  * filled in, or the exit status after --help or a usage error (reported).
  * cmd->volumes is the caller's to free either way. */
@@ -1045,6 +1159,9 @@ static int parse_command_line(int argc, char **argv, Command *cmd)
 		{ "at", required_argument, NULL, OPT_AT },
 		{ "maxsize", required_argument, NULL, OPT_MAXSIZE },
 		{ "ignore-writer-failures", no_argument, NULL, OPT_IGNORE_WRITER_FAILURES },
+		{ "autoretry", required_argument, NULL, OPT_AUTORETRY },
+		{ "writers", no_argument, NULL, OPT_WRITERS },
+		{ "no-writers", no_argument, NULL, OPT_NO_WRITERS },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -1058,6 +1175,13 @@ static int parse_command_line(int argc, char **argv, Command *cmd)
 	int c, r;
 
 	*cmd = (Command){ .create.context = VSS_CTX_APP_ROLLBACK };
+	/* exec's command is everything after "--", its options included. */
+	for (int i = 1; i < argc; i++)
+		if (streq(argv[i], "--")) {
+			cmd->exec.command = argv + i + 1;
+			argc = i;
+			break;
+		}
 	while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
 		if (c >= OPT_SOCKET)
 			given |= OPT_BIT(c);
@@ -1116,6 +1240,18 @@ static int parse_command_line(int argc, char **argv, Command *cmd)
 		case OPT_IGNORE_WRITER_FAILURES:
 			create->ignore_writer_failures = true;
 			break;
+		case OPT_AUTORETRY: {
+			uint64_t sec;
+
+			if (parse_u64(optarg, &sec) < 0 || sec > 7 * 24 * 3600)
+				return usage_error("bad --autoretry \"%s\": the seconds to wait for the creation slot",
+						   optarg);
+			create->autoretry = sec * USEC_PER_SEC;
+			break;
+		}
+		case OPT_WRITERS:
+		case OPT_NO_WRITERS:
+			break;
 		case 'h':
 			help();
 			return EXIT_SUCCESS;
@@ -1127,6 +1263,13 @@ static int parse_command_line(int argc, char **argv, Command *cmd)
 	if (r != COMMAND_RUN)
 		return r;
 	volumes = cmd->volumes;
+	if (argc > optind && streq(argv[optind], "exec")) {
+		if (argc - optind > 1)
+			return usage_error("exec needs \"--\" before its command: exec --for=PATH -- COMMAND [ARGS...]");
+		return parse_exec(cmd, set, context_given, given);
+	}
+	if (cmd->exec.command)
+		return usage_error("only exec takes a command after \"--\"");
 	if (argc - optind == 1 && (streq(argv[optind], "expose") || streq(argv[optind], "unexpose"))) {
 		bool undo = streq(argv[optind], "unexpose");
 
@@ -1161,6 +1304,7 @@ static int parse_command_line(int argc, char **argv, Command *cmd)
 				    VSS_MAX_VOLUMES_PER_SET);
 		create->volumes = volumes;
 		create->json = cmd->json;
+		create->report = cmd->json ? stderr : stdout;
 		cmd->verb = VERB_CREATE_SHADOW;
 		return COMMAND_RUN;
 	}
@@ -1237,6 +1381,8 @@ static int run_command(const Command *cmd)
 	case VERB_EXPOSE:
 	case VERB_UNEXPOSE:
 		return expose(&cmd->exp, cmd->verb == VERB_UNEXPOSE);
+	case VERB_EXEC:
+		return exec_command(&cmd->exec);
 	}
 	return usage_error("unknown command");
 }
@@ -1250,5 +1396,7 @@ int main(int argc, char **argv)
 	if (r == COMMAND_RUN)
 		r = run_command(&cmd);
 	strv_free(cmd.volumes);
+	strv_free(cmd.canonical);
+	free(cmd.at);
 	return r;
 }

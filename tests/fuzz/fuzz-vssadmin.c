@@ -44,10 +44,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		if (cmd.verb == VERB_RESIZE_SHADOWSTORAGE && (!cmd.volume || cmd.maximum < -1))
 			abort();
+		if (cmd.verb == VERB_EXEC && (!cmd.exec.command || !cmd.exec.command[0] ||
+					      !!cmd.exec.set + !!cmd.exec.create.volumes != 1))
+			abort();
 	} else if (r != EXIT_SUCCESS && r != EXIT_USAGE && r != EXIT_FAILURE) {
 		abort();
 	}
 	strv_free(cmd.volumes);
+	strv_free(cmd.canonical);
+	free(cmd.at);
 	fuzz_free(&in);
 	return 0;
 }
