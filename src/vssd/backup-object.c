@@ -740,6 +740,11 @@ void creation_finish(Manager *m)
 			log_info("set %s: created, %zu snapshot(s), hold window %llu us, %s",
 				 ID_TO_STRING(&cr->set.id), cr->n_snaps, (unsigned long long)j->hold_window_us,
 				 cr->set.consistency);
+			for (size_t i = 0; i < cr->n_snaps; i++)
+				if (previous_versions_of(m, cr->snaps[i].prop.original_volume_name)) {
+					previous_versions_sync(m);
+					break;
+				}
 		}
 	} else {
 		if (cr->stopping)

@@ -51,6 +51,9 @@ void config_clear(Config *c)
 	free(c->host_reserves);
 	c->host_reserves = NULL;
 	c->n_host_reserves = 0;
+	strv_free(c->previous_versions);
+	c->previous_versions = NULL;
+	c->n_previous_versions = 0;
 }
 
 uint64_t config_host_reserve(const Config *c, const char *mount_point, uint64_t size)
@@ -127,6 +130,41 @@ static int set_host_reserve(Config *c, const char *v)
 	return 0;
 }
 
+/* Why the last value was refused, for config_load()'s message. */
+static char refusal[128];
+
+/* As the catalog names volumes: an absolute path with no "." or ".."
+ * component, no empty one and no trailing slash. */
+static bool path_is_canonical_form(const char *p)
+{
+	if (p[0] != '/' || !p[1])
+		return false;
+	for (const char *c = p + 1;; ) {
+		size_t len = strcspn(c, "/");
+
+		if (len == 0 || (len == 1 && c[0] == '.') || (len == 2 && c[0] == '.' && c[1] == '.'))
+			return false;
+		if (!c[len])
+			return true;
+		c += len + 1;
+	}
+}
+
+static int add_previous_versions(Config *c, const char *v)
+{
+	if (!path_is_canonical_form(v)) {
+		snprintf(refusal, sizeof(refusal), ": \"%s\" is not a volume's canonical path", v);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < c->n_previous_versions; i++)
+		if (streq(c->previous_versions[i], v))
+			return 0;
+	if (strv_push_dup(&c->previous_versions, v) < 0)
+		return -ENOMEM;
+	c->n_previous_versions++;
+	return 0;
+}
+
 static char *strip(char *s)
 {
 	char *e;
@@ -138,9 +176,6 @@ static char *strip(char *s)
 		*--e = '\0';
 	return s;
 }
-
-/* Why the last value was refused, for config_load()'s message. */
-static char refusal[128];
 
 static int parse_bounded(const char *v, uint64_t min, uint64_t max, uint64_t *ret)
 {
@@ -224,6 +259,8 @@ static int set_key(Config *c, const char *k, const char *v)
 	}
 	if (streq(k, "HostReserve"))
 		return set_host_reserve(c, v);
+	if (streq(k, "PreviousVersions"))
+		return add_previous_versions(c, v);
 	if (streq(k, "HostReserveCheckMSec")) {
 		if (parse_bounded(v, 100, 60 * 1000, &x) < 0)
 			return -EINVAL;

@@ -49,6 +49,8 @@ typedef struct Config {
 	HostReserve *host_reserves;     /* HostReserve = /mount/point SIZE N% */
 	size_t n_host_reserves;
 	usec_t host_reserve_interval;   /* HostReserveCheckMSec, default 1 s */
+	char **previous_versions;       /* PreviousVersions = /volume: published for Samba */
+	size_t n_previous_versions;
 } Config;
 
 /* The largest value each timeout key takes; larger ones are refused at load. */

@@ -237,9 +237,10 @@ static int exposure_at(const provider_ops *ops, const CatalogSnapshot *s, const 
 	return 0;
 }
 
-int exposure_find(const provider_ops *ops, const CatalogSnapshot *s, int *ret_fd)
+int exposure_find(Manager *m, const provider_ops *ops, const CatalogSnapshot *s, int *ret_fd)
 {
 	_cleanup_(strv_freep) char **targets = NULL;
+	_cleanup_free_ char *runtime = NULL, *versions = NULL;
 	int r;
 
 	if (!ops->is_exposed_at)
@@ -254,8 +255,12 @@ int exposure_find(const provider_ops *ops, const CatalogSnapshot *s, int *ret_fd
 	r = mount_targets(&targets);
 	if (r < 0)
 		return r;
+	/* The snapshot's previous version is a mount of it too, not this
+	 * exposure. */
+	if (fd_get_path(m->runtime_dir_fd, &runtime) < 0 || asprintf(&versions, "%s/" PV_DIR, runtime) < 0)
+		return -ENOMEM;
 	for (size_t i = 0; targets && targets[i]; i++)
-		if (exposure_at(ops, s, targets[i], ret_fd) == 0)
+		if (!path_is_below(targets[i], versions) && exposure_at(ops, s, targets[i], ret_fd) == 0)
 			return 0;
 	return -ENOENT;
 }
@@ -316,7 +321,7 @@ vss_hr snapshot_expose(Manager *m, const CatalogSnapshot *s, const char *dir_or_
 					 s->prop.snapshot_attributes | VSS_VOLSNAP_ATTR_EXPOSED_LOCALLY);
 	if (r < 0) {
 		/* Not recorded, not kept: the catalog must not lie. */
-		if (exposure_find(ops, s, &mounted) == 0)
+		if (exposure_find(m, ops, s, &mounted) == 0)
 			(void)unmount_fd(mounted);
 		made_undo(made, n_made);
 		snprintf(msg, size, "cannot record the exposure: %s", strerror(-r));
@@ -347,7 +352,7 @@ vss_hr snapshot_unexpose(Manager *m, const CatalogSnapshot *s, char *msg, size_t
 	}
 	/* Only the mount of this snapshot is undone, found by what it is
 	 * rather than by a name that may lead elsewhere by now. */
-	r = exposure_find(ops, s, &fd);
+	r = exposure_find(m, ops, s, &fd);
 	if (r < 0 && r != -ENOENT) {
 		snprintf(msg, size, "cannot open %s: %s", dir, strerror(-r));
 		return VSS_E_UNEXPECTED;

@@ -77,6 +77,7 @@ Manager *manager_free(Manager *m)
 	if (m->listen_fd >= 0)
 		close(m->listen_fd);
 	manager_unlink_socket(m);
+	previous_versions_done(m);
 	catalog_close(m->catalog);
 	fault_table_set_global(NULL);
 	fault_table_free(m->faults);
@@ -129,6 +130,7 @@ vss_hr manager_delete_snapshots(Manager *m, const CatalogSnapshot *snaps, size_t
 			return VSS_E_PROVIDER_NOT_REGISTERED;
 		}
 		/* An exposed snapshot is unmounted before it goes. */
+		previous_versions_drop(m, &snaps[i].prop.snapshot_id);
 		if (snaps[i].prop.exposed_name) {
 			vss_hr hr = snapshot_unexpose(m, &snaps[i], msg, msg_size);
 
@@ -489,6 +491,7 @@ int manager_start(Manager *m, const char *socket_path, const char *runtime_dir, 
 	r = reconcile(m);
 	if (r < 0)
 		return r;
+	previous_versions_start(m);
 	r = reserve_watch_start(m);
 	if (r < 0)
 		return r;

@@ -25,6 +25,7 @@
 #include "vssd/writers.h"
 
 typedef struct Manager Manager;
+typedef struct Published Published;
 typedef struct Connection Connection;
 typedef struct BackupObject BackupObject;
 typedef struct AsyncOp AsyncOp;
@@ -180,6 +181,8 @@ struct Manager {
 	BackupObject *slot_owner;
 	Creation *creation;
 	Reserve *reserve;       /* reserve.c: the host reserve's watcher */
+	Published *published;   /* previous-versions.c: the @GMT mounts */
+	size_t n_published;
 	/* SIGTERM or SIGINT came: no new work; the loop ends once the set
 	 * being cut has ended. */
 	bool stopping;
@@ -277,7 +280,7 @@ vss_hr snapshot_unexpose(Manager *m, const CatalogSnapshot *s, char *msg, size_t
 /* The root of the mount exposing s: where the catalog says it is, or, if a
  * directory above was renamed, wherever the mount table has one of s;
  * -ENOENT when s is mounted nowhere. */
-int exposure_find(const provider_ops *ops, const CatalogSnapshot *s, int *ret_fd);
+int exposure_find(Manager *m, const provider_ops *ops, const CatalogSnapshot *s, int *ret_fd);
 
 /* storage.c: shadow storage (VSS's diff areas) per volume. */
 typedef struct DiffArea {
@@ -322,6 +325,19 @@ int transactions_freeze(Manager *m, void (*done)(Transactions *t, vss_hr hr, voi
                         void (*expired)(Transactions *t, void *userdata), void *userdata, Transactions **ret);
 vss_hr transactions_thaw(Transactions *t);
 Transactions *transactions_free(Transactions *t);
+
+/* previous-versions.c: the @GMT tree Samba's vfs_shadow_copy2 reads, for the
+ * volumes of PreviousVersions=. start clears what an earlier vssd left and
+ * mounts what the catalog holds; sync makes the tree follow the catalog
+ * (after a set is made); drop unmounts a snapshot's version (before it is
+ * deleted); done frees the bookkeeping and leaves the mounts (Samba goes on
+ * serving while vssd restarts). */
+#define PV_DIR "previous-versions" /* in the runtime directory */
+bool previous_versions_of(const Manager *m, const char *volume);
+void previous_versions_start(Manager *m);
+void previous_versions_sync(Manager *m);
+void previous_versions_drop(Manager *m, const vss_id *snapshot_id);
+void previous_versions_done(Manager *m);
 
 /* reconcile.c: make the catalog and the disk agree at start-up. */
 int reconcile(Manager *m);

@@ -142,7 +142,7 @@ static unsigned check_snapshot(Manager *m, const CatalogSnapshot *s)
 		_cleanup_free_ char *now = NULL;
 		_cleanup_close_ int fd = -1;
 
-		r = s->prop.exposed_name ? exposure_find(ops, s, &fd) : 0;
+		r = s->prop.exposed_name ? exposure_find(m, ops, s, &fd) : 0;
 		/* Found elsewhere: a directory above it was renamed. */
 		if (r == 0 && fd >= 0 && fd_get_path(fd, &now) >= 0 && !streq(now, s->prop.exposed_name)) {
 			log_warning("reconcile: snapshot %s was exposed at %s and is now at %s; recording that",
