@@ -147,9 +147,13 @@ typedef enum vss_backup_type {
  * with vss_free_snapshot_properties(); a string VSS leaves NULL (for example
  * exposed_name of a snapshot that is not exposed) is NULL here too.
  *
- * snapshot_device_object is the directory where the snapshot's content can
- * be read: a file's copy is snapshot_device_object + its path below
- * original_volume_name.
+ * snapshot_device_object is the provider's object for the snapshot, as VSS's
+ * is a device: for btrfs a read-only subvolume (a directory), for an image
+ * volume the cloned image file, to be mounted, not read. The way to a
+ * snapshot's files that works for every provider is to expose it
+ * (vss_backup_expose_snapshot(), with NULL for vssd's default place): a
+ * file's copy is then exposed_name + its path below original_volume_name.
+ * `vssadmin exec` does that for a whole set, over the volumes' own paths.
  */
 typedef struct vss_snapshot_prop {
 	vss_id snapshot_id;
