@@ -60,39 +60,117 @@ int usage_error(const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
-static void help(void)
+/* Each command: its words, its synopsis and what it does, for --help. */
+static const struct {
+	const char *words, *synopsis, *text;
+} command_help[] = {
+	{ "create shadow",
+	  "create shadow --for=PATH [--for=PATH ...] [--provider=NAME|ID] [--context=NAME]\n"
+	  "              [--ignore-writer-failures] [--autoretry=SECONDS] [--json]",
+	  "Make one snapshot set of every PATH, committed at once. Contexts: app_rollback\n"
+	  "(default, persistent), nas_rollback, client_accessible, client_accessible_writers.\n"
+	  "A set a writer failed is deleted unless --ignore-writer-failures. --autoretry\n"
+	  "waits that long for another set being made, instead of failing." },
+	{ "list shadows", "list shadows [--set=ID] [--for=PATH] [--json]",
+	  "The snapshots, grouped by set, with their consistency and hold window." },
+	{ "list providers", "list providers [--json]", "The registered snapshot providers." },
+	{ "list writers", "list writers [--json]", "The registered writers, their state and last error." },
+	{ "delete shadows", "delete shadows (--shadow=ID | --set=ID | --for=PATH [--oldest|--all] | --all) [--quiet]",
+	  "Delete one snapshot, one set, a volume's snapshots (all or the oldest), or,\n"
+	  "with --all alone, every snapshot. Asks first on a terminal unless --quiet." },
+	{ "expose", "expose --shadow=ID [--at=DIR]\nexpose --set=ID --at=DIR",
+	  "Mount snapshots read-only; a set mirrors its volumes' paths under DIR." },
+	{ "unexpose", "unexpose (--shadow=ID | --set=ID)", "Unmount exposed snapshots." },
+	{ "exec",
+	  "exec (--for=PATH [--for=PATH ...] | --set=ID) [--at=DIR] [--context=NAME]\n"
+	  "     [--writers|--no-writers] [--provider=NAME|ID] [--ignore-writer-failures]\n"
+	  "     [--autoretry=SECONDS] -- COMMAND [ARGS...]",
+	  "Run COMMAND where the set is mounted read-only over its volumes' own paths\n"
+	  "(or under DIR), in a mount namespace of its own; then remove the set (unless\n"
+	  "its context keeps it). Exits with COMMAND's status (128+N for signal N; 125:\n"
+	  "vssadmin failed first). The environment names the set: VSS_SNAPSHOT_SET_ID,\n"
+	  "VSS_CONSISTENCY, VSS_VOLUME_COUNT, VSS_VOLUME_n, VSS_SNAPSHOT_n, VSS_SHADOW_ID_n." },
+	{ "list shadowstorage", "list shadowstorage [--for=PATH] [--json]",
+	  "Per volume: where its snapshots live, the space they use, their maximum." },
+	{ "resize shadowstorage", "resize shadowstorage --for=PATH --maxsize=SIZE|N%|UNBOUNDED",
+	  "Set a volume's maximum: when its snapshots reach it, its oldest are deleted." },
+};
+
+static void print_indented(const char *text, const char *indent)
 {
-	printf("Usage: %s [--socket=PATH] COMMAND [OPTIONS]\n\n"
-	       "Commands:\n"
-	       "  create shadow --for=PATH [--for=PATH ...] [--provider=NAME|ID]\n"
-	       "                [--context=NAME] [--ignore-writer-failures] [--autoretry=SECONDS]\n"
-	       "                [--json]\n"
-	       "      Make one snapshot set of every PATH, committed at once.\n"
-	       "      Contexts: app_rollback (default, persistent), nas_rollback,\n"
-	       "      client_accessible, client_accessible_writers.\n"
-	       "  list shadows [--set=ID] [--for=PATH] [--json]\n"
-	       "  list providers [--json]\n"
-	       "  list writers [--json]\n"
-	       "  delete shadows (--shadow=ID | --set=ID | --for=PATH [--oldest|--all]) [--quiet]\n"
-	       "  expose --shadow=ID [--at=DIR]\n"
-	       "  expose --set=ID --at=DIR\n"
-	       "      Mount snapshots read-only; a set mirrors its volumes' paths under DIR.\n"
-	       "  unexpose (--shadow=ID | --set=ID)\n"
-	       "  exec (--for=PATH [--for=PATH ...] | --set=ID) [--at=DIR] [--context=NAME]\n"
-	       "       [--writers|--no-writers] [--autoretry=SECONDS] -- COMMAND [ARGS...]\n"
-	       "      Run COMMAND where the set is mounted read-only over its volumes' own\n"
-	       "      paths (or under DIR), in a mount namespace of its own; then remove the\n"
-	       "      set (unless its context keeps it). Exits with COMMAND's status.\n"
-	       "  list shadowstorage [--for=PATH] [--json]\n"
-	       "  resize shadowstorage --for=PATH --maxsize=SIZE|N%%|UNBOUNDED\n"
-	       "      When a volume's snapshots reach its maximum, its oldest are deleted.\n\n"
-	       "Global options:\n"
+	for (const char *l = text; *l;) {
+		size_t len = strcspn(l, "\n");
+
+		printf("%s%.*s\n", indent, (int)len, l);
+		l += len + (l[len] == '\n');
+	}
+}
+
+/* Everything, or one command's help when words names it. */
+static void help(const char *words)
+{
+	for (size_t i = 0; words && i < ELEMENTSOF(command_help); i++)
+		if (streq(words, command_help[i].words)) {
+			printf("Usage: %s [--socket=PATH] ", program);
+			print_indented(command_help[i].synopsis, "");
+			putchar('\n');
+			print_indented(command_help[i].text, "");
+			return;
+		}
+	printf("Usage: %s [--socket=PATH] COMMAND [OPTIONS]\n\nCommands:\n", program);
+	for (size_t i = 0; i < ELEMENTSOF(command_help); i++) {
+		print_indented(command_help[i].synopsis, "  ");
+		print_indented(command_help[i].text, "      ");
+	}
+	printf("\nGlobal options:\n"
 	       "  --socket=PATH   talk to the vssd listening on PATH (default $VSS_SOCKET,\n"
 	       "                  else " VSS_DEFAULT_SOCKET ")\n"
-	       "  -h, --help      show this help\n\n"
+	       "  -h, --help      show this help (COMMAND --help: that command's)\n"
+	       "  --version       show vssadmin's version\n\n"
 	       "On failure the exit status is non-zero and stderr names the result:\n"
-	       "  VSS_E_BAD_STATE (0x80042301): ...\n",
-	       program);
+	       "  VSS_E_BAD_STATE (0x80042301): ...\n");
+}
+
+/* Edit distance, for "did you mean". */
+static size_t distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), row[64];
+
+	if (lb >= ELEMENTSOF(row) || la >= ELEMENTSOF(row))
+		return SIZE_MAX;
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		size_t diag = row[0];
+
+		row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t up = row[j];
+
+			row[j] = MIN(MIN(row[j] + 1, row[j - 1] + 1), diag + (a[i - 1] != b[j - 1]));
+			diag = up;
+		}
+	}
+	return row[lb];
+}
+
+/* An unknown command, with the nearest known one when it is near. */
+static int unknown_command(const char *words)
+{
+	const char *best = NULL;
+	size_t best_d = 3;
+
+	for (size_t i = 0; i < ELEMENTSOF(command_help); i++) {
+		size_t d = distance(words, command_help[i].words);
+
+		if (d < best_d) {
+			best = command_help[i].words;
+			best_d = d;
+		}
+	}
+	if (best)
+		return usage_error("unknown command \"%s\"; did you mean \"%s\"?", words, best);
+	return usage_error("unknown command \"%s\"", words);
 }
 
 vss_hr open_admin(vss_backup **ret)
@@ -322,13 +400,20 @@ static vss_hr resolve_provider(vss_backup *b, const char *name, vss_id *ret)
 		return S_OK;
 	hr = load_providers(b, &p);
 	if (VSS_FAILED(hr))
-		return hr;
+		return fail(hr, NULL), hr;
 	hr = VSS_E_PROVIDER_NOT_REGISTERED;
 	for (size_t i = 0; i < p.n; i++)
 		if (streq(p.props[i].obj.prov.provider_name, name)) {
 			*ret = p.props[i].obj.prov.provider_id;
 			hr = S_OK;
 		}
+	if (VSS_FAILED(hr)) {
+		fprintf(stderr, "%s: %s (0x%08x): no provider \"%s\"; registered:", program, vss_hr_name(hr),
+			(unsigned)hr, name);
+		for (size_t i = 0; i < p.n; i++)
+			fprintf(stderr, " %s", p.props[i].obj.prov.provider_name);
+		fputc('\n', stderr);
+	}
 	vss_free_object_props(p.props, p.n);
 	return hr;
 }
@@ -409,8 +494,11 @@ int make_set(const CreateArgs *a, MadeSet *ret)
 		if (a->components_on)
 			TRY_HR(for_components_on(made.b, a->components_on, -1));
 	}
-	if (a->provider)
-		TRY_HR(resolve_provider(made.b, a->provider, &provider));
+	/* It says why itself. */
+	if (a->provider && VSS_FAILED(resolve_provider(made.b, a->provider, &provider))) {
+		vss_backup_release(made.b);
+		return EXIT_FAILURE;
+	}
 	TRY_HR(start_set(made.b, a->autoretry, &made.set_id));
 	for (k = 0; k < n; k++) {
 		int64_t maximum = -1;
@@ -481,12 +569,21 @@ static int create_shadow(const CreateArgs *a)
 	}
 	if (writers)
 		TRY_HR(run_async(made.b, vss_backup_backup_complete));
-	if (!a->json) {
+	if (a->json)
+		print_snapshots(shown, made.n, &providers, true);
+	else {
 		char id[VSS_ID_STRING_MAX];
 
-		printf("Successfully created shadow copy set %s\n", vss_id_format(&made.set_id, id));
+		/* As Windows' vssadmin says it, and then what the set reached. */
+		for (size_t i = 0; i < made.n; i++) {
+			printf("Successfully created shadow copy for '%s'\n", props[i].original_volume_name);
+			printf("    Shadow Copy ID: %s\n", vss_id_format(&props[i].snapshot_id, id));
+			printf("    Shadow Copy Volume Name: %s\n", props[i].snapshot_device_object);
+		}
+		printf("Shadow Copy Set ID: %s\n", vss_id_format(&made.set_id, id));
+		printf("    Consistency: %s\n", props[0].consistency ?: "unknown");
+		printf("    Hold window: %llu us\n", (unsigned long long)props[0].hold_window_us);
 	}
-	print_snapshots(shown, made.n, &providers, a->json);
 	ret = EXIT_SUCCESS;
 	goto out;
 
@@ -1004,6 +1101,7 @@ enum {
 	OPT_AUTORETRY,
 	OPT_WRITERS,
 	OPT_NO_WRITERS,
+	OPT_VERSION,
 };
 
 /* The bit of an option in Command's mask of the options given. */
@@ -1163,6 +1261,7 @@ static int parse_command_line(int argc, char **argv, Command *cmd)
 		{ "writers", no_argument, NULL, OPT_WRITERS },
 		{ "no-writers", no_argument, NULL, OPT_NO_WRITERS },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, OPT_VERSION },
 		{},
 	};
 	CreateArgs *create = &cmd->create;
@@ -1170,7 +1269,7 @@ static int parse_command_line(int argc, char **argv, Command *cmd)
 	ExposeArgs *exp = &cmd->exp;
 	const char *set = NULL, *maxsize = NULL, *verb, *noun;
 	char **volumes = NULL;
-	bool context_given = false;
+	bool context_given = false, want_help = false;
 	unsigned given = 0;
 	int c, r;
 
@@ -1253,11 +1352,22 @@ static int parse_command_line(int argc, char **argv, Command *cmd)
 		case OPT_NO_WRITERS:
 			break;
 		case 'h':
-			help();
+			want_help = true;
+			break;
+		case OPT_VERSION:
+			printf("%s %s\n", program, VSS_VERSION);
 			return EXIT_SUCCESS;
 		default:
 			return usage_error("bad option");
 		}
+	}
+	if (want_help) {
+		_cleanup_free_ char *words = NULL;
+
+		if (argc - optind == 2 && asprintf(&words, "%s %s", argv[optind], argv[optind + 1]) < 0)
+			return fail(E_OUTOFMEMORY, "out of memory");
+		help(words ?: argc - optind == 1 ? argv[optind] : NULL);
+		return EXIT_SUCCESS;
 	}
 	r = check_options(argc - optind, argv + optind, given, options);
 	if (r != COMMAND_RUN)
@@ -1268,8 +1378,21 @@ static int parse_command_line(int argc, char **argv, Command *cmd)
 			return usage_error("exec needs \"--\" before its command: exec --for=PATH -- COMMAND [ARGS...]");
 		return parse_exec(cmd, set, context_given, given);
 	}
-	if (cmd->exec.command)
+	if (cmd->exec.command) {
+		_cleanup_free_ char *words = NULL;
+		bool known = false;
+
+		/* A mistyped exec is likelier than a command for another verb. */
+		if (argc - optind == 1)
+			words = strdup(argv[optind]);
+		else if (argc - optind == 2 && asprintf(&words, "%s %s", argv[optind], argv[optind + 1]) < 0)
+			words = NULL;
+		for (size_t i = 0; words && i < ELEMENTSOF(command_help); i++)
+			known = known || streq(words, command_help[i].words);
+		if (words && !known)
+			return unknown_command(words);
 		return usage_error("only exec takes a command after \"--\"");
+	}
 	if (argc - optind == 1 && (streq(argv[optind], "expose") || streq(argv[optind], "unexpose"))) {
 		bool undo = streq(argv[optind], "unexpose");
 
@@ -1284,6 +1407,8 @@ static int parse_command_line(int argc, char **argv, Command *cmd)
 		cmd->verb = undo ? VERB_UNEXPOSE : VERB_EXPOSE;
 		return COMMAND_RUN;
 	}
+	if (argc - optind == 1)
+		return unknown_command(argv[optind]);
 	if (argc - optind != 2)
 		return usage_error("expected a command such as \"list shadows\"");
 	verb = argv[optind];
@@ -1347,10 +1472,11 @@ static int parse_command_line(int argc, char **argv, Command *cmd)
 			return usage_error("delete shadows takes one --for");
 		del->set = set;
 		del->volume = cmd->volume;
-		if (!!del->shadow + !!del->set + !!del->volume != 1)
-			return usage_error("delete shadows takes exactly one of --shadow, --set, --for");
-		if ((del->oldest || del->all) && !del->volume)
-			return usage_error("--oldest and --all go with --for");
+		/* --all alone: every snapshot, as Windows' /all. */
+		if (!!del->shadow + !!del->set + !!del->volume + (del->all && !del->volume) != 1)
+			return usage_error("delete shadows takes exactly one of --shadow, --set, --for, --all");
+		if (del->oldest && !del->volume)
+			return usage_error("--oldest goes with --for");
 		if (del->oldest && del->all)
 			return usage_error("--oldest and --all exclude each other");
 		if ((del->shadow || del->set) && VSS_FAILED(vss_id_parse(del->shadow ?: del->set, &del->id)))
@@ -1358,7 +1484,13 @@ static int parse_command_line(int argc, char **argv, Command *cmd)
 		cmd->verb = VERB_DELETE_SHADOWS;
 		return COMMAND_RUN;
 	}
-	return usage_error("unknown command \"%s %s\"", verb, noun);
+	{
+		_cleanup_free_ char *words = NULL;
+
+		if (asprintf(&words, "%s %s", verb, noun) < 0)
+			return fail(E_OUTOFMEMORY, "out of memory");
+		return unknown_command(words);
+	}
 }
 
 static int run_command(const Command *cmd)

@@ -184,6 +184,22 @@ static int method_start_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus
 	return sd_bus_reply_method_return(msg, "s", buf);
 }
 
+/* What would make a volume no provider takes snapshotable, for its error. */
+static const char *unsupported_hint(const VolumeInfo *v)
+{
+	bool guest = streq(v->fs_type, "ext4") || streq(v->fs_type, "xfs");
+
+	if (guest && v->source && strncmp(v->source, "/dev/loop", 9) == 0)
+		return "its image file is not on a filesystem that can clone it (XFS with reflink, btrfs)";
+	if (guest && v->source && strncmp(v->source, "/dev/mapper/", 12) == 0)
+		return "LVM logical volumes have no provider yet; keep the filesystem in an image file on "
+		       "a reflink filesystem (XFS, btrfs), or use btrfs";
+	if (guest)
+		return "no provider snapshots plain block devices; keep the filesystem in an image file on a "
+		       "reflink filesystem (XFS, btrfs), or use btrfs";
+	return "vss snapshots btrfs subvolumes, and ext4 and XFS kept in image files on a reflink filesystem";
+}
+
 static vss_hr select_volume(const char *volume, const vss_id *provider, VolumeInfo *ret_info,
                             const provider_ops **ret_ops, sd_bus_error *error)
 {
@@ -229,8 +245,8 @@ static vss_hr select_volume(const char *volume, const vss_id *provider, VolumeIn
 				 provider_find_by_id(provider)->name, ret_info->path, ret_info->fs_type);
 		break;
 	case VSS_E_VOLUME_NOT_SUPPORTED:
-		bus_error_set_hr(error, hr, "no provider supports %s (%s on %s)", ret_info->path,
-				 ret_info->fs_type, ret_info->source ?: "?");
+		bus_error_set_hr(error, hr, "no provider supports %s (%s on %s): %s", ret_info->path,
+				 ret_info->fs_type, ret_info->source ?: "?", unsupported_hint(ret_info));
 		break;
 	default:
 		bus_error_set_hr(error, hr, "%s is not a volume: neither a mount point nor a volume a provider knows",
