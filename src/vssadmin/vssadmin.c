@@ -554,7 +554,7 @@ static int create_shadow(const CreateArgs *a)
 	vss_snapshot_prop props[VSS_MAX_VOLUMES_PER_SET + 1];
 	const vss_snapshot_prop *shown[VSS_MAX_VOLUMES_PER_SET + 1];
 	Providers providers = { 0 };
-	MadeSet made;
+	MadeSet made = { 0 };
 	size_t k = 0;
 	vss_hr hr;
 	int ret;
@@ -581,8 +581,11 @@ static int create_shadow(const CreateArgs *a)
 			printf("    Shadow Copy Volume Name: %s\n", props[i].snapshot_device_object);
 		}
 		printf("Shadow Copy Set ID: %s\n", vss_id_format(&made.set_id, id));
-		printf("    Consistency: %s\n", props[0].consistency ?: "unknown");
-		printf("    Hold window: %llu us\n", (unsigned long long)props[0].hold_window_us);
+		/* A set has a volume at least: the parser asked for one. */
+		if (made.n > 0) {
+			printf("    Consistency: %s\n", props[0].consistency ?: "unknown");
+			printf("    Hold window: %llu us\n", (unsigned long long)props[0].hold_window_us);
+		}
 	}
 	ret = EXIT_SUCCESS;
 	goto out;

@@ -105,15 +105,29 @@ static void format_name(int64_t second, char buf[GMT_NAME_MAX])
 
 static bool second_taken(const Manager *m, const char *volume, int64_t second)
 {
-	for (size_t i = 0; i < m->n_published; i++)
+	for (size_t i = 0; m->published && i < m->n_published; i++)
 		if (m->published[i].second == second && streq(m->published[i].volume, volume))
 			return true;
 	return false;
 }
 
+/* A new last entry, zeroed; NULL when out of memory. (Not array_grow():
+ * the analyzer cannot see across it that the array is there once n is not
+ * 0.) */
+static Published *published_add(Manager *m)
+{
+	Published *a = reallocarray(m->published, m->n_published + 1, sizeof(*a));
+
+	if (!a)
+		return NULL;
+	m->published = a;
+	a[m->n_published] = (Published){ 0 };
+	return &a[m->n_published++];
+}
+
 static Published *find(Manager *m, const vss_id *id)
 {
-	for (size_t i = 0; i < m->n_published; i++)
+	for (size_t i = 0; m->published && i < m->n_published; i++)
 		if (vss_id_equal(&m->published[i].id, id))
 			return &m->published[i];
 	return NULL;
@@ -163,7 +177,7 @@ static void publish(Manager *m, const CatalogSnapshot *s)
 	fd = openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	r = fd < 0 ? -errno : ops->expose(s->prop.snapshot_device_object, s->provider_data, fd);
 	if (r >= 0) {
-		p = array_grow((void **)&m->published, &m->n_published, sizeof(*p));
+		p = published_add(m);
 		r = p ? 0 : -ENOMEM;
 	}
 	if (r >= 0 && !(p->volume = strdup(s->prop.original_volume_name))) {
@@ -220,7 +234,7 @@ void previous_versions_sync(Manager *m)
 			if (wanted(&snaps[i]) && !find(m, &snaps[i].prop.snapshot_id))
 				publish(m, &snaps[i]);
 		/* A version whose snapshot is no longer listed goes. */
-		for (size_t i = m->n_published; i-- > 0;) {
+		for (size_t i = m->published ? m->n_published : 0; i-- > 0;) {
 			Published *p = &m->published[i];
 			bool listed = false;
 

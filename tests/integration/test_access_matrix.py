@@ -227,6 +227,7 @@ COMMANDS = {
                                 f"--at={owned_dir(e.dir / u.name / 'set', u)}"]],
     "unexpose": lambda e, s, u: [["unexpose", f"--shadow={s['id']}"], ["unexpose", f"--set={s['set_id']}"]],
     "delete shadows": lambda e, s, u: [["delete", "shadows", f"--shadow={s['id']}"]],
+    "exec": lambda e, s, u: [["exec", f"--for={e.vol}", "--", "true"], ["exec", f"--set={s['set_id']}", "--", "true"]],
 }
 
 
@@ -246,7 +247,9 @@ def test_vssadmin_matrix(env, user):
         if want.startswith("allowed"):
             assert p.returncode == 0, (user, args, p.stderr)
         else:
-            assert p.returncode == 1 and f"vssadmin: {want} " in p.stderr, (user, args, p.stderr)
+            # exec's own failures are 125, to tell them from its command's.
+            refused = 125 if command == "exec" else 1
+            assert p.returncode == refused and f"vssadmin: {want.split(':')[0]} " in p.stderr, (user, args, p.stderr)
         return p
 
     p = run("create shadow", COMMANDS["create shadow"](env, None, user)[0])
@@ -260,6 +263,8 @@ def test_vssadmin_matrix(env, user):
             owned_dir(pathlib.Path(expose[2].split("=", 1)[1]) / str(env.vol).lstrip("/"), user)
         run("expose", expose)
         run("unexpose", unexpose)
+    for args in COMMANDS["exec"](env, snap, user):
+        run("exec", args)
     for args in COMMANDS["delete shadows"](env, snap, user):
         run("delete shadows", args)
     if snap is root_snap:
@@ -298,6 +303,11 @@ def hostile_invocations(value):
     yield ["expose", f"--set={value}", "--at=/nonexistent"]
     yield ["expose", "--shadow={12345678-1234-1234-1234-1234567890ab}", f"--at={value}"]
     yield ["unexpose", f"--set={value}"]
+    yield ["exec", f"--for={value}", "--", "true"]
+    yield ["exec", f"--set={value}", "--", "true"]
+    yield ["exec", "--for=/", f"--at={value}", "--", "true"]
+    yield ["exec", "--for=/", f"--autoretry={value}", "--", "true"]
+    yield ["exec", "--for=/", "--", value]
     yield [value, value]
 
 
