@@ -308,15 +308,8 @@ int bus_read_snapshot_page(sd_bus_message *m, vss_snapshot_prop **props, size_t 
 	TRY(read_column(m, 'x', sizeof(int64_t), rows, (const void **)&created));
 	TRY(read_column(m, 't', sizeof(uint64_t), rows, (const void **)&hold));
 	TRY(read_column(m, 'y', 1, rows, (const void **)&present));
-	if (*n + rows > *allocated) {
-		size_t want = MAX(*n + rows, *allocated * 2);
-		vss_snapshot_prop *np = reallocarray(*props, want, sizeof(*np));
-
-		if (!np)
-			return -ENOMEM;
-		*props = np;
-		*allocated = want;
-	}
+	if (array_reserve((void **)props, allocated, *n + rows, sizeof(**props)) < 0)
+		return -ENOMEM;
 	for (size_t i = 0; i < rows; i++) {
 		vss_snapshot_prop *p = &(*props)[first + i];
 

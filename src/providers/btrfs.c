@@ -13,11 +13,13 @@
  */
 
 #include <btrfsutil.h>
+#include <dirent.h>
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/btrfs.h>
 #include <linux/btrfs_tree.h>
+#include <linux/magic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +27,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "basic/fd-util.h"
@@ -156,13 +159,32 @@ static int btrfs_abort(ProviderMember *m)
 	return m->store_fd >= 0 ? delete_in(m->store_fd, snapshot_name(m)) : 0;
 }
 
-static int btrfs_snapshot_exists(const char *snapshot_path, const char *provider_data)
+/* What btrfs_util_is_subvolume_fd() asks (the store being on btrfs, checked
+ * once), from one fstatat of the entry instead of an open. */
+static bool is_subvolume_entry(int store_fd, const struct dirent *de)
 {
-	_cleanup_close_ int store = -1, fd = -1;
-	const char *name;
+	struct stat st;
 
-	(void)provider_data;
-	return store_open_for(snapshot_path, &store, &name) == 0 && open_snapshot(store, name, &fd) == 0;
+	if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN)
+		return false;
+	return fstatat(store_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode) &&
+	       st.st_ino == BTRFS_FIRST_FREE_OBJECTID;
+}
+
+static int btrfs_list_snapshots(const char *store_path, provider_found_fn found, void *userdata)
+{
+	_cleanup_close_ int store = -1;
+	struct statfs sf;
+	int r;
+
+	r = store_open_path(store_path, &store);
+	if (r < 0)
+		return r;
+	if (fstatfs(store, &sf) < 0)
+		return -errno;
+	if (sf.f_type != BTRFS_SUPER_MAGIC)
+		return 0; /* no subvolume in it */
+	return store_list(store, is_subvolume_entry, found, userdata);
 }
 
 static int btrfs_delete_snapshot(const char *snapshot_path, const char *provider_data)
@@ -301,7 +323,7 @@ const provider_ops btrfs_provider = {
 	.commit = btrfs_commit,
 	.abort = btrfs_abort,
 	.delete_snapshot = btrfs_delete_snapshot,
-	.snapshot_exists = btrfs_snapshot_exists,
+	.list_snapshots = btrfs_list_snapshots,
 	.expose = btrfs_expose,
 	.is_exposed_at = btrfs_is_exposed_at,
 	.space = btrfs_space,

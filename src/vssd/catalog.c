@@ -564,23 +564,6 @@ int catalog_position_parse(const char *s, CatalogPosition *ret)
 	return 0;
 }
 
-/* Room for one more element: capacity doubles, so that a list of 100,000
- * rows is not copied 100,000 times. */
-static void *grow(void **array, size_t *n, size_t *allocated, size_t size)
-{
-	if (*n == *allocated) {
-		size_t want = *allocated ? *allocated * 2 : 16;
-		void *na = reallocarray(*array, want, size);
-
-		if (!na)
-			return NULL;
-		*array = na;
-		*allocated = want;
-	}
-	memset((char *)*array + size * *n, 0, size);
-	return (char *)*array + size * (*n)++;
-}
-
 /* The WHERE clause names only the filter's terms, so that SQLite plans
  * each listing on its index (snapshots_set, the primary key,
  * snapshots_volume, sets_started); "?1 IS NULL OR ..." would read every row each time. */
@@ -672,7 +655,7 @@ int catalog_list_page(Catalog *c, const CatalogFilter *f, CatalogSnapshot **ret,
 			}
 		if (r < 0)
 			break;
-		s = grow((void **)&list, &n, &allocated, sizeof(*list));
+		s = array_append((void **)&list, &n, &allocated, sizeof(*list));
 		if (!s) {
 			rc = SQLITE_NOMEM;
 			break;
