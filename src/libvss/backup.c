@@ -274,7 +274,71 @@ vss_hr vss_backup_get_snapshot_properties(vss_backup *b, const vss_id *snapshot_
 	return S_OK;
 }
 
-/* Read every page of QuerySnapshots into one list. */
+/* A QuerySnapshots call in flight, and its reply once it came. */
+typedef struct PendingPage {
+	sd_bus_slot *slot;
+	sd_bus_message *reply;
+} PendingPage;
+
+static int page_arrived(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+	PendingPage *p = userdata;
+
+	(void)ret_error;
+	p->reply = sd_bus_message_ref(m);
+	return 1;
+}
+
+static vss_hr page_ask(vss_backup *b, const char *set, const char *volume, const char *after, PendingPage *p)
+{
+	sd_bus_message *call = NULL;
+	int r;
+
+	r = sd_bus_message_new_method_call(b->bus, &call, VSS_BUS_NAME, b->path, VSS_BUS_BACKUP_IFACE,
+					   "QuerySnapshots");
+	if (r >= 0)
+		r = sd_bus_message_append(call, "sssu", set, volume, after, (uint32_t)0);
+	if (r >= 0)
+		r = sd_bus_call_async(b->bus, &p->slot, call, page_arrived, p, CALL_TIMEOUT_USEC);
+	sd_bus_message_unref(call);
+	if (r < 0)
+		return client_fail(r == -ENOMEM ? E_OUTOFMEMORY : VSS_E_UNEXPECTED, "cannot send QuerySnapshots: %s",
+				   strerror(-r));
+	return S_OK;
+}
+
+/* The reply to page_ask(), or the failure it carries. */
+static vss_hr page_wait(vss_backup *b, PendingPage *p, sd_bus_message **ret)
+{
+	const sd_bus_error *e;
+	vss_hr hr;
+	int r;
+
+	while (!p->reply) {
+		r = sd_bus_process(b->bus, NULL);
+		if (r == 0)
+			r = sd_bus_wait(b->bus, UINT64_MAX);
+		if (r < 0) {
+			p->slot = sd_bus_slot_unref(p->slot);
+			return client_fail(VSS_E_UNEXPECTED, "lost the connection to vssd during QuerySnapshots: %s",
+					   strerror(-r));
+		}
+	}
+	p->slot = sd_bus_slot_unref(p->slot);
+	e = sd_bus_message_get_error(p->reply);
+	if (e) {
+		hr = bus_error_to_hr(e);
+		client_fail(hr, "%s", e->message ?: e->name);
+		p->reply = sd_bus_message_unref(p->reply);
+		return hr;
+	}
+	*ret = TAKE_PTR(p->reply);
+	return S_OK;
+}
+
+/* Read every page of QuerySnapshots into one list. The next page is asked
+ * for before this one is read, so that vssd reads its catalog while this
+ * process decodes (a position comes first in each reply for that). */
 static vss_hr query_snapshots(vss_backup *b, const vss_id *set_id, const char *volume, vss_object_prop **ret_props,
                               size_t *ret_count)
 {
@@ -283,31 +347,37 @@ static vss_hr query_snapshots(vss_backup *b, const vss_id *set_id, const char *v
 	vss_snapshot_prop *snaps = NULL;
 	vss_object_prop *props;
 	size_t n = 0, allocated = 0;
-	_cleanup_free_ char *after = strdup("");
-	vss_hr hr = S_OK;
+	PendingPage pending = { 0 };
+	bool asked;
+	vss_hr hr;
 	int r;
 
-	if (!after)
-		return client_fail(E_OUTOFMEMORY, "out of memory");
-	while (after) {
-		sd_bus_message *reply;
+	hr = page_ask(b, set, volume ?: "", "", &pending);
+	for (asked = VSS_SUCCEEDED(hr); asked;) {
+		sd_bus_message *reply = NULL;
 
-		hr = BACKUP_CALL(b, "QuerySnapshots", &reply, "sssu", set, volume ?: "", after, (uint32_t)0);
+		hr = page_wait(b, &pending, &reply);
 		if (VSS_FAILED(hr))
 			break;
-		r = bus_read_snapshot_page(reply, &snaps, &n, &allocated);
-		if (r >= 0)
-			r = sd_bus_message_read(reply, "s", &next);
+		r = bus_read_snapshot_page_next(reply, &next);
 		if (r < 0) {
 			hr = bad_reply(reply, "QuerySnapshots", r);
 			break;
 		}
-		free(after);
-		after = next[0] ? strdup(next) : NULL;
-		if (next[0] && !after)
-			hr = client_fail(E_OUTOFMEMORY, "out of memory");
-		sd_bus_message_unref(reply);
+		asked = next[0];
+		if (asked)
+			hr = page_ask(b, set, volume ?: "", next, &pending);
+		r = VSS_SUCCEEDED(hr) ? bus_read_snapshot_page(reply, &snaps, &n, &allocated) : 0;
+		if (r < 0)
+			hr = bad_reply(reply, "QuerySnapshots", r);
+		else
+			sd_bus_message_unref(reply);
+		if (VSS_FAILED(hr))
+			break;
 	}
+	/* A page asked for but not waited for: its reply is dropped. */
+	pending.slot = sd_bus_slot_unref(pending.slot);
+	sd_bus_message_unref(pending.reply);
 	props = VSS_SUCCEEDED(hr) ? calloc(n ?: 1, sizeof(*props)) : NULL;
 	if (VSS_SUCCEEDED(hr) && !props)
 		hr = client_fail(E_OUTOFMEMORY, "out of memory");

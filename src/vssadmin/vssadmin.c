@@ -141,9 +141,26 @@ static vss_hr load_providers(vss_backup *b, Providers *ret)
 	return vss_backup_query(b, NULL, VSS_OBJECT_NONE, VSS_OBJECT_PROVIDER, &ret->props, &ret->n);
 }
 
-static void snapshot_json(JsonWriter *w, const vss_snapshot_prop *s, const Providers *p)
+/* A set's snapshots share its creation time: format it once a set. */
+typedef struct TimeText {
+	int64_t usec;
+	bool valid;
+	char text[RFC3339_MAX];
+} TimeText;
+
+static const char *time_text(TimeText *t, int64_t usec)
 {
-	char id[VSS_ID_STRING_MAX], time[RFC3339_MAX];
+	if (!t->valid || t->usec != usec) {
+		format_rfc3339(usec, t->text);
+		t->usec = usec;
+		t->valid = true;
+	}
+	return t->text;
+}
+
+static void snapshot_json(JsonWriter *w, const vss_snapshot_prop *s, const Providers *p, TimeText *t)
+{
+	char id[VSS_ID_STRING_MAX];
 
 	json_begin_object(w);
 	json_key(w, "id");
@@ -163,7 +180,7 @@ static void snapshot_json(JsonWriter *w, const vss_snapshot_prop *s, const Provi
 	json_key(w, "attributes");
 	json_int(w, s->snapshot_attributes);
 	json_key(w, "created");
-	json_string(w, format_rfc3339(s->creation_timestamp, time));
+	json_string(w, time_text(t, s->creation_timestamp));
 	json_key(w, "state");
 	json_string(w, snapshot_state_name(s->status));
 	json_key(w, "hold_window_us");
@@ -206,11 +223,12 @@ static void print_snapshots(const vss_snapshot_prop *const *snaps, size_t n, con
 {
 	if (json) {
 		JsonWriter w;
+		TimeText t = { 0 };
 
 		json_init(&w, stdout, true);
 		json_begin_array(&w);
 		for (size_t i = 0; i < n; i++)
-			snapshot_json(&w, snaps[i], p);
+			snapshot_json(&w, snaps[i], p, &t);
 		json_end_array(&w);
 		json_finish(&w);
 		return;

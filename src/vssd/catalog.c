@@ -602,20 +602,28 @@ static int list_query(const CatalogFilter *f, char *buf, size_t size)
 	return k > 0 && (size_t)k < size ? 0 : -ENOBUFS;
 }
 
-int catalog_list_page(Catalog *c, const CatalogFilter *f, CatalogSnapshot **ret, size_t *ret_n, CatalogPosition *ret_next,
+int catalog_list_rows(Catalog *c, const CatalogFilter *f, catalog_row_fn fn, void *userdata, CatalogPosition *ret_next,
 		      bool *ret_more)
 {
 	static const CatalogFilter all = { 0 };
-	CatalogSnapshot *list = NULL;
-	size_t n = 0, allocated = 0;
+	static const struct {
+		int column;
+		const char *name;
+	} required[] = { { 3, "snapshot path" }, { 4, "volume" }, { 15, "provider" } };
+	/* The columns of CatalogRow.strings, in its order. */
+	static const int string_columns[CATALOG_ROW_STRINGS] = { 3, 4, 5, 6, 7, 8, 14 };
+	CatalogPosition next = { 0 };
+	size_t n = 0;
 	char sql[2048];
 	sqlite3_stmt *st;
+	bool forgotten;
 	int r, rc;
 
 	if (!f)
 		f = &all;
 	pthread_mutex_lock(&c->lock);
 	retry_forgotten(c);
+	forgotten = c->n_forgotten > 0;
 	pthread_mutex_unlock(&c->lock);
 	r = list_query(f, sql, sizeof(sql));
 	if (r >= 0)
@@ -637,85 +645,123 @@ int catalog_list_page(Catalog *c, const CatalogFilter *f, CatalogSnapshot **ret,
 		sqlite3_bind_int64(st, 7, (int64_t)MIN(f->limit, (size_t)INT64_MAX));
 
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		static const struct {
-			int column;
-			const char *name;
-		} required[] = { { 3, "snapshot path" }, { 4, "volume" }, { 15, "provider" } };
-		CatalogSnapshot *s;
+		CatalogRow row = { 0 };
 		const unsigned char *state;
+		bool hidden;
 
 		for (size_t i = 0; i < ELEMENTSOF(required); i++)
 			if (sqlite3_column_type(st, required[i].column) == SQLITE_NULL) {
 				const char *id = (const char *)sqlite3_column_text(st, 0);
-				char row[128];
+				char name[128];
 
-				snprintf(row, sizeof(row), "snapshot %.64s", id ?: "?");
-				r = bad_row(row, required[i].name);
+				snprintf(name, sizeof(name), "snapshot %.64s", id ?: "?");
+				r = bad_row(name, required[i].name);
 				break;
 			}
 		if (r < 0)
 			break;
-		s = array_append((void **)&list, &n, &allocated, sizeof(*list));
-		if (!s) {
-			rc = SQLITE_NOMEM;
+		if ((r = column_id(st, 0, "snapshot", "valid id", &row.snapshot_id)) < 0 ||
+		    (r = column_id(st, 1, "snapshot", "valid set id", &row.set_id)) < 0 ||
+		    (r = column_id(st, 9, "snapshot", "valid provider id", &row.provider_id)) < 0)
 			break;
-		}
-		if ((r = column_id(st, 0, "snapshot", "valid id", &s->prop.snapshot_id)) < 0 ||
-		    (r = column_id(st, 1, "snapshot", "valid set id", &s->prop.snapshot_set_id)) < 0 ||
-		    (r = column_id(st, 9, "snapshot", "valid provider id", &s->prop.provider_id)) < 0)
-			break;
-		s->prop.snapshots_count = sqlite3_column_int(st, 2);
-		s->prop.snapshot_device_object = column_str(st, 3);
-		s->prop.original_volume_name = column_str(st, 4);
-		s->prop.originating_machine = column_str(st, 5);
-		s->prop.service_machine = column_str(st, 6);
-		s->prop.exposed_name = column_str(st, 7);
-		s->prop.exposed_path = column_str(st, 8);
-		s->prop.snapshot_attributes = sqlite3_column_int(st, 10);
-		s->prop.creation_timestamp = sqlite3_column_int64(st, 11);
-		s->prop.status = (vss_snapshot_state)sqlite3_column_int(st, 12);
-		s->prop.hold_window_us = (uint64_t)sqlite3_column_int64(st, 13);
-		s->prop.consistency = column_str(st, 14);
-		s->provider_name = column_str(st, 15);
-		s->provider_data = column_str(st, 16);
-		s->context = sqlite3_column_int(st, 17);
+		row.snapshots_count = sqlite3_column_int(st, 2);
+		for (size_t i = 0; i < CATALOG_ROW_STRINGS; i++)
+			row.strings[i] = (const char *)sqlite3_column_text(st, string_columns[i]);
+		row.attributes = sqlite3_column_int(st, 10);
+		row.created_us = sqlite3_column_int64(st, 11);
+		row.status = sqlite3_column_int(st, 12);
+		row.hold_window_us = (uint64_t)sqlite3_column_int64(st, 13);
+		row.provider_name = (const char *)sqlite3_column_text(st, 15);
+		row.provider_data = (const char *)sqlite3_column_text(st, 16);
+		row.context = sqlite3_column_int(st, 17);
 		state = sqlite3_column_text(st, 18);
-		s->set_state = state && streq((const char *)state, "created") ? SET_CREATED : SET_CREATING;
-		s->position = (CatalogPosition){
+		row.set_state = state && streq((const char *)state, "created") ? SET_CREATED : SET_CREATING;
+		row.position = (CatalogPosition){
 			.started_us = sqlite3_column_int64(st, 19),
-			.set_id = s->prop.snapshot_set_id,
+			.set_id = row.set_id,
 			.row = sqlite3_column_int64(st, 20),
 		};
-		if (!s->prop.snapshot_device_object || !s->prop.original_volume_name || !s->provider_name) {
+		/* sqlite3_column_text() returns NULL for NULL and when out of
+		 * memory; the required columns are not NULL. */
+		if (!row.strings[0] || !row.strings[1] || !row.provider_name) {
 			rc = SQLITE_NOMEM;
 			break;
 		}
+		/* The position is the last row read, hidden or not, and it
+		 * counts for the page being full. */
+		next = row.position;
+		n++;
+		if (forgotten) {
+			pthread_mutex_lock(&c->lock);
+			hidden = is_forgotten(c, &row.snapshot_id);
+			pthread_mutex_unlock(&c->lock);
+			if (hidden)
+				continue;
+		}
+		r = fn(&row, userdata);
+		if (r < 0)
+			break;
 	}
 	sqlite3_finalize(st);
-	if (r < 0 || rc != SQLITE_DONE) {
-		catalog_snapshots_free(list, n);
-		return r < 0 ? r : rc == SQLITE_NOMEM ? -ENOMEM : fail(c, rc, "list snapshots");
-	}
-	/* Before the forgotten rows go: they were read, and count for the
-	 * page being full. */
+	if (r < 0)
+		return r;
+	if (rc != SQLITE_DONE)
+		return rc == SQLITE_NOMEM ? -ENOMEM : fail(c, rc, "list snapshots");
 	*ret_more = f->limit && n == f->limit;
 	if (n > 0)
-		*ret_next = list[n - 1].position;
-	pthread_mutex_lock(&c->lock);
-	if (c->n_forgotten > 0) {
-		size_t k = 0;
+		*ret_next = next;
+	return 0;
+}
 
-		/* In their order. */
-		for (size_t i = 0; i < n; i++)
-			if (is_forgotten(c, &list[i].prop.snapshot_id))
-				catalog_snapshot_clear(&list[i]);
-			else
-				list[k++] = list[i];
-		n = k;
+typedef struct Decoded {
+	CatalogSnapshot *list;
+	size_t n, allocated;
+} Decoded;
+
+static int decode_row(const CatalogRow *row, void *userdata)
+{
+	Decoded *d = userdata;
+	CatalogSnapshot *s = array_append((void **)&d->list, &d->n, &d->allocated, sizeof(*d->list));
+	char **const strings[CATALOG_ROW_STRINGS] = {
+		&s->prop.snapshot_device_object, &s->prop.original_volume_name, &s->prop.originating_machine,
+		&s->prop.service_machine, &s->prop.exposed_name, &s->prop.exposed_path, &s->prop.consistency,
+	};
+
+	if (!s)
+		return -ENOMEM;
+	s->prop.snapshot_id = row->snapshot_id;
+	s->prop.snapshot_set_id = row->set_id;
+	s->prop.provider_id = row->provider_id;
+	s->prop.snapshots_count = row->snapshots_count;
+	s->prop.snapshot_attributes = row->attributes;
+	s->prop.creation_timestamp = row->created_us;
+	s->prop.status = (vss_snapshot_state)row->status;
+	s->prop.hold_window_us = row->hold_window_us;
+	s->context = row->context;
+	s->set_state = row->set_state;
+	s->position = row->position;
+	for (size_t i = 0; i < CATALOG_ROW_STRINGS; i++)
+		if (row->strings[i] && !(*strings[i] = strdup(row->strings[i])))
+			return -ENOMEM;
+	s->provider_name = strdup(row->provider_name);
+	if (!s->provider_name || (row->provider_data && !(s->provider_data = strdup(row->provider_data))))
+		return -ENOMEM;
+	return 0;
+}
+
+int catalog_list_page(Catalog *c, const CatalogFilter *f, CatalogSnapshot **ret, size_t *ret_n, CatalogPosition *ret_next,
+		      bool *ret_more)
+{
+	Decoded d = { 0 };
+	int r;
+
+	r = catalog_list_rows(c, f, decode_row, &d, ret_next, ret_more);
+	if (r < 0) {
+		catalog_snapshots_free(d.list, d.n);
+		return r;
 	}
-	pthread_mutex_unlock(&c->lock);
-	*ret = list;
-	*ret_n = n;
+	*ret = d.list;
+	*ret_n = d.n;
 	return 0;
 }
 
