@@ -778,10 +778,17 @@ void creation_finish(Manager *m)
 		async_op_set_message(cr->async, VSS_FAILED(result) ? reason : NULL);
 		async_op_complete(cr->async, result);
 	}
-	creation_free(cr);
 	/* The set's snapshots and its flush may have taken the hosts under
-	 * their reserve; the watcher could not delete there while it held. */
-	reserve_enforce(m);
+	 * their reserve; the watcher could not delete there while it held.
+	 * (m->creation is gone: nothing is held now.) */
+	{
+		char *paths[cr->n_snaps ?: 1];
+
+		for (size_t i = 0; i < cr->n_snaps; i++)
+			paths[i] = cr->snaps[i].prop.snapshot_device_object;
+		reserve_enforce_after_set(m, paths, cr->n_snaps);
+	}
+	creation_free(cr);
 }
 
 void creation_stop(Manager *m)
