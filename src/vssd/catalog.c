@@ -718,35 +718,52 @@ typedef struct Decoded {
 	size_t n, allocated;
 } Decoded;
 
-static int decode_row(const CatalogRow *row, void *userdata)
+int catalog_row_decode(const CatalogRow *row, CatalogSnapshot *s)
 {
-	Decoded *d = userdata;
-	CatalogSnapshot *s = array_append((void **)&d->list, &d->n, &d->allocated, sizeof(*d->list));
 	char **const strings[CATALOG_ROW_STRINGS] = {
 		&s->prop.snapshot_device_object, &s->prop.original_volume_name, &s->prop.originating_machine,
 		&s->prop.service_machine, &s->prop.exposed_name, &s->prop.exposed_path, &s->prop.consistency,
 	};
 
-	if (!s)
-		return -ENOMEM;
-	s->prop.snapshot_id = row->snapshot_id;
-	s->prop.snapshot_set_id = row->set_id;
-	s->prop.provider_id = row->provider_id;
-	s->prop.snapshots_count = row->snapshots_count;
-	s->prop.snapshot_attributes = row->attributes;
-	s->prop.creation_timestamp = row->created_us;
-	s->prop.status = (vss_snapshot_state)row->status;
-	s->prop.hold_window_us = row->hold_window_us;
-	s->context = row->context;
-	s->set_state = row->set_state;
-	s->position = row->position;
+	*s = (CatalogSnapshot){
+		.prop = {
+			.snapshot_id = row->snapshot_id,
+			.snapshot_set_id = row->set_id,
+			.provider_id = row->provider_id,
+			.snapshots_count = row->snapshots_count,
+			.snapshot_attributes = row->attributes,
+			.creation_timestamp = row->created_us,
+			.status = (vss_snapshot_state)row->status,
+			.hold_window_us = row->hold_window_us,
+		},
+		.context = row->context,
+		.set_state = row->set_state,
+		.position = row->position,
+	};
 	for (size_t i = 0; i < CATALOG_ROW_STRINGS; i++)
 		if (row->strings[i] && !(*strings[i] = strdup(row->strings[i])))
-			return -ENOMEM;
+			goto oom;
 	s->provider_name = strdup(row->provider_name);
 	if (!s->provider_name || (row->provider_data && !(s->provider_data = strdup(row->provider_data))))
-		return -ENOMEM;
+		goto oom;
 	return 0;
+oom:
+	catalog_snapshot_clear(s);
+	return -ENOMEM;
+}
+
+static int decode_row(const CatalogRow *row, void *userdata)
+{
+	Decoded *d = userdata;
+	CatalogSnapshot *s = array_append((void **)&d->list, &d->n, &d->allocated, sizeof(*d->list));
+	int r;
+
+	if (!s)
+		return -ENOMEM;
+	r = catalog_row_decode(row, s);
+	if (r < 0)
+		d->n--;
+	return r;
 }
 
 int catalog_list_page(Catalog *c, const CatalogFilter *f, CatalogSnapshot **ret, size_t *ret_n, CatalogPosition *ret_next,

@@ -123,6 +123,8 @@ typedef int (*catalog_row_fn)(const CatalogRow *row, void *userdata);
  * negative result of fn stops the listing and is returned. */
 int catalog_list_rows(Catalog *c, const CatalogFilter *f, catalog_row_fn fn, void *userdata, CatalogPosition *ret_next,
 		      bool *ret_more);
+/* A row copied into a CatalogSnapshot of its own; -ENOMEM. */
+int catalog_row_decode(const CatalogRow *row, CatalogSnapshot *ret);
 /* The oldest finished snapshot of each volume (the first inserted), in the
  * catalog's order: what watching free space needs, at a few index seeks a
  * volume instead of a pass over the whole catalog. */

@@ -68,13 +68,13 @@ static void known_clear(Known *k)
 	*k = (Known){ 0 };
 }
 
-static int known_add(Known *k, const CatalogSnapshot *s)
+static int known_add(Known *k, const vss_id *snapshot_id)
 {
 	vss_id *id = array_append((void **)&k->ids, &k->n_ids, &k->allocated_ids, sizeof(*k->ids));
 
 	if (!id)
 		return -ENOMEM;
-	*id = s->prop.snapshot_id;
+	*id = *snapshot_id;
 	return 0;
 }
 
@@ -130,9 +130,9 @@ static Store *known_store(Known *k, const char *dir, size_t dir_len, const provi
 }
 
 /* 1 when the snapshot is in its store, 0 when not, -ENOMEM. */
-static int known_exists(Known *k, const CatalogSnapshot *s, const provider_ops *ops)
+static int known_exists(Known *k, const char *path, const provider_ops *ops)
 {
-	const char *path = s->prop.snapshot_device_object, *slash = strrchr(path, '/');
+	const char *slash = strrchr(path, '/');
 	const char *name = slash ? slash + 1 : path;
 	Store *st = known_store(k, path, slash ? (size_t)(slash - path) : 0, ops);
 
@@ -186,11 +186,11 @@ static unsigned scan_stores(Known *k)
 	return found;
 }
 
-/* One snapshot against the disk; how many disagreements it showed. */
-static int check_snapshot(Manager *m, Known *k, const CatalogSnapshot *s)
+/* One snapshot that needs more than a look-up (Pending), against the disk;
+ * how many disagreements it showed. */
+static unsigned check_snapshot(Manager *m, const CatalogSnapshot *s, const provider_ops *ops, bool exists)
 {
-	const provider_ops *ops = provider_find_by_id(&s->prop.provider_id);
-	int disagreements = 0;
+	unsigned disagreements = 0;
 	int r;
 
 	if (!ops) {
@@ -198,10 +198,7 @@ static int check_snapshot(Manager *m, Known *k, const CatalogSnapshot *s)
 			    ID_TO_STRING(&s->prop.snapshot_id), s->provider_name);
 		return 1;
 	}
-	r = known_exists(k, s, ops);
-	if (r < 0)
-		return r;
-	if (r > 0) {
+	if (exists) {
 		_cleanup_free_ char *now = NULL;
 		_cleanup_close_ int fd = -1;
 
@@ -238,6 +235,50 @@ static int check_snapshot(Manager *m, Known *k, const CatalogSnapshot *s)
  * whole catalog at start: 100,000 snapshots would be some 50 MB. */
 #define RECONCILE_PAGE 1000
 
+/* The snapshots of a page that need more than a look-up: missing, exposed
+ * (is the mount still there?) or of an unknown provider. The others, nearly
+ * all, are never copied out of SQLite's row. */
+typedef struct Pending {
+	CatalogSnapshot snap;
+	const provider_ops *ops;
+	bool exists;
+} Pending;
+
+typedef struct PageCheck {
+	Known *known;
+	Pending *pending;
+	size_t n_pending, allocated_pending;
+} PageCheck;
+
+static int check_row(const CatalogRow *row, void *userdata)
+{
+	PageCheck *pc = userdata;
+	const provider_ops *ops = provider_find_by_id(&row->provider_id);
+	Pending *p;
+	int r = 0;
+
+	if (known_add(pc->known, &row->snapshot_id) < 0)
+		return -ENOMEM;
+	if (ops) {
+		r = known_exists(pc->known, row->strings[0], ops);
+		if (r < 0)
+			return r;
+		/* Where it should be, and not exposed: nothing to do. */
+		if (r > 0 && !row->strings[4])
+			return 0;
+	}
+	p = array_append((void **)&pc->pending, &pc->n_pending, &pc->allocated_pending, sizeof(*pc->pending));
+	if (!p)
+		return -ENOMEM;
+	p->ops = ops;
+	p->exists = r > 0;
+	if (catalog_row_decode(row, &p->snap) < 0) {
+		pc->n_pending--;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 int reconcile(Manager *m)
 {
 	CatalogSet *sets = NULL;
@@ -269,25 +310,28 @@ int reconcile(Manager *m)
 	catalog_sets_free(sets, n_sets);
 
 	for (bool first = true, more = true; more && oom >= 0; first = false) {
-		CatalogSnapshot *snaps = NULL;
-		size_t n = 0;
+		PageCheck pc = { .known = &known };
 
-		r = catalog_list_page(m->catalog,
+		r = catalog_list_rows(m->catalog,
 				      &(CatalogFilter){ .include_creating = true, .after = first ? NULL : &after,
 							.limit = RECONCILE_PAGE },
-				      &snaps, &n, &after, &more);
-		if (r < 0) {
+				      check_row, &pc, &after, &more);
+		if (r < 0 && r != -ENOMEM) {
+			for (size_t i = 0; i < pc.n_pending; i++)
+				catalog_snapshot_clear(&pc.pending[i].snap);
+			free(pc.pending);
 			known_clear(&known);
 			return log_error_errno(r, "cannot read the catalog: %m");
 		}
-		for (size_t i = 0; i < n && oom >= 0; i++) {
-			oom = check_snapshot(m, &known, &snaps[i]);
-			if (oom >= 0) {
-				disagreements += oom;
-				oom = known_add(&known, &snaps[i]);
-			}
+		oom = r;
+		/* After the page is read: these write to the catalog. */
+		for (size_t i = 0; i < pc.n_pending; i++) {
+			if (oom >= 0)
+				disagreements += check_snapshot(m, &pc.pending[i].snap, pc.pending[i].ops,
+								pc.pending[i].exists);
+			catalog_snapshot_clear(&pc.pending[i].snap);
 		}
-		catalog_snapshots_free(snaps, n);
+		free(pc.pending);
 	}
 	/* Without every id, the scan would call known snapshots strangers. */
 	if (oom >= 0)
