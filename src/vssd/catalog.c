@@ -340,13 +340,23 @@ static int delete_snapshot_row(Catalog *c, const vss_id *id)
 
 	if (r < 0)
 		return r;
-	r = prepare(c, "DELETE FROM snapshots WHERE id = ?", &st);
+	/* Its own set first, when it is the set's last snapshot (the row goes
+	 * with it, ON DELETE CASCADE): asking every set whether it still has
+	 * a snapshot took some 8 ms a deletion with 100,000 snapshots. */
+	r = prepare(c,
+		    "DELETE FROM sets WHERE id = (SELECT set_id FROM snapshots WHERE id = ?1)"
+		    " AND NOT EXISTS (SELECT 1 FROM snapshots WHERE set_id = sets.id AND id != ?1)",
+		    &st);
+	if (r >= 0) {
+		bind_id(st, 1, id);
+		r = step_done(c, st, "delete the set of a snapshot");
+	}
+	if (r >= 0)
+		r = prepare(c, "DELETE FROM snapshots WHERE id = ?", &st);
 	if (r >= 0) {
 		bind_id(st, 1, id);
 		r = step_done(c, st, "delete snapshot");
 	}
-	if (r >= 0)
-		r = exec(c, "DELETE FROM sets WHERE NOT EXISTS (SELECT 1 FROM snapshots WHERE set_id = sets.id)");
 	return transaction(c, r);
 }
 
