@@ -336,16 +336,19 @@ static vss_hr page_wait(vss_backup *b, PendingPage *p, sd_bus_message **ret)
 	return S_OK;
 }
 
-/* Read every page of QuerySnapshots into one list. The next page is asked
- * for before this one is read, so that vssd reads its catalog while this
- * process decodes (a position comes first in each reply for that). */
-static vss_hr query_snapshots(vss_backup *b, const vss_id *set_id, const char *volume, vss_object_prop **ret_props,
-                              size_t *ret_count)
+/* A page of rows, handed to fn, which may take their strings (leaving
+ * NULL); the rest are freed after it. */
+typedef vss_hr (*page_fn)(vss_snapshot_prop *props, size_t n, void *userdata);
+
+/* Read every page of QuerySnapshots, handing each to fn as it comes. The
+ * next page is asked for before this one is read, so that vssd reads its
+ * catalog while this process decodes and fn works (a position comes first
+ * in each reply for that). */
+static vss_hr query_pages(vss_backup *b, const vss_id *set_id, const char *volume, page_fn fn, void *userdata)
 {
 	char buf[VSS_ID_STRING_MAX];
 	const char *set = id_arg(set_id, buf), *next;
 	vss_snapshot_prop *snaps = NULL;
-	vss_object_prop *props;
 	size_t n = 0, allocated = 0;
 	PendingPage pending = { 0 };
 	bool asked;
@@ -372,27 +375,69 @@ static vss_hr query_snapshots(vss_backup *b, const vss_id *set_id, const char *v
 			hr = bad_reply(reply, "QuerySnapshots", r);
 		else
 			sd_bus_message_unref(reply);
+		if (VSS_SUCCEEDED(hr))
+			hr = fn(snaps, n, userdata);
+		for (size_t i = 0; i < n; i++)
+			vss_free_snapshot_properties(&snaps[i]);
+		n = 0;
 		if (VSS_FAILED(hr))
 			break;
 	}
 	/* A page asked for but not waited for: its reply is dropped. */
 	pending.slot = sd_bus_slot_unref(pending.slot);
 	sd_bus_message_unref(pending.reply);
-	props = VSS_SUCCEEDED(hr) ? calloc(n ?: 1, sizeof(*props)) : NULL;
-	if (VSS_SUCCEEDED(hr) && !props)
+	free(snaps);
+	return hr;
+}
+
+typedef struct Gathered {
+	vss_object_prop *props;
+	size_t n, allocated;
+} Gathered;
+
+static vss_hr gather_page(vss_snapshot_prop *snaps, size_t n, void *userdata)
+{
+	Gathered *g = userdata;
+
+	if (array_reserve((void **)&g->props, &g->allocated, g->n + n, sizeof(*g->props)) < 0)
+		return client_fail(E_OUTOFMEMORY, "out of memory");
+	/* The strings move to the list. */
+	for (size_t i = 0; i < n; i++) {
+		g->props[g->n++] = (vss_object_prop){ .type = VSS_OBJECT_SNAPSHOT, .obj.snap = snaps[i] };
+		snaps[i] = (vss_snapshot_prop){ 0 };
+	}
+	return S_OK;
+}
+
+/* Every page of QuerySnapshots in one list. */
+static vss_hr query_snapshots(vss_backup *b, const vss_id *set_id, const char *volume, vss_object_prop **ret_props,
+                              size_t *ret_count)
+{
+	Gathered g = { 0 };
+	vss_hr hr;
+
+	hr = query_pages(b, set_id, volume, gather_page, &g);
+	if (VSS_SUCCEEDED(hr) && !g.props && !(g.props = calloc(1, sizeof(*g.props))))
 		hr = client_fail(E_OUTOFMEMORY, "out of memory");
 	if (VSS_FAILED(hr)) {
-		for (size_t i = 0; i < n; i++)
-			vss_free_snapshot_properties(&snaps[i]);
-		free(snaps);
+		vss_free_object_props(g.props, g.n);
 		return hr;
 	}
-	for (size_t i = 0; i < n; i++)
-		props[i] = (vss_object_prop){ .type = VSS_OBJECT_SNAPSHOT, .obj.snap = snaps[i] };
-	free(snaps);
-	*ret_props = props;
-	*ret_count = n;
+	*ret_props = g.props;
+	*ret_count = g.n;
 	return S_OK;
+}
+
+typedef struct UserPages {
+	vss_snapshot_page_fn fn;
+	void *userdata;
+} UserPages;
+
+static vss_hr user_page(vss_snapshot_prop *snaps, size_t n, void *userdata)
+{
+	UserPages *u = userdata;
+
+	return u->fn(snaps, n, u->userdata);
 }
 
 vss_hr vss_backup_query(vss_backup *b, const vss_id *query_id_or_null, vss_object_type queried_type,
@@ -460,6 +505,17 @@ vss_hr vss_backup_query_snapshots(vss_backup *b, const vss_id *set_id_or_null, c
 	if (!b || !ret_props || !ret_count)
 		return client_fail(E_INVALIDARG, "%s is NULL", !b ? "b" : !ret_props ? "ret_props" : "ret_count");
 	return query_snapshots(b, set_id_or_null, volume_or_null, ret_props, ret_count);
+}
+
+vss_hr vss_backup_query_snapshot_pages(vss_backup *b, const vss_id *set_id_or_null, const char *volume_or_null,
+                                       vss_snapshot_page_fn page, void *userdata)
+{
+	UserPages u = { .fn = page, .userdata = userdata };
+
+	client_begin();
+	if (!b || !page)
+		return client_fail(E_INVALIDARG, "%s is NULL", !b ? "b" : "page");
+	return query_pages(b, set_id_or_null, volume_or_null, user_page, &u);
 }
 
 vss_hr vss_backup_delete_snapshots(vss_backup *b, const vss_id *source_id, vss_object_type source_type,
