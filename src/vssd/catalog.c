@@ -574,6 +574,17 @@ int catalog_position_parse(const char *s, CatalogPosition *ret)
 	return 0;
 }
 
+/* The snapshot columns of a row, from st at column base on: id, set_id
+ * (base + 1, checked only when with_set), snapshot_path, volume,
+ * originating_machine, service_machine, exposed_name, exposed_path,
+ * provider_id, attributes, state, provider, provider_data, rowid. */
+#define SNAPSHOT_COLUMNS \
+	"s.id, s.set_id, s.snapshot_path, s.volume, s.originating_machine, s.service_machine, s.exposed_name," \
+	" s.exposed_path, s.provider_id, s.attributes, s.state, s.provider, s.provider_data, s.rowid"
+/* And those of its set: id, snapshots_count, created_us, hold_window_us,
+ * consistency, context, state, started_us. */
+#define SET_COLUMNS "t.id, t.snapshots_count, t.created_us, t.hold_window_us, t.consistency, t.context, t.state, t.started_us"
+
 /* The WHERE clause names only the filter's terms, so that SQLite plans
  * each listing on its index (snapshots_set, the primary key,
  * snapshots_volume, sets_started); "?1 IS NULL OR ..." would read every row each time. */
@@ -594,11 +605,7 @@ static int list_query(const CatalogFilter *f, char *buf, size_t size)
 				   " WHERE s.volume = v.volume AND t.state = 'created' ORDER BY s.rowid LIMIT 1)"
 				   " FROM v WHERE v.volume IS NOT NULL) "
 				 : "",
-			 "SELECT s.id, s.set_id, t.snapshots_count, s.snapshot_path, s.volume,"
-			 " s.originating_machine, s.service_machine, s.exposed_name, s.exposed_path,"
-			 " s.provider_id, s.attributes, t.created_us, s.state, t.hold_window_us,"
-			 " t.consistency, s.provider, s.provider_data, t.context, t.state, t.started_us, s.rowid"
-			 " FROM snapshots s JOIN sets t ON s.set_id = t.id WHERE 1",
+			 "SELECT " SNAPSHOT_COLUMNS ", " SET_COLUMNS " FROM snapshots s JOIN sets t ON s.set_id = t.id WHERE 1",
 			 f->set_id ? " AND s.set_id = ?1" : "", f->snapshot_id ? " AND s.id = ?2" : "",
 			 f->volume ? " AND s.volume = ?3" : "", f->include_creating ? "" : " AND t.state = 'created'",
 			 f->oldest_of_each_volume ? " AND s.id IN (SELECT id FROM o)" : "",
@@ -612,34 +619,74 @@ static int list_query(const CatalogFilter *f, char *buf, size_t size)
 	return k > 0 && (size_t)k < size ? 0 : -ENOBUFS;
 }
 
-int catalog_list_rows(Catalog *c, const CatalogFilter *f, catalog_row_fn fn, void *userdata, CatalogPosition *ret_next,
-		      bool *ret_more)
+/* Whether a row read is hidden (its deletion failed), and if not, fn's. */
+static int deliver(Catalog *c, bool forgotten, const CatalogRow *row, catalog_row_fn fn, void *userdata)
 {
-	static const CatalogFilter all = { 0 };
+	bool hidden;
+
+	if (forgotten) {
+		pthread_mutex_lock(&c->lock);
+		hidden = is_forgotten(c, &row->snapshot_id);
+		pthread_mutex_unlock(&c->lock);
+		if (hidden)
+			return 0;
+	}
+	return fn(row, userdata);
+}
+
+static int read_snapshot_columns(sqlite3_stmt *st, int base, bool with_set, CatalogRow *row)
+{
 	static const struct {
 		int column;
 		const char *name;
-	} required[] = { { 3, "snapshot path" }, { 4, "volume" }, { 15, "provider" } };
-	/* The columns of CatalogRow.strings, in its order. */
-	static const int string_columns[CATALOG_ROW_STRINGS] = { 3, 4, 5, 6, 7, 8, 14 };
-	CatalogPosition next = { 0 };
-	size_t n = 0;
-	char sql[2048];
-	sqlite3_stmt *st;
-	bool forgotten;
-	int r, rc;
+	} required[] = { { 2, "snapshot path" }, { 3, "volume" }, { 11, "provider" } };
+	int r;
 
-	if (!f)
-		f = &all;
-	pthread_mutex_lock(&c->lock);
-	retry_forgotten(c);
-	forgotten = c->n_forgotten > 0;
-	pthread_mutex_unlock(&c->lock);
-	r = list_query(f, sql, sizeof(sql));
-	if (r >= 0)
-		r = prepare(c, sql, &st);
-	if (r < 0)
+	for (size_t i = 0; i < ELEMENTSOF(required); i++)
+		if (sqlite3_column_type(st, base + required[i].column) == SQLITE_NULL) {
+			const char *id = (const char *)sqlite3_column_text(st, base);
+			char name[128];
+
+			snprintf(name, sizeof(name), "snapshot %.64s", id ?: "?");
+			return bad_row(name, required[i].name);
+		}
+	if ((r = column_id(st, base, "snapshot", "valid id", &row->snapshot_id)) < 0 ||
+	    (with_set && (r = column_id(st, base + 1, "snapshot", "valid set id", &row->set_id)) < 0) ||
+	    (r = column_id(st, base + 8, "snapshot", "valid provider id", &row->provider_id)) < 0)
 		return r;
+	for (int i = 0; i < 6; i++)
+		row->strings[i] = (const char *)sqlite3_column_text(st, base + 2 + i);
+	row->attributes = sqlite3_column_int(st, base + 9);
+	row->status = sqlite3_column_int(st, base + 10);
+	row->provider_name = (const char *)sqlite3_column_text(st, base + 11);
+	row->provider_data = (const char *)sqlite3_column_text(st, base + 12);
+	row->position.row = sqlite3_column_int64(st, base + 13);
+	/* sqlite3_column_text() returns NULL for NULL and when out of
+	 * memory; the required columns are not NULL. */
+	return row->strings[0] && row->strings[1] && row->provider_name ? 0 : -ENOMEM;
+}
+
+static int read_set_columns(sqlite3_stmt *st, int base, bool with_id, CatalogRow *row)
+{
+	const unsigned char *state;
+	int r;
+
+	if (with_id && (r = column_id(st, base, "set", "valid id", &row->set_id)) < 0)
+		return r;
+	row->snapshots_count = sqlite3_column_int(st, base + 1);
+	row->created_us = sqlite3_column_int64(st, base + 2);
+	row->hold_window_us = (uint64_t)sqlite3_column_int64(st, base + 3);
+	row->strings[6] = (const char *)sqlite3_column_text(st, base + 4);
+	row->context = sqlite3_column_int(st, base + 5);
+	state = sqlite3_column_text(st, base + 6);
+	row->set_state = state && streq((const char *)state, "created") ? SET_CREATED : SET_CREATING;
+	row->position.started_us = sqlite3_column_int64(st, base + 7);
+	row->position.set_id = row->set_id;
+	return 0;
+}
+
+static void bind_filter(sqlite3_stmt *st, const CatalogFilter *f)
+{
 	if (f->set_id)
 		bind_id(st, 1, f->set_id);
 	if (f->snapshot_id)
@@ -653,62 +700,109 @@ int catalog_list_rows(Catalog *c, const CatalogFilter *f, catalog_row_fn fn, voi
 	}
 	if (f->limit)
 		sqlite3_bind_int64(st, 7, (int64_t)MIN(f->limit, (size_t)INT64_MAX));
+}
 
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+/* Sets in order, then each set's snapshots in order, without the join: a
+ * set's columns are read once, not once a snapshot, and the snapshots come
+ * in rowid order from snapshots_set, so that SQLite sorts nothing. For the
+ * listings that are by set or of everything. */
+static int list_rows_by_set(Catalog *c, const CatalogFilter *f, bool forgotten, catalog_row_fn fn, void *userdata,
+			    CatalogPosition *ret_next, size_t *ret_n)
+{
+	sqlite3_stmt *sets = NULL, *snaps = NULL;
+	char sql[512];
+	size_t n = 0;
+	int r, rc = SQLITE_DONE;
+
+	snprintf(sql, sizeof(sql), "SELECT " SET_COLUMNS " FROM sets t WHERE 1%s%s%s ORDER BY t.started_us, t.id",
+		 f->set_id ? " AND t.id = ?1" : "", f->include_creating ? "" : " AND t.state = 'created'",
+		 f->after ? " AND (t.started_us, t.id) >= (?4, ?5)" : "");
+	r = prepare(c, sql, &sets);
+	if (r >= 0)
+		r = prepare(c, "SELECT " SNAPSHOT_COLUMNS " FROM snapshots s WHERE s.set_id = ?1 AND s.rowid > ?2 ORDER BY s.rowid",
+			    &snaps);
+	if (r < 0) {
+		sqlite3_finalize(sets);
+		return r;
+	}
+	bind_filter(sets, f);
+	while (r >= 0 && (!f->limit || n < f->limit) && (rc = sqlite3_step(sets)) == SQLITE_ROW) {
 		CatalogRow row = { 0 };
-		const unsigned char *state;
-		bool hidden;
 
-		for (size_t i = 0; i < ELEMENTSOF(required); i++)
-			if (sqlite3_column_type(st, required[i].column) == SQLITE_NULL) {
-				const char *id = (const char *)sqlite3_column_text(st, 0);
-				char name[128];
-
-				snprintf(name, sizeof(name), "snapshot %.64s", id ?: "?");
-				r = bad_row(name, required[i].name);
-				break;
-			}
+		r = read_set_columns(sets, 0, true, &row);
 		if (r < 0)
 			break;
-		if ((r = column_id(st, 0, "snapshot", "valid id", &row.snapshot_id)) < 0 ||
-		    (r = column_id(st, 1, "snapshot", "valid set id", &row.set_id)) < 0 ||
-		    (r = column_id(st, 9, "snapshot", "valid provider id", &row.provider_id)) < 0)
-			break;
-		row.snapshots_count = sqlite3_column_int(st, 2);
-		for (size_t i = 0; i < CATALOG_ROW_STRINGS; i++)
-			row.strings[i] = (const char *)sqlite3_column_text(st, string_columns[i]);
-		row.attributes = sqlite3_column_int(st, 10);
-		row.created_us = sqlite3_column_int64(st, 11);
-		row.status = sqlite3_column_int(st, 12);
-		row.hold_window_us = (uint64_t)sqlite3_column_int64(st, 13);
-		row.provider_name = (const char *)sqlite3_column_text(st, 15);
-		row.provider_data = (const char *)sqlite3_column_text(st, 16);
-		row.context = sqlite3_column_int(st, 17);
-		state = sqlite3_column_text(st, 18);
-		row.set_state = state && streq((const char *)state, "created") ? SET_CREATED : SET_CREATING;
-		row.position = (CatalogPosition){
-			.started_us = sqlite3_column_int64(st, 19),
-			.set_id = row.set_id,
-			.row = sqlite3_column_int64(st, 20),
-		};
-		/* sqlite3_column_text() returns NULL for NULL and when out of
-		 * memory; the required columns are not NULL. */
-		if (!row.strings[0] || !row.strings[1] || !row.provider_name) {
-			rc = SQLITE_NOMEM;
-			break;
+		sqlite3_reset(snaps);
+		sqlite3_bind_value(snaps, 1, sqlite3_column_value(sets, 0));
+		/* In the set the listing resumes in, after the row it stopped at. */
+		sqlite3_bind_int64(snaps, 2, f->after && vss_id_equal(&row.set_id, &f->after->set_id) &&
+						     row.position.started_us == f->after->started_us
+					      ? f->after->row
+					      : 0);
+		while ((!f->limit || n < f->limit) && (rc = sqlite3_step(snaps)) == SQLITE_ROW) {
+			r = read_snapshot_columns(snaps, 0, false, &row);
+			if (r < 0)
+				break;
+			*ret_next = row.position;
+			n++;
+			r = deliver(c, forgotten, &row, fn, userdata);
+			if (r < 0)
+				break;
 		}
+		if (r >= 0 && rc != SQLITE_ROW && rc != SQLITE_DONE)
+			r = rc == SQLITE_NOMEM ? -ENOMEM : fail(c, rc, "list snapshots");
+		rc = SQLITE_ROW;
+	}
+	if (r >= 0 && rc != SQLITE_ROW && rc != SQLITE_DONE)
+		r = rc == SQLITE_NOMEM ? -ENOMEM : fail(c, rc, "list sets");
+	sqlite3_finalize(snaps);
+	sqlite3_finalize(sets);
+	*ret_n = n;
+	return r;
+}
+
+int catalog_list_rows(Catalog *c, const CatalogFilter *f, catalog_row_fn fn, void *userdata, CatalogPosition *ret_next,
+		      bool *ret_more)
+{
+	static const CatalogFilter all = { 0 };
+	CatalogPosition next = { 0 };
+	size_t n = 0;
+	char sql[2048];
+	sqlite3_stmt *st;
+	bool forgotten;
+	int r, rc;
+
+	if (!f)
+		f = &all;
+	pthread_mutex_lock(&c->lock);
+	retry_forgotten(c);
+	forgotten = c->n_forgotten > 0;
+	pthread_mutex_unlock(&c->lock);
+	if (!f->snapshot_id && !f->volume && !f->oldest_of_each_volume) {
+		r = list_rows_by_set(c, f, forgotten, fn, userdata, &next, &n);
+		if (r < 0)
+			return r;
+		goto done;
+	}
+	r = list_query(f, sql, sizeof(sql));
+	if (r >= 0)
+		r = prepare(c, sql, &st);
+	if (r < 0)
+		return r;
+	bind_filter(st, f);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		CatalogRow row = { 0 };
+
+		r = read_snapshot_columns(st, 0, true, &row);
+		if (r >= 0)
+			r = read_set_columns(st, 14, false, &row);
+		if (r < 0)
+			break;
 		/* The position is the last row read, hidden or not, and it
 		 * counts for the page being full. */
 		next = row.position;
 		n++;
-		if (forgotten) {
-			pthread_mutex_lock(&c->lock);
-			hidden = is_forgotten(c, &row.snapshot_id);
-			pthread_mutex_unlock(&c->lock);
-			if (hidden)
-				continue;
-		}
-		r = fn(&row, userdata);
+		r = deliver(c, forgotten, &row, fn, userdata);
 		if (r < 0)
 			break;
 	}
@@ -717,6 +811,7 @@ int catalog_list_rows(Catalog *c, const CatalogFilter *f, catalog_row_fn fn, voi
 		return r;
 	if (rc != SQLITE_DONE)
 		return rc == SQLITE_NOMEM ? -ENOMEM : fail(c, rc, "list snapshots");
+done:
 	*ret_more = f->limit && n == f->limit;
 	if (n > 0)
 		*ret_next = next;
