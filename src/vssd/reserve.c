@@ -327,7 +327,7 @@ void reserve_enforce_after_set(Manager *m, char *const *snapshot_paths, size_t n
 	 * only these hosts lost space at once (the others are the timer's). */
 	for (size_t i = 0; i < n && !under; i++) {
 		_cleanup_free_ char *store = path_parent(snapshot_paths[i]);
-		HostSpace h;
+		HostSpace h = { 0 };
 
 		under = !store || host_measure(&m->config, store, &h) < 0 || h.avail < h.reserve;
 	}
