@@ -336,15 +336,17 @@ static vss_hr page_wait(vss_backup *b, PendingPage *p, sd_bus_message **ret)
 	return S_OK;
 }
 
-/* A page of rows, handed to fn, which may take their strings (leaving
- * NULL); the rest are freed after it. */
+/* A page of rows, handed to fn. With borrow, their strings are the reply's
+ * (valid during fn only); without, fn may take them (leaving NULL) and the
+ * rest are freed after it. */
 typedef vss_hr (*page_fn)(vss_snapshot_prop *props, size_t n, void *userdata);
 
 /* Read every page of QuerySnapshots, handing each to fn as it comes. The
  * next page is asked for before this one is read, so that vssd reads its
  * catalog while this process decodes and fn works (a position comes first
  * in each reply for that). */
-static vss_hr query_pages(vss_backup *b, const vss_id *set_id, const char *volume, page_fn fn, void *userdata)
+static vss_hr query_pages(vss_backup *b, const vss_id *set_id, const char *volume, bool borrow, page_fn fn,
+			  void *userdata)
 {
 	char buf[VSS_ID_STRING_MAX];
 	const char *set = id_arg(set_id, buf), *next;
@@ -370,16 +372,18 @@ static vss_hr query_pages(vss_backup *b, const vss_id *set_id, const char *volum
 		asked = next[0];
 		if (asked)
 			hr = page_ask(b, set, volume ?: "", next, &pending);
-		r = VSS_SUCCEEDED(hr) ? bus_read_snapshot_page(reply, &snaps, &n, &allocated) : 0;
+		r = VSS_SUCCEEDED(hr) ? bus_read_snapshot_page(reply, &snaps, &n, &allocated, borrow) : 0;
 		if (r < 0)
-			hr = bad_reply(reply, "QuerySnapshots", r);
-		else
-			sd_bus_message_unref(reply);
+			hr = client_fail(VSS_E_UNEXPECTED, "malformed reply to QuerySnapshots: %s", strerror(-r));
 		if (VSS_SUCCEEDED(hr))
 			hr = fn(snaps, n, userdata);
 		for (size_t i = 0; i < n; i++)
-			vss_free_snapshot_properties(&snaps[i]);
+			if (borrow)
+				snaps[i] = (vss_snapshot_prop){ 0 };
+			else
+				vss_free_snapshot_properties(&snaps[i]);
 		n = 0;
+		sd_bus_message_unref(reply);
 		if (VSS_FAILED(hr))
 			break;
 	}
@@ -416,7 +420,7 @@ static vss_hr query_snapshots(vss_backup *b, const vss_id *set_id, const char *v
 	Gathered g = { 0 };
 	vss_hr hr;
 
-	hr = query_pages(b, set_id, volume, gather_page, &g);
+	hr = query_pages(b, set_id, volume, false, gather_page, &g);
 	if (VSS_SUCCEEDED(hr) && !g.props && !(g.props = calloc(1, sizeof(*g.props))))
 		hr = client_fail(E_OUTOFMEMORY, "out of memory");
 	if (VSS_FAILED(hr)) {
@@ -515,7 +519,7 @@ vss_hr vss_backup_query_snapshot_pages(vss_backup *b, const vss_id *set_id_or_nu
 	client_begin();
 	if (!b || !page)
 		return client_fail(E_INVALIDARG, "%s is NULL", !b ? "b" : "page");
-	return query_pages(b, set_id_or_null, volume_or_null, user_page, &u);
+	return query_pages(b, set_id_or_null, volume_or_null, true, user_page, &u);
 }
 
 vss_hr vss_backup_delete_snapshots(vss_backup *b, const vss_id *source_id, vss_object_type source_type,

@@ -328,7 +328,7 @@ int bus_read_snapshot_page_next(sd_bus_message *m, const char **ret_next)
 	return sd_bus_message_read_basic(m, 's', ret_next);
 }
 
-int bus_read_snapshot_page(sd_bus_message *m, vss_snapshot_prop **props, size_t *n, size_t *allocated)
+int bus_read_snapshot_page(sd_bus_message *m, vss_snapshot_prop **props, size_t *n, size_t *allocated, bool borrow)
 {
 	const uint8_t *ids, *set_ids, *provider_ids, *present;
 	const int32_t *counts, *attributes, *status;
@@ -380,7 +380,7 @@ int bus_read_snapshot_page(sd_bus_message *m, vss_snapshot_prop **props, size_t 
 			if (!nul)
 				return -EBADMSG;
 			if (present[i] & (1u << k)) {
-				*field = memdup(text, (size_t)(nul - text) + 1);
+				*field = borrow ? (char *)text : memdup(text, (size_t)(nul - text) + 1);
 				if (!*field)
 					return -ENOMEM;
 			}

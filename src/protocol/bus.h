@@ -108,9 +108,10 @@ void bus_snapshot_page_clear(BusSnapshotPage *page);
 int bus_append_snapshot_page(sd_bus_message *m, const char *next, const BusSnapshotPage *page);
 /* Reads a page's next position (valid while m is) and appends its rows
  * to *props (grown as needed; *n and *allocated count them); a page whose
- * columns disagree is -EBADMSG. */
+ * columns disagree is -EBADMSG. With borrow, the rows' strings point into
+ * m (valid while it is, not to be freed): no copy of each. */
 int bus_read_snapshot_page_next(sd_bus_message *m, const char **ret_next);
-int bus_read_snapshot_page(sd_bus_message *m, vss_snapshot_prop **props, size_t *n, size_t *allocated);
+int bus_read_snapshot_page(sd_bus_message *m, vss_snapshot_prop **props, size_t *n, size_t *allocated, bool borrow);
 int bus_read_provider_prop(sd_bus_message *m, vss_provider_prop *ret);
 
 /* A writer's components and excluded files (WRITER_METADATA_COMPONENTS), as a
