@@ -116,6 +116,14 @@ void json_end_array(JsonWriter *w)
 	close_container(w, ']');
 }
 
+/* Bytes written as they are: not a control character, '"' or '\\' (NUL,
+ * which ends the string, is not plain either). */
+static const bool plain[256] = {
+	[0x20 ... '"' - 1] = true,
+	['"' + 1 ... '\\' - 1] = true,
+	['\\' + 1 ... 0xff] = true,
+};
+
 static void write_string(JsonWriter *w, const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
@@ -125,8 +133,10 @@ static void write_string(JsonWriter *w, const char *s)
 		size_t run = 0;
 		char esc[8];
 
-		/* Runs that need no escape in one copy, not a call per byte. */
-		while (p[run] >= 0x20 && p[run] != '"' && p[run] != '\\')
+		/* Runs that need no escape in one copy, not a call per byte;
+		 * one table look-up a byte (this loop was a third of a
+		 * listing's time in vssadmin). */
+		while (plain[p[run]])
 			run++;
 		put(w, p, run);
 		p += run;
