@@ -266,6 +266,28 @@ vss_hr vss_backup_query(vss_backup *b, const vss_id *query_id_or_null,
 vss_hr vss_backup_query_snapshots(vss_backup *b, const vss_id *set_id_or_null, const char *volume_or_null,
                                   vss_object_prop **ret_props, size_t *ret_count);
 
+/* Called with each page of snapshots; a failure stops the listing. */
+typedef vss_hr (*vss_snapshot_page_fn)(const vss_snapshot_prop *props, size_t n, void *userdata);
+
+/**
+ * vss_backup_query_snapshot_pages() - vss_backup_query_snapshots(), a page at a time.
+ * @b: the object (initialized).
+ * @set_id_or_null: as for vss_backup_query_snapshots().
+ * @volume_or_null: as for vss_backup_query_snapshots().
+ * @page: called with each page in turn (at most 1000 snapshots, in the
+ *     same order); the snapshots are the library's, valid during the call.
+ * @userdata: passed to @page.
+ *
+ * While @page runs, vssd already reads the next page: a caller that writes
+ * each page out overlaps its work with vssd's, and holds one page, never
+ * the whole list (100,000 snapshots are some 40 MB).
+ *
+ * Return: as vss_backup_query_snapshots(), E_INVALIDARG for NULL @b or
+ * @page, or the failure @page returned.
+ */
+vss_hr vss_backup_query_snapshot_pages(vss_backup *b, const vss_id *set_id_or_null, const char *volume_or_null,
+                                       vss_snapshot_page_fn page, void *userdata);
+
 /**
  * vss_backup_delete_snapshots() - delete a snapshot or a whole set.
  * @b: the object (initialized).

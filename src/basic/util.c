@@ -42,6 +42,29 @@ void *array_grow(void **array, size_t *n, size_t size)
 	return (char *)na + size * (*n)++;
 }
 
+int array_reserve(void **array, size_t *allocated, size_t want, size_t size)
+{
+	void *na;
+
+	if (want <= *allocated)
+		return 0;
+	want = MAX(want, MAX(*allocated * 2, (size_t)16));
+	na = reallocarray(*array, want, size);
+	if (!na)
+		return -ENOMEM;
+	*array = na;
+	*allocated = want;
+	return 0;
+}
+
+void *array_append(void **array, size_t *n, size_t *allocated, size_t size)
+{
+	if (array_reserve(array, allocated, *n + 1, size) < 0)
+		return NULL;
+	memset((char *)*array + size * *n, 0, size);
+	return (char *)*array + size * (*n)++;
+}
+
 char *strdup_or_null(const char *s)
 {
 	return s ? strdup(s) : NULL;

@@ -22,6 +22,11 @@ char *format_rfc3339(int64_t usec, char buf[RFC3339_MAX]);
  * returns it (and counts it in *n), or NULL when out of memory, the array
  * then unchanged. */
 void *array_grow(void **array, size_t *n, size_t size);
+/* The same for long lists: the capacity, *allocated, doubles, so that a list
+ * of 100,000 elements is not copied 100,000 times. */
+void *array_append(void **array, size_t *n, size_t *allocated, size_t size);
+/* Room for at least want elements (capacity at least doubling); -ENOMEM. */
+int array_reserve(void **array, size_t *allocated, size_t want, size_t size);
 
 /* strdup() that passes NULL through. */
 char *strdup_or_null(const char *s);

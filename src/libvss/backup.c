@@ -274,55 +274,174 @@ vss_hr vss_backup_get_snapshot_properties(vss_backup *b, const vss_id *snapshot_
 	return S_OK;
 }
 
-/* Read every page of QuerySnapshots into one list. */
-static vss_hr query_snapshots(vss_backup *b, const vss_id *set_id, const char *volume, vss_object_prop **ret_props,
-                              size_t *ret_count)
+/* A QuerySnapshots call in flight, and its reply once it came. */
+typedef struct PendingPage {
+	sd_bus_slot *slot;
+	sd_bus_message *reply;
+} PendingPage;
+
+static int page_arrived(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+	PendingPage *p = userdata;
+
+	(void)ret_error;
+	p->reply = sd_bus_message_ref(m);
+	return 1;
+}
+
+static vss_hr page_ask(vss_backup *b, const char *set, const char *volume, const char *after, PendingPage *p)
+{
+	sd_bus_message *call = NULL;
+	int r;
+
+	r = sd_bus_message_new_method_call(b->bus, &call, VSS_BUS_NAME, b->path, VSS_BUS_BACKUP_IFACE,
+					   "QuerySnapshots");
+	if (r >= 0)
+		r = sd_bus_message_append(call, "sssu", set, volume, after, (uint32_t)0);
+	if (r >= 0)
+		r = sd_bus_call_async(b->bus, &p->slot, call, page_arrived, p, CALL_TIMEOUT_USEC);
+	sd_bus_message_unref(call);
+	if (r < 0)
+		return client_fail(r == -ENOMEM ? E_OUTOFMEMORY : VSS_E_UNEXPECTED, "cannot send QuerySnapshots: %s",
+				   strerror(-r));
+	return S_OK;
+}
+
+/* The reply to page_ask(), or the failure it carries. */
+static vss_hr page_wait(vss_backup *b, PendingPage *p, sd_bus_message **ret)
+{
+	const sd_bus_error *e;
+	vss_hr hr;
+	int r;
+
+	while (!p->reply) {
+		r = sd_bus_process(b->bus, NULL);
+		if (r == 0)
+			r = sd_bus_wait(b->bus, UINT64_MAX);
+		if (r < 0) {
+			p->slot = sd_bus_slot_unref(p->slot);
+			return client_fail(VSS_E_UNEXPECTED, "lost the connection to vssd during QuerySnapshots: %s",
+					   strerror(-r));
+		}
+	}
+	p->slot = sd_bus_slot_unref(p->slot);
+	e = sd_bus_message_get_error(p->reply);
+	if (e) {
+		hr = bus_error_to_hr(e);
+		client_fail(hr, "%s", e->message ?: e->name);
+		p->reply = sd_bus_message_unref(p->reply);
+		return hr;
+	}
+	*ret = TAKE_PTR(p->reply);
+	return S_OK;
+}
+
+/* A page of rows, handed to fn. With borrow, their strings are the reply's
+ * (valid during fn only); without, fn may take them (leaving NULL) and the
+ * rest are freed after it. */
+typedef vss_hr (*page_fn)(vss_snapshot_prop *props, size_t n, void *userdata);
+
+/* Read every page of QuerySnapshots, handing each to fn as it comes. The
+ * next page is asked for before this one is read, so that vssd reads its
+ * catalog while this process decodes and fn works (a position comes first
+ * in each reply for that). */
+static vss_hr query_pages(vss_backup *b, const vss_id *set_id, const char *volume, bool borrow, page_fn fn,
+			  void *userdata)
 {
 	char buf[VSS_ID_STRING_MAX];
 	const char *set = id_arg(set_id, buf), *next;
 	vss_snapshot_prop *snaps = NULL;
-	vss_object_prop *props;
 	size_t n = 0, allocated = 0;
-	_cleanup_free_ char *after = strdup("");
-	vss_hr hr = S_OK;
+	PendingPage pending = { 0 };
+	bool asked;
+	vss_hr hr;
 	int r;
 
-	if (!after)
-		return client_fail(E_OUTOFMEMORY, "out of memory");
-	while (after) {
-		sd_bus_message *reply;
+	hr = page_ask(b, set, volume ?: "", "", &pending);
+	for (asked = VSS_SUCCEEDED(hr); asked;) {
+		sd_bus_message *reply = NULL;
 
-		hr = BACKUP_CALL(b, "QuerySnapshots", &reply, "sssu", set, volume ?: "", after, (uint32_t)0);
+		hr = page_wait(b, &pending, &reply);
 		if (VSS_FAILED(hr))
 			break;
-		r = bus_read_snapshot_page(reply, &snaps, &n, &allocated);
-		if (r >= 0)
-			r = sd_bus_message_read(reply, "s", &next);
+		r = bus_read_snapshot_page_next(reply, &next);
 		if (r < 0) {
 			hr = bad_reply(reply, "QuerySnapshots", r);
 			break;
 		}
-		free(after);
-		after = next[0] ? strdup(next) : NULL;
-		if (next[0] && !after)
-			hr = client_fail(E_OUTOFMEMORY, "out of memory");
+		asked = next[0];
+		if (asked)
+			hr = page_ask(b, set, volume ?: "", next, &pending);
+		r = VSS_SUCCEEDED(hr) ? bus_read_snapshot_page(reply, &snaps, &n, &allocated, borrow) : 0;
+		if (r < 0)
+			hr = client_fail(VSS_E_UNEXPECTED, "malformed reply to QuerySnapshots: %s", strerror(-r));
+		if (VSS_SUCCEEDED(hr))
+			hr = fn(snaps, n, userdata);
+		for (size_t i = 0; i < n; i++)
+			if (borrow)
+				snaps[i] = (vss_snapshot_prop){ 0 };
+			else
+				vss_free_snapshot_properties(&snaps[i]);
+		n = 0;
 		sd_bus_message_unref(reply);
+		if (VSS_FAILED(hr))
+			break;
 	}
-	props = VSS_SUCCEEDED(hr) ? calloc(n ?: 1, sizeof(*props)) : NULL;
-	if (VSS_SUCCEEDED(hr) && !props)
+	/* A page asked for but not waited for: its reply is dropped. */
+	pending.slot = sd_bus_slot_unref(pending.slot);
+	sd_bus_message_unref(pending.reply);
+	free(snaps);
+	return hr;
+}
+
+typedef struct Gathered {
+	vss_object_prop *props;
+	size_t n, allocated;
+} Gathered;
+
+static vss_hr gather_page(vss_snapshot_prop *snaps, size_t n, void *userdata)
+{
+	Gathered *g = userdata;
+
+	if (array_reserve((void **)&g->props, &g->allocated, g->n + n, sizeof(*g->props)) < 0)
+		return client_fail(E_OUTOFMEMORY, "out of memory");
+	/* The strings move to the list. */
+	for (size_t i = 0; i < n; i++) {
+		g->props[g->n++] = (vss_object_prop){ .type = VSS_OBJECT_SNAPSHOT, .obj.snap = snaps[i] };
+		snaps[i] = (vss_snapshot_prop){ 0 };
+	}
+	return S_OK;
+}
+
+/* Every page of QuerySnapshots in one list. */
+static vss_hr query_snapshots(vss_backup *b, const vss_id *set_id, const char *volume, vss_object_prop **ret_props,
+                              size_t *ret_count)
+{
+	Gathered g = { 0 };
+	vss_hr hr;
+
+	hr = query_pages(b, set_id, volume, false, gather_page, &g);
+	if (VSS_SUCCEEDED(hr) && !g.props && !(g.props = calloc(1, sizeof(*g.props))))
 		hr = client_fail(E_OUTOFMEMORY, "out of memory");
 	if (VSS_FAILED(hr)) {
-		for (size_t i = 0; i < n; i++)
-			vss_free_snapshot_properties(&snaps[i]);
-		free(snaps);
+		vss_free_object_props(g.props, g.n);
 		return hr;
 	}
-	for (size_t i = 0; i < n; i++)
-		props[i] = (vss_object_prop){ .type = VSS_OBJECT_SNAPSHOT, .obj.snap = snaps[i] };
-	free(snaps);
-	*ret_props = props;
-	*ret_count = n;
+	*ret_props = g.props;
+	*ret_count = g.n;
 	return S_OK;
+}
+
+typedef struct UserPages {
+	vss_snapshot_page_fn fn;
+	void *userdata;
+} UserPages;
+
+static vss_hr user_page(vss_snapshot_prop *snaps, size_t n, void *userdata)
+{
+	UserPages *u = userdata;
+
+	return u->fn(snaps, n, u->userdata);
 }
 
 vss_hr vss_backup_query(vss_backup *b, const vss_id *query_id_or_null, vss_object_type queried_type,
@@ -390,6 +509,17 @@ vss_hr vss_backup_query_snapshots(vss_backup *b, const vss_id *set_id_or_null, c
 	if (!b || !ret_props || !ret_count)
 		return client_fail(E_INVALIDARG, "%s is NULL", !b ? "b" : !ret_props ? "ret_props" : "ret_count");
 	return query_snapshots(b, set_id_or_null, volume_or_null, ret_props, ret_count);
+}
+
+vss_hr vss_backup_query_snapshot_pages(vss_backup *b, const vss_id *set_id_or_null, const char *volume_or_null,
+                                       vss_snapshot_page_fn page, void *userdata)
+{
+	UserPages u = { .fn = page, .userdata = userdata };
+
+	client_begin();
+	if (!b || !page)
+		return client_fail(E_INVALIDARG, "%s is NULL", !b ? "b" : "page");
+	return query_pages(b, set_id_or_null, volume_or_null, true, user_page, &u);
 }
 
 vss_hr vss_backup_delete_snapshots(vss_backup *b, const vss_id *source_id, vss_object_type source_type,

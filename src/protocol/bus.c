@@ -226,7 +226,7 @@ int bus_append_provider_prop(sd_bus_message *m, const vss_provider_prop *p)
 
 /* The strings of a page, in their column order; a row's presence byte has
  * bit i set when string i is not NULL ("" on the wire either way). */
-#define PAGE_STRINGS 7
+#define PAGE_STRINGS BUS_SNAPSHOT_PAGE_STRINGS
 
 static char **page_string(vss_snapshot_prop *p, unsigned i)
 {
@@ -239,43 +239,78 @@ static char **page_string(vss_snapshot_prop *p, unsigned i)
 	return fields[i];
 }
 
-int bus_append_snapshot_page(sd_bus_message *m, const vss_snapshot_prop *const *props, size_t n)
+static char *memdup(const void *p, size_t n)
 {
-	_cleanup_free_ uint8_t *ids = calloc(n ?: 1, 3 * 16), *present = calloc(n ?: 1, 1);
-	_cleanup_free_ int32_t *ints = calloc(n ?: 1, 3 * sizeof(int32_t));
-	_cleanup_free_ int64_t *created = calloc(n ?: 1, sizeof(int64_t));
-	_cleanup_free_ uint64_t *hold = calloc(n ?: 1, sizeof(uint64_t));
+	char *d = malloc(n);
 
-	if (!ids || !present || !ints || !created || !hold)
+	return d ? memcpy(d, p, n) : NULL;
+}
+
+static int column_put(BusSnapshotColumn *c, const void *p, size_t n)
+{
+	if (array_reserve(&c->data, &c->allocated, c->size + n, 1) < 0)
 		return -ENOMEM;
-	for (size_t i = 0; i < n; i++) {
-		vss_snapshot_prop *p = (vss_snapshot_prop *)props[i];
+	memcpy((uint8_t *)c->data + c->size, p, n);
+	c->size += n;
+	return 0;
+}
 
-		memcpy(ids + 16 * i, p->snapshot_id.bytes, 16);
-		memcpy(ids + 16 * (n + i), p->snapshot_set_id.bytes, 16);
-		memcpy(ids + 16 * (2 * n + i), p->provider_id.bytes, 16);
-		ints[i] = p->snapshots_count;
-		ints[n + i] = p->snapshot_attributes;
-		ints[2 * n + i] = (int32_t)p->status;
-		created[i] = p->creation_timestamp;
-		hold[i] = p->hold_window_us;
-		for (unsigned k = 0; k < PAGE_STRINGS; k++)
-			if (*page_string(p, k))
-				present[i] |= 1u << k;
+int bus_snapshot_page_add(BusSnapshotPage *page, const vss_snapshot_prop *p)
+{
+	const int32_t ints[3] = { p->snapshots_count, p->snapshot_attributes, (int32_t)p->status };
+	const vss_id *ids[3] = { &p->snapshot_id, &p->snapshot_set_id, &p->provider_id };
+	uint8_t present = 0;
+
+	for (unsigned c = 0; c < 3; c++) {
+		TRY(column_put(&page->ids[c], ids[c]->bytes, 16));
+		TRY(column_put(&page->ints[c], &ints[c], sizeof(int32_t)));
 	}
-	for (unsigned c = 0; c < 3; c++)
-		TRY(sd_bus_message_append_array(m, 'y', ids + 16 * n * c, 16 * n));
-	for (unsigned c = 0; c < 3; c++)
-		TRY(sd_bus_message_append_array(m, 'i', ints + n * c, sizeof(int32_t) * n));
-	TRY(sd_bus_message_append_array(m, 'x', created, sizeof(int64_t) * n));
-	TRY(sd_bus_message_append_array(m, 't', hold, sizeof(uint64_t) * n));
-	TRY(sd_bus_message_append_array(m, 'y', present, n));
+	TRY(column_put(&page->created, &p->creation_timestamp, sizeof(int64_t)));
+	TRY(column_put(&page->hold, &p->hold_window_us, sizeof(uint64_t)));
 	for (unsigned k = 0; k < PAGE_STRINGS; k++) {
-		TRY(sd_bus_message_open_container(m, 'a', "s"));
-		for (size_t i = 0; i < n; i++)
-			TRY(sd_bus_message_append_basic(m, 's', *page_string((vss_snapshot_prop *)props[i], k) ?: ""));
-		TRY(sd_bus_message_close_container(m));
+		const char *v = *page_string((vss_snapshot_prop *)p, k);
+
+		if (v)
+			present |= 1u << k;
+		TRY(column_put(&page->strings[k], v ?: "", v ? strlen(v) + 1 : 1));
 	}
+	TRY(column_put(&page->present, &present, 1));
+	page->n++;
+	return 0;
+}
+
+void bus_snapshot_page_clear(BusSnapshotPage *page)
+{
+	BusSnapshotColumn *all[] = {
+		&page->ids[0], &page->ids[1], &page->ids[2], &page->ints[0], &page->ints[1], &page->ints[2],
+		&page->created, &page->hold, &page->present,
+	};
+
+	for (size_t i = 0; i < ELEMENTSOF(all); i++)
+		free(all[i]->data);
+	for (unsigned k = 0; k < PAGE_STRINGS; k++)
+		free(page->strings[k].data);
+	*page = (BusSnapshotPage){ 0 };
+}
+
+/* sd_bus_message_append_array() refuses NULL even for no element. */
+static int append_column(sd_bus_message *m, char type, const BusSnapshotColumn *c)
+{
+	return sd_bus_message_append_array(m, type, c->data ?: "", c->size);
+}
+
+int bus_append_snapshot_page(sd_bus_message *m, const char *next, const BusSnapshotPage *page)
+{
+	TRY(sd_bus_message_append_basic(m, 's', next));
+	for (unsigned c = 0; c < 3; c++)
+		TRY(append_column(m, 'y', &page->ids[c]));
+	for (unsigned c = 0; c < 3; c++)
+		TRY(append_column(m, 'i', &page->ints[c]));
+	TRY(append_column(m, 'x', &page->created));
+	TRY(append_column(m, 't', &page->hold));
+	TRY(append_column(m, 'y', &page->present));
+	for (unsigned k = 0; k < PAGE_STRINGS; k++)
+		TRY(append_column(m, 'y', &page->strings[k]));
 	return 0;
 }
 
@@ -288,7 +323,12 @@ static int read_column(sd_bus_message *m, char type, size_t element, size_t n, c
 	return size == element * n ? 0 : -EBADMSG;
 }
 
-int bus_read_snapshot_page(sd_bus_message *m, vss_snapshot_prop **props, size_t *n, size_t *allocated)
+int bus_read_snapshot_page_next(sd_bus_message *m, const char **ret_next)
+{
+	return sd_bus_message_read_basic(m, 's', ret_next);
+}
+
+int bus_read_snapshot_page(sd_bus_message *m, vss_snapshot_prop **props, size_t *n, size_t *allocated, bool borrow)
 {
 	const uint8_t *ids, *set_ids, *provider_ids, *present;
 	const int32_t *counts, *attributes, *status;
@@ -308,15 +348,8 @@ int bus_read_snapshot_page(sd_bus_message *m, vss_snapshot_prop **props, size_t 
 	TRY(read_column(m, 'x', sizeof(int64_t), rows, (const void **)&created));
 	TRY(read_column(m, 't', sizeof(uint64_t), rows, (const void **)&hold));
 	TRY(read_column(m, 'y', 1, rows, (const void **)&present));
-	if (*n + rows > *allocated) {
-		size_t want = MAX(*n + rows, *allocated * 2);
-		vss_snapshot_prop *np = reallocarray(*props, want, sizeof(*np));
-
-		if (!np)
-			return -ENOMEM;
-		*props = np;
-		*allocated = want;
-	}
+	if (array_reserve((void **)props, allocated, *n + rows, sizeof(**props)) < 0)
+		return -ENOMEM;
 	for (size_t i = 0; i < rows; i++) {
 		vss_snapshot_prop *p = &(*props)[first + i];
 
@@ -334,23 +367,28 @@ int bus_read_snapshot_page(sd_bus_message *m, vss_snapshot_prop **props, size_t 
 	/* From here the rows are the caller's, to free on failure too. */
 	*n = first + rows;
 	for (unsigned k = 0; k < PAGE_STRINGS; k++) {
-		TRY(sd_bus_message_enter_container(m, 'a', "s"));
-		for (size_t i = 0; i < rows; i++) {
-			const char *v;
+		const char *text, *end;
+		size_t size;
 
-			/* 0: the column ended before the ids did. */
-			if (sd_bus_message_read_basic(m, 's', &v) <= 0)
+		TRY(sd_bus_message_read_array(m, 'y', (const void **)&text, &size));
+		end = text + size;
+		for (size_t i = 0; i < rows; i++) {
+			const char *nul = text < end ? memchr(text, 0, (size_t)(end - text)) : NULL;
+			char **field = page_string(&(*props)[first + i], k);
+
+			/* The column ended before the ids did. */
+			if (!nul)
 				return -EBADMSG;
-			if (!(present[i] & (1u << k)))
-				continue;
-			*page_string(&(*props)[first + i], k) = strdup(v);
-			if (!*page_string(&(*props)[first + i], k))
-				return -ENOMEM;
+			if (present[i] & (1u << k)) {
+				*field = borrow ? (char *)text : memdup(text, (size_t)(nul - text) + 1);
+				if (!*field)
+					return -ENOMEM;
+			}
+			text = nul + 1;
 		}
 		/* A column longer than the ids. */
-		if (sd_bus_message_at_end(m, false) == 0)
+		if (text != end)
 			return -EBADMSG;
-		TRY(sd_bus_message_exit_container(m));
 	}
 	return 0;
 }

@@ -81,12 +81,37 @@ int bus_append_provider_prop(sd_bus_message *m, const vss_provider_prop *p);
 
 /* A page of snapshots (QuerySnapshots) travels by columns, one array per
  * property, so that a row costs a few appends instead of a dict of
- * variants; docs/DBUS.md lists the columns. */
-#define BUS_SNAPSHOT_PAGE_SIGNATURE "ayayayaiaiaiaxatayasasasasasasas"
-int bus_append_snapshot_page(sd_bus_message *m, const vss_snapshot_prop *const *props, size_t n);
-/* Appends the page's rows to *props (grown as needed; *n and *allocated
- * count them); a page whose columns disagree is -EBADMSG. */
-int bus_read_snapshot_page(sd_bus_message *m, vss_snapshot_prop **props, size_t *n, size_t *allocated);
+ * variants; a string column is one byte array of its rows' strings, each
+ * ended by a NUL, so that it costs one append, not one a row (with its
+ * UTF-8 check at both ends). The position of the next page comes first,
+ * so that a client can ask for it before it reads this one. docs/DBUS.md
+ * lists the columns. */
+#define BUS_SNAPSHOT_PAGE_SIGNATURE "sayayayaiaiaiaxatayayayayayayayay"
+#define BUS_SNAPSHOT_PAGE_STRINGS 7
+typedef struct BusSnapshotColumn {
+	void *data;
+	size_t size, allocated;
+} BusSnapshotColumn;
+/* A page being gathered row by row, straight into its columns. */
+typedef struct BusSnapshotPage {
+	size_t n;
+	BusSnapshotColumn ids[3];      /* snapshot, set, provider: 16 bytes a row */
+	BusSnapshotColumn ints[3];     /* snapshots_count, attributes, status */
+	BusSnapshotColumn created, hold, present;
+	BusSnapshotColumn strings[BUS_SNAPSHOT_PAGE_STRINGS];
+} BusSnapshotPage;
+/* Add a row; p's strings are copied, so they need not outlive the call. */
+int bus_snapshot_page_add(BusSnapshotPage *page, const vss_snapshot_prop *p);
+void bus_snapshot_page_clear(BusSnapshotPage *page);
+/* The page's columns, after next (the position to ask for next; "" for
+ * none). */
+int bus_append_snapshot_page(sd_bus_message *m, const char *next, const BusSnapshotPage *page);
+/* Reads a page's next position (valid while m is) and appends its rows
+ * to *props (grown as needed; *n and *allocated count them); a page whose
+ * columns disagree is -EBADMSG. With borrow, the rows' strings point into
+ * m (valid while it is, not to be freed): no copy of each. */
+int bus_read_snapshot_page_next(sd_bus_message *m, const char **ret_next);
+int bus_read_snapshot_page(sd_bus_message *m, vss_snapshot_prop **props, size_t *n, size_t *allocated, bool borrow);
 int bus_read_provider_prop(sd_bus_message *m, vss_provider_prop *ret);
 
 /* A writer's components and excluded files (WRITER_METADATA_COMPONENTS), as a

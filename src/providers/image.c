@@ -16,6 +16,7 @@
  */
 
 #include <blkid.h>
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <fcntl.h>
@@ -626,14 +627,24 @@ static int stat_clone(const char *snapshot_path, int *ret_store, const char **re
 	return S_ISREG(st->st_mode) ? 0 : VSS_E_PROVIDER_VETO;
 }
 
-static int image_snapshot_exists(const char *snapshot_path, const char *provider_data)
+static bool is_clone_entry(int store_fd, const struct dirent *de)
 {
-	_cleanup_close_ int store = -1;
-	const char *name;
 	struct stat st;
 
-	(void)provider_data;
-	return stat_clone(snapshot_path, &store, &name, &st) == 0;
+	if (de->d_type != DT_UNKNOWN)
+		return de->d_type == DT_REG;
+	return fstatat(store_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
+}
+
+static int image_list_snapshots(const char *store_path, provider_found_fn found, void *userdata)
+{
+	_cleanup_close_ int store = -1;
+	int r;
+
+	r = store_open_path(store_path, &store);
+	if (r < 0)
+		return r;
+	return store_list(store, is_clone_entry, found, userdata);
 }
 
 static int image_expose(const char *snapshot_path, const char *provider_data, int dir_fd)
@@ -831,7 +842,7 @@ const provider_ops image_provider = {
 	.post_commit = image_post_commit,
 	.abort = image_abort,
 	.delete_snapshot = image_delete_snapshot,
-	.snapshot_exists = image_snapshot_exists,
+	.list_snapshots = image_list_snapshots,
 	.expose = image_expose,
 	.is_exposed_at = image_is_exposed_at,
 	.space = image_space,

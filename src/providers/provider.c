@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <btrfsutil.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
@@ -299,19 +300,15 @@ int store_open(int root_fd, int *ret_fd, const char **ret_reason)
 	return 0;
 }
 
-int store_open_for(const char *snapshot_path, int *ret_fd, const char **ret_name)
+int store_open_path(const char *store_path, int *ret_fd)
 {
-	_cleanup_free_ char *store = path_parent(snapshot_path);
-	const char *name = strrchr(snapshot_path, '/'), *reason = NULL, *base;
+	const char *base = strrchr(store_path, '/'), *reason = NULL;
 	_cleanup_close_ int fd = -1;
 	int r;
 
-	if (!store)
-		return -ENOMEM;
-	base = strrchr(store, '/');
-	if (!name || !name[1] || !base || !streq(base + 1, STORE_NAME))
+	if (!base || !streq(base + 1, STORE_NAME))
 		return VSS_E_PROVIDER_VETO; /* not a path vss records */
-	fd = open_no_symlinks(AT_FDCWD, store, O_RDONLY | O_DIRECTORY, 0);
+	fd = open_no_symlinks(AT_FDCWD, store_path, O_RDONLY | O_DIRECTORY, 0);
 	if (fd == -ELOOP)
 		return VSS_E_PROVIDER_VETO;
 	if (fd < 0)
@@ -320,8 +317,57 @@ int store_open_for(const char *snapshot_path, int *ret_fd, const char **ret_name
 	if (r < 0)
 		return r;
 	*ret_fd = TAKE_FD(fd);
+	return 0;
+}
+
+int store_open_for(const char *snapshot_path, int *ret_fd, const char **ret_name)
+{
+	_cleanup_free_ char *store = path_parent(snapshot_path);
+	const char *name = strrchr(snapshot_path, '/');
+	int r;
+
+	if (!store)
+		return -ENOMEM;
+	if (!name || !name[1])
+		return VSS_E_PROVIDER_VETO; /* not a path vss records */
+	r = store_open_path(store, ret_fd);
+	if (r < 0)
+		return r;
 	*ret_name = name + 1;
 	return 0;
+}
+
+int store_list(int store_fd, bool (*is_snapshot)(int store_fd, const struct dirent *de), provider_found_fn found,
+	       void *userdata)
+{
+	struct dirent *de;
+	DIR *d;
+	int fd, r = 0;
+
+	fd = fcntl(store_fd, F_DUPFD_CLOEXEC, 3);
+	if (fd < 0)
+		return -errno;
+	d = fdopendir(fd);
+	if (!d) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	while ((errno = 0, de = readdir(d))) {
+		ProviderSnapshot s = { .name = de->d_name };
+
+		if (streq(de->d_name, ".") || streq(de->d_name, "..") || !is_snapshot(store_fd, de))
+			continue;
+		if (VSS_FAILED(vss_id_parse(de->d_name, &s.snapshot_id)))
+			s.snapshot_id = (vss_id){ 0 };
+		r = found(&s, userdata);
+		if (r < 0)
+			break;
+	}
+	if (!de && errno > 0)
+		r = -errno;
+	closedir(d);
+	return r;
 }
 
 int store_delete(const char *snapshot_path, int (*delete_in)(int store_fd, const char *name))

@@ -34,7 +34,9 @@
 
 #include <vss/types.h>
 
-#define PROVIDER_OPS_VERSION 2
+struct dirent;
+
+#define PROVIDER_OPS_VERSION 3
 
 /* What vssd learned of a path before asking providers about it. The path
  * is resolved once, into fd; everything else is read from that fd or checked
@@ -95,6 +97,20 @@ typedef struct ProviderMember {
 	                                 * post_final_commit */
 } ProviderMember;
 
+/* A snapshot a provider found in a store (list_snapshots). */
+typedef struct ProviderSnapshot {
+	const char *name;               /* its entry in the store: the snapshot
+	                                 * path is "<store>/<name>" */
+	vss_id snapshot_id;             /* the ids the provider tagged it with;
+	                                 * null when it has none on disk (btrfs
+	                                 * and image: the name is the snapshot id,
+	                                 * so snapshot_id is parsed from it) */
+	vss_id set_id;
+} ProviderSnapshot;
+
+/* Called for each snapshot found; a negative result stops the listing. */
+typedef int (*provider_found_fn)(const ProviderSnapshot *s, void *userdata);
+
 typedef struct provider_ops {
 	unsigned version;               /* PROVIDER_OPS_VERSION */
 	const char *name;               /* provider_name; --provider= takes it */
@@ -136,9 +152,16 @@ typedef struct provider_ops {
 	/* A finished snapshot, as recorded in the catalog: its store is
 	 * opened with store_open_for() (no symbolic links, root's own) and the
 	 * entry acted on relative to it. delete returns 0 when it is gone (also
-	 * when it was already gone); exists returns 1 or 0. */
+	 * when it was already gone). */
 	int (*delete_snapshot)(const char *snapshot_path, const char *provider_data);
-	int (*snapshot_exists)(const char *snapshot_path, const char *provider_data);
+	/* Every snapshot of this provider's kind in the store at store_path
+	 * (as recorded: the directory of its snapshot paths), the store read
+	 * once through one fd (store_open_path()), found called for each.
+	 * Returns 0, found's negative result, -ENOENT when the store is gone,
+	 * VSS_E_PROVIDER_VETO when it is no store of vss's, or another
+	 * negative errno when the provider cannot tell. Reconcile asks it once
+	 * per store rather than once per snapshot. */
+	int (*list_snapshots)(const char *store_path, provider_found_fn found, void *userdata);
 	/* Mount a finished snapshot read-only, nosuid, nodev on dir_fd (an
 	 * O_PATH fd of an empty directory), with the new mount API; vssd
 	 * unmounts it (whatever it needed goes with the mount). */
@@ -173,6 +196,13 @@ int store_open(int root_fd, int *ret_fd, const char **ret_reason);
  * symbolic links and checked as above, and the snapshot's name in it;
  * -ENOENT when the store is gone. */
 int store_open_for(const char *snapshot_path, int *ret_fd, const char **ret_name);
+/* A recorded store path ("<mount>/.vss"), opened and checked as above. */
+int store_open_path(const char *store_path, int *ret_fd);
+/* Read an open store once: found for each entry is_snapshot accepts (given
+ * the store and the entry, d_type DT_UNKNOWN on filesystems that do not
+ * fill it), with snapshot_id parsed from its name. For list_snapshots. */
+int store_list(int store_fd, bool (*is_snapshot)(int store_fd, const struct dirent *de), provider_found_fn found,
+               void *userdata);
 /* Delete a recorded snapshot with delete_in(store_fd, name) in its store,
  * opened by store_open_for(); 0 when the store is gone. */
 int store_delete(const char *snapshot_path, int (*delete_in)(int store_fd, const char *name));

@@ -8,15 +8,22 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#define JSON_BUFFER_SIZE 65536
+
 typedef struct JsonWriter {
 	FILE *f;
 	int depth;
 	bool need_comma[32];
 	bool pretty;
 	bool after_key;
+	/* The document goes to f in blocks of this buffer, not a stdio
+	 * call per token: a listing of 100,000 snapshots is some 68 MB. */
+	size_t len;
+	char buf[JSON_BUFFER_SIZE];
 } JsonWriter;
 
-/* Holds f's lock (flockfile) until json_finish(), which must follow. */
+/* Holds f's lock (flockfile) until json_finish(), which must follow and
+ * writes what is still buffered. */
 void json_init(JsonWriter *w, FILE *f, bool pretty);
 void json_begin_object(JsonWriter *w);
 void json_end_object(JsonWriter *w);

@@ -212,9 +212,26 @@ static vss_hr load_providers(vss_backup *b, Providers *ret)
 	return vss_backup_query(b, NULL, VSS_OBJECT_NONE, VSS_OBJECT_PROVIDER, &ret->props, &ret->n);
 }
 
-static void snapshot_json(JsonWriter *w, const vss_snapshot_prop *s, const Providers *p)
+/* A set's snapshots share its creation time: format it once a set. */
+typedef struct TimeText {
+	int64_t usec;
+	bool valid;
+	char text[RFC3339_MAX];
+} TimeText;
+
+static const char *time_text(TimeText *t, int64_t usec)
 {
-	char id[VSS_ID_STRING_MAX], time[RFC3339_MAX];
+	if (!t->valid || t->usec != usec) {
+		format_rfc3339(usec, t->text);
+		t->usec = usec;
+		t->valid = true;
+	}
+	return t->text;
+}
+
+static void snapshot_json(JsonWriter *w, const vss_snapshot_prop *s, const Providers *p, TimeText *t)
+{
+	char id[VSS_ID_STRING_MAX];
 
 	json_begin_object(w);
 	json_key(w, "id");
@@ -234,7 +251,7 @@ static void snapshot_json(JsonWriter *w, const vss_snapshot_prop *s, const Provi
 	json_key(w, "attributes");
 	json_int(w, s->snapshot_attributes);
 	json_key(w, "created");
-	json_string(w, format_rfc3339(s->creation_timestamp, time));
+	json_string(w, time_text(t, s->creation_timestamp));
 	json_key(w, "state");
 	json_string(w, snapshot_state_name(s->status));
 	json_key(w, "hold_window_us");
@@ -272,31 +289,68 @@ static void snapshot_text(const vss_snapshot_prop *s, const Providers *p)
 	printf("         Hold window: %llu us\n", (unsigned long long)s->hold_window_us);
 }
 
-/* Print snapshots grouped by set, as Windows' vssadmin does. */
+/* Snapshots printed as they come, grouped by set as Windows' vssadmin
+ * does, or as one JSON array. */
+typedef struct Printer {
+	const Providers *providers;
+	bool json;
+	size_t count;
+	vss_id last_set;
+	TimeText time;
+	JsonWriter w;
+} Printer;
+
+static void printer_begin(Printer *pr, const Providers *p, bool json)
+{
+	pr->providers = p;
+	pr->json = json;
+	pr->count = 0;
+	pr->time = (TimeText){ 0 };
+	if (json) {
+		json_init(&pr->w, stdout, true);
+		json_begin_array(&pr->w);
+	}
+}
+
+static void printer_add(Printer *pr, const vss_snapshot_prop *s)
+{
+	char id[VSS_ID_STRING_MAX];
+
+	if (pr->json) {
+		snapshot_json(&pr->w, s, pr->providers, &pr->time);
+	} else {
+		if (pr->count == 0 || !vss_id_equal(&s->snapshot_set_id, &pr->last_set)) {
+			printf("%sContents of shadow copy set ID: %s\n", pr->count ? "\n" : "",
+			       vss_id_format(&s->snapshot_set_id, id));
+			printf("   Contained %d shadow copies at creation time: %s\n", s->snapshots_count,
+			       time_text(&pr->time, s->creation_timestamp));
+		}
+		snapshot_text(s, pr->providers);
+	}
+	pr->last_set = s->snapshot_set_id;
+	pr->count++;
+}
+
+static void printer_end(Printer *pr)
+{
+	if (pr->json) {
+		json_end_array(&pr->w);
+		json_finish(&pr->w);
+	}
+}
+
 static void print_snapshots(const vss_snapshot_prop *const *snaps, size_t n, const Providers *p, bool json)
 {
-	if (json) {
-		JsonWriter w;
+	_cleanup_free_ Printer *pr = malloc(sizeof(*pr));
 
-		json_init(&w, stdout, true);
-		json_begin_array(&w);
-		for (size_t i = 0; i < n; i++)
-			snapshot_json(&w, snaps[i], p);
-		json_end_array(&w);
-		json_finish(&w);
+	if (!pr) {
+		fail(E_OUTOFMEMORY, "out of memory");
 		return;
 	}
-	for (size_t i = 0; i < n; i++) {
-		char id[VSS_ID_STRING_MAX], time[RFC3339_MAX];
-
-		if (i == 0 || !vss_id_equal(&snaps[i]->snapshot_set_id, &snaps[i - 1]->snapshot_set_id)) {
-			printf("%sContents of shadow copy set ID: %s\n", i ? "\n" : "",
-			       vss_id_format(&snaps[i]->snapshot_set_id, id));
-			printf("   Contained %d shadow copies at creation time: %s\n", snaps[i]->snapshots_count,
-			       format_rfc3339(snaps[i]->creation_timestamp, time));
-		}
-		snapshot_text(snaps[i], p);
-	}
+	printer_begin(pr, p, json);
+	for (size_t i = 0; i < n; i++)
+		printer_add(pr, snaps[i]);
+	printer_end(pr);
 }
 
 vss_hr run_async(vss_backup *b, vss_hr (*start)(vss_backup *b, vss_async **ret))
@@ -643,15 +697,51 @@ vss_hr query_snapshots(vss_backup *b, const vss_id *set, const vss_id *shadow, c
 	return S_OK;
 }
 
+typedef struct ListShadows {
+	const vss_id *set;
+	const char *canonical;
+	const Providers *providers;
+	bool json, begun;
+	Printer printer;
+} ListShadows;
+
+static vss_hr list_page(const vss_snapshot_prop *props, size_t n, void *userdata)
+{
+	ListShadows *l = userdata;
+
+	/* Not before the first page came: a listing that fails at once
+	 * prints nothing but its error. */
+	if (!l->begun) {
+		printer_begin(&l->printer, l->providers, l->json);
+		l->begun = true;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (l->set && !vss_id_equal(l->set, &props[i].snapshot_set_id))
+			continue;
+		if (l->canonical && !streq(l->canonical, props[i].original_volume_name))
+			continue;
+		printer_add(&l->printer, &props[i]);
+	}
+	return S_OK;
+}
+
+/* Page by page: each is written out while vssd reads the next. */
 static int list_shadows(const vss_id *set, const char *volume, bool json)
 {
-	const vss_snapshot_prop **sel = NULL;
-	vss_object_prop *all = NULL;
+	_cleanup_free_ char *canonical = NULL;
+	_cleanup_free_ ListShadows *l = NULL;
 	Providers providers = { 0 };
-	size_t n = 0, k = 0;
 	vss_backup *b;
 	vss_hr hr;
 
+	if (volume) {
+		canonical = realpath(volume, NULL);
+		if (!canonical)
+			return fail(VSS_E_OBJECT_NOT_FOUND, "%s does not exist", volume);
+	}
+	l = malloc(sizeof(*l));
+	if (!l)
+		return fail(E_OUTOFMEMORY, "out of memory");
 	hr = open_admin(&b);
 	if (VSS_FAILED(hr))
 		return fail(hr, NULL);
@@ -660,18 +750,25 @@ static int list_shadows(const vss_id *set, const char *volume, bool json)
 		vss_backup_release(b);
 		return fail(hr, NULL);
 	}
-	hr = query_snapshots(b, set, NULL, volume, &all, &n, &sel, &k);
+	*l = (ListShadows){ .set = set, .canonical = canonical, .providers = &providers, .json = json };
+	/* vssd narrows by set and volume on its catalog's indexes. */
+	hr = vss_backup_query_snapshot_pages(b, set, canonical, list_page, l);
 	if (VSS_SUCCEEDED(hr)) {
-		if (k == 0 && !json)
+		if (!l->begun)
+			printer_begin(&l->printer, &providers, json);
+		if (l->printer.count == 0 && !json)
 			printf("No items found that satisfy the query.\n");
-		else
-			print_snapshots(sel, k, &providers, json);
+		printer_end(&l->printer);
+	} else if (l->begun && json) {
+		/* Cut short: what was written stays (it is not a document);
+		 * the error says why. */
+		funlockfile(stdout);
 	}
-	free(sel);
-	vss_free_object_props(all, n);
 	vss_free_object_props(providers.props, providers.n);
 	vss_backup_release(b);
-	return VSS_SUCCEEDED(hr) ? EXIT_SUCCESS : EXIT_FAILURE;
+	if (VSS_FAILED(hr))
+		return fail(hr, NULL);
+	return EXIT_SUCCESS;
 }
 
 static int list_providers(bool json)

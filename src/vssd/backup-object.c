@@ -799,10 +799,17 @@ void creation_finish(Manager *m)
 		async_op_set_message(cr->async, VSS_FAILED(result) ? reason : NULL);
 		async_op_complete(cr->async, result);
 	}
-	creation_free(cr);
 	/* The set's snapshots and its flush may have taken the hosts under
-	 * their reserve; the watcher could not delete there while it held. */
-	reserve_enforce(m);
+	 * their reserve; the watcher could not delete there while it held.
+	 * (m->creation is gone: nothing is held now.) */
+	{
+		char *paths[cr->n_snaps ?: 1];
+
+		for (size_t i = 0; i < cr->n_snaps; i++)
+			paths[i] = cr->snaps[i].prop.snapshot_device_object;
+		reserve_enforce_after_set(m, paths, cr->n_snaps);
+	}
+	creation_free(cr);
 }
 
 void creation_stop(Manager *m)
@@ -935,19 +942,52 @@ static int method_query(sd_bus_message *msg, void *userdata, sd_bus_error *error
  * vssd holds while it is sent and the client while it reads it. */
 #define QUERY_PAGE_MAX 1000
 
+typedef struct QueryPage {
+	int32_t context;
+	BusSnapshotPage page;
+} QueryPage;
+
+/* Straight from SQLite's row into the page: no CatalogSnapshot, no copy of
+ * each string on the heap. */
+static int query_row(const CatalogRow *row, void *userdata)
+{
+	QueryPage *q = userdata;
+	vss_snapshot_prop p = {
+		.snapshot_id = row->snapshot_id,
+		.snapshot_set_id = row->set_id,
+		.snapshots_count = row->snapshots_count,
+		.snapshot_device_object = (char *)row->strings[0],
+		.original_volume_name = (char *)row->strings[1],
+		.originating_machine = (char *)row->strings[2],
+		.service_machine = (char *)row->strings[3],
+		.exposed_name = (char *)row->strings[4],
+		.exposed_path = (char *)row->strings[5],
+		.provider_id = row->provider_id,
+		.snapshot_attributes = row->attributes,
+		.creation_timestamp = row->created_us,
+		.status = (vss_snapshot_state)row->status,
+		.hold_window_us = row->hold_window_us,
+		.consistency = (char *)row->strings[6],
+	};
+
+	/* Only finished sets are listed (the filter), and only those of
+	 * contexts this object sees. */
+	if (!context_matches(q->context, row->context))
+		return 0;
+	return bus_snapshot_page_add(&q->page, &p);
+}
+
 static int method_query_snapshots(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
 	BackupObject *b = userdata;
 	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
 	const char *set_str, *volume, *after_str;
 	char next[CATALOG_POSITION_MAX] = "";
-	CatalogSnapshot *snaps = NULL;
-	_cleanup_free_ const vss_snapshot_prop **visible = NULL;
+	QueryPage q = { .context = b->context };
 	CatalogPosition after, last;
 	bool more;
 	uint32_t limit;
 	vss_id set;
-	size_t n = 0, k = 0;
 	int r;
 
 	r = sd_bus_message_read(msg, "sssu", &set_str, &volume, &after_str, &limit);
@@ -964,34 +1004,28 @@ static int method_query_snapshots(sd_bus_message *msg, void *userdata, sd_bus_er
 					after_str);
 	if (limit == 0 || limit > QUERY_PAGE_MAX)
 		limit = QUERY_PAGE_MAX;
-	r = catalog_list_page(b->manager->catalog,
+	r = catalog_list_rows(b->manager->catalog,
 			      &(CatalogFilter){
 				      .set_id = vss_id_is_null(&set) ? NULL : &set,
 				      .volume = volume[0] ? volume : NULL,
 				      .after = after_str[0] ? &after : NULL,
 				      .limit = limit,
 			      },
-			      &snaps, &n, &last, &more);
-	if (r < 0)
+			      query_row, &q, &last, &more);
+	if (r < 0) {
+		bus_snapshot_page_clear(&q.page);
+		if (r == -ENOMEM)
+			return bus_error_set_hr(error, E_OUTOFMEMORY, NULL);
 		return bus_error_set_hr(error, VSS_E_UNEXPECTED, "cannot read the catalog: %s", strerror(-r));
+	}
 	/* A full page may have more after it; the position is the last row
 	 * read, whether or not this context sees it. */
 	if (more)
 		catalog_position_format(&last, next);
-	visible = calloc(n ?: 1, sizeof(*visible));
-	if (!visible) {
-		catalog_snapshots_free(snaps, n);
-		return bus_error_set_hr(error, E_OUTOFMEMORY, NULL);
-	}
-	for (size_t i = 0; i < n; i++)
-		if (context_matches(b->context, snaps[i].context))
-			visible[k++] = &snaps[i].prop;
 	r = sd_bus_message_new_method_return(msg, &reply);
 	if (r >= 0)
-		r = bus_append_snapshot_page(reply, visible, k);
-	catalog_snapshots_free(snaps, n);
-	if (r >= 0)
-		r = sd_bus_message_append(reply, "s", next);
+		r = bus_append_snapshot_page(reply, next, &q.page);
+	bus_snapshot_page_clear(&q.page);
 	if (r < 0)
 		return r;
 	return sd_bus_send(NULL, reply, NULL);
@@ -1296,7 +1330,7 @@ static const sd_bus_vtable backup_vtable[] = {
 	SD_BUS_METHOD("BackupComplete", "", "o", method_backup_complete, 0),
 	SD_BUS_METHOD("GetSnapshotProperties", "s", "a{sv}", method_get_snapshot_properties, 0),
 	SD_BUS_METHOD("Query", "sii", "aa{sv}", method_query, 0),
-	SD_BUS_METHOD("QuerySnapshots", "sssu", BUS_SNAPSHOT_PAGE_SIGNATURE "s", method_query_snapshots, 0),
+	SD_BUS_METHOD("QuerySnapshots", "sssu", BUS_SNAPSHOT_PAGE_SIGNATURE, method_query_snapshots, 0),
 	SD_BUS_METHOD("DeleteSnapshots", "sib", "iiss", method_delete_snapshots, 0),
 	SD_BUS_METHOD("ExposeSnapshot", "ssis", "s", method_expose_snapshot, 0),
 	SD_BUS_METHOD("UnexposeSnapshot", "s", "", method_unexpose_snapshot, 0),

@@ -101,6 +101,30 @@ int catalog_list_snapshots(Catalog *c, const CatalogFilter *f, CatalogSnapshot *
  * last row read, hidden or not). */
 int catalog_list_page(Catalog *c, const CatalogFilter *f, CatalogSnapshot **ret, size_t *ret_n, CatalogPosition *ret_next,
 		      bool *ret_more);
+/* A snapshot's row as read, its strings SQLite's own (valid during the
+ * callback only): what a listing copies straight into its reply, without
+ * decoding each row into a CatalogSnapshot first. strings are, in this
+ * order, snapshot_device_object, original_volume_name,
+ * originating_machine, service_machine, exposed_name, exposed_path and
+ * consistency, as in vss_snapshot_prop (NULL for NULL). */
+#define CATALOG_ROW_STRINGS 7
+typedef struct CatalogRow {
+	vss_id snapshot_id, set_id, provider_id;
+	int32_t snapshots_count, attributes, status, context;
+	int64_t created_us;
+	uint64_t hold_window_us;
+	const char *strings[CATALOG_ROW_STRINGS];
+	const char *provider_name, *provider_data;
+	SetState set_state;
+	CatalogPosition position;
+} CatalogRow;
+typedef int (*catalog_row_fn)(const CatalogRow *row, void *userdata);
+/* catalog_list_page() row by row: fn for each row (but hidden ones); a
+ * negative result of fn stops the listing and is returned. */
+int catalog_list_rows(Catalog *c, const CatalogFilter *f, catalog_row_fn fn, void *userdata, CatalogPosition *ret_next,
+		      bool *ret_more);
+/* A row copied into a CatalogSnapshot of its own; -ENOMEM. */
+int catalog_row_decode(const CatalogRow *row, CatalogSnapshot *ret);
 /* The oldest finished snapshot of each volume (the first inserted), in the
  * catalog's order: what watching free space needs, at a few index seeks a
  * volume instead of a pass over the whole catalog. */

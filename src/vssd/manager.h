@@ -312,6 +312,10 @@ vss_hr reserve_admit(const ProviderMember *members, size_t n, void *userdata, ch
  * is above again or none is left there; never on a filesystem the set being
  * cut holds. */
 void reserve_enforce(Manager *m);
+/* After a set: reserve_enforce() only when a filesystem that got the set's
+ * snapshots (their paths, n of them) is under its reserve, or the watcher
+ * passed one over while the set held; otherwise the catalog is not read. */
+void reserve_enforce_after_set(Manager *m, char *const *snapshot_paths, size_t n);
 /* Enforce the reserve every HostReserveCheckMSec on the event loop. */
 int reserve_watch_start(Manager *m);
 Reserve *reserve_free(Reserve *rs);

@@ -20,6 +20,7 @@
 #include "basic/fd-util.h"
 #include "basic/id.h"
 #include "basic/log.h"
+#include "basic/util.h"
 #include "providers/mounts.h"
 #include "vssd/manager.h"
 
@@ -33,61 +34,116 @@ static int str_compare(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* What the store scan needs of the snapshots, gathered page by page: their
- * ids (sorted before the scan) and the directories of their stores. */
+/* One provider's snapshots in one store, as list_snapshots reported them
+ * (their names, sorted), read the first time a snapshot of it comes up:
+ * one call per store, not one per snapshot. */
+typedef struct Store {
+	char *dir;
+	const provider_ops *ops;
+	int result;             /* of list_snapshots */
+	char **names;
+	size_t n_names, allocated_names;
+} Store;
+
+/* What reconcile gathers, page by page: the ids of every snapshot (sorted
+ * before the scan for strangers) and the stores they are in. */
 typedef struct Known {
 	vss_id *ids;
 	size_t n_ids, allocated_ids;
-	char **dirs;
-	size_t n_dirs, allocated_dirs;
+	Store *stores;
+	size_t n_stores, allocated_stores;
+	size_t last;            /* the store asked for last */
 } Known;
 
 static void known_clear(Known *k)
 {
-	for (size_t i = 0; i < k->n_dirs; i++)
-		free(k->dirs[i]);
-	free(k->dirs);
+	for (size_t i = 0; i < k->n_stores; i++) {
+		for (size_t j = 0; j < k->stores[i].n_names; j++)
+			free(k->stores[i].names[j]);
+		free(k->stores[i].names);
+		free(k->stores[i].dir);
+	}
+	free(k->stores);
 	free(k->ids);
 	*k = (Known){ 0 };
 }
 
-static int grow(void **array, size_t n, size_t *allocated, size_t size)
+static int known_add(Known *k, const vss_id *snapshot_id)
 {
-	size_t want;
-	void *na;
+	vss_id *id = array_append((void **)&k->ids, &k->n_ids, &k->allocated_ids, sizeof(*k->ids));
 
-	if (n < *allocated)
-		return 0;
-	want = *allocated ? *allocated * 2 : 256;
-	na = reallocarray(*array, want, size);
-	if (!na)
+	if (!id)
 		return -ENOMEM;
-	*array = na;
-	*allocated = want;
+	*id = *snapshot_id;
 	return 0;
 }
 
-static int known_add(Known *k, const CatalogSnapshot *s)
+static int store_found(const ProviderSnapshot *ps, void *userdata)
 {
-	const char *path = s->prop.snapshot_device_object, *slash = strrchr(path, '/');
-	char *dir;
+	Store *st = userdata;
+	char **slot, *name = strdup(ps->name);
 
-	if (grow((void **)&k->ids, k->n_ids, &k->allocated_ids, sizeof(*k->ids)) < 0)
+	if (!name)
 		return -ENOMEM;
-	k->ids[k->n_ids++] = s->prop.snapshot_id;
-	if (!slash)
-		return 0;
-	/* Snapshots of one store mostly come one after another. */
-	if (k->n_dirs > 0 && strlen(k->dirs[k->n_dirs - 1]) == (size_t)(slash - path) &&
-	    strncmp(k->dirs[k->n_dirs - 1], path, slash - path) == 0)
-		return 0;
-	if (grow((void **)&k->dirs, k->n_dirs, &k->allocated_dirs, sizeof(*k->dirs)) < 0)
+	slot = array_append((void **)&st->names, &st->n_names, &st->allocated_names, sizeof(*st->names));
+	if (!slot) {
+		free(name);
 		return -ENOMEM;
-	dir = strndup(path, slash - path);
-	if (!dir)
-		return -ENOMEM;
-	k->dirs[k->n_dirs++] = dir;
+	}
+	*slot = name;
 	return 0;
+}
+
+/* The store of dir (dir_len bytes) as ops sees it, listed on first use. */
+static Store *known_store(Known *k, const char *dir, size_t dir_len, const provider_ops *ops)
+{
+	Store *st;
+
+	/* Snapshots of one store mostly come one after another. */
+	for (size_t n = 0, i = k->last; n < k->n_stores; n++, i = (i + 1) % k->n_stores) {
+		st = &k->stores[i];
+		if (st->ops == ops && strlen(st->dir) == dir_len && strncmp(st->dir, dir, dir_len) == 0) {
+			k->last = i;
+			return st;
+		}
+	}
+	st = array_append((void **)&k->stores, &k->n_stores, &k->allocated_stores, sizeof(*k->stores));
+	if (!st)
+		return NULL;
+	st->ops = ops;
+	st->dir = strndup(dir, dir_len);
+	if (!st->dir) {
+		k->n_stores--;
+		return NULL;
+	}
+	k->last = k->n_stores - 1;
+	st->result = ops->list_snapshots(st->dir, store_found, st);
+	if (st->result < 0) {
+		char buf[64];
+
+		if (st->result != -ENOENT)
+			log_warning("reconcile: %s cannot list its snapshots in %s: %s", ops->name, st->dir,
+				    provider_result_string(st->result, buf, sizeof(buf)));
+	} else if (st->n_names > 0)
+		qsort(st->names, st->n_names, sizeof(*st->names), str_compare);
+	return st;
+}
+
+/* 1 when the snapshot is in its store, 0 when not, -ENOMEM. */
+static int known_exists(Known *k, const char *path, const provider_ops *ops)
+{
+	const char *slash = strrchr(path, '/');
+	const char *name = slash ? slash + 1 : path;
+	Store *st = known_store(k, path, slash ? (size_t)(slash - path) : 0, ops);
+
+	if (!st)
+		return -ENOMEM;
+	/* Out of memory tells nothing of the disk: keep the row. */
+	if (st->result == -ENOMEM)
+		return 1;
+	if (st->result < 0 || !slash)
+		return 0;
+	return bsearch(&name, st->names, st->n_names, sizeof(*st->names), str_compare) != NULL;
 }
 
 /* Report store entries named like snapshots that the catalog does not list.
@@ -98,17 +154,21 @@ static unsigned scan_stores(Known *k)
 	unsigned found = 0;
 
 	/* No snapshot, no store to scan (and qsort() takes no NULL). */
-	if (k->n_ids == 0 || k->n_dirs == 0)
+	if (k->n_ids == 0 || k->n_stores == 0)
 		return 0;
 	qsort(k->ids, k->n_ids, sizeof(*k->ids), id_compare);
-	qsort(k->dirs, k->n_dirs, sizeof(*k->dirs), str_compare);
-	for (size_t i = 0; i < k->n_dirs; i++) {
+	for (size_t i = 0; i < k->n_stores; i++) {
+		const char *dir = k->stores[i].dir;
+		bool seen = false;
 		DIR *d;
 		struct dirent *de;
 
-		if (i > 0 && streq(k->dirs[i - 1], k->dirs[i]))
+		/* A store holding snapshots of two providers is scanned once. */
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = streq(k->stores[j].dir, dir);
+		if (seen || !*dir)
 			continue;
-		d = opendir(k->dirs[i]);
+		d = opendir(dir);
 		if (!d)
 			continue;
 		while ((de = readdir(d))) {
@@ -118,7 +178,7 @@ static unsigned scan_stores(Known *k)
 			    bsearch(&id, k->ids, k->n_ids, sizeof(*k->ids), id_compare))
 				continue;
 			log_warning("reconcile: %s/%s is in a snapshot store but not in the catalog; left in place",
-				    k->dirs[i], de->d_name);
+				    dir, de->d_name);
 			found++;
 		}
 		closedir(d);
@@ -126,10 +186,10 @@ static unsigned scan_stores(Known *k)
 	return found;
 }
 
-/* One snapshot against the disk; how many disagreements it showed. */
-static unsigned check_snapshot(Manager *m, const CatalogSnapshot *s)
+/* One snapshot that needs more than a look-up (Pending), against the disk;
+ * how many disagreements it showed. */
+static unsigned check_snapshot(Manager *m, const CatalogSnapshot *s, const provider_ops *ops, bool exists)
 {
-	const provider_ops *ops = provider_find_by_id(&s->prop.provider_id);
 	unsigned disagreements = 0;
 	int r;
 
@@ -138,7 +198,7 @@ static unsigned check_snapshot(Manager *m, const CatalogSnapshot *s)
 			    ID_TO_STRING(&s->prop.snapshot_id), s->provider_name);
 		return 1;
 	}
-	if (ops->snapshot_exists(s->prop.snapshot_device_object, s->provider_data) > 0) {
+	if (exists) {
 		_cleanup_free_ char *now = NULL;
 		_cleanup_close_ int fd = -1;
 
@@ -175,6 +235,50 @@ static unsigned check_snapshot(Manager *m, const CatalogSnapshot *s)
  * whole catalog at start: 100,000 snapshots would be some 50 MB. */
 #define RECONCILE_PAGE 1000
 
+/* The snapshots of a page that need more than a look-up: missing, exposed
+ * (is the mount still there?) or of an unknown provider. The others, nearly
+ * all, are never copied out of SQLite's row. */
+typedef struct Pending {
+	CatalogSnapshot snap;
+	const provider_ops *ops;
+	bool exists;
+} Pending;
+
+typedef struct PageCheck {
+	Known *known;
+	Pending *pending;
+	size_t n_pending, allocated_pending;
+} PageCheck;
+
+static int check_row(const CatalogRow *row, void *userdata)
+{
+	PageCheck *pc = userdata;
+	const provider_ops *ops = provider_find_by_id(&row->provider_id);
+	Pending *p;
+	int r = 0;
+
+	if (known_add(pc->known, &row->snapshot_id) < 0)
+		return -ENOMEM;
+	if (ops) {
+		r = known_exists(pc->known, row->strings[0], ops);
+		if (r < 0)
+			return r;
+		/* Where it should be, and not exposed: nothing to do. */
+		if (r > 0 && !row->strings[4])
+			return 0;
+	}
+	p = array_append((void **)&pc->pending, &pc->n_pending, &pc->allocated_pending, sizeof(*pc->pending));
+	if (!p)
+		return -ENOMEM;
+	p->ops = ops;
+	p->exists = r > 0;
+	if (catalog_row_decode(row, &p->snap) < 0) {
+		pc->n_pending--;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 int reconcile(Manager *m)
 {
 	CatalogSet *sets = NULL;
@@ -205,30 +309,35 @@ int reconcile(Manager *m)
 	}
 	catalog_sets_free(sets, n_sets);
 
-	for (bool first = true, more = true; more; first = false) {
-		CatalogSnapshot *snaps = NULL;
-		size_t n = 0;
+	for (bool first = true, more = true; more && oom >= 0; first = false) {
+		PageCheck pc = { .known = &known };
 
-		r = catalog_list_page(m->catalog,
+		r = catalog_list_rows(m->catalog,
 				      &(CatalogFilter){ .include_creating = true, .after = first ? NULL : &after,
 							.limit = RECONCILE_PAGE },
-				      &snaps, &n, &after, &more);
-		if (r < 0) {
+				      check_row, &pc, &after, &more);
+		if (r < 0 && r != -ENOMEM) {
+			for (size_t i = 0; i < pc.n_pending; i++)
+				catalog_snapshot_clear(&pc.pending[i].snap);
+			free(pc.pending);
 			known_clear(&known);
 			return log_error_errno(r, "cannot read the catalog: %m");
 		}
-		for (size_t i = 0; i < n; i++) {
-			disagreements += check_snapshot(m, &snaps[i]);
+		oom = r;
+		/* After the page is read: these write to the catalog. */
+		for (size_t i = 0; i < pc.n_pending; i++) {
 			if (oom >= 0)
-				oom = known_add(&known, &snaps[i]);
+				disagreements += check_snapshot(m, &pc.pending[i].snap, pc.pending[i].ops,
+								pc.pending[i].exists);
+			catalog_snapshot_clear(&pc.pending[i].snap);
 		}
-		catalog_snapshots_free(snaps, n);
+		free(pc.pending);
 	}
 	/* Without every id, the scan would call known snapshots strangers. */
 	if (oom >= 0)
 		disagreements += scan_stores(&known);
 	else
-		log_error("reconcile: out of memory; snapshot stores not scanned");
+		log_error("reconcile: out of memory; the catalog was not all checked, nor the stores scanned");
 	log_info("reconcile: catalog holds %zu snapshot(s); %u disagreement(s) with the disk", known.n_ids,
 		 disagreements);
 	known_clear(&known);

@@ -245,7 +245,7 @@ static void read_snapshot_page(sd_bus_message *m)
 	vss_snapshot_prop *props = NULL;
 	size_t n = 0, allocated = 0;
 
-	(void)bus_read_snapshot_page(m, &props, &n, &allocated);
+	(void)bus_read_snapshot_page(m, &props, &n, &allocated, false);
 	for (size_t i = 0; i < n; i++)
 		vss_free_snapshot_properties(&props[i]);
 	free(props);

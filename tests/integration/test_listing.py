@@ -29,11 +29,14 @@ out = {"query": [str(s["Id"]) for s in call(o, "org.vss.Backup1", "Query", "sii"
 pages, after = [], ""
 while True:
     page = call(o, "org.vss.Backup1", "QuerySnapshots", "sssu", ("", "", after, int(sys.argv[2])))
-    after = page[-1]
-    # Every column has a row per snapshot (docs/DBUS.md).
-    assert all(len(col) == len(page[8]) for col in page[3:-1]), [len(col) for col in page]
-    assert len(page[0]) == len(page[1]) == len(page[2]) == 16 * len(page[8])
-    pages.append(ids(page[0]))
+    after = page[0]
+    # Every column has a row per snapshot (docs/DBUS.md): the fixed ones an
+    # element each, the strings a NUL-ended string each.
+    rows = len(page[9])
+    assert all(len(col) == rows for col in page[4:10]), [len(col) for col in page[1:]]
+    assert all(bytes(col).count(0) == rows and bytes(col)[-1:] in (b"", bytes(1)) for col in page[10:])
+    assert len(page[1]) == len(page[2]) == len(page[3]) == 16 * rows
+    pages.append(ids(page[1]))
     if not after:
         break
 out["pages"] = pages
@@ -92,6 +95,29 @@ def test_pages_return_every_snapshot_once(vssd, btrfs):
         if limit:
             assert all(len(page) <= limit for page in out["pages"])
         assert out["bad"] == "org.vss.Error.E_INVALIDARG"
+
+
+def test_json_listing_is_the_canonical_document(vssd, btrfs):
+    """`list shadows --json` writes, byte for byte, what Python's own JSON
+    writer makes of the document it parses (two-space indents), for paths
+    that need escaping, unset fields (null) and an exposed snapshot; and
+    each row says what GetSnapshotProperties says."""
+    odd = btrfs.subvolume('q"uote\\back\tslash \u00e9')
+    plain = btrfs.subvolume("plain")
+    made = create(vssd, odd, plain) + create(vssd, plain)
+    vssd.vssadmin("expose", f"--shadow={made[1]['id']}")
+    try:
+        p = vssd.vssadmin("list", "shadows", "--json")
+        rows = json.loads(p.stdout)
+        assert p.stdout == json.dumps(rows, indent=2, ensure_ascii=False) + "\n"
+        assert ids(rows) == ids(made)
+        assert rows[0]["volume"] == str(odd)
+        assert rows[0]["exposed_name"] is None and rows[1]["exposed_name"]
+        for r in rows:
+            one = json.loads(vssd.vssadmin("list", "shadows", f"--set={r['set_id']}", "--json").stdout)
+            assert r in one
+    finally:
+        vssd.vssadmin("unexpose", f"--shadow={made[1]['id']}")
 
 
 def long_catalog(vssd, btrfs):

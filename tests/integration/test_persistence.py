@@ -34,6 +34,41 @@ def test_snapshot_missing_on_disk_is_reported_and_dropped(btrfs, vssd):
     assert vssd.list_shadows() == [kept]
 
 
+def test_reconcile_tells_snapshots_from_other_entries(btrfs, vssd):
+    """The btrfs provider lists a store's snapshots from the subvolume
+    references of the store (one search), or, for a store that is a plain
+    directory, entry by entry: either way a snapshot is one only where it
+    is a subvolume right in the store. A directory named like a snapshot
+    is not its snapshot, nor is a snapshot one level down."""
+    a, b = btrfs.subvolume("a"), btrfs.subvolume("b")
+    for plain in (False, True):
+        if plain:
+            vssd.stop()
+            run("btrfs", "subvolume", "delete", btrfs.store())
+            btrfs.store().mkdir(mode=0o700)
+            vssd.start()
+        vssd.vssadmin("create", "shadow", "--context=nas_rollback", f"--for={a}", f"--for={b}")
+        rows = vssd.list_shadows()
+        kept, swapped = rows[-2], rows[-1]
+        name = os.path.basename(swapped["snapshot_path"])
+        vssd.stop()
+        # b's snapshot is now one level down, and a directory has its name.
+        run("btrfs", "subvolume", "delete", swapped["snapshot_path"])
+        down = btrfs.store() / "down"
+        down.mkdir(mode=0o700)
+        run("btrfs", "subvolume", "snapshot", "-r", b, down / name)
+        os.mkdir(swapped["snapshot_path"], 0o700)
+        vssd.start()
+        log = vssd.log()
+        assert f"snapshot {swapped['id']} of {b} is missing on disk" in log, (plain, log)
+        assert f"snapshot {kept['id']} of {a} is missing" not in log
+        assert kept in vssd.list_shadows() and swapped not in vssd.list_shadows()
+        run("btrfs", "subvolume", "delete", down / name)
+        os.rmdir(swapped["snapshot_path"])
+        os.rmdir(down)
+        vssd.vssadmin("delete", "shadows", f"--set={kept['set_id']}", "--quiet")
+
+
 def test_unknown_entry_in_store_is_reported_and_left(btrfs, vssd):
     a = btrfs.subvolume("a")
     vssd.vssadmin("create", "shadow", f"--for={a}")
