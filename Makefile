@@ -10,7 +10,7 @@ SCAN_BUILD ?= build-scan
 # make fuzz FUZZ_SECONDS=600: how long each target runs.
 FUZZ_SECONDS ?= 300
 
-.PHONY: all deps build build-asan build-fuzz demo check check-unit check-integration check-asan check-long fuzz scan bench bench-age bench-catalog clean
+.PHONY: all deps build build-asan build-fuzz install demo check check-unit check-integration check-asan check-long fuzz scan bench bench-age bench-catalog clean
 
 all: build
 
@@ -35,6 +35,14 @@ build-asan: deps $(ASAN_BUILD)/build.ninja
 
 build-fuzz: deps $(FUZZ_BUILD)/build.ninja
 	ninja -C $(FUZZ_BUILD)
+
+# make install [PREFIX=/usr] [DESTDIR=/tmp/stage]: meson install of build/,
+# configured for PREFIX first (sysconfdir /etc for /usr, as Debian has it).
+PREFIX ?= /usr/local
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+install: build
+	meson configure $(BUILD) --prefix=$(PREFIX) --sysconfdir=$(SYSCONFDIR)
+	meson install -C $(BUILD) $(if $(DESTDIR),--destdir=$(DESTDIR))
 
 demo: build
 	./scripts/demo.sh $(BUILD)

@@ -14,6 +14,7 @@ PACKAGES="
   clang libclang-rt-dev clang-tools valgrind
   postgresql libpq-dev
   restic borgbackup samba samba-vfs-modules smbclient
+  pandoc bash-completion groff-base python3-seccomp
 "
 
 missing=""

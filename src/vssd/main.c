@@ -13,6 +13,11 @@
 #include "basic/macro.h"
 #include "vssd/manager.h"
 
+/* Where `meson install` puts the default configuration: SYSCONFDIR/vss. */
+#ifndef VSS_CONFIG_FILE
+#define VSS_CONFIG_FILE "/etc/vss/vssd.conf"
+#endif
+
 static void help(void)
 {
 	printf("Usage: vssd [OPTIONS]\n\n"
@@ -21,7 +26,7 @@ static void help(void)
 	       "  -r, --runtime-dir=DIR freeze marker and default exposures in DIR\n"
 	       "                        (default: the socket's directory)\n"
 	       "  -d, --state-dir=DIR   catalog and lock in DIR (default /var/lib/vss)\n"
-	       "  -c, --config=FILE     configuration (default /etc/vss/vssd.conf)\n"
+	       "  -c, --config=FILE     configuration (default " VSS_CONFIG_FILE ")\n"
 	       "      --log-level=LEVEL debug, info, notice, warning or err (default info)\n"
 	       "  -h, --help            show this help\n"
 	       "      --version         show the version\n");
@@ -86,7 +91,7 @@ int main(int argc, char **argv)
 		{},
 	};
 	const char *socket_path = VSS_DEFAULT_SOCKET, *state_dir = "/var/lib/vss", *runtime_dir = NULL;
-	const char *config_path = "/etc/vss/vssd.conf";
+	const char *config_path = VSS_CONFIG_FILE;
 	_cleanup_free_ char *socket_abs = NULL, *state_abs = NULL, *config_abs = NULL, *runtime_abs = NULL;
 	bool config_given = false;
 	Manager *m = NULL;
