@@ -8,6 +8,7 @@ loop devices detached by their image file.
 """
 
 import errno
+import json
 import fcntl
 import os
 import pathlib
@@ -336,7 +337,6 @@ class Daemon:
         return p
 
     def list_shadows(self, *args):
-        import json
         return json.loads(self.vssadmin("list", "shadows", "--json", *args).stdout)
 
     def requestor(self, *steps, user=None, timeout=120):
@@ -457,3 +457,22 @@ def wait_until(predicate, timeout=10, what="condition"):
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def create_shadow(vssd, *vols, check=True):
+    """vssadmin create shadow of the volumes (objects with .mnt), --json."""
+    return vssd.vssadmin("create", "shadow", *[f"--for={v.mnt}" for v in vols], "--json", check=check)
+
+
+def writers_by_name(vssd):
+    return {w["name"]: w for w in json.loads(vssd.vssadmin("list", "writers", "--json").stdout)}
+
+
+def stop_writer(p, what):
+    """SIGTERM: a writer unsubscribes and exits 0. Returns its stderr."""
+    p.terminate()
+    code = p.wait(timeout=30)
+    err = p.stderr.read()
+    assert_no_sanitizer_report(err, what)
+    assert code == 0, f"{what} exited with {code} on SIGTERM:\n{err}"
+    return err

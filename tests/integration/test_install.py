@@ -45,6 +45,7 @@ def mode(path):
 def test_layout(installed):
     dest, o = installed
     for key, name in [("bindir", "vssadmin"), ("bindir", "vss-hook-writer"), ("bindir", "vss-pg-writer"),
+                      ("bindir", "vss-mysql-writer"),
                       ("sbindir", "vssd")]:
         p = under(dest, o, key, name)
         assert p.is_file() and mode(p) == 0o755, p
@@ -156,7 +157,7 @@ def test_units_verify(installed, tmp_path):
 def test_man_pages(installed):
     dest, o = installed
     for name, section in [("vss", 7), ("vssd", 8), ("vssd.conf", 5), ("vssadmin", 8),
-                          ("vss-hook-writer", 8), ("vss-pg-writer", 8)]:
+                          ("vss-hook-writer", 8), ("vss-pg-writer", 8), ("vss-mysql-writer", 8)]:
         page = under(dest, o, "mandir", f"man{section}", f"{name}.{section}")
         text = page.read_text()
         assert f'.TH "{name.upper()}" "{section}"' in text, page

@@ -31,7 +31,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import BUILD, assert_no_sanitizer_report, run, terminate
+from conftest import BUILD, create_shadow, run, stop_writer, terminate, writers_by_name
 
 PG_WRITER = BUILD / "src" / "writers" / "pg" / "vss-pg-writer"
 NESTING = "MaxImageNesting = 2\n"
@@ -195,24 +195,6 @@ def rig(images, workdir):
         r.stop_all()
 
 
-def create(vssd, *vols, check=True):
-    return vssd.vssadmin("create", "shadow", *[f"--for={v.mnt}" for v in vols], "--json", check=check)
-
-
-def writers(vssd):
-    return {w["name"]: w for w in json.loads(vssd.vssadmin("list", "writers", "--json").stdout)}
-
-
-def stop_writer(p):
-    """SIGTERM: the writer unsubscribes and exits 0. Returns its stderr."""
-    p.terminate()
-    code = p.wait(timeout=30)
-    err = p.stderr.read()
-    assert_no_sanitizer_report(err, "vss-pg-writer")
-    assert code == 0, f"vss-pg-writer exited with {code} on SIGTERM:\n{err}"
-    return err
-
-
 def copy_out(rig, vssd, name, data_set, wal_set=None):
     """Copy the cluster out of its set (or the data directory out of one set
     and the WAL out of another) into a scratch directory on /, as a restore
@@ -287,18 +269,18 @@ def test_sets_under_pgbench_recover_to_a_sound_cluster(rig, make_fs, host, daemo
     vssd = daemon_factory(config=NESTING)
     writer = vssd.spawn(PG_WRITER, rig.conninfo)
 
-    w = writers(vssd)["PostgreSQL"]
+    w = writers_by_name(vssd)["PostgreSQL"]
     assert (w["class_id"], w["state"], w["last_error"]) == (CLASS_ID, STABLE, None), w
 
     # Half a cluster is no backup of it: the writer's veto, and no set kept.
     for vols, missing in (((rig.data_vol,), rig.wal), ((rig.wal_vol,), rig.data)):
-        p = create(vssd, *vols, check=False)
+        p = create_shadow(vssd, *vols, check=False)
         assert p.returncode != 0, p.stdout
         assert "writer 'PostgreSQL' failed: [8]" in p.stderr, p.stderr
         assert "VSS_E_WRITERERROR_INCONSISTENTSNAPSHOT" in p.stderr and str(missing) in p.stderr, p.stderr
         assert vssd.list_shadows() == [] and host.store_entries() == []
     # A set of another volume is none of its business.
-    (s,) = json.loads(create(vssd, other).stdout)
+    (s,) = json.loads(create_shadow(vssd, other).stdout)
     assert s["consistency"] != "application-consistent", s
     vssd.vssadmin("delete", "shadows", f"--set={s['set_id']}", "--quiet")
 
@@ -311,7 +293,7 @@ def test_sets_under_pgbench_recover_to_a_sound_cluster(rig, make_fs, host, daemo
     for i in range(SETS):
         assert load.poll() is None, f"pgbench stopped:\n{load.stderr.read()}"
         t = time.monotonic()
-        out = json.loads(create(vssd, rig.data_vol, rig.wal_vol).stdout)
+        out = json.loads(create_shadow(vssd, rig.data_vol, rig.wal_vol).stdout)
         took.append(round(time.monotonic() - t, 1))
         assert {s["consistency"] for s in out} == {"application-consistent"}, out
         seen.append(check_copy(rig, vssd, out[0]["set_id"], i))
@@ -337,7 +319,7 @@ def test_sets_under_pgbench_recover_to_a_sound_cluster(rig, make_fs, host, daemo
     for out in (wal_only, data_only):
         vssd.vssadmin("delete", "shadows", f"--set={out[0]['set_id']}", "--quiet")
 
-    err = stop_writer(writer)
+    err = stop_writer(writer, "vss-pg-writer")
     assert f"subscribed for {rig.data}" in err, err
     assert err.count("checkpoint done") == SETS, err
     assert "nothing to hold" in err and "nothing to release" in err, err
@@ -350,18 +332,18 @@ def test_writer_started_before_the_server_connects_later(rig, daemon_factory, wo
     vssd = daemon_factory(config=NESTING)
     writer = vssd.spawn(PG_WRITER, rig.conninfo)
 
-    w = writers(vssd)["PostgreSQL"]
+    w = writers_by_name(vssd)["PostgreSQL"]
     assert (w["state"], w["last_error"]) == (FAILED_AT_IDENTIFY, "VSS_E_WRITERERROR_RETRYABLE"), w
     assert w["message"], w
     # Where the cluster is, nobody can say: vssadmin keeps no set.
-    p = create(vssd, rig.data_vol, rig.wal_vol, check=False)
+    p = create_shadow(vssd, rig.data_vol, rig.wal_vol, check=False)
     assert p.returncode != 0 and "writer 'PostgreSQL' failed: [6]" in p.stderr, p.stderr
     assert vssd.list_shadows() == []
 
     rig.server.start()
-    w = writers(vssd)["PostgreSQL"]
+    w = writers_by_name(vssd)["PostgreSQL"]
     assert (w["state"], w["last_error"]) == (STABLE, None), w
-    out = json.loads(create(vssd, rig.data_vol, rig.wal_vol).stdout)
+    out = json.loads(create_shadow(vssd, rig.data_vol, rig.wal_vol).stdout)
     assert {s["consistency"] for s in out} == {"application-consistent"}, out
     vssd.vssadmin("delete", "shadows", f"--set={out[0]['set_id']}", "--quiet")
 
@@ -369,11 +351,11 @@ def test_writer_started_before_the_server_connects_later(rig, daemon_factory, wo
     # makes it again.
     rig.server.stop()
     rig.server.start()
-    out = json.loads(create(vssd, rig.data_vol, rig.wal_vol).stdout)
+    out = json.loads(create_shadow(vssd, rig.data_vol, rig.wal_vol).stdout)
     assert {s["consistency"] for s in out} == {"application-consistent"}, out
     vssd.vssadmin("delete", "shadows", f"--set={out[0]['set_id']}", "--quiet")
 
-    err = stop_writer(writer)
+    err = stop_writer(writer, "vss-pg-writer")
     assert "cannot connect to PostgreSQL" in err and err.count("connected to PostgreSQL") == 2, err
     assert err.count("checkpoint done") == 2, err
 
@@ -381,12 +363,12 @@ def test_writer_started_before_the_server_connects_later(rig, daemon_factory, wo
     # fails the set with the server's words, as one worth retrying.
     rig.server.sql("CREATE ROLE vss_backup LOGIN IN ROLE pg_read_all_settings")
     writer = vssd.spawn(PG_WRITER, rig.conninfo.replace("user=postgres", "user=vss_backup"))
-    p = create(vssd, rig.data_vol, rig.wal_vol, check=False)
+    p = create_shadow(vssd, rig.data_vol, rig.wal_vol, check=False)
     assert p.returncode != 0 and "writer 'PostgreSQL' failed: [8]" in p.stderr, p.stderr
     assert "VSS_E_WRITERERROR_RETRYABLE" in p.stderr and "CHECKPOINT failed" in p.stderr, p.stderr
     assert "pg_checkpoint" in p.stderr, p.stderr
     assert vssd.list_shadows() == []
-    stop_writer(writer)
+    stop_writer(writer, "vss-pg-writer")
 
 
 def test_data_and_wal_on_two_btrfs_volumes_are_refused(btrfs, workdir, daemon_factory):
@@ -404,7 +386,7 @@ def test_data_and_wal_on_two_btrfs_volumes_are_refused(btrfs, workdir, daemon_fa
             rig.initdb()
             rig.server.start()
             writer = vssd.spawn(PG_WRITER, rig.conninfo)
-            p = create(vssd, a, b, check=False)
+            p = create_shadow(vssd, a, b, check=False)
             if wal_vol is b:
                 assert p.returncode != 0 and "writer 'PostgreSQL' failed: [8]" in p.stderr, p.stderr
                 assert "VSS_E_WRITERERROR_INCONSISTENTSNAPSHOT" in p.stderr and "is btrfs" in p.stderr, p.stderr
@@ -414,6 +396,6 @@ def test_data_and_wal_on_two_btrfs_volumes_are_refused(btrfs, workdir, daemon_fa
                 out = json.loads(p.stdout)
                 assert {s["consistency"] for s in out} == {"application-consistent"}, out
                 vssd.vssadmin("delete", "shadows", f"--set={out[0]['set_id']}", "--quiet")
-            stop_writer(writer)
+            stop_writer(writer, "vss-pg-writer")
         finally:
             rig.stop_all()

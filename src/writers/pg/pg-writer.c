@@ -16,17 +16,11 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <limits.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/magic.h>
-#include <sys/signalfd.h>
-#include <sys/vfs.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,6 +29,8 @@
 
 #include <vss/vss.h>
 #include <vss/writer.h>
+
+#include "writer-support.h"
 
 /*
  * The writer class: one id for every vss-pg-writer, every run and every
@@ -70,19 +66,6 @@ typedef struct PgWriter {
 	Tablespace *tablespaces;
 	size_t n_tablespaces;
 } PgWriter;
-
-/* To stderr with a syslog priority prefix, as vssd logs: journald reads it. */
-static void say(int priority, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(int priority, const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "<%d>vss-pg-writer: ", priority);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
 
 /* One line: libpq's messages end in newlines and indent their hints. */
 static void collapse_space(char *text)
@@ -142,7 +125,7 @@ static void on_notice(void *arg, const char *message)
 	(void)arg;
 	snprintf(line, sizeof(line), "%s", message);
 	collapse_space(line);
-	say(LOG_NOTICE, "server: %s", line);
+	ws_say(LOG_NOTICE, "server: %s", line);
 }
 
 static void pg_disconnect(PgWriter *pw)
@@ -200,7 +183,7 @@ static bool pg_connect(PgWriter *pw)
 		return false;
 	}
 	PQclear(res);
-	say(LOG_INFO, "connected to PostgreSQL %d at %s", PQserverVersion(pw->conn), buf);
+	ws_say(LOG_INFO, "connected to PostgreSQL %d at %s", PQserverVersion(pw->conn), buf);
 	return true;
 }
 
@@ -248,28 +231,18 @@ static PGresult *pg_exec(PgWriter *pw, const char *sql, ExecStatusType want, con
 		PQclear(res);
 		pg_disconnect(pw);
 		if (attempt == 0)
-			say(LOG_NOTICE, "%s; connecting again", pw->error);
+			ws_say(LOG_NOTICE, "%s; connecting again", pw->error);
 	}
 	return NULL;
 }
 
-/* The path with every symlink resolved, as vssd compares paths to volumes
- * by their text. A relative path is the server's: below the data directory. */
+/* A relative path is the server's: below the data directory. */
 static char *resolve(PgWriter *pw, const char *base, const char *path, const char *what)
 {
-	char *joined = NULL, *real;
+	char *real = ws_resolve(base, path);
 
-	if (path[0] != '/' && base) {
-		if (asprintf(&joined, "%s/%s", base, path) < 0) {
-			set_error(pw, "out of memory");
-			return NULL;
-		}
-		path = joined;
-	}
-	real = realpath(path, NULL);
 	if (!real)
 		set_error(pw, "cannot resolve %s %s: %s", what, path, strerror(errno));
-	free(joined);
 	return real;
 }
 
@@ -338,7 +311,7 @@ static bool layout_refresh(PgWriter *pw)
 	PQclear(res);
 
 	if (pw->data_dir && strcmp(pw->data_dir, data_dir) != 0)
-		say(LOG_NOTICE, "the server's data directory is now %s (was %s)", data_dir, pw->data_dir);
+		ws_say(LOG_NOTICE, "the server's data directory is now %s (was %s)", data_dir, pw->data_dir);
 	layout_clear(pw);
 	pw->data_dir = data_dir;
 	pw->wal_dir = wal_dir;
@@ -421,7 +394,7 @@ static bool describe(const PgWriter *pw, vss_metadata_builder *md)
 	return true;
 
 failed:
-	say(LOG_ERR, "identify: cannot describe the cluster: %s", vss_hr_name(hr));
+	ws_say(LOG_ERR, "identify: cannot describe the cluster: %s", vss_hr_name(hr));
 	return false;
 #undef TRY
 }
@@ -432,20 +405,11 @@ static bool on_identify(vss_writer *w, vss_metadata_builder *md, void *userdata)
 
 	/* A server that is down now may be up for the next set. */
 	if (!layout_refresh(pw)) {
-		say(LOG_WARNING, "identify: %s", pw->error);
+		ws_say(LOG_WARNING, "identify: %s", pw->error);
 		vss_writer_set_failure(w, VSS_E_WRITERERROR_RETRYABLE, pw->error);
 		return false;
 	}
 	return describe(pw, md);
-}
-
-static const char *set_id_text(const vss_writer *w, char buf[VSS_ID_STRING_MAX])
-{
-	vss_id id;
-
-	if (VSS_FAILED(vss_writer_get_snapshot_set_id(w, &id)))
-		return "?";
-	return vss_id_format(&id, buf);
 }
 
 static int64_t now_ms(void)
@@ -475,59 +439,21 @@ static const char *unaffected(const PgWriter *pw, const vss_writer *w, const cha
 	return NULL;
 }
 
-static bool is_below(const char *path, const char *dir)
-{
-	size_t n = strlen(dir);
-
-	if (strcmp(dir, "/") == 0)
-		return path[0] == '/';
-	return strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
-}
-
-/* The volume of the set that holds path: the deepest one above it. */
-static const char *volume_of(const vss_writer *w, const char *path)
-{
-	const char *best = NULL;
-
-	for (const char *const *v = vss_writer_get_volumes(w); *v; v++)
-		if (is_below(path, *v) && (!best || strlen(*v) > strlen(best)))
-			best = *v;
-	return best;
-}
-
 /*
  * A volume of the set holding part of the cluster that the set does not cut
  * at the same instant as the others, or NULL. Mounted image volumes are
- * frozen together and cloned inside the freeze: one instant. btrfs cannot be
- * frozen, so btrfs volumes are snapshotted one after another, each at its
- * own instant (docs/ENGINE.md): with data and WAL on two of them, what
- * recovery would find is not a crash but two. One volume is one instant.
+ * frozen together and cloned inside the freeze: one instant. With data and
+ * WAL on two btrfs volumes, what recovery would find is not a crash but two.
  */
 static const char *cut_apart(const PgWriter *pw, const vss_writer *w, size_t *ret_n)
 {
-	const char *vols[2 + pw->n_tablespaces];
-	size_t n = 0;
+	const char *paths[2 + pw->n_tablespaces];
 
-	for (size_t i = 0; i < 2 + pw->n_tablespaces; i++) {
-		const char *path = i == 0 ? pw->data_dir : i == 1 ? pw->wal_dir : pw->tablespaces[i - 2].path;
-		const char *v = path ? volume_of(w, path) : NULL;
-		bool seen = false;
-
-		if (!v)
-			continue;
-		for (size_t k = 0; k < n; k++)
-			seen = seen || strcmp(vols[k], v) == 0;
-		if (!seen)
-			vols[n++] = v;
-	}
-	*ret_n = n;
-	for (size_t k = 0; n > 1 && k < n; k++) {
-		struct statfs sf;
-
-		if (statfs(vols[k], &sf) == 0 && sf.f_type == BTRFS_SUPER_MAGIC)
-			return vols[k];
-	}
-	return NULL;
+	paths[0] = pw->data_dir;
+	paths[1] = pw->wal_dir;
+	for (size_t i = 0; i < pw->n_tablespaces; i++)
+		paths[2 + i] = pw->tablespaces[i].path;
+	return ws_btrfs_cut_apart(w, paths, 2 + pw->n_tablespaces, ret_n);
 }
 
 static bool on_prepare_snapshot(vss_writer *w, void *userdata)
@@ -549,7 +475,7 @@ static bool on_prepare_snapshot(vss_writer *w, void *userdata)
 	if (path) {
 		snprintf(msg, sizeof(msg), "%s %s is on a volume that is not in the set; "
 			 "PostgreSQL needs its data directory, WAL and tablespaces in one set", what, path);
-		say(LOG_WARNING, "prepare_snapshot of set %s: %s", set_id_text(w, buf), msg);
+		ws_say(LOG_WARNING, "prepare_snapshot of set %s: %s", ws_set_id_text(w, buf), msg);
 		vss_writer_set_failure(w, VSS_E_WRITERERROR_INCONSISTENTSNAPSHOT, msg);
 		return false;
 	}
@@ -560,7 +486,7 @@ static bool on_prepare_snapshot(vss_writer *w, void *userdata)
 		snprintf(msg, sizeof(msg), "the cluster lies on %zu volumes of the set and %s is btrfs, which a set "
 			 "cuts at its own instant; keep the data directory, WAL and tablespaces on one btrfs volume, "
 			 "or on image volumes", n_volumes, path);
-		say(LOG_WARNING, "prepare_snapshot of set %s: %s", set_id_text(w, buf), msg);
+		ws_say(LOG_WARNING, "prepare_snapshot of set %s: %s", ws_set_id_text(w, buf), msg);
 		vss_writer_set_failure(w, VSS_E_WRITERERROR_INCONSISTENTSNAPSHOT, msg);
 		return false;
 	}
@@ -570,13 +496,13 @@ static bool on_prepare_snapshot(vss_writer *w, void *userdata)
 	start = now_ms();
 	res = pg_exec(pw, "CHECKPOINT", PGRES_COMMAND_OK, "CHECKPOINT failed");
 	if (!res) {
-		say(LOG_WARNING, "prepare_snapshot of set %s: %s", set_id_text(w, buf), pw->error);
+		ws_say(LOG_WARNING, "prepare_snapshot of set %s: %s", ws_set_id_text(w, buf), pw->error);
 		vss_writer_set_failure(w, VSS_E_WRITERERROR_RETRYABLE, pw->error);
 		return false;
 	}
 	PQclear(res);
-	say(LOG_INFO, "prepare_snapshot of set %s: checkpoint done in %lld ms", set_id_text(w, buf),
-	    (long long)(now_ms() - start));
+	ws_say(LOG_INFO, "prepare_snapshot of set %s: checkpoint done in %lld ms", ws_set_id_text(w, buf),
+	       (long long)(now_ms() - start));
 	return true;
 }
 
@@ -588,8 +514,8 @@ static bool on_freeze(vss_writer *w, void *userdata)
 	/* Holding writes here would add nothing: the set freezes every volume
 	 * at once, so data and WAL are cut at one instant, which is what a
 	 * crash leaves, and PostgreSQL recovers from a crash. */
-	say(LOG_INFO, "freeze of set %s: nothing to hold; the set cuts data and WAL at one instant",
-	    set_id_text(w, buf));
+	ws_say(LOG_INFO, "freeze of set %s: nothing to hold; the set cuts data and WAL at one instant",
+	       ws_set_id_text(w, buf));
 	return true;
 }
 
@@ -598,7 +524,7 @@ static bool on_thaw(vss_writer *w, void *userdata)
 	char buf[VSS_ID_STRING_MAX];
 
 	(void)userdata;
-	say(LOG_INFO, "thaw of set %s: nothing to release", set_id_text(w, buf));
+	ws_say(LOG_INFO, "thaw of set %s: nothing to release", ws_set_id_text(w, buf));
 	return true;
 }
 
@@ -607,16 +533,7 @@ static bool on_abort(vss_writer *w, void *userdata)
 	char buf[VSS_ID_STRING_MAX];
 
 	(void)userdata;
-	say(LOG_INFO, "abort of set %s: nothing to undo", set_id_text(w, buf));
-	return true;
-}
-
-static bool on_backup_complete(vss_writer *w, void *userdata)
-{
-	char buf[VSS_ID_STRING_MAX];
-
-	(void)userdata;
-	say(LOG_INFO, "set %s complete", set_id_text(w, buf));
+	ws_say(LOG_INFO, "abort of set %s: nothing to undo", ws_set_id_text(w, buf));
 	return true;
 }
 
@@ -650,31 +567,23 @@ int main(int argc, char **argv)
 		.freeze = on_freeze,
 		.thaw = on_thaw,
 		.abort = on_abort,
-		.backup_complete = on_backup_complete,
+		.backup_complete = ws_on_backup_complete,
 	};
 	PgWriter pw = { .conninfo = "" };
 	uint32_t freeze_timeout_ms = 0;
 	const char *instance;
 	vss_writer *w = NULL;
-	vss_id class_id;
-	sigset_t mask;
 	int c, sfd, ret = EXIT_FAILURE;
-	vss_hr hr;
 
+	ws_set_program("vss-pg-writer");
 	while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
-		char *end;
-		unsigned long sec;
-
 		switch (c) {
 		case 't':
-			errno = 0;
-			sec = strtoul(optarg, &end, 10);
-			if (errno || end == optarg || *end || optarg[0] == '-' || sec == 0 || sec > UINT32_MAX / 1000) {
+			if (!ws_parse_freeze_timeout(optarg, &freeze_timeout_ms)) {
 				fprintf(stderr, "vss-pg-writer: --freeze-timeout: \"%s\" is not a number of seconds\n",
 					optarg);
 				return 2;
 			}
-			freeze_timeout_ms = (uint32_t)sec * 1000;
 			break;
 		case 'h':
 			usage(stdout);
@@ -694,16 +603,9 @@ int main(int argc, char **argv)
 	if (optind < argc)
 		pw.conninfo = argv[optind];
 
-	/* Signals become events of the poll loop, so that leaving always
-	 * unsubscribes, never from inside a callback. */
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0 ||
-	    (sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) {
-		say(LOG_ERR, "cannot handle signals: %s", strerror(errno));
+	sfd = ws_signals();
+	if (sfd < 0)
 		return EXIT_FAILURE;
-	}
 
 	/* The instance is the cluster, named by its data directory; a server
 	 * that is down at start is named by its address until the next start
@@ -711,51 +613,14 @@ int main(int argc, char **argv)
 	if (layout_refresh(&pw)) {
 		instance = pw.data_dir;
 	} else {
-		say(LOG_WARNING, "%s; the writer starts anyway and connects again at the next event", pw.error);
+		ws_say(LOG_WARNING, "%s; the writer starts anyway and connects again at the next event", pw.error);
 		instance = pw.target;
 	}
 
-	if (VSS_FAILED(vss_id_parse(PG_WRITER_CLASS_ID, &class_id)))
-		abort();
-	hr = vss_writer_new(&class_id, PG_WRITER_NAME, instance, VSS_UT_USERDATA, VSS_ST_TRANSACTEDDB,
-			    VSS_APP_BACK_END, freeze_timeout_ms, &w);
-	if (VSS_SUCCEEDED(hr))
-		hr = vss_writer_set_callbacks(w, &cb, &pw);
-	if (VSS_SUCCEEDED(hr))
-		hr = vss_writer_subscribe(w);
-	if (VSS_FAILED(hr)) {
-		say(LOG_ERR, "cannot subscribe to vssd: %s: %s", vss_hr_name(hr), vss_last_error_message());
+	w = ws_subscribe(PG_WRITER_CLASS_ID, PG_WRITER_NAME, instance, freeze_timeout_ms, &cb, &pw);
+	if (!w)
 		goto out;
-	}
-	say(LOG_INFO, "subscribed for %s", instance ?: "?");
-	printf("ready\n");
-	fflush(stdout);
-
-	for (;;) {
-		struct pollfd p[2] = {
-			{ .fd = vss_writer_get_fd(w), .events = POLLIN },
-			{ .fd = sfd, .events = POLLIN },
-		};
-
-		if (poll(p, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			say(LOG_ERR, "poll: %s", strerror(errno));
-			break;
-		}
-		if (p[1].revents) {
-			struct signalfd_siginfo si;
-
-			if (read(sfd, &si, sizeof(si)) == sizeof(si))
-				say(LOG_INFO, "%s: unsubscribing", strsignal((int)si.ssi_signo));
-			ret = EXIT_SUCCESS;
-			break;
-		}
-		if (p[0].revents && VSS_FAILED(vss_writer_process(w))) {
-			say(LOG_ERR, "%s", vss_last_error_message());
-			break;
-		}
-	}
+	ret = ws_serve(w, sfd);
 
 out:
 	vss_writer_free(w);
