@@ -533,8 +533,8 @@ vss_hr vss_writer_process(vss_writer *w)
 		abort_frozen(w);
 	}
 	/* One message per call, plus those sd-bus read ahead: the descriptor
-	 * stays readable while more waits, and reading on until EAGAIN would
-	 * cost every event a second recvmsg. */
+	 * stays readable while more waits, and reading on until EAGAIN cost
+	 * every event a recvmsg that found nothing. */
 	do
 		r = sd_bus_process(w->bus, NULL);
 	while (r > 0 && bus_has_queued(w->bus));
