@@ -185,7 +185,9 @@ static int read_variant(sd_bus_message *m, char type, void *ret)
 	r = sd_bus_message_enter_container(m, 'v', contents);
 	if (r >= 0)
 		r = sd_bus_message_read_basic(m, type, ret);
-	if (r >= 0)
+	if (r == 0)
+		r = -EBADMSG;
+	if (r > 0)
 		r = sd_bus_message_exit_container(m);
 	return r;
 }
@@ -252,7 +254,8 @@ static int read_context(sd_bus_message *m, vss_writer *w)
 			r = read_variant(m, 'i', &w->context);
 		} else if (streq(key, "BackupType")) {
 			r = read_variant(m, 'i', &i);
-			w->backup_type = (vss_backup_type)i;
+			if (r >= 0)
+				w->backup_type = (vss_backup_type)i;
 		} else {
 			r = sd_bus_message_skip(m, "v");
 		}
