@@ -197,7 +197,7 @@ def main():
                 pids = [p.pid for p in w.procs]
                 for i in range(runs):
                     dt, hold, events, cpu = one_set(a, log, pids)
-                    cpus[n].append(cpu)
+                    cpus[n].append((*cpu, len(events)))
                     r = rounds(events, n, hold) if n else {}
                     t.append(dt)
                     mine.append(dt)
@@ -248,15 +248,17 @@ def main():
     for n in configs:
         v = statistics.median(c[0] for c in cpus[n])
         wr = statistics.median(c[1] for c in cpus[n])
+        nev = statistics.median(c[2] for c in cpus[n])
         added = per = wper = ""
         if cpu0 is not None and n:
             added = ms(v - cpu0)
             per = f"{(v - cpu0) * 1e3 / n:11.3f}"
-        if n:
-            wper = f"{wr * 1e6 / (n * len(ROUNDS)):9.1f} us"
+        if n and nev:
+            wper = f"{wr * 1e6 / nev:9.1f} us"
         print(f"  {n:>7}{ms(v)}{added:>9}{per:>11}{ms(wr)}{wper:>11}")
     print("  (vssd: its CPU over the whole create, also the snapshot; writers: all of theirs together;\n"
-          "   per event = writers / (writers x the 7 events of a set))")
+          "   per event = writers / the events they logged in the set: 8 a writer, the 7 rounds\n"
+          "   and BackupShutdown)")
     print("  hold window (hold_window_us of each set), ms:")
     print(f"  {'writers':>7}{'median':>9}{'p90':>9}{'min':>9}{'max':>9}")
     for n in configs:

@@ -230,7 +230,8 @@ void vss_writer_free(vss_writer *w);
  * @w: a subscribed writer.
  *
  * One descriptor covers vssd's messages and the writer's own freeze timer:
- * when it is readable, call vss_writer_process().
+ * when it is readable, call vss_writer_process(). Watch it level-triggered:
+ * it stays readable while something is left to process.
  *
  * Return: the descriptor (owned by @w), or -1 when not subscribed.
  */
@@ -240,7 +241,9 @@ int vss_writer_get_fd(const vss_writer *w);
  * vss_writer_process() - handle what arrived, running callbacks.
  * @w: a subscribed writer.
  *
- * Does not block. Must not be called from a callback.
+ * Handles one message from vssd per call (and what sd-bus has read
+ * already), not reading on until nothing is left: the descriptor stays readable
+ * while more waits. Does not block. Must not be called from a callback.
  *
  * Return: S_OK; VSS_E_WRITER_INFRASTRUCTURE when the connection to vssd is
  * lost (the writer is then unsubscribed; a writer in the middle of a backup,

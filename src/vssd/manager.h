@@ -172,6 +172,8 @@ struct Manager {
 	sd_event_source *bus_source, *bus_post_source, *bus_exit_source;
 	Connection *awake;      /* whose bus to bring up to date after each iteration */
 	uint64_t awake_added;   /* how many joined it, ever */
+	/* writers.c: the cookie of the last call to a writer, on any bus. */
+	uint32_t writer_cookie;
 
 	Connection *connections;
 	Writer *writers;

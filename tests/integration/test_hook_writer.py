@@ -147,6 +147,27 @@ echo "to stdout at $1"
     assert "to stdout at freeze" in err and "to stdout at thaw" in err
 
 
+def test_every_set_gives_the_scripts_its_own_set_and_volumes(btrfs, vssd, hooks, workdir):
+    """One writer through sets of one volume, then two, then the other one
+    alone: at each freeze and thaw the scripts see that set's id and volumes
+    (libvss reads an event's context when a callback asks, and copies the
+    volumes only when they changed)."""
+    d, _ = workdir
+    a, b = btrfs.subvolume("a"), btrfs.subvolume("b")
+    hooks.script("10-env", f'echo "$1 $VSS_SNAPSHOT_SET_ID $VSS_VOLUMES" >> "{d}/env.log"')
+    p = start(vssd, hooks)
+    try:
+        want = []
+        for volumes in ([a], [a, b], [b]):
+            out = json.loads(vssd.vssadmin("create", "shadow", *[f"--for={v}" for v in volumes],
+                                           "--json").stdout)
+            line = f"{out[0]['set_id']} {' '.join(str(v) for v in volumes)}"
+            want += [f"freeze {line}", f"thaw {line}"]
+        assert (d / "env.log").read_text().splitlines() == want
+    finally:
+        stop(p)
+
+
 def test_leftovers_hidden_files_and_non_executables_are_not_run(btrfs, vssd, hooks, workdir):
     d, _ = workdir
     vol = btrfs.subvolume("data")
