@@ -273,6 +273,32 @@ vss_hr vss_writer_start_thread(vss_writer *w);
  */
 vss_hr vss_writer_set_failure(vss_writer *w, vss_hr hr, const char *message_or_null);
 
+/**
+ * vss_writer_set_nothing_frozen() - say that this freeze held nothing.
+ * @w: the writer, inside its freeze callback.
+ * @why_or_null: why (e.g. "no scripts in /etc/vss/hooks.d"), for the log.
+ *
+ * The freeze succeeds, but no application is consistent on this writer's
+ * account: a set whose writers all froze nothing is not called
+ * application-consistent. (A vss addition: VSS has no such call.)
+ *
+ * Return: S_OK; VSS_E_BAD_STATE outside the freeze callback.
+ */
+vss_hr vss_writer_set_nothing_frozen(vss_writer *w, const char *why_or_null);
+
+/**
+ * vss_writer_get_backup_succeeded() - whether a component was backed up
+ * (IVssComponent::GetBackupSucceeded).
+ * @w: the writer, inside its backup_complete callback.
+ * @logical_path_or_null, @name: one of the writer's components.
+ * @ret_succeeded: what the requestor said with vss_backup_set_backup_succeeded().
+ *
+ * Return: S_OK; VSS_E_OBJECT_NOT_FOUND when the requestor did not select the
+ * component or said nothing of it; VSS_E_BAD_STATE outside backup_complete.
+ */
+vss_hr vss_writer_get_backup_succeeded(const vss_writer *w, const char *logical_path_or_null, const char *name,
+                                       bool *ret_succeeded);
+
 /* Inside callbacks (from prepare_backup on): the set and its volumes. */
 
 /* The snapshot set being made (GetCurrentSnapshotSetId). */

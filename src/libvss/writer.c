@@ -48,8 +48,10 @@ struct vss_writer {
 
 	/* The event being handled. */
 	bool in_callback;
+	WriterEvent event;
 	vss_hr failure;
 	char *failure_message;
+	bool nothing_frozen;
 
 	/* The set the events are about, read from the last event's message
 	 * when a callback first asks (context_get()). */
@@ -347,9 +349,11 @@ static int method_event(sd_bus_message *msg, void *userdata, sd_bus_error *error
 	w->event_msg = sd_bus_message_ref(msg);
 	w->context_read = false;
 	e = writer_event_from_string(name);
+	w->event = e;
 	free(w->failure_message);
 	w->failure_message = NULL;
 	w->failure = S_OK;
+	w->nothing_frozen = false;
 
 	/* From the first preparation to the end of the backup, a lost vssd
 	 * means an abort. */
@@ -404,6 +408,9 @@ static int method_event(sd_bus_message *msg, void *userdata, sd_bus_error *error
 	hr = w->failure;
 	if (!ok && hr == S_OK)
 		hr = VSS_E_WRITERERROR_RETRYABLE;
+	/* A freeze that held nothing succeeds with S_FALSE (docs/DBUS.md). */
+	if (ok && e == EVENT_FREEZE && w->nothing_frozen)
+		hr = S_FALSE;
 	return sd_bus_reply_method_return(msg, "bis", (int)ok, hr, w->failure_message ?: "");
 }
 
@@ -637,6 +644,76 @@ vss_hr vss_writer_set_failure(vss_writer *w, vss_hr hr, const char *message_or_n
 	w->failure = hr;
 	free(w->failure_message);
 	w->failure_message = message_or_null ? strdup(message_or_null) : NULL;
+	return S_OK;
+}
+
+vss_hr vss_writer_set_nothing_frozen(vss_writer *w, const char *why_or_null)
+{
+	client_begin();
+	if (!w || !w->in_callback || w->event != EVENT_FREEZE)
+		return client_fail(VSS_E_BAD_STATE, "set_nothing_frozen is called from the freeze callback");
+	w->nothing_frozen = true;
+	free(w->failure_message);
+	w->failure_message = why_or_null ? strdup(why_or_null) : NULL;
+	return S_OK;
+}
+
+/* Find the component in BackupComplete's "Components" (a(sssb): instance id,
+ * logical path, name, succeeded): 1 with *ret set, 0 when not there. */
+static int find_outcome(sd_bus_message *m, const vss_id *instance, const char *logical_path, const char *name,
+                        bool *ret)
+{
+	const char *key, *event;
+	int r;
+
+	r = sd_bus_message_rewind(m, true);
+	if (r >= 0)
+		r = sd_bus_message_read_basic(m, 's', &event);
+	if (r >= 0)
+		r = sd_bus_message_enter_container(m, 'a', "{sv}");
+	while (r >= 0 && (r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+		r = sd_bus_message_read_basic(m, 's', &key);
+		if (r >= 0 && streq(key, "Components")) {
+			const char *id, *path, *n;
+			int ok;
+
+			r = sd_bus_message_enter_container(m, 'v', "a(sssb)");
+			if (r > 0)
+				r = sd_bus_message_enter_container(m, 'a', "(sssb)");
+			while (r > 0 && (r = sd_bus_message_read(m, "(sssb)", &id, &path, &n, &ok)) > 0) {
+				vss_id got;
+
+				if (VSS_SUCCEEDED(vss_id_parse(id, &got)) && vss_id_equal(&got, instance) &&
+				    streq(path, logical_path ?: "") && streq(n, name)) {
+					*ret = ok;
+					return 1;
+				}
+			}
+			return r < 0 ? r : 0;
+		}
+		if (r >= 0)
+			r = sd_bus_message_skip(m, "v");
+		if (r >= 0)
+			r = sd_bus_message_exit_container(m);
+	}
+	return r < 0 ? r : 0;
+}
+
+vss_hr vss_writer_get_backup_succeeded(const vss_writer *w, const char *logical_path_or_null, const char *name,
+                                       bool *ret_succeeded)
+{
+	int r;
+
+	client_begin();
+	if (!w || !name || !ret_succeeded)
+		return client_fail(E_INVALIDARG, "a component's name and a place for the answer are needed");
+	if (!w->in_callback || w->event != EVENT_BACKUP_COMPLETE || !w->event_msg)
+		return client_fail(VSS_E_BAD_STATE, "get_backup_succeeded is called from the backup_complete callback");
+	r = find_outcome(w->event_msg, &w->instance_id, logical_path_or_null, name, ret_succeeded);
+	if (r < 0)
+		return client_fail(VSS_E_UNEXPECTED, "vssd sent a malformed BackupComplete");
+	if (r == 0)
+		return client_fail(VSS_E_OBJECT_NOT_FOUND, "the requestor said nothing of component %s", name);
 	return S_OK;
 }
 

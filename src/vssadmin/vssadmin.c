@@ -420,6 +420,14 @@ static bool writer_failed(const vss_writer_status *s)
 	return s->state >= VSS_WS_FAILED_AT_IDENTIFY || VSS_FAILED(s->failure);
 }
 
+/* A Thaw failure comes after the cut, made while the writer was frozen: the
+ * set keeps its consistency unless the writer says the snapshot is not
+ * consistent (vssd decides the same way). */
+static bool failed_after_cut(const vss_writer_status *s)
+{
+	return s->state == VSS_WS_FAILED_AT_THAW && s->failure != VSS_E_WRITERERROR_INCONSISTENTSNAPSHOT;
+}
+
 /* After the set: did every writer that took part do its part? Prints each
  * failure; returns the first one's result, or S_OK. */
 static vss_hr check_writers(vss_backup *b)
@@ -436,9 +444,12 @@ static vss_hr check_writers(vss_backup *b)
 	for (unsigned i = 0; i < n; i++) {
 		if (VSS_FAILED(vss_backup_get_writer_status(b, i, &s)) || !writer_failed(s))
 			continue;
-		fprintf(stderr, "%s: writer '%s' failed: [%d] %s: %s (0x%08x)%s%s\n", program, s->name, (int)s->state,
+		fprintf(stderr, "%s: writer '%s' failed: [%d] %s: %s (0x%08x)%s%s%s\n", program, s->name, (int)s->state,
 			writer_state_text(s->state), vss_hr_name(s->failure), (unsigned)s->failure,
-			s->message ? ": " : "", s->message ?: "");
+			s->message ? ": " : "", s->message ?: "",
+			failed_after_cut(s) ? " (after the cut, made while it was frozen: the set stands)" : "");
+		if (failed_after_cut(s))
+			continue;
 		if (first == S_OK)
 			first = VSS_FAILED(s->failure) ? s->failure : VSS_E_WRITERERROR_NONRETRYABLE;
 	}

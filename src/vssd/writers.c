@@ -82,7 +82,29 @@ void participant_record(Participant *p, vss_writer_state state, vss_hr failure, 
 	p->message = copy;
 }
 
-static void append_context(sd_bus_message *m, BackupObject *b)
+/* BackupComplete's "Components": what SetBackupSucceeded recorded, of every
+ * writer (each reads its own, by instance id). */
+static void append_outcomes(sd_bus_message *m, BackupObject *b)
+{
+	char buf[VSS_ID_STRING_MAX];
+
+	(void)sd_bus_message_open_container(m, 'e', "sv");
+	(void)sd_bus_message_append(m, "s", "Components");
+	(void)sd_bus_message_open_container(m, 'v', "a(sssb)");
+	(void)sd_bus_message_open_container(m, 'a', "(sssb)");
+	for (size_t i = 0; i < b->n_components; i++) {
+		const Component *c = &b->components[i];
+
+		if (c->succeeded >= 0)
+			(void)sd_bus_message_append(m, "(sssb)", vss_id_format(&c->instance_id, buf),
+						    c->logical_path ?: "", c->name, c->succeeded);
+	}
+	(void)sd_bus_message_close_container(m);
+	(void)sd_bus_message_close_container(m);
+	(void)sd_bus_message_close_container(m);
+}
+
+static void append_context(sd_bus_message *m, BackupObject *b, WriterEvent e)
 {
 	char buf[VSS_ID_STRING_MAX];
 	char *volumes[b->facts.n_volumes + 1];
@@ -104,6 +126,8 @@ static void append_context(sd_bus_message *m, BackupObject *b)
 	(void)sd_bus_message_append_strv(m, volumes);
 	(void)sd_bus_message_close_container(m);
 	(void)sd_bus_message_close_container(m);
+	if (e == EVENT_BACKUP_COMPLETE)
+		append_outcomes(m, b);
 	(void)sd_bus_message_close_container(m);
 }
 
@@ -138,6 +162,10 @@ static void outcome(Participant *p, WriterEvent e, bool ok, vss_hr failure, cons
 	}
 	if (ok) {
 		participant_record(p, writer_state_after(e, p->state), S_OK, NULL);
+		/* S_FALSE: it succeeded, holding nothing (a hook writer without
+		 * scripts): no application is consistent on its account. */
+		if (e == EVENT_FREEZE)
+			p->froze_nothing = failure == S_FALSE;
 		if (e == EVENT_FREEZE)
 			p->frozen_at = now_usec(CLOCK_MONOTONIC);
 		if (e == EVENT_THAW || e == EVENT_ABORT)
@@ -147,8 +175,14 @@ static void outcome(Participant *p, WriterEvent e, bool ok, vss_hr failure, cons
 	log_warning("writer %s failed %s: %s (0x%08x)%s%s", p->md.name, writer_event_to_string(e),
 		    vss_hr_name(failure), (unsigned)failure, message && *message ? ": " : "", message ?: "");
 	participant_record(p, e == EVENT_ABORT ? p->state : writer_state_failed(e, p->state), failure, message);
-	if (e != EVENT_ABORT)
+	if (e != EVENT_ABORT) {
+		/* A Thaw failure comes after the cut, which was made while the
+		 * writer was frozen: its data in the set is as it left it, unless
+		 * it says the snapshot is not (a lock it lost while frozen). */
+		if (!p->failed)
+			p->failed_after_cut = e == EVENT_THAW && failure != VSS_E_WRITERERROR_INCONSISTENTSNAPSHOT;
 		p->failed = true;
+	}
 	/* A writer that failed while preparing, frozen or thawing may hold
 	 * something half done: it is told to abort, as in VSS. */
 	if (e >= EVENT_PREPARE_BACKUP && e <= EVENT_POST_SNAPSHOT && p->writer)
@@ -257,7 +291,7 @@ static int event_message_get(EventMessage *em, Participant *p, WriterEvent e, bo
 					   e == EVENT_IDENTIFY ? "Identify" : "Event");
 	if (r >= 0 && e != EVENT_IDENTIFY) {
 		r = sd_bus_message_append(m, "s", writer_event_to_string(e));
-		append_context(m, p->backup);
+		append_context(m, p->backup, e);
 	}
 	if (r >= 0 && !reply)
 		r = sd_bus_message_set_expect_reply(m, 0);
@@ -504,9 +538,9 @@ bool participants_all_succeeded(BackupObject *b)
 			return false;
 		if (!b->participants[i].taking_part)
 			continue;
-		if (b->participants[i].failed)
+		if (b->participants[i].failed && !b->participants[i].failed_after_cut)
 			return false;
-		any = true;
+		any = any || !b->participants[i].froze_nothing;
 	}
 	return any;
 }

@@ -55,6 +55,9 @@ struct Participant {
 	bool identified;             /* answered Identify */
 	bool taking_part;            /* in the set being made */
 	bool failed;                 /* failed during this set: no more events but abort */
+	bool failed_after_cut;       /* that failure was a Thaw's: the cut was made while it was
+	                              * frozen, so the set keeps its consistency */
+	bool froze_nothing;          /* its Freeze held nothing (vss_writer_set_nothing_frozen()) */
 	usec_t frozen_at;            /* CLOCK_MONOTONIC; 0 when not frozen */
 	uint32_t freeze_timeout_ms;
 	/* Kept when the writer leaves, for status. */
@@ -114,7 +117,9 @@ void participants_free(BackupObject *b);
  * them (or who name no files); a writer with files on a volume outside the
  * set fails with VSS_E_WRITERERROR_INCONSISTENTSNAPSHOT. */
 void participants_select(BackupObject *b, char *const *volumes, size_t n);
-/* Whether any writer takes part, none failed, and every one answered Identify. */
+/* Whether the set is application-consistent: every writer answered
+ * Identify, none taking part failed before the cut (or said at Thaw that the
+ * snapshot is inconsistent), and at least one froze something. */
 bool participants_all_succeeded(BackupObject *b);
 /* Record an outcome on a participant and on its writer. */
 void participant_record(Participant *p, vss_writer_state state, vss_hr failure, const char *message);

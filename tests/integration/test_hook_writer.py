@@ -283,7 +283,7 @@ sleep 300""")
     stop(p)
 
 
-def test_failing_thaw_scripts_do_not_stop_the_others_and_the_first_is_reported(btrfs, vssd, hooks):
+def test_failing_thaw_scripts_do_not_stop_the_others_and_the_first_is_reported_the_set_stands(btrfs, vssd, hooks):
     vol = btrfs.subvolume("data")
     hooks.script("10-a", '[ "$1" = thaw ] && { echo "a cannot thaw" >&2; exit 4; }; exit 0')
     hooks.script("20-b")
@@ -291,11 +291,14 @@ def test_failing_thaw_scripts_do_not_stop_the_others_and_the_first_is_reported(b
     p = start(vssd, hooks)
 
     r = vssd.vssadmin("create", "shadow", f"--for={vol}", check=False)
-    assert r.returncode != 0
     assert hooks.log() == ["10-a freeze", "20-b freeze", "30-c freeze", "30-c thaw", "20-b thaw", "10-a thaw"]
     assert failure_line(r.stderr, 10, "Failed at thaw", "VSS_E_WRITERERROR_NONRETRYABLE") == \
-        "30-c thaw: exit 5: c cannot thaw"
-    assert vssd.list_shadows() == []
+        "30-c thaw: exit 5: c cannot thaw (after the cut, made while it was frozen: the set stands)"
+    # The cut was made while every script held its application: the set
+    # is kept, and still application-consistent.
+    assert r.returncode == 0, r.stderr
+    (shadow,) = vssd.list_shadows()
+    assert shadow["consistency"] == "application-consistent"
     err = stop(p)
     assert "thaw: 10-a thaw: exit 4: a cannot thaw" in err
     assert "thaw: ran 3 thaw scripts, not all successfully" in err
@@ -555,4 +558,18 @@ def test_volumes_are_held_only_between_the_last_freeze_and_the_first_thaw(images
         assert not (at / "at-thaw").exists()
     finally:
         vssd.vssadmin("unexpose", f"--shadow={shadow['id']}")
+    stop(p)
+
+
+def test_application_consistent_only_when_a_script_ran(btrfs, vssd, hooks):
+    """The hook writer makes a set application-consistent only when at least
+    one script ran and every one succeeded: without scripts it froze nothing."""
+    vol = btrfs.subvolume("data")
+    hooks.dir.mkdir(exist_ok=True)
+    p = start(vssd, hooks)
+    (shadow,) = json.loads(vssd.vssadmin("create", "shadow", f"--for={vol}", "--json").stdout)
+    assert shadow["consistency"] == "crash-consistent per volume", shadow
+    hooks.script("10-app")
+    (shadow,) = json.loads(vssd.vssadmin("create", "shadow", f"--for={vol}", "--json").stdout)
+    assert shadow["consistency"] == "application-consistent", shadow
     stop(p)

@@ -578,3 +578,45 @@ def test_many_writers_get_every_event_once_in_level_order(btrfs, vssd, workdir):
     assert max(times("freeze")) <= min(times("thaw"))
     assert max(times("thaw", "system")) <= min(times("thaw", "back"))
     assert max(times("thaw", "back")) <= min(times("thaw", "front"))
+
+
+def test_a_thaw_failure_after_the_cut_keeps_the_set_and_its_consistency(btrfs, vssd, workdir):
+    """Thaw comes after the cut, which was made while the writer was frozen:
+    a failure there is reported (writer status, vssadmin) but the set keeps
+    its consistency and vssadmin keeps it; unless the writer says the
+    snapshot is inconsistent (a lock lost while frozen)."""
+    d, _ = workdir
+    a = btrfs.subvolume("a")
+    w = vssd.writer("app", f"--files={a}", "--fail=thaw:VSS_E_WRITERERROR_RETRYABLE")
+    p = vssd.vssadmin("create", "shadow", f"--for={a}", "--json", check=False)
+    assert p.returncode == 0, p.stderr
+    assert "writer 'app' failed: [10] Failed at thaw" in p.stderr and "the set stands" in p.stderr, p.stderr
+    assert json.loads(p.stdout)[0]["consistency"] == "application-consistent"
+    terminate_writer(w)
+    vssd.writer("lost", f"--files={a}", "--fail=thaw:VSS_E_WRITERERROR_INCONSISTENTSNAPSHOT")
+    p = vssd.vssadmin("create", "shadow", f"--for={a}", "--json", check=False)
+    assert p.returncode == 1 and "VSS_E_WRITERERROR_INCONSISTENTSNAPSHOT" in p.stderr, p.stderr
+    assert "the set stands" not in p.stderr
+    assert len(vssd.list_shadows()) == 1
+
+
+def terminate_writer(p):
+    p.terminate()
+    p.wait(timeout=30)
+
+
+def test_exec_tells_the_writers_whether_the_backup_succeeded(images, daemon_factory, workdir):
+    d, _ = workdir
+    (vol,) = images(1)
+    vssd = daemon_factory(config="MaxImageNesting = 2\n")
+    log = d / "events"
+    vssd.writer("app", f"--files={vol.mnt}", f"--log={log}")
+
+    def after_backup_complete():
+        events = of(log, "app")
+        return events[len(events) - 1 - events[::-1].index("backup_complete") + 1]
+
+    assert vssd.vssadmin("exec", f"--for={vol.mnt}", "--", "true").returncode == 0
+    assert after_backup_complete() == "data-backed-up", of(log, "app")
+    assert vssd.vssadmin("exec", f"--for={vol.mnt}", "--", "false", check=False).returncode == 1
+    assert after_backup_complete() == "data-not-backed-up", of(log, "app")

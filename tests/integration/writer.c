@@ -123,7 +123,16 @@ EVENT_CB(freeze)
 EVENT_CB(thaw)
 EVENT_CB(post_snapshot)
 EVENT_CB(abort)
-EVENT_CB(backup_complete)
+/* And what the requestor said of the data component, when it said something. */
+static bool on_backup_complete(vss_writer *w, void *u)
+{
+	bool ok = event(w, "backup_complete"), succeeded;
+
+	(void)u;
+	if (n_files > 0 && vss_writer_get_backup_succeeded(w, NULL, "data", &succeeded) == S_OK)
+		note(succeeded ? "data-backed-up" : "data-not-backed-up");
+	return ok;
+}
 EVENT_CB(backup_shutdown)
 
 static void on_signal(int sig)

@@ -670,8 +670,10 @@ static bool on_freeze(vss_writer *w, void *userdata)
 		thaw_frozen(h, environ, "freeze", NULL, 0, NULL);
 	}
 	r = list_scripts(h->dir, &scripts, &n);
+	/* Without a script that ran, no application was made consistent. */
 	if (r == -ENOENT) {
 		log_msg(LOG_NOTICE, "freeze: %s does not exist: no scripts to run", h->dir);
+		vss_writer_set_nothing_frozen(w, "its directory does not exist: no scripts");
 		return true;
 	}
 	if (r < 0) {
@@ -690,6 +692,8 @@ static bool on_freeze(vss_writer *w, void *userdata)
 		vss_writer_set_failure(w, VSS_E_WRITERERROR_OUTOFRESOURCES, "out of memory");
 		return false;
 	}
+	if (n == 0)
+		vss_writer_set_nothing_frozen(w, "no scripts to run");
 	budget_end = now_ms() + freeze_budget_ms(h);
 	for (i = 0; i < n; i++) {
 		uint64_t deadline = now_ms() + h->script_timeout_ms;
