@@ -225,7 +225,12 @@ def alive(pid):
 def test_exec_leaves_nothing_however_it_ends(images, daemon_factory, how):
     (a,) = images(1)
     vssd = daemon_factory(config=NESTING)
-    p = subprocess.Popen([VSSADMIN, "exec", f"--for={a.mnt}", "--", "sleep", "1000"], env=vssd.client_env(),
+    # A command that dies of SIGINT even when this test runs with SIGINT
+    # ignored (a background job of a non-interactive shell): exec passes
+    # dispositions on, as env(1) does.
+    command = [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+               "time.sleep(1000)"]
+    p = subprocess.Popen([VSSADMIN, "exec", f"--for={a.mnt}", "--", *command], env=vssd.client_env(),
                          stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         wait_until(lambda: children_of(p.pid) and vssd.list_shadows(), what="the command to run")
@@ -240,7 +245,13 @@ def test_exec_leaves_nothing_however_it_ends(images, daemon_factory, how):
             os.killpg(p.pid, signal.SIGINT)
         else:
             os.kill(cmd, signal.SIGKILL)
-        code = p.wait(timeout=60)
+        try:
+            code = p.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            stack = {pid: open(f"/proc/{pid}/wchan").read() for pid in [p.pid, *children_of(p.pid)]
+                     if os.path.exists(f"/proc/{pid}/wchan")}
+            raise AssertionError(f"vssadmin did not end ({how}): waiting in {stack}; command {cmd} alive: "
+                                 f"{alive(cmd)}\n{vssd.log()[-3000:]}")
         want = {"SIGKILL vssadmin": -9, "SIGTERM vssadmin": 128 + 15, "SIGINT group": 128 + 2,
                 "SIGKILL command": 128 + 9}[how]
         assert code == want, p.stderr.read()
