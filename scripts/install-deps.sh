@@ -13,7 +13,7 @@ PACKAGES="
   dbus-bin libglib2.0-bin python3-dbus
   clang libclang-rt-dev clang-tools valgrind
   postgresql libpq-dev
-  mariadb-server libmariadb-dev
+  mariadb-server libmariadb-dev libsmartcols-dev
   restic borgbackup samba samba-vfs-modules smbclient
   pandoc bash-completion groff-base python3-seccomp
 "
