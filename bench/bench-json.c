@@ -141,8 +141,12 @@ int main(int argc, char **argv)
 	struct rusage ru;
 	long base_kb;
 
-	if (!out || !rows || n == 0)
+	if (!out || !rows || n == 0) {
+		free(rows);
+		if (out)
+			fclose(out);
 		return 1;
+	}
 	make_rows(rows, n);
 	getrusage(RUSAGE_SELF, &ru);
 	base_kb = ru.ru_maxrss;
