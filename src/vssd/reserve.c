@@ -39,9 +39,10 @@
 #define SNAPSHOT_MARGIN (1ULL << 20)
 /* btrfs gives a deleted snapshot's space back only after its cleaner ran and
  * a transaction committed (measured: ~0.1 s once a commit is started, up to
- * the 30 s commit interval otherwise). Until then free space says nothing of
- * the deletion, so the next one waits this long. */
-#define BTRFS_SETTLE_USEC (2 * USEC_PER_SEC)
+ * the 30 s commit interval otherwise; over 2 s on a loaded machine). Until
+ * then free space says nothing of the deletion, so the next one waits this
+ * long. */
+#define BTRFS_SETTLE_USEC (5 * USEC_PER_SEC)
 
 typedef struct HostSpace {
 	dev_t dev;
