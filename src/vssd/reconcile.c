@@ -259,8 +259,10 @@ static int check_row(const CatalogRow *row, void *userdata)
 
 	if (known_add(pc->known, &row->snapshot_id) < 0)
 		return -ENOMEM;
+	/* A provider that cannot list its snapshots (one of vssd.conf's
+	 * commands) is taken at its word: the row stays. */
 	if (ops) {
-		r = known_exists(pc->known, row->strings[0], ops);
+		r = ops->list_snapshots ? known_exists(pc->known, row->strings[0], ops) : 1;
 		if (r < 0)
 			return r;
 		/* Where it should be, and not exposed: nothing to do. */

@@ -124,11 +124,16 @@ vss_hr reserve_admit(const ProviderMember *members, size_t n, void *userdata, ch
 
 	/* The members' hosts, each with the snapshots it is to hold. */
 	for (size_t i = 0; i < n; i++) {
-		_cleanup_free_ char *store = path_parent(members[i].snapshot_path);
+		_cleanup_free_ char *store = NULL;
 		HostSpace h = { 0 };
 		size_t j;
 		int r;
 
+		/* A snapshot kept elsewhere (a storage array's) takes nothing
+		 * here. */
+		if (!snapshot_in_store(members[i].snapshot_path))
+			continue;
+		store = path_parent(members[i].snapshot_path);
 		r = store ? host_measure(c, store, &h) : -ENOMEM;
 		if (r < 0) {
 			snprintf(msg, size, "cannot measure the free space where %s goes: %s", members[i].snapshot_path,
@@ -214,7 +219,9 @@ static bool others_on(Manager *m, const CatalogSnapshot *snaps, size_t n, size_t
 	if (catalog_count_volume_snapshots(m->catalog, snaps[i].prop.original_volume_name, &count) < 0 || count > 0)
 		return true;
 	for (size_t o = 0; o < n; o++) {
-		_cleanup_free_ char *store = o == i ? NULL : path_parent(snaps[o].prop.snapshot_device_object);
+		_cleanup_free_ char *store = o == i || !snapshot_in_store(snaps[o].prop.snapshot_device_object)
+						     ? NULL
+						     : path_parent(snaps[o].prop.snapshot_device_object);
 		dev_t d;
 
 		if (store && path_device(store, &d) == 0 && d == dev)
@@ -249,6 +256,8 @@ static int reserve_step(Manager *m)
 		vss_id failed;
 		char msg[512], a[32], b[32];
 
+		if (!snapshot_in_store(snaps[i].prop.snapshot_device_object))
+			continue;
 		if (!store) {
 			r = -ENOMEM;
 			break;
@@ -327,9 +336,12 @@ void reserve_enforce_after_set(Manager *m, char *const *snapshot_paths, size_t n
 	 * read of the catalog took some 5 ms a set with 100,000 snapshots, and
 	 * only these hosts lost space at once (the others are the timer's). */
 	for (size_t i = 0; i < n && !under; i++) {
-		_cleanup_free_ char *store = path_parent(snapshot_paths[i]);
+		_cleanup_free_ char *store = NULL;
 		HostSpace h = { 0 };
 
+		if (!snapshot_in_store(snapshot_paths[i]))
+			continue;
+		store = path_parent(snapshot_paths[i]);
 		under = !store || host_measure(&m->config, store, &h) < 0 || h.avail < h.reserve;
 	}
 	if (under || m->reserve->passed_over) {

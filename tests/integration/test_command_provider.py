@@ -1,0 +1,105 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""The command provider (docs/COMMAND-PROVIDER.md), declared in vssd.conf, with
+san-provider.sh acting as a storage array: its snapshots are reflink clones of
+the image files behind the test's loop filesystems. The real vssd, real
+freezes, real clones."""
+
+import json
+import os
+import pathlib
+import shutil
+
+import pytest
+
+from conftest import is_frozen, run
+
+SCRIPT = pathlib.Path(__file__).resolve().parent / "san-provider.sh"
+SAN_ID = "{5a4e0c2d-8f41-4c7e-9b1a-3d2f6e7a8b90}"
+
+
+class San:
+    """The array: its directory on the test's reflink host, a private copy of
+    the script (a program vssd runs as root must be root's, mode 0755)."""
+
+    def __init__(self, workdir, host):
+        self.dir = host.mnt / "san"
+        self.dir.mkdir()
+        self.script = workdir / "san-provider.sh"
+        shutil.copy(SCRIPT, self.script)
+        os.chmod(self.script, 0o755)
+
+    def config(self, pattern, extra=""):
+        return (f"[Provider]\nName = san\nType = command\nId = {SAN_ID}\nVolumes = {pattern}\n"
+                f"Command = {self.script} {self.dir}\n{extra}")
+
+    def log(self):
+        path = self.dir / "log"
+        return path.read_text().splitlines() if path.exists() else []
+
+    def fail(self, step, action):
+        (self.dir / "fail").write_text(f"{step} {action}\n")
+
+    def entries(self):
+        return sorted(p.name for p in self.dir.iterdir() if p.name not in ("log", "fail"))
+
+
+@pytest.fixture
+def san(workdir, host):
+    d, _ = workdir
+    return San(d, host)
+
+
+def create(vssd, *vols, check=True):
+    p = vssd.vssadmin("create", "shadow", *[f"--for={v.mnt}" for v in vols], "--json", check=check)
+    return json.loads(p.stdout) if p.returncode == 0 else p
+
+
+def test_san_set_of_two_volumes(san, images, make_fs, host, daemon_factory, workdir):
+    d, _ = workdir
+    a = images(1)[0]
+    b = make_fs("xfs", "512M", "vol1", on=host)
+    vssd = daemon_factory(config=san.config(f"{d}/vol*"))
+    (a.mnt / "f").write_text("a before\n")
+    (b.mnt / "g").write_text("b before\n")
+
+    providers = json.loads(vssd.vssadmin("list", "providers", "--json").stdout)
+    assert [p["id"] for p in providers if p["name"] == "san"] == [SAN_ID]
+    # Asked first: the image provider would take these volumes otherwise.
+    assert providers[0]["name"] == "san"
+
+    out = create(vssd, a, b)
+    (a.mnt / "f").write_text("a after\n")
+    assert [s["provider"] for s in out] == ["san", "san"]
+    assert {s["consistency"] for s in out} == {"crash-consistent across the set"}
+    for s in out:
+        assert s["snapshot_path"] == f"{san.dir}/{s['id']}.img"
+        assert os.path.isfile(s["snapshot_path"])
+    # The commit ran while both filesystems were frozen, and nothing is now.
+    commits = [line for line in san.log() if line.startswith("commit")]
+    assert commits and all(c.split()[2:] and set(c.split()[2:]) == {"frozen"} for c in commits), san.log()
+    assert sum(int(c.split()[1]) for c in commits) == 2
+    assert not is_frozen(a.mnt) and not is_frozen(b.mnt)
+    assert not (vssd.dir / "frozen").exists()
+
+    listed = {s["id"]: s for s in vssd.list_shadows()}
+    assert set(listed) == {s["id"] for s in out}
+    assert all(listed[s["id"]]["snapshot_path"] == s["snapshot_path"] for s in out)
+
+    # Exposed read-only from the array's clone: the volume as it was.
+    sa = next(s for s in out if s["volume"] == str(a.mnt))
+    sb = next(s for s in out if s["volume"] == str(b.mnt))
+    for s, name, text in ((sa, "f", "a before\n"), (sb, "g", "b before\n")):
+        vssd.vssadmin("expose", f"--shadow={s['id']}")
+        where = next(x for x in vssd.list_shadows() if x["id"] == s["id"])["exposed_name"]
+        assert open(os.path.join(where, name)).read() == text
+        assert "Read-only file system" in run("touch", os.path.join(where, "x"), check=False).stderr
+        vssd.vssadmin("unexpose", f"--shadow={s['id']}")
+
+    # Survives a restart: the catalog keeps what the commit printed.
+    vssd.restart()
+    assert {s["id"] for s in vssd.list_shadows()} == set(listed)
+
+    vssd.vssadmin("delete", "shadows", f"--set={out[0]['set_id']}", "--quiet")
+    assert vssd.list_shadows() == []
+    assert san.entries() == []
+    assert "delete 1" in san.log()
