@@ -296,7 +296,7 @@ static const char *vssd_writes_to(Manager *m, int fd)
  * with that one frozen, this member's freeze or snapshot would wait on it. */
 static bool member_rests_on(const ProviderMember *pm, dev_t held)
 {
-	return fd_rests_on(pm->volume_fd, held) || fd_rests_on(pm->hold_fd, held) || fd_rests_on(pm->image_fd, held) ||
+	return fd_rests_on(pm->volume_fd, held) || fd_rests_on(pm->hold_fd, held) || fd_rests_on(pm->backing_fd, held) ||
 	       fd_rests_on(pm->store_root_fd, held);
 }
 
@@ -305,7 +305,7 @@ static bool same_image(const ProviderMember *a, const ProviderMember *b)
 {
 	struct stat x, y;
 
-	return a->image_fd >= 0 && b->image_fd >= 0 && fstat(a->image_fd, &x) == 0 && fstat(b->image_fd, &y) == 0 &&
+	return a->backing_fd >= 0 && b->backing_fd >= 0 && fstat(a->backing_fd, &x) == 0 && fstat(b->backing_fd, &y) == 0 &&
 	       x.st_dev == y.st_dev && x.st_ino == y.st_ino;
 }
 
@@ -330,25 +330,35 @@ static int check_member(BackupObject *b, const ProviderMember *pm, sd_bus_error 
 	if (pm->hold_fd >= 0 && (what = vssd_writes_to(m, pm->hold_fd)))
 		return bus_error_set_hr(error, VSS_E_VOLUME_NOT_SUPPORTED,
 					"%s holds %s of vssd: vssd cannot freeze it", pm->volume, what);
-	if (pm->image_depth > m->config.max_image_nesting)
-		return bus_error_set_hr(error, VSS_E_NESTED_VOLUME_LIMIT,
-					"%s is in an image nested %u levels deep; at most %u are allowed (MaxImageNesting=)",
-					pm->volume, pm->image_depth, m->config.max_image_nesting);
 	for (size_t i = 0; i < b->facts.n_volumes; i++) {
 		const ProviderMember *o = &b->members[i];
 		bool pm_held = held_device(pm, &held), o_held = held_device(o, &other);
 
-		if ((pm->image_file && o->image_file && streq(pm->image_file, o->image_file)) || same_image(pm, o) ||
+		if ((pm->backing_file && o->backing_file && streq(pm->backing_file, o->backing_file)) || same_image(pm, o) ||
 		    (pm_held && o_held && held == other))
 			return bus_error_set_hr(error, VSS_E_OBJECT_ALREADY_EXISTS,
 						"%s is the filesystem (or the image) of %s, already in the set",
 						pm->volume, o->volume);
-		if ((pm->image_file && path_is_below(pm->image_file, o->volume)) ||
-		    (o->image_file && path_is_below(o->image_file, pm->volume)) ||
+		if ((pm->backing_file && path_is_below(pm->backing_file, o->volume)) ||
+		    (o->backing_file && path_is_below(o->backing_file, pm->volume)) ||
 		    (o_held && member_rests_on(pm, other)) || (pm_held && member_rests_on(o, held)))
 			return bus_error_set_hr(error, VSS_E_NESTED_VOLUME_LIMIT,
 						"%s and %s are nested: one lives in an image on the other",
 						pm->volume, o->volume);
+	}
+	if (pm->ops->check_set) {
+		const ProviderPolicy policy = { .max_image_nesting = m->config.max_image_nesting };
+		ProviderMember *set[b->facts.n_volumes + 1];
+		char reason[512] = "";
+		int r;
+
+		/* pm is the slot after the set's last member. */
+		for (size_t i = 0; i <= b->facts.n_volumes; i++)
+			set[i] = &b->members[i];
+		r = pm->ops->check_set(set, b->facts.n_volumes + 1, &policy, reason, sizeof(reason));
+		if (r < 0)
+			return bus_error_set_hr(error, provider_result_to_hr(r), "%s",
+						reason[0] ? reason : "the provider refuses this set");
 	}
 	return 0;
 }
