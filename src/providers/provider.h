@@ -16,7 +16,7 @@
  * Holding writes is the engine's, not the provider's: a member whose
  * filesystem can be frozen while its snapshot is made names it in hold_path,
  * and the engine freezes all of them at once, under a guard that always
- * thaws (vssd/freeze.h).
+ * thaws (vssd/creation/freeze.h).
  *
  * Results: an int that is 0 (or positive) on success, a negative errno for a
  * system failure (-ENOSPC, -EIO, ...), or a failing vss_hr for a condition

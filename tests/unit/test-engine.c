@@ -6,8 +6,8 @@
 
 #include "basic/macro.h"
 #include "providers/provider.h"
-#include "vssd/crew.h"
-#include "vssd/engine.h"
+#include "vssd/creation/crew.h"
+#include "vssd/creation/engine.h"
 #include "test-provider.h"
 #include "tests.h"
 

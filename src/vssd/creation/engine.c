@@ -9,9 +9,9 @@
 #include <unistd.h>
 
 #include "basic/log.h"
-#include "vssd/crew.h"
-#include "vssd/engine.h"
-#include "vssd/freeze.h"
+#include "vssd/creation/crew.h"
+#include "vssd/creation/engine.h"
+#include "vssd/creation/freeze.h"
 
 const char *consistency_to_string(Consistency c)
 {
