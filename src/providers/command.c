@@ -410,8 +410,14 @@ static int command_locate(ProviderMember *m)
 		mount_entry_clear(&e);
 		return -errno;
 	}
+	/* The device is what vssd compares members by: one filesystem
+	 * mounted twice is one member. */
+	m->backing_fd = open(e.source, O_PATH | O_CLOEXEC);
+	m->backing_file = m->backing_fd >= 0 ? strdup(e.source) : NULL;
 	m->hold_path = TAKE_PTR(e.target);
 	mount_entry_clear(&e);
+	if (!m->hold_path || (m->backing_fd >= 0 && !m->backing_file))
+		return -ENOMEM;
 	m->provider_data = TAKE_PTR(record);
 	m->attributes = VSS_VOLSNAP_ATTR_HARDWARE_ASSISTED;
 	return 0;
@@ -806,6 +812,7 @@ int command_provider_new(const char *name, provider_ops **ret, const char **ret_
 		.name = p->name,
 		.version_string = "1.0",
 		.type = VSS_PROV_HARDWARE,
+		.flags = PROVIDER_HOLDS_WRITES,
 		.is_volume_supported = slot_is_volume_supported[slot],
 		.locate = command_locate,
 		.begin_prepare = command_begin_prepare,
@@ -817,7 +824,6 @@ int command_provider_new(const char *name, provider_ops **ret, const char **ret_
 		.expose = command_expose,
 		.is_exposed_at = command_is_exposed_at,
 	};
-	(void)command_commit_group;
 	*ret = &p->ops;
 	return 0;
 }
@@ -914,8 +920,13 @@ int command_provider_finish(provider_ops *ops, const char **ret_reason)
 		*ret_reason = "it needs Volumes= or Devices=: the volumes it claims";
 	else if (!has_command(p, CMD_COMMIT) || !has_command(p, CMD_DELETE))
 		*ret_reason = "it needs a commit and a delete command (Command= or CommitCommand= and DeleteCommand=)";
-	else
+	else {
+		/* One commit command for all of its members in a set: what a
+		 * storage array's consistency group needs. */
+		if (p->group)
+			p->ops.commit_group = command_commit_group;
 		return 0;
+	}
 	return -EINVAL;
 }
 

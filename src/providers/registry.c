@@ -59,9 +59,9 @@ int provider_register(const provider_ops *ops)
 		return -EPROTO;
 	}
 	if (!ops->name || !ops->name[0] || vss_id_is_null(&ops->id) || !ops->is_volume_supported || !ops->locate ||
-	    !ops->commit || !ops->delete_snapshot) {
-		log_error("provider %s: a provider needs a name, an id, is_volume_supported, locate, commit and "
-			  "delete_snapshot; not registered", ops->name ?: "(unnamed)");
+	    (!ops->commit && !ops->commit_group) || !ops->delete_snapshot) {
+		log_error("provider %s: a provider needs a name, an id, is_volume_supported, locate, commit or "
+			  "commit_group, and delete_snapshot; not registered", ops->name ?: "(unnamed)");
 		return -EINVAL;
 	}
 	r = registry_fill();

@@ -25,6 +25,7 @@
 
 #include "basic/log.h"
 #include "providers/fault.h"
+#include "vssd/creation/creation.h"
 #include "vssd/manager.h"
 
 #define RETRY_USEC (50 * USEC_PER_MSEC)
