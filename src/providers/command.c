@@ -570,6 +570,7 @@ static int commit_members(ProviderMember **ms, size_t n)
 	if (reason) {
 		/* Logged once released: the log waits for the hold. */
 		log_error("%s provider: its commit command broke the protocol: %s", p->name, reason);
+		ms[0]->reason = reason;
 		return VSS_E_UNEXPECTED_PROVIDER_ERROR;
 	}
 	return r;
@@ -598,17 +599,18 @@ static int command_post_final_commit(ProviderMember *m)
 	return 0;
 }
 
-/* Undo whatever the steps made, idempotently: the abort command, or delete
- * when there is none. */
+/* Undo whatever the steps made, idempotently: the abort command, then
+ * delete when there is none or it failed. */
 static int command_abort(ProviderMember *m)
 {
 	CommandProvider *p = from_ops(m->ops);
 	int r;
 
 	member_free(m);
-	if (has_command(p, CMD_ABORT))
-		r = run_members(&m, 1, CMD_ABORT, NULL);
-	else
+	r = has_command(p, CMD_ABORT) ? run_members(&m, 1, CMD_ABORT, NULL) : -ENOEXEC;
+	/* Both are idempotent: an abort that failed (or overran) leaves the
+	 * delete to remove what is left, so that the set is all or nothing. */
+	if (r < 0)
 		r = run_members(&m, 1, CMD_DELETE, NULL);
 	m->state = VSS_SS_ABORTED;
 	return r;

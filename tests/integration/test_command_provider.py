@@ -102,3 +102,72 @@ def test_san_set_of_two_volumes(san, images, make_fs, host, daemon_factory, work
     assert vssd.list_shadows() == []
     assert san.entries() == []
     assert "delete 1" in san.log()
+
+
+# Each step made to fail in turn: (the fail file, the code the requestor gets).
+FAILURES = [
+    ("is-supported exit:1", "VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER"),
+    ("is-supported exit:3", "VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER"),
+    ("is-supported garbage", None),  # its output is not read: supported
+    ("is-supported hang", "VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER"),
+    ("prepare exit:10", "VSS_E_PROVIDER_VETO"),
+    ("prepare exit:11", "VSS_E_INSUFFICIENT_STORAGE"),
+    ("prepare exit:1", "VSS_E_UNEXPECTED_PROVIDER_ERROR"),
+    ("prepare hang", "VSS_E_PROVIDER_VETO"),
+    ("commit exit:11", "VSS_E_INSUFFICIENT_STORAGE"),
+    ("commit exit:12", "VSS_E_MAXIMUM_NUMBER_OF_SNAPSHOTS_REACHED"),
+    ("commit exit:77", "VSS_E_UNEXPECTED_PROVIDER_ERROR"),
+    ("commit garbage", "VSS_E_UNEXPECTED_PROVIDER_ERROR"),
+    ("commit partial", "VSS_E_UNEXPECTED_PROVIDER_ERROR"),
+    ("commit hang", "VSS_E_HOLD_WRITES_TIMEOUT"),
+    # An abort that fails or hangs is followed by the delete command.
+    ("commit partial\nabort exit:1", "VSS_E_UNEXPECTED_PROVIDER_ERROR"),
+    ("commit partial\nabort hang", "VSS_E_UNEXPECTED_PROVIDER_ERROR"),
+    ("prepare exit:10\nabort garbage", "VSS_E_PROVIDER_VETO"),
+]
+
+
+def test_each_step_failing(san, images, daemon_factory, workdir):
+    """Every way a command can fail, one after another on one vssd: the
+    requestor gets the code the protocol names, nothing is left frozen, in the
+    array or in the catalog, and the next set works."""
+    d, _ = workdir
+    a, b = images(2)
+    vssd = daemon_factory(config=san.config(f"{d}/vol*", "CommitGroup = yes\nTimeoutMSec = 400\n"))
+    for fail, code in FAILURES:
+        san.fail(*fail.split(" ", 1)) if "\n" not in fail else (san.dir / "fail").write_text(fail + "\n")
+        p = vssd.vssadmin("create", "shadow", f"--for={a.mnt}", f"--for={b.mnt}", "--provider=san", "--json",
+                          check=False)
+        if code is None:
+            assert p.returncode == 0, (fail, p.stderr)
+            vssd.vssadmin("delete", "shadows", "--all", "--quiet")
+        else:
+            assert p.returncode != 0 and code in p.stderr, (fail, p.stderr, vssd.log()[-3000:])
+        assert not is_frozen(a.mnt) and not is_frozen(b.mnt), fail
+        assert not (vssd.dir / "frozen").exists(), fail
+        assert vssd.list_shadows() == [], fail
+        assert san.entries() == [], (fail, san.entries(), san.log())
+    (san.dir / "fail").unlink()
+    out = create(vssd, a, b)
+    assert [s["provider"] for s in out] == ["san", "san"]
+
+
+def test_delete_failing_keeps_the_snapshot_listed(san, images, daemon_factory, workdir):
+    """A delete that fails or hangs leaves the snapshot in the catalog (it
+    still exists), with the code named; the next delete removes it. One
+    already gone from the array is deleted all the same (idempotent)."""
+    d, _ = workdir
+    (a,) = images(1)
+    vssd = daemon_factory(config=san.config(f"{d}/vol*", "DeleteTimeoutMSec = 400\n"))
+    (s,) = create(vssd, a)
+    for action in ("exit:1", "hang", "exit:10"):
+        san.fail("delete", action)
+        p = vssd.vssadmin("delete", "shadows", f"--shadow={s['id']}", "--quiet", check=False)
+        code = "VSS_E_PROVIDER_VETO" if action == "exit:10" else "VSS_E_UNEXPECTED_PROVIDER_ERROR"
+        assert p.returncode != 0 and code in p.stderr, (action, p.stderr)
+        assert [x["id"] for x in vssd.list_shadows()] == [s["id"]]
+        assert os.path.isfile(s["snapshot_path"])
+    (san.dir / "fail").unlink()
+    os.unlink(s["snapshot_path"])
+    vssd.vssadmin("delete", "shadows", f"--shadow={s['id']}", "--quiet")
+    assert vssd.list_shadows() == [] and san.entries() == []
