@@ -12,6 +12,7 @@
 # "STEP ACTION" in DIR/fail makes that step misbehave: exit:N (exit with N),
 # hang (never end), garbage (print a line that is not KEY=VALUE and exit 0),
 # partial (commit: make the first member's clone, then exit 1).
+# Run as vssd runs it, the script leads its own process group.
 set -u
 
 dir=$1
@@ -48,7 +49,7 @@ echo "$step $n$states" >>"$dir/log"
 
 case $action in
 exit:*) echo "told to fail $step" >&2; exit "${action#exit:}" ;;
-hang) sleep 1000; exit 0 ;;
+hang) echo "$step hangs in process group $$" >>"$dir/log"; sleep 1000; exit 0 ;;
 garbage) echo "this is not what vss asked for"; exit 0 ;;
 esac
 

@@ -8,10 +8,11 @@ import json
 import os
 import pathlib
 import shutil
+import signal
 
 import pytest
 
-from conftest import is_frozen, run
+from conftest import VSSADMIN, is_frozen, run, wait_until
 
 SCRIPT = pathlib.Path(__file__).resolve().parent / "san-provider.sh"
 SAN_ID = "{5a4e0c2d-8f41-4c7e-9b1a-3d2f6e7a8b90}"
@@ -171,3 +172,32 @@ def test_delete_failing_keeps_the_snapshot_listed(san, images, daemon_factory, w
     os.unlink(s["snapshot_path"])
     vssd.vssadmin("delete", "shadows", f"--shadow={s['id']}", "--quiet")
     assert vssd.list_shadows() == [] and san.entries() == []
+
+
+def test_crash_inside_the_commit(san, images, daemon_factory, workdir):
+    """vssd killed while the commit command runs: the guard thaws, and at the
+    next start the set is deleted through the delete command, which finds the
+    snapshots by the ids vss recorded before the cut (the commit never
+    answered)."""
+    d, _ = workdir
+    a, b = images(2)
+    vssd = daemon_factory(config=san.config(f"{d}/vol*", "CommitGroup = yes\nCommitTimeoutSec = 5\n"))
+    san.fail("commit", "hang")
+    client = vssd.background(VSSADMIN, "create", "shadow", f"--for={a.mnt}", f"--for={b.mnt}")
+    wait_until(lambda: any("hangs in process group" in line for line in san.log()), what="the commit")
+    group = int(next(line for line in san.log() if "hangs in process group" in line).split()[-1])
+    try:
+        assert "commit 2 frozen frozen" in san.log()
+        entries = san.entries()
+        assert len([e for e in entries if e.endswith(".reserved")]) == 2
+        vssd.kill()
+        client.communicate(timeout=30)
+        wait_until(lambda: not is_frozen(a.mnt) and not is_frozen(b.mnt), what="the guard to thaw")
+    finally:
+        os.killpg(group, signal.SIGKILL)
+    (san.dir / "fail").unlink()
+    vssd.start()
+    vssd.wait_log("reconcile: catalog holds")
+    assert vssd.list_shadows() == []
+    assert san.entries() == []
+    assert [line for line in san.log() if line.startswith("delete")] == ["delete 1", "delete 1"]
