@@ -384,8 +384,9 @@ static int command_locate(ProviderMember *m)
 	if (r < 0)
 		return r;
 	if (e.id != id || !e.source || !value_ok(e.source) || !value_ok(m->volume)) {
+		r = e.id != id ? -ESTALE : VSS_E_VOLUME_NOT_SUPPORTED;
 		mount_entry_clear(&e);
-		return e.id != id ? -ESTALE : VSS_E_VOLUME_NOT_SUPPORTED;
+		return r;
 	}
 	vss_id_format(&m->snapshot_id, sid);
 	vss_id_format(&m->set_id, set);

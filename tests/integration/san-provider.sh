@@ -8,7 +8,9 @@
 #
 #   san-provider.sh DIR STEP
 #
-# DIR/log gets one line per run ("STEP MEMBERS [frozen|thawed ...]"). A line
+# DIR/log gets one line per run ("STEP MEMBERS [frozen|thawed ...]": for a
+# commit, whether each member's filesystem, then each listed in DIR/probe, is
+# frozen). A line
 # "STEP ACTION" in DIR/fail makes that step misbehave: exit:N (exit with N),
 # hang (never end), garbage (print a line that is not KEY=VALUE and exit 0),
 # partial (commit: make the first member's clone, then exit 1).
@@ -44,6 +46,13 @@ if [ "$step" = commit ]; then
 		states="$states $(frozen "$(member MOUNT_POINT "$i")")"
 		i=$((i + 1))
 	done
+	# Other filesystems the test wants looked at (another provider's
+	# members of the set), one mount point a line.
+	if [ -f "$dir/probe" ]; then
+		while read -r other; do
+			states="$states $(frozen "$other")"
+		done <"$dir/probe"
+	fi
 fi
 echo "$step $n$states" >>"$dir/log"
 

@@ -41,7 +41,7 @@ class San:
         (self.dir / "fail").write_text(f"{step} {action}\n")
 
     def entries(self):
-        return sorted(p.name for p in self.dir.iterdir() if p.name not in ("log", "fail"))
+        return sorted(p.name for p in self.dir.iterdir() if p.name not in ("log", "fail", "probe"))
 
 
 @pytest.fixture
@@ -201,3 +201,24 @@ def test_crash_inside_the_commit(san, images, daemon_factory, workdir):
     assert vssd.list_shadows() == []
     assert san.entries() == []
     assert [line for line in san.log() if line.startswith("delete")] == ["delete 1", "delete 1"]
+
+
+def test_mixed_set_with_an_image_member(san, images, daemon_factory, workdir, host):
+    """One member the command provider claims, one the image provider takes:
+    the commit command runs while the image member's filesystem is frozen as
+    well, so the set is one instant across providers. The same volume twice
+    is refused."""
+    d, _ = workdir
+    a, b = images(2)
+    vssd = daemon_factory(config="MaxImageNesting = 2\n" + san.config(f"{d}/vol0"))
+    (san.dir / "probe").write_text(f"{b.mnt}\n")
+    out = create(vssd, a, b)
+    assert sorted(s["provider"] for s in out) == ["image", "san"]
+    assert {s["consistency"] for s in out} == {"crash-consistent across the set"}
+    assert [line for line in san.log() if line.startswith("commit")] == ["commit 1 frozen frozen"], san.log()
+    vssd.vssadmin("delete", "shadows", "--all", "--quiet")
+    assert san.entries() == [] and host.store_entries() == []
+
+    p = create(vssd, a, a, check=False)
+    assert p.returncode != 0 and "VSS_E_OBJECT_ALREADY_EXISTS" in p.stderr, p.stderr
+    assert san.entries() == [] and vssd.list_shadows() == []
