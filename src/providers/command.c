@@ -46,6 +46,7 @@ typedef enum CommandStep {
 	CMD_COMMIT,
 	CMD_ABORT,
 	CMD_DELETE,
+	CMD_LIST,
 	_CMD_MAX,
 } CommandStep;
 
@@ -61,6 +62,8 @@ static const struct {
 	[CMD_COMMIT] = { "commit", "Commit", 5 * USEC_PER_SEC },
 	[CMD_ABORT] = { "abort", "Abort", 30 * USEC_PER_SEC },
 	[CMD_DELETE] = { "delete", "Delete", 10 * USEC_PER_SEC },
+	/* At start, on the event loop, before vssd serves. */
+	[CMD_LIST] = { "list", "List", 10 * USEC_PER_SEC },
 };
 
 /* The exit codes a command may use to name a condition (0 is success, 1 a
@@ -109,6 +112,7 @@ static CommandProvider *slots[COMMAND_PROVIDERS_MAX];
 
 static int cmd_is_volume_supported(CommandProvider *p, const VolumeInfo *v);
 static int cmd_delete_snapshot(CommandProvider *p, const char *snapshot_path, const char *provider_data);
+static int cmd_list_all_snapshots(CommandProvider *p, provider_found_fn found, void *userdata);
 
 #define SLOT(n)                                                                                   \
 	static int is_volume_supported_##n(const VolumeInfo *v)                                   \
@@ -118,6 +122,10 @@ static int cmd_delete_snapshot(CommandProvider *p, const char *snapshot_path, co
 	static int delete_snapshot_##n(const char *snapshot_path, const char *provider_data)       \
 	{                                                                                         \
 		return cmd_delete_snapshot(slots[n], snapshot_path, provider_data);               \
+	}                                                                                         \
+	static int list_all_snapshots_##n(provider_found_fn found, void *userdata)                \
+	{                                                                                         \
+		return cmd_list_all_snapshots(slots[n], found, userdata);                         \
 	}
 SLOT(0) SLOT(1) SLOT(2) SLOT(3) SLOT(4) SLOT(5) SLOT(6) SLOT(7)
 #undef SLOT
@@ -129,6 +137,10 @@ static int (*const slot_is_volume_supported[COMMAND_PROVIDERS_MAX])(const Volume
 static int (*const slot_delete_snapshot[COMMAND_PROVIDERS_MAX])(const char *, const char *) = {
 	delete_snapshot_0, delete_snapshot_1, delete_snapshot_2, delete_snapshot_3,
 	delete_snapshot_4, delete_snapshot_5, delete_snapshot_6, delete_snapshot_7,
+};
+static int (*const slot_list_all_snapshots[COMMAND_PROVIDERS_MAX])(provider_found_fn, void *) = {
+	list_all_snapshots_0, list_all_snapshots_1, list_all_snapshots_2, list_all_snapshots_3,
+	list_all_snapshots_4, list_all_snapshots_5, list_all_snapshots_6, list_all_snapshots_7,
 };
 
 /* A name that goes into a command's environment and the catalog: valid
@@ -218,6 +230,11 @@ static int env_members(ProviderMember **ms, size_t n, char ***env)
 
 static bool has_command(const CommandProvider *p, CommandStep step)
 {
+	/* Listing only when asked for: a program of Command= that does not
+	 * know the step would answer "nothing", and reconcile would take
+	 * every snapshot for gone. */
+	if (step == CMD_LIST)
+		return p->argv[step] != NULL;
 	return p->given[step] ? p->argv[step] != NULL : p->command != NULL;
 }
 
@@ -620,8 +637,21 @@ static int command_abort(ProviderMember *m)
 static int cmd_delete_snapshot(CommandProvider *p, const char *snapshot_path, const char *provider_data)
 {
 	_cleanup_(strv_freep) char **env = NULL;
+	_cleanup_free_ char *record = NULL;
 	int r;
 
+	/* A snapshot reconcile found tagged but not in the catalog comes
+	 * with no record: its name says its id. */
+	if (!provider_data) {
+		size_t n = strlen(p->name);
+
+		if (strncmp(snapshot_path, p->name, n) != 0 || snapshot_path[n] != ':' ||
+		    VSS_FAILED(vss_id_parse(snapshot_path + n + 1, &(vss_id){ 0 })))
+			return VSS_E_PROVIDER_VETO;
+		if (asprintf(&record, "VSS_SNAPSHOT_ID=%s\n", snapshot_path + n + 1) < 0)
+			return -ENOMEM;
+		provider_data = record;
+	}
 	r = env_base(p, CMD_DELETE, 1, &env);
 	if (r >= 0)
 		r = env_record(provider_data, 1, true, true, &env);
@@ -632,6 +662,124 @@ static int cmd_delete_snapshot(CommandProvider *p, const char *snapshot_path, co
 	if (r < 0)
 		return r;
 	return run(p, CMD_DELETE, env, false, NULL, NULL, 0);
+}
+
+/* One record of the list's output. */
+typedef struct Listed {
+	char *snapshot_id, *set_id, *device;
+} Listed;
+
+static void listed_clear(Listed *l)
+{
+	free(l->snapshot_id);
+	free(l->set_id);
+	free(l->device);
+	*l = (Listed){ 0 };
+}
+
+static bool listed_empty(const Listed *l)
+{
+	return !l->snapshot_id && !l->set_id && !l->device;
+}
+
+/* A record ends: kept when it has anything (empty lines may repeat). */
+static int listed_push(Listed *cur, Listed **all, size_t *n)
+{
+	Listed *slot;
+
+	if (listed_empty(cur))
+		return 0;
+	slot = array_grow((void **)all, n, sizeof(**all));
+	if (!slot)
+		return -ENOMEM;
+	*slot = *cur;
+	*cur = (Listed){ 0 };
+	return 0;
+}
+
+static int listed_parse(const char *out, Listed **all, size_t *n)
+{
+	Listed cur = { 0 };
+	int r = 0;
+
+	for (const char *l = out;; l++) {
+		size_t len = strcspn(l, "\n");
+		_cleanup_free_ char *line = strndup(l, len);
+		char *eq, **slot = NULL;
+
+		if (!line) {
+			r = -ENOMEM;
+			break;
+		}
+		eq = strchr(line, '=');
+		if (eq) {
+			*eq = '\0';
+			slot = streq(line, "SNAPSHOT_ID") ? &cur.snapshot_id
+			       : streq(line, "SET_ID")    ? &cur.set_id
+			       : streq(line, "DEVICE")    ? &cur.device
+							  : NULL;
+		}
+		if (len == 0)
+			r = listed_push(&cur, all, n);
+		else if (!eq || (slot && *slot) || !value_ok(eq + 1))
+			r = VSS_E_UNEXPECTED_PROVIDER_ERROR;
+		else if (slot && !(*slot = strdup(eq + 1)))
+			r = -ENOMEM;
+		l += len;
+		if (r < 0 || !*l)
+			break;
+	}
+	if (r >= 0)
+		r = listed_push(&cur, all, n);
+	listed_clear(&cur);
+	for (size_t i = 0; r >= 0 && i < *n; i++)
+		if (!(*all)[i].snapshot_id || !(*all)[i].set_id ||
+		    VSS_FAILED(vss_id_parse((*all)[i].snapshot_id, &(vss_id){ 0 })) ||
+		    VSS_FAILED(vss_id_parse((*all)[i].set_id, &(vss_id){ 0 })))
+			r = VSS_E_UNEXPECTED_PROVIDER_ERROR;
+	return r;
+}
+
+/* Every snapshot of vss's the program knows: records of KEY=VALUE lines
+ * (SNAPSHOT_ID, SET_ID, DEVICE) separated by empty lines. The output is
+ * checked whole before anything is reported: with a fault anywhere, nothing
+ * is, and reconcile drops no row and deletes nothing. */
+static int cmd_list_all_snapshots(CommandProvider *p, provider_found_fn found, void *userdata)
+{
+	_cleanup_(strv_freep) char **env = NULL;
+	_cleanup_free_ char *out = NULL;
+	Listed *all = NULL;
+	size_t n = 0;
+	int r;
+
+	r = env_base(p, CMD_LIST, 0, &env);
+	if (r >= 0)
+		r = run(p, CMD_LIST, env, false, &out, NULL, 0);
+	if (r >= 0)
+		r = listed_parse(out ?: "", &all, &n);
+	if (r == VSS_E_UNEXPECTED_PROVIDER_ERROR)
+		log_error("%s provider: its list command printed other than records of SNAPSHOT_ID=, SET_ID= and "
+			  "DEVICE= lines, each with both ids, separated by empty lines", p->name);
+	for (size_t i = 0; r >= 0 && i < n; i++) {
+		_cleanup_free_ char *path = NULL;
+		ProviderSnapshot ps = { 0 };
+
+		(void)vss_id_parse(all[i].snapshot_id, &ps.snapshot_id);
+		(void)vss_id_parse(all[i].set_id, &ps.set_id);
+		/* The name delete finds it by when reconcile deletes it with
+		 * no record of the catalog's. */
+		if (asprintf(&path, "%s:%s", p->name, ID_TO_STRING(&ps.snapshot_id)) < 0) {
+			path = NULL;
+			r = -ENOMEM;
+			break;
+		}
+		ps.name = ps.path = path;
+		r = found(&ps, userdata);
+	}
+	for (size_t i = 0; i < n; i++)
+		listed_clear(&all[i]);
+	free(all);
+	return r;
 }
 
 /* A snapshot the commit named by a block device or an image file is
@@ -928,6 +1076,9 @@ int command_provider_finish(provider_ops *ops, const char **ret_reason)
 		 * storage array's consistency group needs. */
 		if (p->group)
 			p->ops.commit_group = command_commit_group;
+		/* With a list command, reconcile asks it what exists. */
+		if (has_command(p, CMD_LIST))
+			p->ops.list_all_snapshots = slot_list_all_snapshots[p->slot];
 		return 0;
 	}
 	return -EINVAL;

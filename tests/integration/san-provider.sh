@@ -81,6 +81,8 @@ commit)
 		dev=$(member DEVICE "$i")
 		lun=$(cat "/sys/block/${dev#/dev/}/loop/backing_file") || exit 1
 		cp --reflink=always "$lun" "$dir/$id.img" || exit 11
+		# The array's tag: which set the snapshot is of.
+		echo "$VSS_SET_ID" >"$dir/$id.set"
 		echo "DEVICE_$i=$dir/$id.img"
 		echo "DATA_$i=lun=$lun"
 		if [ "$action" = partial ]; then
@@ -92,7 +94,15 @@ commit)
 	;;
 abort | delete)
 	# Idempotent: what is already gone is no error.
-	rm -f "$dir/$VSS_SNAPSHOT_ID.img" "$dir/$VSS_SNAPSHOT_ID.reserved"
+	rm -f "$dir/$VSS_SNAPSHOT_ID.img" "$dir/$VSS_SNAPSHOT_ID.set" "$dir/$VSS_SNAPSHOT_ID.reserved"
+	;;
+list)
+	# One record per snapshot the array holds for vss, by its tags.
+	for set in "$dir"/*.set; do
+		[ -e "$set" ] || continue
+		id=$(basename "$set" .set)
+		printf 'SNAPSHOT_ID=%s\nSET_ID=%s\nDEVICE=%s\n\n' "$id" "$(cat "$set")" "$dir/$id.img"
+	done
 	;;
 esac
 exit 0

@@ -222,3 +222,36 @@ def test_mixed_set_with_an_image_member(san, images, daemon_factory, workdir, ho
     p = create(vssd, a, a, check=False)
     assert p.returncode != 0 and "VSS_E_OBJECT_ALREADY_EXISTS" in p.stderr, p.stderr
     assert san.entries() == [] and vssd.list_shadows() == []
+
+
+def test_list_command_lets_reconcile_find_what_exists(san, images, daemon_factory, workdir):
+    """With a list command, reconcile asks the array what exists: a snapshot
+    gone from the array loses its row, and one the array holds for vss that
+    the catalog does not know (its set lost) is deleted through the delete
+    command, by its id alone. Output the protocol does not allow changes
+    nothing."""
+    d, _ = workdir
+    a, b = images(2)
+    vssd = daemon_factory(config=san.config(f"{d}/vol*", f"ListCommand = {san.script} {san.dir} list\n"))
+    (sa,) = create(vssd, a)
+    (sb,) = create(vssd, b)
+    orphan = "{0f1e2d3c-4b5a-4968-8776-655443322110}"
+    (san.dir / f"{orphan}.img").write_bytes(b"")
+    (san.dir / f"{orphan}.set").write_text("{11111111-2222-4333-8444-555555555555}\n")
+    for suffix in (".img", ".set", ".reserved"):
+        (san.dir / f"{sb['id']}{suffix}").unlink()
+
+    # A broken list: nothing is dropped or deleted.
+    san.fail("list", "garbage")
+    vssd.restart()
+    assert {s["id"] for s in vssd.list_shadows()} == {sa["id"], sb["id"]}
+    assert f"{orphan}.img" in san.entries()
+    assert "its list command printed other than records" in vssd.log()
+
+    (san.dir / "fail").unlink()
+    vssd.restart()
+    assert [s["id"] for s in vssd.list_shadows()] == [sa["id"]]
+    assert san.entries() == sorted(f"{sa['id']}{suffix}" for suffix in (".img", ".reserved", ".set"))
+    assert "is not in the catalog; deleting it" in vssd.log()
+    vssd.vssadmin("delete", "shadows", "--all", "--quiet")
+    assert san.entries() == []

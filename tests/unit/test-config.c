@@ -355,6 +355,8 @@ static void test_command_provider_section(void)
 	ASSERT_NOT_NULL(p);
 	ASSERT_EQ_UINT(PROVIDER_OPS_VERSION, p->version);
 	ASSERT_NOT_NULL(p->commit_group);
+	/* Listing only with a ListCommand= of its own. */
+	ASSERT_NULL(p->list_all_snapshots);
 	ASSERT_TRUE(provider_find_by_id(&p->id) == p);
 	all = provider_registry(&n);
 	ASSERT_EQ_UINT(before + 1, n);
