@@ -402,23 +402,33 @@ class Daemon:
         raise AssertionError(f"vssd never logged {text!r}:\n{self.log()}")
 
 
-@pytest.fixture
-def daemon_factory(workdir):
-    d, _ = workdir
+def daemons_in(d, default_config=""):
+    """make(config, env, start) of Daemons in d, and stop_all() for the
+    fixture's teardown (their children first)."""
     daemons = []
 
-    def make(config="", env=None, start=True):
+    def make(config=default_config, env=None, start=True):
         dm = Daemon(d, config, env)
         daemons.append(dm)
         if start:
             dm.start()
         return dm
 
+    def stop_all():
+        for dm in daemons:
+            dm.stop_children()
+            if dm.proc:
+                dm.stop()
+
+    return make, stop_all
+
+
+@pytest.fixture
+def daemon_factory(workdir):
+    d, _ = workdir
+    make, stop_all = daemons_in(d)
     yield make
-    for dm in daemons:
-        dm.stop_children()
-        if dm.proc:
-            dm.stop()
+    stop_all()
 
 
 @pytest.fixture
