@@ -9,9 +9,9 @@
 #   scripts/guest/build-guest.sh [DIR]     (DIR: $VSS_GUEST_DIR, else build/guest)
 #
 # Prints two lines, "vmlinux PATH" and "initramfs PATH". What is in DIR is
-# reused: the download when the version is the same, the initramfs while
-# init and mkguest.py are unchanged. Fails (never skips) when a kernel
-# cannot be had.
+# reused: the downloaded .deb and vmlinux while the version is the same, the
+# initramfs while init, mkguest.py and busybox are unchanged. Fails (never
+# skips) when a kernel cannot be had.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 dir=${1:-${VSS_GUEST_DIR:-$here/../../build/guest}}
@@ -36,33 +36,44 @@ pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/^ *Depends: \(
 if [ -z "$pkg" ]; then
 	# No package lists (offline): what an earlier run downloaded will do.
 	pkg=$(cat "$dir/current" 2>/dev/null || true)
+	[ -z "$pkg" ] || [ -f "$dir/$pkg.deb" ] || pkg=
 	[ -n "$pkg" ] || die "apt-cache knows no linux-image-amd64 (run apt-get update) and $dir has no kernel"
 fi
 version=${pkg#linux-image-}
-kroot=$dir/$pkg
-
-if [ ! -f "$kroot/boot/vmlinuz-$version" ]; then
-	echo "build-guest: downloading $pkg" >&2
-	rm -rf "$dir/download" "$kroot.tmp"
-	mkdir -p "$dir/download"
-	(cd "$dir/download" && apt-get download -q "$pkg" >/dev/null 2>"$dir/download/apt.log") ||
-		die "apt-get download $pkg failed: $(cat "$dir/download/apt.log")"
-	dpkg-deb -x "$dir"/download/"$pkg"_*.deb "$kroot.tmp"
-	rm -rf "$dir/download"
-	mv "$kroot.tmp" "$kroot"
-fi
-
+deb=$dir/$pkg.deb
 vmlinux=$dir/vmlinux-$version
-if [ ! -f "$vmlinux" ]; then
-	/usr/bin/python3 "$here/mkguest.py" vmlinux "$kroot/boot/vmlinuz-$version" "$vmlinux"
-fi
-
 # Rebuilt when what goes into it changes.
 stamp=$(cat "$here/init" "$here/mkguest.py" "$busybox" | sha256sum | cut -c1-16)
 initramfs=$dir/initramfs-$version-$stamp.cpio
-if [ ! -f "$initramfs" ]; then
-	rm -f "$dir"/initramfs-"$version"-*.cpio
-	/usr/bin/python3 "$here/mkguest.py" initramfs "$kroot" "$version" "$here/init" "$busybox" "$initramfs" >&2
+
+if [ ! -f "$deb" ]; then
+	echo "build-guest: downloading $pkg" >&2
+	rm -rf "$dir/download"
+	mkdir -p "$dir/download"
+	(cd "$dir/download" && apt-get download -q "$pkg" >/dev/null 2>"$dir/download/apt.log") ||
+		die "apt-get download $pkg failed: $(cat "$dir/download/apt.log")"
+	mv "$dir"/download/"$pkg"_*.deb "$deb"
+	rm -rf "$dir/download"
+	for old in "$dir"/linux-image-*.deb; do
+		[ "$old" = "$deb" ] || rm -f "$old"
+	done
+fi
+
+if [ ! -f "$vmlinux" ] || [ ! -f "$initramfs" ]; then
+	# Unpacked (400 MB) only while the boot files are made; the .deb stays.
+	kroot=$(mktemp -d "$dir/unpack.XXXXXX")
+	trap 'rm -rf "$kroot"' EXIT
+	dpkg-deb -x "$deb" "$kroot"
+	if [ ! -f "$vmlinux" ]; then
+		rm -f "$dir"/vmlinux-*
+		/usr/bin/python3 "$here/mkguest.py" vmlinux "$kroot/boot/vmlinuz-$version" "$vmlinux"
+	fi
+	if [ ! -f "$initramfs" ]; then
+		rm -f "$dir"/initramfs-*.cpio
+		/usr/bin/python3 "$here/mkguest.py" initramfs "$kroot" "$version" "$here/init" "$busybox" "$initramfs" >&2
+	fi
+	rm -rf "$kroot"
+	trap - EXIT
 fi
 echo "$pkg" > "$dir/current"
 echo "vmlinux $vmlinux"
