@@ -140,11 +140,12 @@ def no_clone_loops(directory):
 
 class LoopFs:
     """A filesystem on a loop device backed by a sparse image file; on=another
-    LoopFs (or a directory) puts the image there (a guest on a host)."""
+    mounted filesystem (anything with .mnt: a LoopFs, an LV of tests/lvm) or
+    a directory puts the image there (a guest on a host)."""
 
     def __init__(self, workdir, fstype="btrfs", size="1G", name=None, on=None, mount=True):
         name = name or fstype
-        where = on.mnt if isinstance(on, LoopFs) else on or workdir
+        where = getattr(on, "mnt", None) or on or workdir
         self.image = where / f"{name}.img"
         self.mnt = workdir / name
         self.fstype = fstype

@@ -18,14 +18,16 @@ Fixtures (see docs/TESTING-LVM.md):
   classic_lv    an XFS on a classic LV
   vssd          a private vssd (socket, state, runtime dir, DpkgLock of its own,
                 MaxImageNesting = 2), stopped before the VG goes
-  daemon_factory, workdir, make_fs, host, images: as in tests/integration
-  (loop-mounted filesystems work in the guest too: mixed sets)
+  host          an XFS on a classic LV for image files; images(n, fstype) puts
+                image volumes on it (an LVM + image set)
+  daemon_factory, workdir, make_fs, images: as in tests/integration
 """
 
 import importlib.util
 import json
 import os
 import pathlib
+import time
 
 import pytest
 
@@ -47,10 +49,9 @@ create_shadow = integration.create_shadow
 Daemon = integration.Daemon
 VSSD = integration.VSSD
 VSSADMIN = integration.VSSADMIN
-# Fixtures shared with the integration suite.
+# Fixtures shared with the integration suite (images on this file's host).
 workdir = integration.workdir
 make_fs = integration.make_fs
-host = integration.host
 images = integration.images
 
 VG_NAME = "vsstest"
@@ -103,6 +104,28 @@ def dm_table():
 def dm_name(vg, lv):
     """The device-mapper name lvm gives an LV (dashes doubled)."""
     return f"{vg.replace('-', '--')}-{lv.replace('-', '--')}"
+
+
+def release_below(directory):
+    """Unmount everything below directory and detach the loop devices of
+    files there, in the order they hold each other: the filesystem of an
+    image file (an LV's) stays busy until the image's mount and loop device
+    are gone. No lazy unmount while progress is made: it would hide the
+    loop devices' files from detach_loops_below and keep the LV open."""
+    for _ in range(30):
+        targets = mounts_below(directory)
+        progress = False
+        for target in targets:
+            thaw(target)
+            if run("umount", target, check=False).returncode == 0:
+                progress = True
+        integration.detach_loops_below(directory)
+        if not targets:
+            return
+        if not progress:
+            time.sleep(0.2)
+    for target in mounts_below(directory):
+        unmount(target)
 
 
 class Lv:
@@ -197,22 +220,28 @@ class VolumeGroup:
                     targets.append(fields[4].encode().decode("unicode_escape"))
         return sorted(set(targets), key=lambda t: t.count("/"), reverse=True)
 
+    def _loops_below(self):
+        out = run("losetup", "-a", "-n", "-O", "NAME,BACK-FILE", check=False).stdout
+        return [line for line in out.splitlines() if f" {self.workdir}/" in f" {line.split(None, 1)[-1]}"]
+
     def destroy(self):
         """Undo everything, also after a failed test; raise if something
         stays (the next test of the module needs blank disks)."""
-        # Image files on an LV first: what is mounted below the test's
-        # directory, deepest first, and the loop devices of its files.
-        for target in mounts_below(self.workdir):
-            unmount(target)
-        integration.detach_loops_below(self.workdir)
+        release_below(self.workdir)
         for target in self._mounts_of_vg():
             unmount(target)
+        # A loop device goes a moment after its last user (autoclear, or
+        # losetup -d of a busy one); until then it holds its LV open.
+        wait_until(lambda: not self._loops_below(), timeout=20, what="the loop devices of files on the LVs to go")
         # A suspended LV would hang every I/O below, lvremove's too.
         prefix = dm_name(self.name, "")
         for name, info in dm_table().items():
             if name.startswith(prefix) and info["suspended"]:
                 run("dmsetup", "resume", name, check=False)
-        lvm("vgremove", "-q", "-ff", "-y", self.name, check=False)
+        for _ in range(50):
+            if lvm("vgremove", "-q", "-ff", "-y", self.name, check=False).returncode == 0:
+                break
+            time.sleep(0.2)
         left = [n for n in dm_table() if n.startswith(prefix)]
         for name in left:
             run("dmsetup", "remove", "--force", name, check=False)
@@ -244,6 +273,14 @@ def thin_lv(make_lv):
 @pytest.fixture
 def classic_lv(make_lv):
     return make_lv("classic", "xfs")
+
+
+@pytest.fixture
+def host(make_lv):
+    """An XFS (reflink on by default) on a classic LV, to hold image files:
+    images on an LV as on a server, one level deep (and not in the guest's
+    RAM, as files in its /tmp would be)."""
+    return make_lv("classic", "xfs", "1G", name="host")
 
 
 @pytest.fixture
