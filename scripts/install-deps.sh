@@ -7,7 +7,7 @@ set -eu
 # runtimes); clang-tools: scan-build; valgrind: the unit tests under it.
 PACKAGES="
   gcc meson ninja-build pkg-config
-  libsystemd-dev libsqlite3-dev libbtrfsutil-dev libmount-dev libblkid-dev uuid-dev
+  libsystemd-dev libsqlite3-dev libbtrfsutil-dev libmount-dev libblkid-dev uuid-dev libjson-c-dev
   btrfs-progs e2fsprogs xfsprogs util-linux mount systemd
   python3 python3-pytest fio
   dbus-bin libglib2.0-bin python3-dbus

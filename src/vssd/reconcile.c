@@ -14,6 +14,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,6 +44,10 @@ typedef struct Store {
 	int result;             /* of list_snapshots */
 	char **names;
 	size_t n_names, allocated_names;
+	/* The snapshots the provider tagged with their ids (LVM tags): what
+	 * the catalog does not know of these is vss's for certain. */
+	ProviderSnapshot *tagged;
+	size_t n_tagged, allocated_tagged;
 } Store;
 
 /* What reconcile gathers, page by page: the ids of every snapshot (sorted
@@ -61,6 +66,9 @@ static void known_clear(Known *k)
 		for (size_t j = 0; j < k->stores[i].n_names; j++)
 			free(k->stores[i].names[j]);
 		free(k->stores[i].names);
+		for (size_t j = 0; j < k->stores[i].n_tagged; j++)
+			free((char *)k->stores[i].tagged[j].name);
+		free(k->stores[i].tagged);
 		free(k->stores[i].dir);
 	}
 	free(k->stores);
@@ -91,6 +99,19 @@ static int store_found(const ProviderSnapshot *ps, void *userdata)
 		return -ENOMEM;
 	}
 	*slot = name;
+	if (!vss_id_is_null(&ps->set_id)) {
+		ProviderSnapshot *t = array_append((void **)&st->tagged, &st->n_tagged, &st->allocated_tagged,
+						   sizeof(*st->tagged));
+
+		if (!t)
+			return -ENOMEM;
+		*t = *ps;
+		t->name = strdup(ps->name);
+		if (!t->name) {
+			st->n_tagged--;
+			return -ENOMEM;
+		}
+	}
 	return 0;
 }
 
@@ -141,9 +162,37 @@ static int known_exists(Known *k, const char *path, const provider_ops *ops)
 	/* Out of memory tells nothing of the disk: keep the row. */
 	if (st->result == -ENOMEM)
 		return 1;
+	/* Nor does an lvm that failed: only a VG that is gone says so. */
+	if (ops->own_storage && st->result < 0 && st->result != -ENOENT)
+		return 1;
 	if (st->result < 0 || !slash)
 		return 0;
 	return bsearch(&name, st->names, st->n_names, sizeof(*st->names), str_compare) != NULL;
+}
+
+static unsigned remove_orphans(const Store *st, const Known *k)
+{
+	unsigned found = 0;
+
+	for (size_t j = 0; j < st->n_tagged; j++) {
+		const ProviderSnapshot *ps = &st->tagged[j];
+		_cleanup_free_ char *path = NULL;
+		char buf[128];
+		int r;
+
+		if (bsearch(&ps->snapshot_id, k->ids, k->n_ids, sizeof(*k->ids), id_compare))
+			continue;
+		found++;
+		if (asprintf(&path, "%s/%s", st->dir, ps->name) < 0)
+			return found;
+		log_warning("reconcile: %s is snapshot %s of set %s (by its tags), which the catalog does not list; "
+			    "removing it",
+			    path, ID_TO_STRING(&ps->snapshot_id), ID_TO_STRING(&ps->set_id));
+		r = st->ops->delete_snapshot(path, NULL);
+		if (r < 0)
+			log_error("reconcile: cannot remove %s: %s", path, provider_result_string(r, buf, sizeof(buf)));
+	}
+	return found;
 }
 
 /* Report store entries named like snapshots that the catalog does not list.
@@ -163,6 +212,14 @@ static unsigned scan_stores(Known *k)
 		DIR *d;
 		struct dirent *de;
 
+		/* A provider that tags its snapshots says which are vss's: those
+		 * the catalog lost are removed (a crash between the catalog's
+		 * delete and the provider's, or a catalog restored from an old
+		 * copy). Its store is not a directory of vss's to read. */
+		if (k->stores[i].ops->own_storage) {
+			found += remove_orphans(&k->stores[i], k);
+			continue;
+		}
 		/* A store holding snapshots of two providers is scanned once. */
 		for (size_t j = 0; j < i && !seen; j++)
 			seen = streq(k->stores[j].dir, dir);
@@ -224,6 +281,16 @@ static unsigned check_snapshot(Manager *m, const CatalogSnapshot *s, const provi
 	}
 	log_warning("reconcile: snapshot %s of %s is missing on disk (%s); removing it from the catalog",
 		    ID_TO_STRING(&s->prop.snapshot_id), s->prop.original_volume_name, s->prop.snapshot_device_object);
+	/* What is left of a lost snapshot (an LVM snapshot that overflowed,
+	 * no longer valid, still takes its space) goes with its row. */
+	if (ops->own_storage) {
+		char buf[128];
+
+		r = ops->delete_snapshot(s->prop.snapshot_device_object, s->provider_data);
+		if (r < 0)
+			log_error("reconcile: cannot remove what is left of snapshot %s: %s",
+				  ID_TO_STRING(&s->prop.snapshot_id), provider_result_string(r, buf, sizeof(buf)));
+	}
 	r = catalog_delete_snapshot(m->catalog, &s->prop.snapshot_id);
 	if (r < 0)
 		log_error_errno(r, "reconcile: cannot remove snapshot %s from the catalog: %m",
