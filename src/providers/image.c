@@ -98,7 +98,6 @@ typedef struct ImageInfo {
 	int image_fd;      /* the backing file, as the loop driver has it */
 	int hold_fd;       /* the root of its filesystem's mount, or -1 */
 	int host_fd;       /* the root of the host's mount */
-	unsigned depth;    /* image layers under the volume */
 } ImageInfo;
 
 static void image_info_clear(ImageInfo *i)
@@ -229,7 +228,6 @@ static int image_info(int fd, ImageInfo *ret)
 	}
 	info.host_mount = TAKE_PTR(e.target);
 	mount_entry_clear(&e);
-	info.depth = image_depth(info.image);
 	*ret = info;
 	return 0;
 }
@@ -294,16 +292,31 @@ static int image_locate(ProviderMember *m)
 		return -ENOMEM;
 	}
 	m->provider_data = TAKE_PTR(info.image);
-	m->image_file = strdup(m->provider_data);
+	m->backing_file = strdup(m->provider_data);
 	m->hold_path = TAKE_PTR(info.guest_mount);
-	m->image_fd = TAKE_FD(info.image_fd);
+	m->backing_fd = TAKE_FD(info.image_fd);
 	m->hold_fd = TAKE_FD(info.hold_fd);
 	m->store_root_fd = TAKE_FD(info.host_fd);
-	m->image_depth = info.depth;
 	/* The clone shares its extents with the image until either changes. */
 	m->attributes = VSS_VOLSNAP_ATTR_DIFFERENTIAL;
 	image_info_clear(&info);
-	return m->image_file ? 0 : -ENOMEM;
+	return m->backing_file ? 0 : -ENOMEM;
+}
+
+/* An image in an image stalls when the outer one's filesystem is frozen,
+ * and each layer multiplies the loop devices a snapshot's exposure needs:
+ * MaxImageNesting bounds the layers. */
+static int image_check_set(ProviderMember *const *members, size_t n, const ProviderPolicy *policy, char *reason,
+                           size_t reason_size)
+{
+	const ProviderMember *m = members[n - 1];
+	unsigned depth = image_depth(m->backing_file);
+
+	if (depth <= policy->max_image_nesting)
+		return 0;
+	snprintf(reason, reason_size, "%s is in an image nested %u levels deep; at most %u are allowed (MaxImageNesting=)",
+		 m->volume, depth, policy->max_image_nesting);
+	return VSS_E_NESTED_VOLUME_LIMIT;
 }
 
 static const char *snapshot_name(const ProviderMember *m)
@@ -316,7 +329,7 @@ static int image_begin_prepare(ProviderMember *m)
 	struct statvfs sv;
 	int r;
 
-	if (fstatvfs(m->image_fd, &sv) < 0)
+	if (fstatvfs(m->backing_fd, &sv) < 0)
 		return -errno;
 	if (sv.f_flag & ST_RDONLY)
 		return VSS_E_PROVIDER_VETO; /* the clone is a write to the host */
@@ -427,7 +440,7 @@ static int image_end_prepare(ProviderMember **members, size_t n)
 		if (m->hold_fd < 0)
 			continue;
 		p->pass[PASS_WHOLE].usec = now_usec(CLOCK_MONOTONIC);
-		r = clone_whole(p->fd, m->image_fd);
+		r = clone_whole(p->fd, m->backing_fd);
 		if (r == 0)
 			r = read_base(p);
 		if (r < 0)
@@ -537,12 +550,12 @@ static int image_pre_commit(ProviderMember *m)
 		r = -errno;
 	if (r == 0)
 		r = fault_point(POINT_SYNC);
-	if (r == 0 && fdatasync(m->image_fd) < 0)
+	if (r == 0 && fdatasync(m->backing_fd) < 0)
 		r = -errno;
 	if (r == 0 && !p)
 		r = -EINVAL;
 	if (r == 0)
-		r = update_clone(p, m->image_fd, false);
+		r = update_clone(p, m->backing_fd, false);
 	/* The clone shares more with the image now: the last pass compares
 	 * with what it holds. */
 	if (r > 0)
@@ -556,10 +569,10 @@ static int image_pre_commit(ProviderMember *m)
 static int image_commit(ProviderMember *m)
 {
 	Pending *p = m->priv;
-	int r = update_clone(p, m->image_fd, true);
+	int r = update_clone(p, m->backing_fd, true);
 
 	if (r == 0)
-		r = clone_whole(p->fd, m->image_fd);
+		r = clone_whole(p->fd, m->backing_fd);
 	if (r < 0)
 		return r;
 	m->state = VSS_SS_COMMITTED;
@@ -832,9 +845,10 @@ const provider_ops image_provider = {
 	.type = VSS_PROV_SOFTWARE,
 	/* Inside the hold a member reads its map and copies a few blocks:
 	 * each waits mostly for its own image's writeback. */
-	.commits_concurrently = true,
+	.flags = PROVIDER_HOLDS_WRITES | PROVIDER_COMMITS_CONCURRENTLY,
 	.is_volume_supported = image_is_volume_supported,
 	.locate = image_locate,
+	.check_set = image_check_set,
 	.begin_prepare = image_begin_prepare,
 	.end_prepare = image_end_prepare,
 	.pre_commit = image_pre_commit,

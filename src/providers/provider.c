@@ -79,7 +79,7 @@ const provider_ops *provider_find_by_id(const vss_id *id)
 void provider_member_init(ProviderMember *m)
 {
 	*m = (ProviderMember){
-		.volume_fd = -1, .hold_fd = -1, .image_fd = -1, .store_root_fd = -1, .store_fd = -1,
+		.volume_fd = -1, .hold_fd = -1, .backing_fd = -1, .store_root_fd = -1, .store_fd = -1,
 	};
 }
 
@@ -87,7 +87,7 @@ void provider_member_free_fields(ProviderMember *m)
 {
 	m->volume_fd = safe_close(m->volume_fd);
 	m->hold_fd = safe_close(m->hold_fd);
-	m->image_fd = safe_close(m->image_fd);
+	m->backing_fd = safe_close(m->backing_fd);
 	m->store_root_fd = safe_close(m->store_root_fd);
 	m->store_fd = safe_close(m->store_fd);
 	free(m->volume);
@@ -95,8 +95,8 @@ void provider_member_free_fields(ProviderMember *m)
 	free(m->snapshot_path);
 	free(m->provider_data);
 	free(m->hold_path);
-	free(m->image_file);
-	m->volume = m->mount_point = m->snapshot_path = m->provider_data = m->hold_path = m->image_file = NULL;
+	free(m->backing_file);
+	m->volume = m->mount_point = m->snapshot_path = m->provider_data = m->hold_path = m->backing_file = NULL;
 }
 
 void volume_info_clear(VolumeInfo *v)
@@ -159,6 +159,16 @@ int provider_invoke_end_prepare(FaultTable *faults, ProviderMember **members, si
 	if (r != 0)
 		return r;
 	return members[0]->ops->end_prepare ? members[0]->ops->end_prepare(members, n) : 0;
+}
+
+int provider_invoke_commit_group(FaultTable *faults, ProviderMember **members, size_t n)
+{
+	int r;
+
+	if (n == 0)
+		return 0;
+	r = fault_inject(faults, STEP_COMMIT, members[0]->index);
+	return r ?: members[0]->ops->commit_group(members, n);
 }
 
 int provider_invoke_delete(FaultTable *faults, const provider_ops *ops,

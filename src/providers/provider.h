@@ -16,7 +16,7 @@
  * Holding writes is the engine's, not the provider's: a member whose
  * filesystem can be frozen while its snapshot is made names it in hold_path,
  * and the engine freezes all of them at once, under a guard that always
- * thaws (vssd/freeze.h).
+ * thaws (vssd/creation/freeze.h).
  *
  * Results: an int that is 0 (or positive) on success, a negative errno for a
  * system failure (-ENOSPC, -EIO, ...), or a failing vss_hr for a condition
@@ -36,7 +36,7 @@
 
 struct dirent;
 
-#define PROVIDER_OPS_VERSION 3
+#define PROVIDER_OPS_VERSION 4
 
 /* What vssd learned of a path before asking providers about it. The path
  * is resolved once, into fd; everything else is read from that fd or checked
@@ -74,8 +74,11 @@ typedef struct ProviderMember {
 	                                 * freeze during commit, for messages and
 	                                 * the freeze marker; NULL when the
 	                                 * member cannot be held (btrfs) */
-	char *image_file;               /* set by locate for a volume that lives
-	                                 * in an image file: that file */
+	char *backing_file;             /* set by locate for a volume whose
+	                                 * filesystem lives in a file (an image)
+	                                 * or on a device of its own (a logical
+	                                 * volume): its name, by which vssd finds
+	                                 * members nested in one another */
 
 	/* The member's anchors. Paths above are names for people and the
 	 * catalog; every step acts on these, so that nothing renamed or
@@ -85,13 +88,11 @@ typedef struct ProviderMember {
 	uint64_t volume_mount_id;
 	int hold_fd;                    /* set by locate with hold_path: a file
 	                                 * of the filesystem to freeze */
-	int image_fd;                   /* set by locate with image_file */
+	int backing_fd;                 /* set by locate with backing_file */
 	int store_root_fd;              /* set by locate: the root of the
 	                                 * filesystem whose store gets the snapshot */
 	int store_fd;                   /* set by begin_prepare: that store */
 	const char *reason;             /* static text: why a step refused */
-	unsigned image_depth;           /* image layers under the volume (1: an
-	                                 * image on a plain filesystem) */
 	vss_snapshot_state state;
 	void *priv;                     /* provider state; freed by abort or
 	                                 * post_final_commit */
@@ -108,6 +109,25 @@ typedef struct ProviderSnapshot {
 	vss_id set_id;
 } ProviderSnapshot;
 
+/* What vssd's configuration asks of every set, for check_set. */
+typedef struct ProviderPolicy {
+	unsigned max_image_nesting;     /* MaxImageNesting= */
+} ProviderPolicy;
+
+/* Capabilities (provider_ops.flags). */
+enum {
+	/* Its members can be held: vssd freezes the filesystem locate names
+	 * in hold_fd (none for an image file that is not mounted), with every
+	 * other member's, while the set is committed. Without it the provider
+	 * makes each snapshot consistent by itself (btrfs), and the set is
+	 * crash-consistent per volume. */
+	PROVIDER_HOLDS_WRITES = 1 << 0,
+	/* Its members' commits may run at the same time, each on its own
+	 * worker, when every member of the set allows it; otherwise the
+	 * engine commits one member (or one group) after another. */
+	PROVIDER_COMMITS_CONCURRENTLY = 1 << 1,
+};
+
 /* Called for each snapshot found; a negative result stops the listing. */
 typedef int (*provider_found_fn)(const ProviderSnapshot *s, void *userdata);
 
@@ -120,10 +140,7 @@ typedef struct provider_ops {
 	vss_id class_id;
 	vss_provider_type type;
 
-	/* Whether its members' commits may run at the same time, each on
-	 * its own worker, when every member of the set allows it; otherwise
-	 * the engine commits one member after another. */
-	bool commits_concurrently;
+	unsigned flags;                 /* PROVIDER_* capabilities */
 
 	/* Its snapshots live in storage it accounts for itself (an LVM
 	 * volume group), not in a filesystem of the host: the host reserve
@@ -136,9 +153,15 @@ typedef struct provider_ops {
 	/* Choose snapshot_path for a member being added to a set, without
 	 * changing anything on disk: vssd records it before the set is cut, so
 	 * that a crash mid-way can be cleaned up from the catalog. Gets
-	 * volume_fd; sets hold_fd/hold_path, image_fd/image_file and
+	 * volume_fd; sets hold_fd/hold_path, backing_fd/backing_file and
 	 * store_root_fd from it (checked against it, never by name alone). */
 	int (*locate)(ProviderMember *m);
+	/* Optional: refuse the set's newest member, members[n - 1], for a
+	 * reason of the provider's own (nesting deeper than policy allows),
+	 * with a failing HRESULT and a message in reason. The other members
+	 * are the set so far, of every provider. */
+	int (*check_set)(ProviderMember *const *members, size_t n, const ProviderPolicy *policy, char *reason,
+	                 size_t reason_size);
 
 	/* The steps of a set get the fds locate set and act on them only;
 	 * begin_prepare opens (or makes) the store, store_fd. */
@@ -146,6 +169,11 @@ typedef struct provider_ops {
 	int (*end_prepare)(ProviderMember **members, size_t n);
 	int (*pre_commit)(ProviderMember *m);
 	int (*commit)(ProviderMember *m);
+	/* Optional, instead of commit: every member of this provider in the
+	 * set, committed in one call (one LVM batch, one `zfs snapshot` of all
+	 * datasets, a SAN consistency group), inside the hold. 0 when all
+	 * were made; on failure the engine aborts every member. */
+	int (*commit_group)(ProviderMember **members, size_t n);
 	int (*post_commit)(ProviderMember *m);          /* optional */
 	int (*pre_final_commit)(ProviderMember *m);     /* optional */
 	int (*post_final_commit)(ProviderMember *m);    /* optional */
@@ -243,8 +271,10 @@ void provider_member_free_fields(ProviderMember *m);
 /* Run one provider step of one member through the fault seam; a missing
  * optional step succeeds. (STEP_HOLD and STEP_RELEASE are the engine's.) */
 int provider_invoke(FaultTable *faults, ProviderStep step, ProviderMember *m);
-/* end_prepare for the members of one provider (faults match the first). */
+/* end_prepare, commit_group: for the members of one provider (faults match
+ * the first). */
 int provider_invoke_end_prepare(FaultTable *faults, ProviderMember **members, size_t n);
+int provider_invoke_commit_group(FaultTable *faults, ProviderMember **members, size_t n);
 /* Delete a finished snapshot through the seam (member 0 matches only '*'). */
 int provider_invoke_delete(FaultTable *faults, const provider_ops *ops,
                            const char *snapshot_path, const char *provider_data);

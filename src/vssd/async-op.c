@@ -13,6 +13,7 @@
 
 #include "basic/log.h"
 #include "protocol/bus.h"
+#include "vssd/creation/creation.h"
 #include "vssd/manager.h"
 
 static void waiter_free(Waiter *w)

@@ -14,7 +14,8 @@
 #include "basic/fd-util.h"
 #include "basic/id.h"
 #include "basic/log.h"
-#include "vssd/freeze.h"
+#include "vssd/creation/freeze.h"
+#include "vssd/creation/creation.h"
 #include "vssd/manager.h"
 
 int manager_new(Manager **ret)

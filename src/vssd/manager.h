@@ -8,7 +8,8 @@
  *   Manager ─┬─ Connection (one per peer, its own peer-to-peer sd_bus)
  *            │     ├─ BackupObject (/org/vss/backup/N, one per requestor object)
  *            │     └─ AsyncOp (/org/vss/async/N)
- *            └─ Creation (the set being cut, at most one: the creation slot)
+ *            └─ Creation (the set being cut, at most one: the creation slot;
+ *                         creation/creation.h)
  */
 
 #include <stdbool.h>
@@ -21,7 +22,6 @@
 #include "vssd/backup-state.h"
 #include "vssd/catalog.h"
 #include "vssd/config.h"
-#include "vssd/engine.h"
 #include "vssd/writers.h"
 
 typedef struct Manager Manager;
@@ -113,38 +113,7 @@ struct AsyncOp {
 	LIST_FIELDS(AsyncOp, asyncs);
 };
 
-typedef struct Transactions Transactions;
-
-typedef struct LevelSelect {
-	vss_application_level level;
-	bool frozen;
-} LevelSelect;
-
-/* The set being cut. Holds the creation slot until the job ends. */
-typedef struct Creation {
-	Job *job;
-	sd_event_source *source;
-	/* The job waits at a phase while vssd talks to writers (JobLimits.pause). */
-	int pause_fd;
-	sd_event_source *pause_source;
-	pthread_mutex_t pause_lock;
-	pthread_cond_t pause_cond;
-	JobPhase phase;
-	bool phase_pending, phase_done;
-	vss_hr phase_result;
-	bool phase_active;       /* vssd is working on a phase */
-	int freeze_level;        /* during PHASE_FREEZE / PHASE_THAW */
-	LevelSelect level_select;
-	Transactions *transactions;
-	BackupObject *owner;    /* NULL once the requestor released it */
-	AsyncOp *async;         /* NULL once released */
-	bool abandoned;         /* requestor aborted or went away: do not keep */
-	bool stopping;          /* vssd is stopping: every phase fails, nothing is kept */
-	bool loop_gone;         /* under pause_lock: nothing serves phases any more */
-	CatalogSet set;
-	CatalogSnapshot *snaps;
-	size_t n_snaps;
-} Creation;
+typedef struct Creation Creation;
 
 struct Manager {
 	sd_event *event;
@@ -240,12 +209,6 @@ int backup_check(BackupObject *b, BackupCall call, sd_bus_error *error);
 int backup_reply_with_async(sd_bus_message *msg, BackupObject *b, vss_hr status, AsyncOp **ret,
                             sd_bus_error *error);
 BackupObject *backup_object_free(BackupObject *b);
-/* The engine finished the set of this object's creation. */
-void creation_finish(Manager *m);
-/* vssd is stopping: the set being cut is given up. Its phase in progress
- * fails now and so will every later one (writers hear Abort), a cancel is
- * asked for, and whatever the job makes is deleted when it ends. */
-void creation_stop(Manager *m);
 
 /* backup-writers.c */
 extern const sd_bus_vtable backup_writers_vtable[];
@@ -253,14 +216,10 @@ void writers_round_for_call(BackupObject *b, WriterEvent e, AsyncOp *a);
 void writers_abort(BackupObject *b);
 void writers_shutdown(BackupObject *b);
 void components_free(BackupObject *b);
-vss_hr creation_pause(Job *j, JobPhase phase, void *userdata);
-int creation_on_pause(sd_event_source *s, int fd, uint32_t revents, void *userdata);
-void creation_release_phase(Creation *cr);
-/* End the phase vssd is working on now, with hr for the job: its writer
- * round is cancelled and the transactions are let go. */
-void creation_end_phase(Creation *cr, vss_hr hr);
-/* The loop has ended: the job's phases, waiting or to come, return at once. */
-void creation_phases_off(Creation *cr);
+/* Round selectors: writers that identified themselves; those taking part in
+ * the set that have not failed. */
+bool sel_identified(const Participant *p, void *data);
+bool sel_active(const Participant *p, void *data);
 
 /* async-op.c */
 int async_op_new(Connection *c, vss_hr status, AsyncOp **ret);
@@ -321,16 +280,6 @@ void reserve_enforce_after_set(Manager *m, char *const *snapshot_paths, size_t n
 /* Enforce the reserve every HostReserveCheckMSec on the event loop. */
 int reserve_watch_start(Manager *m);
 Reserve *reserve_free(Reserve *rs);
-
-/* transactions.c: hold the system's transaction managers (dpkg, journald)
- * for a set. freeze calls done (S_OK or VSS_E_TRANSACTION_FREEZE_TIMEOUT),
- * maybe later; once they were held TransactionThawTimeoutSec, they are
- * released and expired is called; thaw releases and says
- * VSS_E_TRANSACTION_THAW_TIMEOUT if they were held too long. */
-int transactions_freeze(Manager *m, void (*done)(Transactions *t, vss_hr hr, void *userdata),
-                        void (*expired)(Transactions *t, void *userdata), void *userdata, Transactions **ret);
-vss_hr transactions_thaw(Transactions *t);
-Transactions *transactions_free(Transactions *t);
 
 /* previous-versions.c: the @GMT tree Samba's vfs_shadow_copy2 reads, for the
  * volumes of PreviousVersions=. start clears what an earlier vssd left and

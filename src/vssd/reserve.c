@@ -30,7 +30,8 @@
 #include "basic/id.h"
 #include "basic/log.h"
 #include "providers/mounts.h"
-#include "vssd/freeze.h"
+#include "vssd/creation/freeze.h"
+#include "vssd/creation/creation.h"
 #include "vssd/manager.h"
 
 /* What a snapshot takes at once, beyond the reserve: a clone copies its

@@ -9,7 +9,7 @@
 
 #include "basic/macro.h"
 #include "basic/util.h"
-#include "vssd/crew.h"
+#include "vssd/creation/crew.h"
 #include "tests.h"
 
 /*

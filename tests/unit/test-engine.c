@@ -6,8 +6,8 @@
 
 #include "basic/macro.h"
 #include "providers/provider.h"
-#include "vssd/crew.h"
-#include "vssd/engine.h"
+#include "vssd/creation/crew.h"
+#include "vssd/creation/engine.h"
 #include "test-provider.h"
 #include "tests.h"
 
@@ -385,6 +385,41 @@ static void check_failure(size_t f, unsigned k, int r, vss_hr hr)
 	job_free(j);
 }
 
+/* A provider's commit_group gets all of its members in one call, at its first
+ * member's turn, inside the hold; a failing group fails the set and every
+ * member is aborted. */
+static void test_commit_group(void)
+{
+	static const provider_ops *const GAGB[] = { &tp_ops_group, &tp_ops_a, &tp_ops_group, &tp_ops_b };
+	JobLimits l = limits(LONG_LIMIT, LONG_LIMIT, NULL);
+	Job *j;
+	int c;
+
+	tp_reset();
+	j = new_job(4, GAGB, &l);
+	ASSERT_HR(VSS_S_ASYNC_FINISHED, job_run(j));
+	c = tp_log_find("commit_group G 1,3");
+	ASSERT_TRUE(c >= 0);
+	ASSERT_TRUE(tp_log_find("commit 2") == c + 1);
+	ASSERT_TRUE(tp_log_find("commit 4") == c + 2);
+	ASSERT_EQ_UINT(1, tp_count(STEP_COMMIT, 1));
+	ASSERT_EQ_UINT(0, tp_count(STEP_COMMIT, 3));
+	ASSERT_EQ_INT(-1, tp_log_find("commit 1"));
+	assert_no_violation();
+	job_free(j);
+
+	tp_reset();
+	tp_set(STEP_COMMIT, 1, TP_FAIL, -EIO);
+	j = new_job(4, GAGB, &l);
+	ASSERT_HR(VSS_E_UNEXPECTED_PROVIDER_ERROR, job_run(j));
+	/* The set stops at the group: no member after it is committed. */
+	ASSERT_EQ_INT(-1, tp_log_find("commit 2"));
+	for (unsigned i = 1; i <= 4; i++)
+		ASSERT_TRUE(find_abort(i) >= 0);
+	assert_no_violation();
+	job_free(j);
+}
+
 static void test_failure_at_every_step(void)
 {
 	size_t e = 0;
@@ -642,6 +677,7 @@ int main(void)
 	RUN_TEST(test_quiet_phases_are_not_paused);
 	RUN_TEST(test_protocol_on_thread_without_writers);
 	RUN_TEST(test_bare_provider);
+	RUN_TEST(test_commit_group);
 	RUN_TEST(test_failure_at_every_step);
 	RUN_TEST(test_failing_abort);
 	RUN_TEST(test_flush_deadline);

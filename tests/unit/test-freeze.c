@@ -13,7 +13,7 @@
 
 #include "basic/fd-util.h"
 #include "basic/macro.h"
-#include "vssd/freeze.h"
+#include "vssd/creation/freeze.h"
 #include "tests.h"
 
 static char dir[] = "/tmp/vss-test-freeze-XXXXXX";

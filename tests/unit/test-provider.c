@@ -126,13 +126,13 @@ static int step(ProviderStep s, ProviderMember **ms, size_t n)
 	if (key == 0 || key > TP_MAX_MEMBERS)
 		abort();
 	pthread_mutex_lock(&lock);
-	if (s == STEP_END_PREPARE) {
+	if (s == STEP_END_PREPARE || (s == STEP_COMMIT && ms[0]->ops->commit_group)) {
 		char list[128] = "";
 
 		for (size_t i = 0; i < n; i++)
 			snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%u", i ? "," : "",
 				 ms[i]->index);
-		log_lockedf("%s %s %s", name, ms[0]->ops->name, list);
+		log_lockedf("%s%s %s %s", name, s == STEP_COMMIT ? "_group" : "", ms[0]->ops->name, list);
 	} else {
 		log_lockedf("%s %u", name, key);
 	}
@@ -274,6 +274,25 @@ static int tp_delete_snapshot(const char *snapshot_path, const char *provider_da
 
 const provider_ops tp_ops_a = TP_OPS("A");
 const provider_ops tp_ops_b = TP_OPS("B");
+
+static int tp_commit_group(ProviderMember **ms, size_t n)
+{
+	return step(STEP_COMMIT, ms, n);
+}
+
+const provider_ops tp_ops_group = {
+	.version = PROVIDER_OPS_VERSION,
+	.name = "G",
+	/* Asks for concurrent commits, which a group provider does not get:
+	 * its group is one call. */
+	.flags = PROVIDER_COMMITS_CONCURRENTLY,
+	.begin_prepare = tp_begin_prepare,
+	.pre_commit = tp_pre_commit,
+	.commit_group = tp_commit_group,
+	.post_final_commit = tp_post_final_commit,
+	.abort = tp_abort,
+	.delete_snapshot = tp_delete_snapshot,
+};
 
 static int tp_bare_begin_prepare(ProviderMember *m)
 {

@@ -44,6 +44,9 @@ typedef enum TpAction {
 } TpAction;
 
 extern const provider_ops tp_ops_a, tp_ops_b, tp_ops_bare;
+/* A provider that commits its members as one group (log: "commit_group G
+ * I,J,..."), with no end_prepare and no post_commit. */
+extern const provider_ops tp_ops_group;
 
 /* Forget the log, the actions and the counters; call before each test. */
 void tp_reset(void);

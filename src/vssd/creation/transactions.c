@@ -17,15 +17,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "basic/log.h"
 #include "providers/fault.h"
+#include "vssd/creation/creation.h"
 #include "vssd/manager.h"
+#include "vssd/spawn-loop.h"
 
 #define RETRY_USEC (50 * USEC_PER_MSEC)
 #define JOURNALD_SOCKET "/run/systemd/journal/socket"
@@ -35,30 +35,33 @@ struct Transactions {
 	int lock_fd;
 	usec_t deadline, locked_at;
 	sd_event_source *retry, *expiry;
-	bool journald;
+	bool journald;          /* relinquished /var: owes a flush */
+	LoopSpawn *relinquishing;
 	bool expired;           /* held too long, and released */
 	void (*done)(Transactions *t, vss_hr hr, void *userdata);
 	void (*expired_cb)(Transactions *t, void *userdata);
 	void *userdata;
 };
 
-extern char **environ;
+/* journalctl --relinquish-var waits for journald to close its files in /var
+ * and answer. */
+#define JOURNALCTL_TIMEOUT_USEC (5 * USEC_PER_SEC)
 
-static int journalctl(const char *arg)
+static int journalctl(Transactions *t, const char *arg, void (*done)(const SpawnResult *r, void *userdata),
+                      LoopSpawn **ret)
 {
 	char *argv[] = { (char *)"journalctl", (char *)arg, NULL };
-	pid_t pid;
-	int status, r;
 
-	/* posix_spawn forks and execs in one; either half may fail. */
-	r = fault_point(POINT_FORK) ?: fault_point(POINT_EXEC)
-			?: -posix_spawnp(&pid, "journalctl", NULL, NULL, argv, environ);
-	if (r != 0)
-		return r;
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return -errno;
-	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
+	return fault_point(POINT_FORK) ?: fault_point(POINT_EXEC)
+			?: loop_spawn(t->manager->event, argv, &(SpawnOptions){ .timeout = JOURNALCTL_TIMEOUT_USEC },
+				      done, t, ret);
+}
+
+static void flushed(const SpawnResult *r, void *userdata)
+{
+	(void)userdata;
+	if (!spawn_succeeded(r))
+		log_warning("journald did not take /var back; run journalctl --flush");
 }
 
 static int try_lock(Transactions *t)
@@ -78,9 +81,17 @@ static void release(Transactions *t)
 		close(t->lock_fd);
 		t->lock_fd = -1;
 	}
+	/* Relinquishing may have taken effect before it was cut short. */
+	if (t->relinquishing) {
+		t->relinquishing = loop_spawn_free(t->relinquishing);
+		t->journald = true;
+	}
 	if (t->journald) {
 		t->journald = false;
-		if (journalctl("--flush") < 0)
+		/* Nobody waits for journald to come back: it flushes what it
+		 * kept in /run meanwhile. The Transactions may be gone by
+		 * then, so the program runs on its own. */
+		if (journalctl(t, "--flush", flushed, NULL) < 0)
 			log_warning("journald did not take /var back; run journalctl --flush");
 	}
 }
@@ -101,6 +112,18 @@ static int on_expiry(sd_event_source *s, uint64_t usec, void *userdata)
 	return 0;
 }
 
+static void relinquished(const SpawnResult *r, void *userdata)
+{
+	Transactions *t = userdata;
+
+	t->relinquishing = NULL;
+	if (spawn_succeeded(r))
+		t->journald = true;
+	else
+		log_warning("journald did not relinquish /var; its writes may land in the set");
+	t->done(t, S_OK, t->userdata);
+}
+
 static void frozen(Transactions *t, vss_hr hr)
 {
 	t->retry = sd_event_source_disable_unref(t->retry);
@@ -111,11 +134,11 @@ static void frozen(Transactions *t, vss_hr hr)
 		if (sd_event_add_time(t->manager->event, &t->expiry, CLOCK_MONOTONIC,
 				      t->locked_at + t->manager->config.transaction_thaw_timeout, 0, on_expiry, t) < 0)
 			log_warning("cannot time the hold of package transactions; it is checked at the thaw");
+		/* The set waits for journald, the loop does not. */
 		if (access(JOURNALD_SOCKET, F_OK) == 0) {
-			if (journalctl("--relinquish-var") < 0)
-				log_warning("journald did not relinquish /var; its writes may land in the set");
-			else
-				t->journald = true;
+			if (journalctl(t, "--relinquish-var", relinquished, &t->relinquishing) >= 0)
+				return;
+			log_warning("journald did not relinquish /var; its writes may land in the set");
 		}
 	}
 	t->done(t, hr, t->userdata);

@@ -3,7 +3,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-#include "vssd/crew.h"
+#include "vssd/creation/crew.h"
 
 typedef enum { W_IDLE, W_BUSY, W_DONE } WorkerState;
 

@@ -19,7 +19,7 @@
 #include "basic/log.h"
 #include "basic/macro.h"
 #include "providers/fault.h"
-#include "vssd/freeze.h"
+#include "vssd/creation/freeze.h"
 
 /* Guard exit codes. */
 enum {

@@ -9,9 +9,9 @@
 #include <unistd.h>
 
 #include "basic/log.h"
-#include "vssd/crew.h"
-#include "vssd/engine.h"
-#include "vssd/freeze.h"
+#include "vssd/creation/crew.h"
+#include "vssd/creation/engine.h"
+#include "vssd/creation/freeze.h"
 
 const char *consistency_to_string(Consistency c)
 {
@@ -124,7 +124,8 @@ struct Run {
 	atomic_bool commit_given_up; /* past the hold limit: commit no more */
 	bool writers_told; /* PHASE_PREPARE_SNAPSHOT ran: PHASE_ABORT is owed */
 	size_t n_holders;
-	bool commit_together; /* every provider lets commits run at once */
+	bool commit_together; /* every provider lets commits run at once,
+	                       * member by member */
 	FreezeSet *freeze; /* says which members are held */
 };
 
@@ -167,8 +168,24 @@ static int run_step(void *item, void *userdata)
 	}
 }
 
-/* Every member's commit, one after another, stopping at the first failure;
- * the results go to run->commits. */
+/* The members of member i's provider, from i on, in group; 0 when an
+ * earlier member has the same provider (its group has i already). */
+static size_t provider_group(Job *j, size_t i, ProviderMember **group)
+{
+	size_t n = 0;
+
+	for (size_t k = 0; k < i; k++)
+		if (j->members[k].ops == j->members[i].ops)
+			return 0;
+	for (size_t k = i; k < j->n_members; k++)
+		if (j->members[k].ops == j->members[i].ops)
+			group[n++] = &j->members[k];
+	return n;
+}
+
+/* Every member's commit, one after another, or for a provider that commits
+ * its members as a group, the group's at its first member's turn; stopping
+ * at the first failure. The results go to run->commits. */
 static int commit_all(void *item, void *userdata)
 {
 	Run *run = userdata;
@@ -178,14 +195,29 @@ static int commit_all(void *item, void *userdata)
 	for (size_t i = 0; i < j->n_members; i++)
 		run->commits[i] = 0;
 	for (size_t i = 0; i < j->n_members; i++) {
+		ProviderMember *group[j->n_members];
+		size_t n;
+		int r;
+
 		/* The set fails anyway: a snapshot made now, unheld, would only
 		 * make the abort longer. */
 		if (atomic_load(&run->commit_given_up)) {
 			run->commits[i] = VSS_E_HOLD_WRITES_TIMEOUT;
 			break;
 		}
-		run->commits[i] = provider_invoke(j->limits.faults, STEP_COMMIT, &j->members[i]);
-		if (run->commits[i] < 0)
+		if (!j->members[i].ops->commit_group) {
+			run->commits[i] = provider_invoke(j->limits.faults, STEP_COMMIT, &j->members[i]);
+			if (run->commits[i] < 0)
+				break;
+			continue;
+		}
+		n = provider_group(j, i, group);
+		if (n == 0)
+			continue;
+		r = provider_invoke_commit_group(j->limits.faults, group, n);
+		/* The first member carries the group's failure. */
+		run->commits[i] = r;
+		if (r < 0)
 			break;
 	}
 	return 0;
@@ -346,18 +378,11 @@ static vss_hr prepare(Run *run)
 	/* end_prepare once per provider, with all of its members. */
 	for (size_t i = 0; i < j->n_members; i++) {
 		ProviderMember *group[j->n_members];
-		size_t n = 0;
-		bool first = true;
+		size_t n = provider_group(j, i, group);
 		int r;
 
-		for (size_t k = 0; k < i; k++)
-			if (j->members[k].ops == j->members[i].ops)
-				first = false;
-		if (!first)
+		if (n == 0)
 			continue;
-		for (size_t k = i; k < j->n_members; k++)
-			if (j->members[k].ops == j->members[i].ops)
-				group[n++] = &j->members[k];
 		r = provider_invoke_end_prepare(j->limits.faults, group, n);
 		if (r < 0)
 			return fail(j, provider_result_to_hr(r), "%s provider: end_prepare failed: %s",
@@ -550,12 +575,13 @@ vss_hr job_run(Job *j)
 		items[i] = &slots[i];
 		begun[i] = false;
 		first_only[i] = i == 0;
-		holders[i] = j->members[i].hold_fd >= 0;
+		holders[i] = j->members[i].hold_fd >= 0 && (j->members[i].ops->flags & PROVIDER_HOLDS_WRITES);
 		run.n_holders += holders[i];
 	}
 	run.commit_together = n > 1;
 	for (size_t i = 0; i < n; i++)
-		run.commit_together = run.commit_together && j->members[i].ops->commits_concurrently;
+		run.commit_together = run.commit_together && (j->members[i].ops->flags & PROVIDER_COMMITS_CONCURRENTLY) &&
+				      !j->members[i].ops->commit_group;
 	r = crew_new(n, &run.crew);
 	if (r < 0) {
 		j->result = fail(j, VSS_E_UNEXPECTED, "cannot start worker threads: %s", strerror(-r));
