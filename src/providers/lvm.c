@@ -31,8 +31,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/dm-ioctl.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +45,7 @@
 #include "basic/id.h"
 #include "basic/log.h"
 #include "basic/macro.h"
+#include "basic/spawn-util.h"
 #include "basic/util.h"
 #include "providers/lvm.h"
 #include "providers/mounts.h"
@@ -89,139 +88,41 @@ static void lvm_run_clear(LvmRun *r)
 	*r = (LvmRun){ 0 };
 }
 
-static int append(char **buf, size_t *len, int fd)
-{
-	char chunk[16384];
-	ssize_t k = read(fd, chunk, sizeof(chunk));
-	char *nb;
-
-	if (k <= 0)
-		return k < 0 && (errno == EINTR || errno == EAGAIN) ? 1 : 0;
-	if (*len + (size_t)k > LVM_OUTPUT_MAX)
-		return 1; /* the rest is dropped */
-	nb = realloc(*buf, *len + (size_t)k + 1);
-	if (!nb)
-		return -ENOMEM;
-	memcpy(nb + *len, chunk, (size_t)k);
-	*len += (size_t)k;
-	nb[*len] = '\0';
-	*buf = nb;
-	return 1;
-}
-
 /*
- * Run "lvm ARGS..." with a deadline: its own process group (killed at the
- * deadline), cwd "/", stdin input (or /dev/null), output captured. Logs
- * nothing and writes nowhere: it runs inside the hold.
+ * Run "lvm ARGS..." with a deadline (spawn_run(): its own process group,
+ * killed at the deadline; cwd "/"; stdin input or /dev/null; output
+ * captured). Logs nothing: it runs inside the hold.
  */
 static int lvm_run(char *const *args, const char *input, usec_t timeout, LvmRun *ret)
 {
 	char *argv[64];
 	char *envp[512];
-	size_t n = 0, ne = 0, out_len = 0, err_len = 0, in_len = input ? strlen(input) : 0, in_off = 0;
-	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 }, r = 0, status;
-	usec_t deadline = now_usec(CLOCK_MONOTONIC) + timeout;
-	bool out_open = true, err_open = true;
-	pid_t pid;
+	size_t n = 0, ne = 0;
+	SpawnResult sr = { 0 };
+	int r;
 
 	*ret = (LvmRun){ 0 };
 	argv[n++] = (char *)lvm_binary();
 	for (size_t i = 0; args[i] && n < ELEMENTSOF(argv) - 1; i++)
 		argv[n++] = args[i];
 	argv[n] = NULL;
-	/* lvm complains of every fd it inherits; vssd's are close-on-exec. */
+	/* lvm complains of every fd it inherits otherwise. */
 	envp[ne++] = (char *)"LVM_SUPPRESS_FD_WARNINGS=1";
 	for (char **e = environ; e && *e && ne < ELEMENTSOF(envp) - 1; e++)
 		if (strncmp(*e, "LVM_SUPPRESS_FD_WARNINGS=", 25) != 0)
 			envp[ne++] = *e;
 	envp[ne] = NULL;
-
-	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
-		r = -errno;
-		goto out;
-	}
-	pid = fork();
-	if (pid < 0) {
-		r = -errno;
-		goto out;
-	}
-	if (pid == 0) {
-		/* Only async-signal-safe calls: vssd has threads. */
-		(void)setpgid(0, 0);
-		if (dup2(in[0], STDIN_FILENO) < 0 || dup2(out[1], STDOUT_FILENO) < 0 || dup2(err[1], STDERR_FILENO) < 0 ||
-		    chdir("/") < 0)
-			_exit(127);
-		execve(argv[0], argv, envp);
-		_exit(127);
-	}
-	(void)setpgid(pid, pid);
-	in[0] = safe_close(in[0]);
-	out[1] = safe_close(out[1]);
-	err[1] = safe_close(err[1]);
-	if (in_len == 0)
-		in[1] = safe_close(in[1]);
-	else
-		(void)fcntl(in[1], F_SETFL, O_NONBLOCK);
-
-	while (out_open || err_open || in[1] >= 0) {
-		struct pollfd p[3] = {
-			{ .fd = out_open ? out[0] : -1, .events = POLLIN },
-			{ .fd = err_open ? err[0] : -1, .events = POLLIN },
-			{ .fd = in[1], .events = POLLOUT },
-		};
-		usec_t now = now_usec(CLOCK_MONOTONIC);
-		int k;
-
-		if (now >= deadline) {
-			ret->timed_out = true;
-			(void)kill(-pid, SIGKILL);
-			break;
-		}
-		k = poll(p, 3, (int)MIN((deadline - now + 999) / 1000, (usec_t)INT32_MAX));
-		if (k < 0 && errno != EINTR) {
-			(void)kill(-pid, SIGKILL);
-			r = -errno;
-			break;
-		}
-		if (k <= 0)
-			continue;
-		if (p[0].revents && (k = append(&ret->out, &out_len, out[0])) <= 0) {
-			out_open = false;
-			if (k < 0)
-				r = k;
-		}
-		if (p[1].revents && (k = append(&ret->err, &err_len, err[0])) <= 0) {
-			err_open = false;
-			if (k < 0)
-				r = k;
-		}
-		if (p[2].revents) {
-			ssize_t w = p[2].revents & POLLOUT ? write(in[1], input + in_off, in_len - in_off) : -1;
-
-			if (w > 0)
-				in_off += (size_t)w;
-			if (w < 0 && errno == EAGAIN)
-				continue;
-			if (w <= 0 || in_off >= in_len)
-				in[1] = safe_close(in[1]);
-		}
-	}
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR) {
-			status = 127 << 8;
-			break;
-		}
-	ret->status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-out:
-	safe_close(in[0]);
-	safe_close(in[1]);
-	safe_close(out[0]);
-	safe_close(out[1]);
-	safe_close(err[0]);
-	safe_close(err[1]);
+	r = spawn_run(argv, &(SpawnOptions){ .timeout = timeout, .envp = envp, .input = input,
+					      .max_output = LVM_OUTPUT_MAX },
+		      &sr);
 	if (r < 0)
-		lvm_run_clear(ret);
-	return r;
+		return r;
+	ret->status = WIFEXITED(sr.status) ? WEXITSTATUS(sr.status) : 128 + WTERMSIG(sr.status);
+	ret->timed_out = sr.timed_out;
+	ret->out = TAKE_PTR(sr.out);
+	ret->err = TAKE_PTR(sr.err);
+	spawn_result_clear(&sr);
+	return 0;
 }
 
 /* The last line lvm wrote to stderr, for messages (points into run). */
@@ -404,24 +305,8 @@ typedef struct LvmMember {
 	bool suspended;
 	LvmRun run;             /* of commit, logged afterwards */
 	int result;             /* of commit (group) */
-	bool committed;         /* the group's commit ran for it */
-	struct LvmGroup *group;
+	bool committed;         /* commit_group ran for it */
 } LvmMember;
-
-typedef struct LvmGroup {
-	ProviderMember **members;
-	size_t n;
-	unsigned refs;
-	bool ran;
-} LvmGroup;
-
-static void group_unref(LvmGroup *g)
-{
-	if (g && --g->refs == 0) {
-		free(g->members);
-		free(g);
-	}
-}
 
 static void member_free(ProviderMember *m)
 {
@@ -430,7 +315,6 @@ static void member_free(ProviderMember *m)
 	if (!p)
 		return;
 	lvm_run_clear(&p->run);
-	group_unref(p->group);
 	free(p);
 	m->priv = NULL;
 }
@@ -597,21 +481,11 @@ static int lvm_end_prepare(ProviderMember **members, size_t n)
 {
 	LvmLv *all = NULL;
 	size_t nl = 0;
-	LvmGroup *g;
 	int r;
 
 	r = lvs(NULL, &all, &nl, NULL);
 	if (r < 0)
 		return r;
-	g = calloc(1, sizeof(*g));
-	if (g)
-		g->members = calloc(n, sizeof(*g->members));
-	if (!g || !g->members) {
-		free(g);
-		lvm_lvs_free(all, nl);
-		return -ENOMEM;
-	}
-	g->n = n;
 	for (size_t i = 0; i < n; i++) {
 		ProviderMember *m = members[i];
 		LvmMember *p = m->priv;
@@ -620,9 +494,6 @@ static int lvm_end_prepare(ProviderMember **members, size_t n)
 		dev_t dev;
 		bool block;
 
-		g->members[i] = m;
-		p->group = g;
-		g->refs++;
 		r = volume_device(m->volume_fd, &dev, &block);
 		if (r >= 0)
 			r = lvm_dm_uuid_split(p->dm_uuid, vg_uuid, lv_uuid) < 0 ? -ENODEV : 0;
@@ -721,7 +592,7 @@ static int lvcreate_line(const ProviderMember *m, char **ret)
  * time. Runs inside the hold: no logging, no writes but lvm's own to its
  * metadata on the PVs. Each member's result goes to its LvmMember.
  */
-static int commit_group(ProviderMember **members, size_t n)
+static int lvm_commit_group(ProviderMember **members, size_t n)
 {
 	_cleanup_free_ char *script = NULL;
 	size_t len = 0;
@@ -801,6 +672,7 @@ static int commit_group(ProviderMember **members, size_t n)
 			p->result = r;
 			continue;
 		}
+		members[i]->state = VSS_SS_COMMITTED;
 		lv = find_by_name(all, nl, p->vg, snapshot_name(members[i]));
 		if (lv && lvm_tags_ids(lv->tags, &sid, &setid) && vss_id_equal(&sid, &members[i]->snapshot_id))
 			p->result = 0;
@@ -813,27 +685,14 @@ static int commit_group(ProviderMember **members, size_t n)
 		}
 	}
 	lvm_lvs_free(all, nl);
-	return r;
-}
+	/* The first failure is the group's. */
+	for (size_t i = 0; r >= 0 && i < n; i++) {
+		LvmMember *p = members[i]->priv;
 
-static int lvm_commit(ProviderMember *m)
-{
-	LvmMember *p = m->priv;
-	LvmGroup *g = p ? p->group : NULL;
-
-	if (!g)
-		return -EINVAL;
-	/* The first member's commit makes the snapshots of all. */
-	if (!g->ran) {
-		g->ran = true;
-		(void)commit_group(g->members, g->n);
+		if (p->result < 0)
+			r = p->result;
 	}
-	if (!p->committed)
-		return -EIO;
-	if (p->result < 0)
-		return p->result;
-	m->state = VSS_SS_COMMITTED;
-	return 0;
+	return r;
 }
 
 static void log_run(const ProviderMember *m, const LvmRun *run, const char *what)
@@ -1172,7 +1031,7 @@ const provider_ops lvm_provider = {
 	.begin_prepare = lvm_begin_prepare,
 	.end_prepare = lvm_end_prepare,
 	.pre_commit = lvm_pre_commit,
-	.commit = lvm_commit,
+	.commit_group = lvm_commit_group,
 	.post_commit = lvm_post_commit,
 	.post_final_commit = lvm_post_final_commit,
 	.abort = lvm_abort,
