@@ -126,6 +126,7 @@ static int parse_row(struct json_object *row, LvmLv *lv)
 	lv->metadata_percent = percent_field(row, "metadata_percent");
 	lv->kernel_major = int_field(row, "lv_kernel_major");
 	lv->kernel_minor = int_field(row, "lv_kernel_minor");
+	lv->thin_id = int_field(row, "thin_id");
 	return 0;
 }
 

@@ -295,17 +295,18 @@ static int find_mount_of(dev_t dev, int *ret_fd, char **ret_target)
 	return 0;
 }
 
-/* What a member's steps need of its LV, from locate on. */
+/* What a member's steps need of its LV, from begin_prepare on. */
 typedef struct LvmMember {
 	char vg[128], lv[128];
-	char dm_uuid[DM_UUID_LEN];
+	char dm_uuid[DM_UUID_LEN];      /* the origin's device */
 	bool thin;
-	uint64_t cow_size;      /* classic: the snapshot's size */
-	bool backup_vg;         /* the last of the set in its VG: backs it up */
+	uint64_t cow_size;              /* classic: the snapshot's size */
+	char pool_uuid[DM_UUID_LEN];    /* thin: the pool's device (-tpool) */
+	unsigned thin_id, origin_thin_id; /* thin: the snapshot's and the origin's */
+	bool backup_vg;                 /* the last of the set in its VG: backs it up */
+	bool made;                      /* the snapshot LV may exist: abort removes it */
 	bool suspended;
-	LvmRun run;             /* of commit, logged afterwards */
-	int result;             /* of commit (group) */
-	bool committed;         /* commit_group ran for it */
+	LvmRun run;                     /* of the lvm run inside the hold, logged after it */
 } LvmMember;
 
 static void member_free(ProviderMember *m)
@@ -474,13 +475,92 @@ static int lvm_begin_prepare(ProviderMember *m)
 	return 0;
 }
 
-/* One report for the whole set: each member's LV (checked against its
- * device again), and whether each VG has the room its classic snapshots
- * take, and each thin pool room for more. */
+/* The device-mapper uuid of an LV of lvm's report, with a layer suffix. */
+static int lv_dm_uuid(const LvmLv *lv, const char *layer, char *buf, size_t size)
+{
+	char vg[33], id[33];
+	size_t k = 0, j = 0;
+
+	for (const char *s = lv->vg_uuid; *s && k < 32; s++)
+		if (*s != '-')
+			vg[k++] = *s;
+	for (const char *s = lv->lv_uuid; *s && j < 32; s++)
+		if (*s != '-')
+			id[j++] = *s;
+	if (k != 32 || j != 32)
+		return -EINVAL;
+	vg[k] = id[j] = '\0';
+	snprintf(buf, size, "LVM-%s%s%s%s", vg, id, layer ? "-" : "", layer ?: "");
+	return 0;
+}
+
+static int append_line(char **script, size_t *len, const char *line)
+{
+	size_t l = strlen(line);
+	char *ns = realloc(*script, *len + l + 1);
+
+	if (!ns)
+		return -ENOMEM;
+	memcpy(ns + *len, line, l + 1);
+	*script = ns;
+	*len += l;
+	return 0;
+}
+
+/* "lvcreate ... VG/LV" of a member, for the lvm shell. */
+static int lvcreate_line(const ProviderMember *m, char **ret)
+{
+	const LvmMember *p = m->priv;
+	char st[96], gt[96], opts[64];
+
+	lvm_tag_format(LVM_TAG_SNAPSHOT, &m->snapshot_id, st, sizeof(st));
+	lvm_tag_format(LVM_TAG_SET, &m->set_id, gt, sizeof(gt));
+	if (p->thin)
+		/* Made before the hold, inactive (its content is replaced
+		 * inside it). */
+		snprintf(opts, sizeof(opts), "-ky -an");
+	else
+		/* Inside the hold: no archive or backup of the metadata
+		 * (/etc/lvm may be on a held filesystem). */
+		snprintf(opts, sizeof(opts), "-An -L %" PRIu64 "k", p->cow_size / 1024);
+	if (asprintf(ret, "lvcreate -s %s -n %s --addtag %s --addtag %s %s/%s\n", opts, snapshot_name(m), st, gt, p->vg,
+		     p->lv) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+/* Run the lvm shell on a script of lvcreate lines; -EIO (with the run
+ * kept) when a command failed. */
+static int run_script(const char *script, usec_t timeout, LvmRun *ret)
+{
+	char *args[] = { NULL };
+	int r = lvm_run(args, script, timeout, ret);
+
+	if (r < 0)
+		return r;
+	if (ret->timed_out)
+		return VSS_E_HOLD_WRITES_TIMEOUT;
+	/* The shell goes on after a failed command and says so. */
+	if (ret->status != 0 || (ret->err && strstr(ret->err, "Command failed")))
+		return says_no_space(ret) ? VSS_E_INSUFFICIENT_STORAGE : -EIO;
+	return 0;
+}
+
+/*
+ * One report for the whole set: each member's LV (checked against its
+ * device again), whether each VG has the room its classic snapshots take
+ * and each thin pool room for more. Then the thin members' snapshots are
+ * made, one lvm process for all, while the volumes are live: inside the
+ * hold, a thin snapshot's content is replaced by the pool's own messages
+ * (lvm_commit_group()), which is what makes it the set's instant.
+ */
 static int lvm_end_prepare(ProviderMember **members, size_t n)
 {
+	_cleanup_free_ char *script = NULL;
+	size_t len = 0;
 	LvmLv *all = NULL;
 	size_t nl = 0;
+	bool any_thin = false;
 	int r;
 
 	r = lvs(NULL, &all, &nl, NULL);
@@ -510,12 +590,17 @@ static int lvm_end_prepare(ProviderMember **members, size_t n)
 		if (p->thin) {
 			const LvmLv *pool = find_by_name(all, nl, lv->vg_name, lv->pool_lv);
 
-			if (pool && (pool->data_percent >= THIN_POOL_FULL_PERCENT ||
-				     pool->metadata_percent >= THIN_POOL_FULL_PERCENT)) {
+			if (!pool || lv_dm_uuid(pool, "tpool", p->pool_uuid, sizeof(p->pool_uuid)) < 0) {
+				lvm_lvs_free(all, nl);
+				return -ENODEV;
+			}
+			if (pool->data_percent >= THIN_POOL_FULL_PERCENT ||
+			    pool->metadata_percent >= THIN_POOL_FULL_PERCENT) {
 				m->reason = "its thin pool is nearly full (95% or more of its data or metadata)";
 				lvm_lvs_free(all, nl);
 				return VSS_E_INSUFFICIENT_STORAGE;
 			}
+			any_thin = true;
 		} else {
 			p->cow_size = lvm_cow_size(lv->lv_size, lv->vg_extent_size, LVM_COW_PERCENT_DEFAULT);
 		}
@@ -549,7 +634,64 @@ static int lvm_end_prepare(ProviderMember **members, size_t n)
 		}
 	}
 	lvm_lvs_free(all, nl);
-	return 0;
+	if (!any_thin)
+		return 0;
+
+	for (size_t i = 0; i < n; i++) {
+		LvmMember *p = members[i]->priv;
+		_cleanup_free_ char *line = NULL;
+
+		if (!p->thin)
+			continue;
+		r = lvcreate_line(members[i], &line);
+		if (r >= 0)
+			r = append_line(&script, &len, line);
+		if (r < 0)
+			return r;
+		p->made = true;
+	}
+	{
+		LvmRun run;
+
+		r = run_script(script, LVM_TIMEOUT_USEC, &run);
+		if (r < 0 && run.err) {
+			log_warning("lvm: the thin snapshots of the set: exit status %d; lvm said: %s", run.status, run.err);
+			members[0]->reason = "lvm could not make the thin snapshots";
+		}
+		lvm_run_clear(&run);
+		if (r < 0)
+			return r == VSS_E_HOLD_WRITES_TIMEOUT ? -ETIMEDOUT : r;
+	}
+	/* Their thin ids, and the origins', for the pool's messages; each
+	 * snapshot inactive, so that its thin device can be replaced. */
+	r = lvs(NULL, &all, &nl, NULL);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; r >= 0 && i < n; i++) {
+		LvmMember *p = members[i]->priv;
+		const LvmLv *snap, *origin;
+		vss_id sid, setid;
+
+		if (!p->thin)
+			continue;
+		snap = find_by_name(all, nl, p->vg, snapshot_name(members[i]));
+		origin = find_by_name(all, nl, p->vg, p->lv);
+		if (!snap || !lvm_tags_ids(snap->tags, &sid, &setid) || !vss_id_equal(&sid, &members[i]->snapshot_id)) {
+			members[i]->reason = "lvm does not report the thin snapshot made for it";
+			r = -EIO;
+		} else if (!origin || snap->thin_id < 0 || origin->thin_id < 0) {
+			members[i]->reason = "lvm reports no thin device id of its snapshot or of itself";
+			r = -EIO;
+		} else if (snap->kernel_major >= 0) {
+			members[i]->reason = "its thin snapshot was activated: its device cannot be replaced";
+			r = -EBUSY;
+		} else {
+			p->thin_id = (unsigned)snap->thin_id;
+			p->origin_thin_id = (unsigned)origin->thin_id;
+		}
+	}
+	lvm_lvs_free(all, nl);
+	return r;
 }
 
 static int lvm_pre_commit(ProviderMember *m)
@@ -568,83 +710,91 @@ static int lvm_pre_commit(ProviderMember *m)
 	return 0;
 }
 
-/* The lvcreate line of a member, for the lvm shell. */
-static int lvcreate_line(const ProviderMember *m, char **ret)
+/* Send a message to a device-mapper target (a thin pool), by uuid. */
+static int dm_message(const char *uuid, const char *message)
 {
-	const LvmMember *p = m->priv;
-	char st[96], gt[96], size[48] = "";
+	struct {
+		struct dm_ioctl io;
+		struct dm_target_msg msg;
+		char text[128];
+	} buf = { 0 };
+	_cleanup_close_ int fd = open("/dev/mapper/control", O_RDWR | O_CLOEXEC);
 
-	lvm_tag_format(LVM_TAG_SNAPSHOT, &m->snapshot_id, st, sizeof(st));
-	lvm_tag_format(LVM_TAG_SET, &m->set_id, gt, sizeof(gt));
-	if (!p->thin)
-		snprintf(size, sizeof(size), " -L %" PRIu64 "k", p->cow_size / 1024);
-	/* -An: no archive or backup of the metadata inside the hold. */
-	if (asprintf(ret, "lvcreate -An -s%s -n %s --addtag %s --addtag %s %s/%s\n", size, snapshot_name(m), st, gt,
-		     p->vg, p->lv) < 0)
-		return -ENOMEM;
-	return 0;
+	if (fd < 0)
+		return -errno;
+	buf.io.version[0] = DM_VERSION_MAJOR;
+	buf.io.data_size = sizeof(buf);
+	buf.io.data_start = offsetof(typeof(buf), msg);
+	snprintf(buf.io.uuid, sizeof(buf.io.uuid), "%s", uuid);
+	snprintf(buf.text, sizeof(buf.text), "%s", message);
+	return ioctl(fd, DM_TARGET_MSG, &buf) < 0 ? -errno : 0;
+}
+
+/* A thin member's snapshot made again, now: its thin device, made before
+ * the hold, deleted and snapshotted anew from the origin, suspended (its
+ * filesystem frozen: the suspend skips lockfs) so that nothing is in
+ * flight. The ids stay, and so does the pool's transaction: lvm's metadata
+ * stays true. */
+static int thin_recut(LvmMember *p)
+{
+	char msg[64];
+	int r;
+
+	r = dm_suspend(p->dm_uuid, true);
+	if (r < 0)
+		return r;
+	p->suspended = true;
+	snprintf(msg, sizeof(msg), "delete %u", p->thin_id);
+	r = dm_message(p->pool_uuid, msg);
+	if (r == 0) {
+		snprintf(msg, sizeof(msg), "create_snap %u %u", p->thin_id, p->origin_thin_id);
+		r = dm_message(p->pool_uuid, msg);
+	}
+	if (dm_suspend(p->dm_uuid, false) == 0)
+		p->suspended = false;
+	return r;
 }
 
 /*
- * The snapshots of every LVM member of the set, made by one lvm process
- * reading one lvcreate per member on its stdin: each lvm process costs a
- * start, a configuration and a device scan, a good part of a snapshot's
- * time. Runs inside the hold: no logging, no writes but lvm's own to its
- * metadata on the PVs. Each member's result goes to its LvmMember.
+ * Inside the hold: no logging, no writes but to the PVs. A thin member
+ * costs two messages to its pool (thin_recut()); the classic ones are made
+ * by one lvm process reading an lvcreate per member (each process costs a
+ * start, its configuration and a device scan), each origin suspended first
+ * without lockfs: lvcreate's own suspend would freeze the filesystem again,
+ * which fails with EBUSY before Linux 6.6, and lvcreate leaves an origin
+ * it finds suspended alone and resumes it when done.
  */
 static int lvm_commit_group(ProviderMember **members, size_t n)
 {
 	_cleanup_free_ char *script = NULL;
 	size_t len = 0;
-	LvmLv *all = NULL;
-	size_t nl = 0;
-	LvmRun run;
-	char *args[] = { NULL };
 	int r = 0;
 
-	for (size_t i = 0; i < n; i++) {
-		LvmMember *p = members[i]->priv;
-		_cleanup_free_ char *line = NULL;
-		char *ns;
-
-		p->committed = true;
-		p->result = fault_point(POINT_SNAPSHOT);
-		if (p->result < 0)
-			r = p->result;
-		if (r == 0)
-			r = lvcreate_line(members[i], &line);
-		if (r < 0)
-			break;
-		ns = realloc(script, len + strlen(line) + 1);
-		if (!ns) {
-			r = -ENOMEM;
-			break;
-		}
-		script = ns;
-		memcpy(script + len, line, strlen(line) + 1);
-		len += strlen(line);
-	}
-	/* The origins, frozen: lvcreate would freeze them again and fail. */
 	for (size_t i = 0; r == 0 && i < n; i++) {
 		LvmMember *p = members[i]->priv;
 
-		if (members[i]->hold_fd < 0)
-			continue;
-		r = dm_suspend(p->dm_uuid, true);
-		if (r < 0)
-			p->result = r;
-		else
-			p->suspended = true;
+		r = fault_point(POINT_SNAPSHOT);
+		if (r == 0 && p->thin)
+			r = thin_recut(p);
 	}
-	if (r == 0) {
-		r = lvm_run(args, script, LVM_HOLD_TIMEOUT_USEC, &run);
-		if (r == 0) {
-			LvmMember *p = members[0]->priv;
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		LvmMember *p = members[i]->priv;
+		_cleanup_free_ char *line = NULL;
 
-			lvm_run_clear(&p->run);
-			p->run = run;
+		if (p->thin)
+			continue;
+		r = lvcreate_line(members[i], &line);
+		if (r == 0)
+			r = append_line(&script, &len, line);
+		p->made = true;
+		if (r == 0 && members[i]->hold_fd >= 0) {
+			r = dm_suspend(p->dm_uuid, true);
+			if (r == 0)
+				p->suspended = true;
 		}
 	}
+	if (r == 0 && script)
+		r = run_script(script, LVM_HOLD_TIMEOUT_USEC, &((LvmMember *)members[0]->priv)->run);
 	/* lvcreate resumed what it snapshotted; the rest is resumed here. */
 	for (size_t i = 0; i < n; i++) {
 		LvmMember *p = members[i]->priv;
@@ -652,47 +802,11 @@ static int lvm_commit_group(ProviderMember **members, size_t n)
 		if (p->suspended && dm_suspend(p->dm_uuid, false) == 0)
 			p->suspended = false;
 	}
-	if (r < 0) {
-		for (size_t i = 0; i < n; i++) {
-			LvmMember *p = members[i]->priv;
-
-			if (p->result == 0)
-				p->result = r;
-		}
+	if (r < 0)
 		return r;
-	}
-	/* What exists is the answer: one report of the VGs. */
-	r = lvs(args, &all, &nl, NULL);
-	for (size_t i = 0; i < n; i++) {
-		LvmMember *p = members[i]->priv;
-		const LvmLv *lv;
-		vss_id sid, setid;
-
-		if (r < 0) {
-			p->result = r;
-			continue;
-		}
+	for (size_t i = 0; i < n; i++)
 		members[i]->state = VSS_SS_COMMITTED;
-		lv = find_by_name(all, nl, p->vg, snapshot_name(members[i]));
-		if (lv && lvm_tags_ids(lv->tags, &sid, &setid) && vss_id_equal(&sid, &members[i]->snapshot_id))
-			p->result = 0;
-		else {
-			LvmMember *first = members[0]->priv;
-
-			p->result = says_no_space(&first->run) ? VSS_E_INSUFFICIENT_STORAGE
-				    : first->run.timed_out   ? VSS_E_HOLD_WRITES_TIMEOUT
-							      : -EIO;
-		}
-	}
-	lvm_lvs_free(all, nl);
-	/* The first failure is the group's. */
-	for (size_t i = 0; r >= 0 && i < n; i++) {
-		LvmMember *p = members[i]->priv;
-
-		if (p->result < 0)
-			r = p->result;
-	}
-	return r;
+	return 0;
 }
 
 static void log_run(const ProviderMember *m, const LvmRun *run, const char *what)
@@ -706,10 +820,29 @@ static int lvm_post_commit(ProviderMember *m)
 {
 	LvmMember *p = m->priv;
 	char *args[] = { (char *)"vgcfgbackup", p->vg, NULL };
+	char *args_vg[] = { p->vg, NULL };
+	LvmLv *all = NULL;
+	const LvmLv *lv;
+	size_t n = 0;
+	vss_id sid, setid;
 	LvmRun run;
 	int r;
 
 	log_run(m, &p->run, "the snapshots");
+	/* Made as lvm says, with vss's tags: the set's last look. */
+	r = lvs(args_vg, &all, &n, NULL);
+	if (r < 0)
+		return r;
+	lv = find_by_name(all, n, p->vg, snapshot_name(m));
+	r = lv && lvm_tags_ids(lv->tags, &sid, &setid) && vss_id_equal(&sid, &m->snapshot_id) &&
+			    !lvm_attr_invalid(lv->lv_attr)
+		    ? 0
+		    : -EIO;
+	lvm_lvs_free(all, n);
+	if (r < 0) {
+		m->reason = "lvm does not report the snapshot made";
+		return r;
+	}
 	/* The metadata backup skipped inside the hold, once per VG. */
 	if (!p->backup_vg)
 		return 0;
@@ -787,7 +920,7 @@ static int lvm_abort(ProviderMember *m)
 		log_run(m, &p->run, "the snapshots");
 	}
 	/* Nothing can exist before commit ran. */
-	r = p && p->committed && split_snapshot_path(m->snapshot_path, vg, name) == 0 ? remove_snapshot(vg, name) : 0;
+	r = p && p->made && split_snapshot_path(m->snapshot_path, vg, name) == 0 ? remove_snapshot(vg, name) : 0;
 	member_free(m);
 	return r;
 }

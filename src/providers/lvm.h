@@ -31,12 +31,13 @@ typedef struct LvmLv {
 	double data_percent;    /* -1 when lvm prints none */
 	double metadata_percent;
 	int kernel_major, kernel_minor; /* -1 when not active */
+	int thin_id;            /* of a thin LV, -1 otherwise */
 } LvmLv;
 
 /* The -o fields LvmLv is read from. */
 #define LVM_FIELDS                                                                                     \
 	"vg_name,lv_name,lv_uuid,vg_uuid,segtype,pool_lv,origin,lv_attr,lv_tags,lv_size,vg_free,"      \
-	"vg_extent_size,data_percent,metadata_percent,lv_kernel_major,lv_kernel_minor"
+	"vg_extent_size,data_percent,metadata_percent,lv_kernel_major,lv_kernel_minor,thin_id"
 
 void lvm_lvs_free(LvmLv *lvs, size_t n);
 
