@@ -307,7 +307,27 @@ typedef struct LvmMember {
 	bool made;                      /* the snapshot LV may exist: abort removes it */
 	bool suspended;
 	LvmRun run;                     /* of the lvm run inside the hold, logged after it */
+	struct LvmShared *shared;
 } LvmMember;
+
+/* What the members of one set share: lvm's report after the hold, read
+ * once for all of them (each lvm process costs a good part of a second
+ * in the test machine). */
+typedef struct LvmShared {
+	unsigned refs;
+	bool read;
+	int result;
+	LvmLv *lvs;
+	size_t n;
+} LvmShared;
+
+static void shared_unref(LvmShared *sh)
+{
+	if (sh && --sh->refs == 0) {
+		lvm_lvs_free(sh->lvs, sh->n);
+		free(sh);
+	}
+}
 
 static void member_free(ProviderMember *m)
 {
@@ -316,6 +336,7 @@ static void member_free(ProviderMember *m)
 	if (!p)
 		return;
 	lvm_run_clear(&p->run);
+	shared_unref(p->shared);
 	free(p);
 	m->priv = NULL;
 }
@@ -348,6 +369,72 @@ static const LvmLv *find_by_name(const LvmLv *lvs, size_t n, const char *vg, con
 	return NULL;
 }
 
+/* The report locate reads, kept a moment per VG: a set's volumes are
+ * added one after another, each an lvm process otherwise (some 0.4 s in the
+ * test machine), and end_prepare checks every member against a report of
+ * its own. locate runs on vssd's event loop only. */
+#define LOCATE_CACHE_USEC (5 * USEC_PER_SEC)
+static struct {
+	char vg_uuid[39];
+	usec_t at;
+	LvmLv *lvs;
+	size_t n;
+} locate_cache;
+
+static int copy_lvs(const LvmLv *from, size_t n, LvmLv **ret)
+{
+	LvmLv *to = calloc(n ?: 1, sizeof(*to));
+	int r = 0;
+
+	if (!to)
+		return -ENOMEM;
+	for (size_t i = 0; i < n && r >= 0; i++) {
+		to[i] = from[i];
+		to[i].vg_name = strdup(from[i].vg_name);
+		to[i].lv_name = strdup(from[i].lv_name);
+		to[i].lv_uuid = strdup(from[i].lv_uuid);
+		to[i].vg_uuid = strdup(from[i].vg_uuid);
+		to[i].segtype = strdup(from[i].segtype);
+		to[i].pool_lv = strdup(from[i].pool_lv);
+		to[i].origin = strdup(from[i].origin);
+		to[i].lv_attr = strdup(from[i].lv_attr);
+		to[i].tags = calloc(1, sizeof(char *));
+		for (size_t k = 0; to[i].tags && from[i].tags[k] && r >= 0; k++)
+			r = strv_push_dup(&to[i].tags, from[i].tags[k]);
+		if (!to[i].vg_name || !to[i].lv_name || !to[i].lv_uuid || !to[i].vg_uuid || !to[i].segtype ||
+		    !to[i].pool_lv || !to[i].origin || !to[i].lv_attr || !to[i].tags)
+			r = -ENOMEM;
+	}
+	if (r < 0) {
+		lvm_lvs_free(to, n);
+		return r;
+	}
+	*ret = to;
+	return 0;
+}
+
+static int locate_report(const char *vg_uuid, char *const *args, bool fresh, LvmLv **ret, size_t *ret_n)
+{
+	usec_t now = now_usec(CLOCK_MONOTONIC);
+	int r;
+
+	if (fresh || !streq(locate_cache.vg_uuid, vg_uuid) || now - locate_cache.at > LOCATE_CACHE_USEC) {
+		lvm_lvs_free(locate_cache.lvs, locate_cache.n);
+		locate_cache.lvs = NULL;
+		locate_cache.n = 0;
+		locate_cache.vg_uuid[0] = '\0';
+		r = lvs(args, &locate_cache.lvs, &locate_cache.n, NULL);
+		if (r < 0)
+			return r;
+		snprintf(locate_cache.vg_uuid, sizeof(locate_cache.vg_uuid), "%s", vg_uuid);
+		locate_cache.at = now;
+	}
+	r = copy_lvs(locate_cache.lvs, locate_cache.n, ret);
+	if (r >= 0)
+		*ret_n = locate_cache.n;
+	return r;
+}
+
 static bool segtype_classic(const char *t)
 {
 	return streq(t, "linear") || streq(t, "striped") || streq(t, "mirror") || strncmp(t, "raid", 4) == 0;
@@ -373,7 +460,14 @@ static int lvm_locate(ProviderMember *m)
 	if (dm_uuid_of(dev, dm_uuid, sizeof(dm_uuid)) < 0 || lvm_dm_uuid_split(dm_uuid, vg_uuid, lv_uuid) < 0)
 		return VSS_E_VOLUME_NOT_SUPPORTED;
 	snprintf(sel, sizeof(sel), "vg_uuid=\"%s\"", vg_uuid);
-	r = lvs(args, &all, &n, NULL);
+	r = locate_report(vg_uuid, args, false, &all, &n);
+	if (r >= 0 && find_lv(all, n, lv_uuid, dev, &lv) < 0) {
+		/* Made or changed since the report was kept. */
+		lvm_lvs_free(all, n);
+		all = NULL;
+		n = 0;
+		r = locate_report(vg_uuid, args, true, &all, &n);
+	}
 	if (r < 0) {
 		m->reason = "lvm cannot report its volume group";
 		return r;
@@ -563,6 +657,14 @@ static int lvm_end_prepare(ProviderMember **members, size_t n)
 	bool any_thin = false;
 	int r;
 
+	LvmShared *sh = calloc(1, sizeof(*sh));
+
+	if (!sh)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		((LvmMember *)members[i]->priv)->shared = sh;
+		sh->refs++;
+	}
 	r = lvs(NULL, &all, &nl, NULL);
 	if (r < 0)
 		return r;
@@ -819,26 +921,29 @@ static void log_run(const ProviderMember *m, const LvmRun *run, const char *what
 static int lvm_post_commit(ProviderMember *m)
 {
 	LvmMember *p = m->priv;
+	LvmShared *sh = p->shared;
 	char *args[] = { (char *)"vgcfgbackup", p->vg, NULL };
-	char *args_vg[] = { p->vg, NULL };
-	LvmLv *all = NULL;
 	const LvmLv *lv;
-	size_t n = 0;
 	vss_id sid, setid;
 	LvmRun run;
 	int r;
 
 	log_run(m, &p->run, "the snapshots");
-	/* Made as lvm says, with vss's tags: the set's last look. */
-	r = lvs(args_vg, &all, &n, NULL);
-	if (r < 0)
-		return r;
-	lv = find_by_name(all, n, p->vg, snapshot_name(m));
+	/* Made as lvm says, with vss's tags: the set's last look, one report
+	 * for every member. */
+	if (!sh)
+		return -EINVAL;
+	if (!sh->read) {
+		sh->read = true;
+		sh->result = lvs(NULL, &sh->lvs, &sh->n, NULL);
+	}
+	if (sh->result < 0)
+		return sh->result;
+	lv = find_by_name(sh->lvs, sh->n, p->vg, snapshot_name(m));
 	r = lv && lvm_tags_ids(lv->tags, &sid, &setid) && vss_id_equal(&sid, &m->snapshot_id) &&
 			    !lvm_attr_invalid(lv->lv_attr)
 		    ? 0
 		    : -EIO;
-	lvm_lvs_free(all, n);
 	if (r < 0) {
 		m->reason = "lvm does not report the snapshot made";
 		return r;
