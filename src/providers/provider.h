@@ -107,6 +107,8 @@ typedef struct ProviderSnapshot {
 	                                 * and image: the name is the snapshot id,
 	                                 * so snapshot_id is parsed from it) */
 	vss_id set_id;
+	const char *path;               /* list_all_snapshots: its snapshot path,
+	                                 * as the catalog records it */
 } ProviderSnapshot;
 
 /* What vssd's configuration asks of every set, for check_set. */
@@ -195,6 +197,14 @@ typedef struct provider_ops {
 	 * negative errno when the provider cannot tell. Reconcile asks it once
 	 * per store rather than once per snapshot. */
 	int (*list_snapshots)(const char *store_path, provider_found_fn found, void *userdata);
+	/* Optional, for a provider that tags its snapshots with their ids (LVM
+	 * tags, ZFS user properties): every snapshot of vss's it finds anywhere
+	 * on the system, found called for each with both ids and its path.
+	 * Reconcile then asks it once in all instead of per store, learns what
+	 * exists by snapshot id, and deletes what is tagged but not in the
+	 * catalog. 0, found's negative result, or a negative errno when it
+	 * cannot tell (nothing is then deleted and no row dropped). */
+	int (*list_all_snapshots)(provider_found_fn found, void *userdata);
 	/* Mount a finished snapshot read-only, nosuid, nodev on dir_fd (an
 	 * O_PATH fd of an empty directory), with the new mount API; vssd
 	 * unmounts it (whatever it needed goes with the mount). */

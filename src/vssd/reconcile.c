@@ -9,12 +9,17 @@
  *    connection ended with the old vssd): it is deleted;
  *  - a persistent snapshot missing on disk loses its row;
  *  - an entry in a snapshot store that the catalog does not know is reported
- *    and left alone, since vss cannot tell what it is.
+ *    and left alone, since vss cannot tell what it is;
+ *  - a snapshot a provider tagged with vss's ids (list_all_snapshots) that
+ *    the catalog does not know is vss's own, made for a set the catalog
+ *    lost: it is reported and deleted.
+ *
+ * Providers that tag their snapshots say what exists by id; for the others
+ * the catalog's path says where to look (its directory is the store).
  */
 
 #include <dirent.h>
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,20 +49,34 @@ typedef struct Store {
 	int result;             /* of list_snapshots */
 	char **names;
 	size_t n_names, allocated_names;
-	/* The snapshots the provider tagged with their ids (LVM tags): what
-	 * the catalog does not know of these is vss's for certain. */
-	ProviderSnapshot *tagged;
-	size_t n_tagged, allocated_tagged;
 } Store;
 
+/* A snapshot a provider tagged with vss's ids, as list_all_snapshots
+ * reported it. */
+typedef struct Tagged {
+	vss_id snapshot_id, set_id;
+	char *path;
+} Tagged;
+
+/* Everything one such provider has, sorted by snapshot id. */
+typedef struct Inventory {
+	const provider_ops *ops;
+	int result;             /* of list_all_snapshots */
+	Tagged *snaps;
+	size_t n, allocated;
+} Inventory;
+
 /* What reconcile gathers, page by page: the ids of every snapshot (sorted
- * before the scan for strangers) and the stores they are in. */
+ * before the scans for strangers), the stores they are in, and the
+ * inventories of the providers that tag. */
 typedef struct Known {
 	vss_id *ids;
 	size_t n_ids, allocated_ids;
 	Store *stores;
 	size_t n_stores, allocated_stores;
 	size_t last;            /* the store asked for last */
+	Inventory *inventories;
+	size_t n_inventories;
 } Known;
 
 static void known_clear(Known *k)
@@ -66,14 +85,72 @@ static void known_clear(Known *k)
 		for (size_t j = 0; j < k->stores[i].n_names; j++)
 			free(k->stores[i].names[j]);
 		free(k->stores[i].names);
-		for (size_t j = 0; j < k->stores[i].n_tagged; j++)
-			free((char *)k->stores[i].tagged[j].name);
-		free(k->stores[i].tagged);
 		free(k->stores[i].dir);
 	}
 	free(k->stores);
 	free(k->ids);
+	for (size_t i = 0; i < k->n_inventories; i++) {
+		for (size_t j = 0; j < k->inventories[i].n; j++)
+			free(k->inventories[i].snaps[j].path);
+		free(k->inventories[i].snaps);
+	}
+	free(k->inventories);
 	*k = (Known){ 0 };
+}
+
+static int tagged_found(const ProviderSnapshot *ps, void *userdata)
+{
+	Inventory *inv = userdata;
+	Tagged *t;
+
+	if (!ps->path)
+		return 0;
+	t = array_append((void **)&inv->snaps, &inv->n, &inv->allocated, sizeof(*inv->snaps));
+	if (!t)
+		return -ENOMEM;
+	*t = (Tagged){ .snapshot_id = ps->snapshot_id, .set_id = ps->set_id, .path = strdup(ps->path) };
+	if (!t->path) {
+		inv->n--;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Ask every provider that tags its snapshots what it has, once. */
+static int known_take_inventories(Known *k)
+{
+	size_t n;
+	const provider_ops *const *all = provider_registry(&n);
+
+	k->inventories = calloc(n ?: 1, sizeof(*k->inventories));
+	if (!k->inventories)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		Inventory *inv;
+		char buf[64];
+
+		if (!all[i]->list_all_snapshots)
+			continue;
+		inv = &k->inventories[k->n_inventories++];
+		inv->ops = all[i];
+		inv->result = all[i]->list_all_snapshots(tagged_found, inv);
+		if (inv->result < 0)
+			log_warning("reconcile: %s cannot list its snapshots: %s; its rows are kept and nothing "
+				    "of it is deleted",
+				    all[i]->name, provider_result_string(inv->result, buf, sizeof(buf)));
+		else if (inv->n > 0)
+			/* The snapshot id is the struct's first field. */
+			qsort(inv->snaps, inv->n, sizeof(*inv->snaps), id_compare);
+	}
+	return 0;
+}
+
+static const Inventory *known_inventory(const Known *k, const provider_ops *ops)
+{
+	for (size_t i = 0; i < k->n_inventories; i++)
+		if (k->inventories[i].ops == ops)
+			return &k->inventories[i];
+	return NULL;
 }
 
 static int known_add(Known *k, const vss_id *snapshot_id)
@@ -99,19 +176,6 @@ static int store_found(const ProviderSnapshot *ps, void *userdata)
 		return -ENOMEM;
 	}
 	*slot = name;
-	if (!vss_id_is_null(&ps->set_id)) {
-		ProviderSnapshot *t = array_append((void **)&st->tagged, &st->n_tagged, &st->allocated_tagged,
-						   sizeof(*st->tagged));
-
-		if (!t)
-			return -ENOMEM;
-		*t = *ps;
-		t->name = strdup(ps->name);
-		if (!t->name) {
-			st->n_tagged--;
-			return -ENOMEM;
-		}
-	}
 	return 0;
 }
 
@@ -151,7 +215,7 @@ static Store *known_store(Known *k, const char *dir, size_t dir_len, const provi
 }
 
 /* 1 when the snapshot is in its store, 0 when not, -ENOMEM. */
-static int known_exists(Known *k, const char *path, const provider_ops *ops)
+static int known_exists_in_store(Known *k, const char *path, const provider_ops *ops)
 {
 	const char *slash = strrchr(path, '/');
 	const char *name = slash ? slash + 1 : path;
@@ -162,37 +226,22 @@ static int known_exists(Known *k, const char *path, const provider_ops *ops)
 	/* Out of memory tells nothing of the disk: keep the row. */
 	if (st->result == -ENOMEM)
 		return 1;
-	/* Nor does an lvm that failed: only a VG that is gone says so. */
-	if (ops->own_storage && st->result < 0 && st->result != -ENOENT)
-		return 1;
 	if (st->result < 0 || !slash)
 		return 0;
 	return bsearch(&name, st->names, st->n_names, sizeof(*st->names), str_compare) != NULL;
 }
 
-static unsigned remove_orphans(const Store *st, const Known *k)
+/* 1 when the snapshot is in its store, or among its provider's tagged
+ * snapshots, 0 when not, -ENOMEM. */
+static int known_exists(Known *k, const vss_id *snapshot_id, const char *path, const provider_ops *ops)
 {
-	unsigned found = 0;
+	const Inventory *inv = known_inventory(k, ops);
 
-	for (size_t j = 0; j < st->n_tagged; j++) {
-		const ProviderSnapshot *ps = &st->tagged[j];
-		_cleanup_free_ char *path = NULL;
-		char buf[128];
-		int r;
-
-		if (bsearch(&ps->snapshot_id, k->ids, k->n_ids, sizeof(*k->ids), id_compare))
-			continue;
-		found++;
-		if (asprintf(&path, "%s/%s", st->dir, ps->name) < 0)
-			return found;
-		log_warning("reconcile: %s is snapshot %s of set %s (by its tags), which the catalog does not list; "
-			    "removing it",
-			    path, ID_TO_STRING(&ps->snapshot_id), ID_TO_STRING(&ps->set_id));
-		r = st->ops->delete_snapshot(path, NULL);
-		if (r < 0)
-			log_error("reconcile: cannot remove %s: %s", path, provider_result_string(r, buf, sizeof(buf)));
-	}
-	return found;
+	if (inv)
+		/* A provider that cannot tell keeps every row. */
+		return inv->result < 0 ||
+		       bsearch(snapshot_id, inv->snaps, inv->n, sizeof(*inv->snaps), id_compare) != NULL;
+	return known_exists_in_store(k, path, ops);
 }
 
 /* Report store entries named like snapshots that the catalog does not list.
@@ -205,21 +254,12 @@ static unsigned scan_stores(Known *k)
 	/* No snapshot, no store to scan (and qsort() takes no NULL). */
 	if (k->n_ids == 0 || k->n_stores == 0)
 		return 0;
-	qsort(k->ids, k->n_ids, sizeof(*k->ids), id_compare);
 	for (size_t i = 0; i < k->n_stores; i++) {
 		const char *dir = k->stores[i].dir;
 		bool seen = false;
 		DIR *d;
 		struct dirent *de;
 
-		/* A provider that tags its snapshots says which are vss's: those
-		 * the catalog lost are removed (a crash between the catalog's
-		 * delete and the provider's, or a catalog restored from an old
-		 * copy). Its store is not a directory of vss's to read. */
-		if (k->stores[i].ops->own_storage) {
-			found += remove_orphans(&k->stores[i], k);
-			continue;
-		}
 		/* A store holding snapshots of two providers is scanned once. */
 		for (size_t j = 0; j < i && !seen; j++)
 			seen = streq(k->stores[j].dir, dir);
@@ -239,6 +279,35 @@ static unsigned scan_stores(Known *k)
 			found++;
 		}
 		closedir(d);
+	}
+	return found;
+}
+
+/* Delete what providers tagged as vss's but the catalog does not know: the
+ * catalog lost its set (restored from an older backup, or a row gone while
+ * its snapshot's deletion failed). */
+static unsigned remove_orphans(Manager *m, const Known *k)
+{
+	unsigned found = 0;
+
+	for (size_t i = 0; i < k->n_inventories; i++) {
+		const Inventory *inv = &k->inventories[i];
+
+		for (size_t j = 0; inv->result >= 0 && j < inv->n; j++) {
+			const Tagged *t = &inv->snaps[j];
+			char buf[64];
+			int r;
+
+			if (k->n_ids > 0 && bsearch(&t->snapshot_id, k->ids, k->n_ids, sizeof(*k->ids), id_compare))
+				continue;
+			log_warning("reconcile: %s snapshot %s of set %s at %s is not in the catalog; deleting it",
+				    inv->ops->name, ID_TO_STRING(&t->snapshot_id), ID_TO_STRING(&t->set_id), t->path);
+			r = provider_invoke_delete(m->faults, inv->ops, t->path, NULL);
+			if (r < 0)
+				log_error("reconcile: cannot delete %s: %s; it stays", t->path,
+					  provider_result_string(r, buf, sizeof(buf)));
+			found++;
+		}
 	}
 	return found;
 }
@@ -286,7 +355,7 @@ static unsigned check_snapshot(Manager *m, const CatalogSnapshot *s, const provi
 	if (ops->own_storage) {
 		char buf[128];
 
-		r = ops->delete_snapshot(s->prop.snapshot_device_object, s->provider_data);
+		r = provider_invoke_delete(m->faults, ops, s->prop.snapshot_device_object, s->provider_data);
 		if (r < 0)
 			log_error("reconcile: cannot remove what is left of snapshot %s: %s",
 				  ID_TO_STRING(&s->prop.snapshot_id), provider_result_string(r, buf, sizeof(buf)));
@@ -327,7 +396,7 @@ static int check_row(const CatalogRow *row, void *userdata)
 	if (known_add(pc->known, &row->snapshot_id) < 0)
 		return -ENOMEM;
 	if (ops) {
-		r = known_exists(pc->known, row->strings[0], ops);
+		r = known_exists(pc->known, &row->snapshot_id, row->strings[0], ops);
 		if (r < 0)
 			return r;
 		/* Where it should be, and not exposed: nothing to do. */
@@ -375,6 +444,10 @@ int reconcile(Manager *m)
 		}
 	}
 	catalog_sets_free(sets, n_sets);
+	/* After the unfinished sets are gone, so that their snapshots do not
+	 * come up as orphans. */
+	if (known_take_inventories(&known) < 0)
+		oom = -ENOMEM;
 
 	for (bool first = true, more = true; more && oom >= 0; first = false) {
 		PageCheck pc = { .known = &known };
@@ -400,10 +473,13 @@ int reconcile(Manager *m)
 		}
 		free(pc.pending);
 	}
-	/* Without every id, the scan would call known snapshots strangers. */
-	if (oom >= 0)
+	/* Without every id, the scans would call known snapshots strangers. */
+	if (oom >= 0) {
+		if (known.n_ids > 0)
+			qsort(known.ids, known.n_ids, sizeof(*known.ids), id_compare);
 		disagreements += scan_stores(&known);
-	else
+		disagreements += remove_orphans(m, &known);
+	} else
 		log_error("reconcile: out of memory; the catalog was not all checked, nor the stores scanned");
 	log_info("reconcile: catalog holds %zu snapshot(s); %u disagreement(s) with the disk", known.n_ids,
 		 disagreements);
