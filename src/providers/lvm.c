@@ -1076,6 +1076,40 @@ static int lvm_list_snapshots(const char *store_path, provider_found_fn found, v
 	return r;
 }
 
+/* Every LV of vss's on the system, by its tags, for reconcile. */
+static int lvm_list_all_snapshots(provider_found_fn found, void *userdata)
+{
+	LvmLv *all = NULL;
+	size_t n = 0;
+	int r;
+
+	r = lvs(NULL, &all, &n, NULL);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n && r >= 0; i++) {
+		_cleanup_free_ char *path = NULL;
+		ProviderSnapshot ps = { .name = all[i].lv_name };
+
+		if (!lvm_tags_ids(all[i].tags, &ps.snapshot_id, &ps.set_id))
+			continue;
+		/* A classic snapshot that overflowed is lost: not reported, so
+		 * that its row goes (its origin lives on). */
+		if (lvm_attr_invalid(all[i].lv_attr)) {
+			log_warning("lvm: snapshot %s/%s overflowed its copy-on-write space and is invalid: lost",
+				    all[i].vg_name, all[i].lv_name);
+			continue;
+		}
+		if (asprintf(&path, "/dev/%s/%s", all[i].vg_name, all[i].lv_name) < 0) {
+			r = -ENOMEM;
+			break;
+		}
+		ps.path = path;
+		r = found(&ps, userdata);
+	}
+	lvm_lvs_free(all, n);
+	return r;
+}
+
 /* The snapshot LV by its recorded path, checked to be vss's; activated
  * (thin snapshots are made inactive) when asked. */
 static int snapshot_device(const char *snapshot_path, bool activate, dev_t *ret)
@@ -1275,6 +1309,7 @@ const provider_ops lvm_provider = {
 	.abort = lvm_abort,
 	.delete_snapshot = lvm_delete_snapshot,
 	.list_snapshots = lvm_list_snapshots,
+	.list_all_snapshots = lvm_list_all_snapshots,
 	.expose = lvm_expose,
 	.is_exposed_at = lvm_is_exposed_at,
 	.space = lvm_space,
