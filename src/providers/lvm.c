@@ -634,8 +634,9 @@ static int run_script(const char *script, usec_t timeout, LvmRun *ret)
 		return r;
 	if (ret->timed_out)
 		return VSS_E_HOLD_WRITES_TIMEOUT;
-	/* The shell goes on after a failed command and says so. */
-	if (ret->status != 0 || (ret->err && strstr(ret->err, "Command failed")))
+	/* The shell goes on after a failed command, and its own status says
+	 * nothing of them: what was made is checked in lvm's report after. */
+	if (ret->status != 0)
 		return says_no_space(ret) ? VSS_E_INSUFFICIENT_STORAGE : -EIO;
 	return 0;
 }
@@ -655,6 +656,7 @@ static int lvm_end_prepare(ProviderMember **members, size_t n)
 	LvmLv *all = NULL;
 	size_t nl = 0;
 	bool any_thin = false;
+	LvmRun run;
 	int r;
 
 	LvmShared *sh = calloc(1, sizeof(*sh));
@@ -752,23 +754,21 @@ static int lvm_end_prepare(ProviderMember **members, size_t n)
 			return r;
 		p->made = true;
 	}
-	{
-		LvmRun run;
-
-		r = run_script(script, LVM_TIMEOUT_USEC, &run);
-		if (r < 0 && run.err) {
+	r = run_script(script, LVM_TIMEOUT_USEC, &run);
+	if (r < 0) {
+		if (run.err)
 			log_warning("lvm: the thin snapshots of the set: exit status %d; lvm said: %s", run.status, run.err);
-			members[0]->reason = "lvm could not make the thin snapshots";
-		}
+		members[0]->reason = "lvm could not make the thin snapshots";
 		lvm_run_clear(&run);
-		if (r < 0)
-			return r == VSS_E_HOLD_WRITES_TIMEOUT ? -ETIMEDOUT : r;
+		return r == VSS_E_HOLD_WRITES_TIMEOUT ? -ETIMEDOUT : r;
 	}
 	/* Their thin ids, and the origins', for the pool's messages; each
 	 * snapshot inactive, so that its thin device can be replaced. */
 	r = lvs(NULL, &all, &nl, NULL);
-	if (r < 0)
+	if (r < 0) {
+		lvm_run_clear(&run);
 		return r;
+	}
 	for (size_t i = 0; r >= 0 && i < n; i++) {
 		LvmMember *p = members[i]->priv;
 		const LvmLv *snap, *origin;
@@ -793,6 +793,12 @@ static int lvm_end_prepare(ProviderMember **members, size_t n)
 		}
 	}
 	lvm_lvs_free(all, nl);
+	/* lvm says why in what it wrote. */
+	if (r < 0 && run.err && *run.err)
+		log_warning("lvm: the thin snapshots of the set: lvm said: %s", run.err);
+	else if (run.err && *run.err)
+		log_debug("lvm: the thin snapshots of the set: lvm said: %s", run.err);
+	lvm_run_clear(&run);
 	return r;
 }
 
@@ -945,6 +951,8 @@ static int lvm_post_commit(ProviderMember *m)
 		    ? 0
 		    : -EIO;
 	if (r < 0) {
+		if (p->run.err && *p->run.err)
+			log_warning("lvm: the snapshot of %s is missing; lvm said: %s", m->volume, p->run.err);
 		m->reason = "lvm does not report the snapshot made";
 		return r;
 	}

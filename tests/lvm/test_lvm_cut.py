@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""Proof of the cut across two LVs (as tests/integration/test_cut.py for
-images): a writer appends numbered records to a file on LV A, then on LV B,
+"""Proof of the cut across two LVs, a thin and a classic one (as
+tests/integration/test_cut.py for images): a writer appends numbered
+records to a file on LV A, then on LV B,
 with fsync after each; in every set the two differ by at most one record.
 A control, two sets of one LV each one after the other, breaks that.
 Run: scripts/guest/run-guest tests/lvm/test_lvm_cut.py
@@ -14,7 +15,7 @@ import time
 
 import pytest
 
-SETS = int(os.environ.get("VSS_LVM_CUT_SETS", "3"))
+SETS = int(os.environ.get("VSS_LVM_CUT_SETS", "2"))
 
 WRITER = r"""
 import os, sys, time
@@ -39,11 +40,11 @@ def last_record(path):
     return len(lines) - 1
 
 
-@pytest.fixture(params=["thin", "classic"])
-def writer(request, make_lv):
-    kind = request.param
-    a = make_lv(kind, "ext4", name=f"{kind}a")
-    b = make_lv(kind, "xfs", name=f"{kind}b")
+@pytest.fixture
+def writer(make_lv):
+    # A thin member and a classic one: both ways the provider cuts.
+    a = make_lv("thin", "ext4", name="a")
+    b = make_lv("classic", "xfs", name="b")
     p = subprocess.Popen(["/usr/bin/python3", "-c", WRITER, str(a.mnt / "log"), str(b.mnt / "log")])
     time.sleep(0.5)
     yield a, b
@@ -81,7 +82,7 @@ def test_control_one_after_the_other_fails(writer, vssd, workdir):
     d, _ = workdir
     a, b = writer
     gaps = []
-    for i in range(2):
+    for i in range(1):
         (sa,) = create(vssd, a)
         (sb,) = create(vssd, b)
         (ra,) = exposed_records(vssd, sa["set_id"], d / f"a{i}", (a,))

@@ -14,6 +14,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 import conftest
 from conftest import ROOT, create_shadow
 
@@ -38,6 +40,8 @@ def integration_postgres():
 pg = integration_postgres()
 
 
+# Minutes under emulation: with the long tests (make check-long).
+@pytest.mark.skipif(os.environ.get("VSS_LONG") != "1", reason="VSS_LONG=1 (make check-long) runs it")
 def test_postgres_on_two_lvs(make_lv, daemon_factory, workdir):
     d, _ = workdir
     bindir = pg.prerequisites()
