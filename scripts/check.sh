@@ -7,6 +7,10 @@
 #   VSS_VALGRIND_BUILD  the unit tests of that (unsanitized) build under valgrind
 #   VSS_FUZZ_BUILD      a short run of each fuzz target (scripts/fuzz.sh)
 #   VSS_SCAN_BUILD      clang's static analyzer over the tree (scripts/scan.sh)
+#   VSS_LVM_BUILD       the LVM suite (tests/lvm) against that build, in QEMU
+#                       guests (scripts/guest/run-guest), one boot per module;
+#                       the whole suite is killed and fails after 300 s. It
+#                       fails when no guest can be had, unless VSS_LVM_TESTS=skip.
 # VSS_LONG=1 (make check-long) runs the crash torture and the soak at their
 # full counts (200 kills of each kind, 1,000 cycles) instead of 20 and 100,
 # and the fuzzers longer.
@@ -45,4 +49,13 @@ fi
 if [ -n "${VSS_SCAN_BUILD:-}" ]; then
 	echo "=== static analysis ($VSS_SCAN_BUILD)"
 	./scripts/scan.sh "$VSS_SCAN_BUILD"
+fi
+if [ -n "${VSS_LVM_BUILD:-}" ]; then
+	echo "=== LVM suite in a QEMU guest ($VSS_LVM_BUILD)"
+	if [ "${VSS_LVM_TESTS:-}" = skip ]; then
+		echo "VSS_LVM_TESTS=skip: the LVM suite is NOT run"
+	else
+		VSS_BUILD_DIR="$PWD/$VSS_LVM_BUILD" "$PYTHON" scripts/guest/run-guest \
+			--total-timeout "${VSS_LVM_TIMEOUT:-300}" tests/lvm
+	fi
 fi
