@@ -11,7 +11,7 @@ set -eu
 # guest's kernel is downloaded, not installed (scripts/guest/build-guest.sh).
 PACKAGES="
   gcc meson ninja-build pkg-config
-  libsystemd-dev libsqlite3-dev libbtrfsutil-dev libmount-dev libblkid-dev uuid-dev libjson-c-dev
+  libsystemd-dev libsqlite3-dev libbtrfsutil-dev libmount-dev libblkid-dev uuid-dev
   btrfs-progs e2fsprogs xfsprogs util-linux mount systemd
   python3 python3-pytest fio
   dbus-bin libglib2.0-bin python3-dbus
