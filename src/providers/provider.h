@@ -144,6 +144,11 @@ typedef struct provider_ops {
 
 	unsigned flags;                 /* PROVIDER_* capabilities */
 
+	/* Its snapshots live in storage it accounts for itself (an LVM
+	 * volume group), not in a filesystem of the host: the host reserve
+	 * (vssd/reserve.c) does not apply to them. */
+	bool own_storage;
+
 	/* 1: supported; 0: not this provider's kind of volume. */
 	int (*is_volume_supported)(const VolumeInfo *v);
 

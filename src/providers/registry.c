@@ -6,6 +6,7 @@
 static const provider_ops *const registry[] = {
 	&btrfs_provider,
 	&image_provider,
+	&lvm_provider,
 };
 
 const provider_ops *const *provider_registry(size_t *ret_count)

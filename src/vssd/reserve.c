@@ -73,6 +73,15 @@ static char *format_mib(uint64_t bytes, char buf[32])
 	return buf;
 }
 
+/* Whether a provider's snapshots live in storage of its own (an LVM VG),
+ * where the host reserve does not apply. */
+static bool provider_own_storage(const vss_id *provider_id)
+{
+	const provider_ops *ops = provider_find_by_id(provider_id);
+
+	return ops && ops->own_storage;
+}
+
 /* The free space and the reserve of the filesystem holding store (a
  * snapshot's directory). */
 static int host_measure(const Config *c, const char *store, HostSpace *ret)
@@ -125,11 +134,15 @@ vss_hr reserve_admit(const ProviderMember *members, size_t n, void *userdata, ch
 
 	/* The members' hosts, each with the snapshots it is to hold. */
 	for (size_t i = 0; i < n; i++) {
-		_cleanup_free_ char *store = path_parent(members[i].snapshot_path);
+		_cleanup_free_ char *store = NULL;
 		HostSpace h = { 0 };
 		size_t j;
 		int r;
 
+		/* An LVM snapshot lives in its volume group, not on a host. */
+		if (members[i].ops->own_storage)
+			continue;
+		store = path_parent(members[i].snapshot_path);
 		r = store ? host_measure(c, store, &h) : -ENOMEM;
 		if (r < 0) {
 			snprintf(msg, size, "cannot measure the free space where %s goes: %s", members[i].snapshot_path,
@@ -254,6 +267,8 @@ static int reserve_step(Manager *m)
 			r = -ENOMEM;
 			break;
 		}
+		if (provider_own_storage(&snaps[i].prop.provider_id))
+			continue;
 		for (size_t k = 0; seen && seen[k] && !known; k++)
 			known = streq(seen[k], store);
 		if (known)

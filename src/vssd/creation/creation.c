@@ -303,10 +303,16 @@ void creation_finish(Manager *m)
 	 * (m->creation is gone: nothing is held now.) */
 	{
 		char *paths[cr->n_snaps ?: 1];
+		size_t n = 0;
 
-		for (size_t i = 0; i < cr->n_snaps; i++)
-			paths[i] = cr->snaps[i].prop.snapshot_device_object;
-		reserve_enforce_after_set(m, paths, cr->n_snaps);
+		for (size_t i = 0; i < cr->n_snaps; i++) {
+			const provider_ops *ops = provider_find_by_id(&cr->snaps[i].prop.provider_id);
+
+			/* Not on a host: in an LVM volume group. */
+			if (!ops || !ops->own_storage)
+				paths[n++] = cr->snaps[i].prop.snapshot_device_object;
+		}
+		reserve_enforce_after_set(m, paths, n);
 	}
 	creation_free(cr);
 }
