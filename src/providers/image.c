@@ -15,7 +15,6 @@
  * is not known to vss, so its clone is crash-consistent on its own.
  */
 
-#include <blkid.h>
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -64,29 +63,9 @@ static bool can_reflink(int image_fd)
 						 .dest_offset = (uint64_t)st.st_size }) == 0;
 }
 
-/* The filesystem type in an image open as fd (libblkid reads its
- * superblock), or NULL. */
-static char *probe_fstype(int fd)
-{
-	blkid_probe pr = blkid_new_probe();
-	const char *type = NULL;
-	char *r = NULL;
-
-	if (!pr)
-		return NULL;
-	if (blkid_probe_set_device(pr, fd, 0, 0) == 0) {
-		blkid_probe_enable_superblocks(pr, 1);
-		blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE);
-		if (blkid_do_safeprobe(pr) == 0 && blkid_probe_lookup_value(pr, "TYPE", &type, NULL) == 0 && type)
-			r = strdup(type);
-	}
-	blkid_free_probe(pr);
-	return r;
-}
-
 static bool holds_filesystem(int fd)
 {
-	_cleanup_free_ char *type = probe_fstype(fd);
+	_cleanup_free_ char *type = fs_probe_type(fd);
 
 	return type != NULL;
 }
@@ -662,7 +641,7 @@ static int image_list_snapshots(const char *store_path, provider_found_fn found,
 
 static int image_expose(const char *snapshot_path, const char *provider_data, int dir_fd)
 {
-	_cleanup_close_ int store = -1, fd = -1, dev_fd = -1, fs = -1, mnt = -1;
+	_cleanup_close_ int store = -1, fd = -1, dev_fd = -1;
 	_cleanup_free_ char *fstype = NULL, *dev = NULL;
 	const char *name;
 	struct stat st;
@@ -678,29 +657,14 @@ static int image_expose(const char *snapshot_path, const char *provider_data, in
 	fd = openat(store, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	fstype = probe_fstype(fd);
+	fstype = fs_probe_type(fd);
 	if (!fstype)
 		return VSS_E_PROVIDER_VETO; /* no filesystem in the clone */
 	r = loop_attach(fd, snapshot_path, &dev, &dev_fd);
 	if (r < 0)
 		return r;
 	/* Mounted, the device lives as long as the mount (autoclear). */
-	fs = fsopen(fstype, FSOPEN_CLOEXEC);
-	if (fs < 0 || fsconfig(fs, FSCONFIG_SET_STRING, "source", dev, 0) < 0 ||
-	    fsconfig(fs, FSCONFIG_SET_FLAG, "ro", NULL, 0) < 0 ||
-	    /* An XFS clone carries its origin's UUID, which is mounted already. */
-	    (streq(fstype, "xfs") && fsconfig(fs, FSCONFIG_SET_FLAG, "nouuid", NULL, 0) < 0) ||
-	    fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
-		return -errno;
-	mnt = fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
-	if (mnt < 0)
-		return -errno;
-	r = fault_point(POINT_MOUNT);
-	if (r < 0)
-		return r;
-	if (move_mount(mnt, "", dir_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
-		return -errno;
-	return 0;
+	return mount_readonly_at(fstype, dev, false, dir_fd);
 }
 
 static int image_is_exposed_at(const char *snapshot_path, const char *provider_data, int dir_fd)

@@ -1305,7 +1305,6 @@ const provider_ops lvm_provider = {
 	.class_id = { { 0x3c, 0x5b, 0x6a, 0x0e, 0x8f, 0x2d, 0x4b, 0x7e, 0x9a, 0x41, 0x6d, 0x2e, 0x5f, 0x7c, 0x8b, 0x90 } },
 	.type = VSS_PROV_SOFTWARE,
 	.flags = PROVIDER_HOLDS_WRITES,
-	.own_storage = true,
 	.is_volume_supported = lvm_is_volume_supported,
 	.locate = lvm_locate,
 	.begin_prepare = lvm_begin_prepare,
