@@ -10,7 +10,7 @@ SCAN_BUILD ?= build-scan
 # make fuzz FUZZ_SECONDS=600: how long each target runs.
 FUZZ_SECONDS ?= 300
 
-.PHONY: all deps build build-asan build-fuzz install demo check check-unit check-integration check-asan check-long fuzz scan bench bench-age bench-catalog clean
+.PHONY: all deps build build-asan build-fuzz install demo check check-unit check-integration check-asan check-long check-lvm fuzz scan bench bench-age bench-catalog clean
 
 all: build
 
@@ -54,10 +54,16 @@ check: build build-asan build-fuzz
 	./scripts/check.sh $(BUILD)
 	VSS_TORTURE_KILLS=8 VSS_SOAK_CYCLES=40 \
 	VSS_VALGRIND_BUILD=$(BUILD) VSS_FUZZ_BUILD=$(FUZZ_BUILD) VSS_SCAN_BUILD=$(SCAN_BUILD) \
+	VSS_LVM_BUILD=$(BUILD) \
 		./scripts/check.sh $(ASAN_BUILD)
+
+# The LVM suite alone: tests/lvm in QEMU guests (docs/TESTING-LVM.md).
+check-lvm: build
+	VSS_LVM_BUILD=$(BUILD) ./scripts/check.sh
 
 check-long: build build-fuzz
 	VSS_LONG=1 VSS_VALGRIND_BUILD=$(BUILD) VSS_FUZZ_BUILD=$(FUZZ_BUILD) VSS_SCAN_BUILD=$(SCAN_BUILD) \
+	VSS_LVM_BUILD=$(BUILD) \
 		./scripts/check.sh $(BUILD)
 
 # Each fuzz target for FUZZ_SECONDS; what it learns stays in $(FUZZ_BUILD)/fuzz-corpus.

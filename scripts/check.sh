@@ -7,6 +7,10 @@
 #   VSS_VALGRIND_BUILD  the unit tests of that (unsanitized) build under valgrind
 #   VSS_FUZZ_BUILD      a short run of each fuzz target (scripts/fuzz.sh)
 #   VSS_SCAN_BUILD      clang's static analyzer over the tree (scripts/scan.sh)
+#   VSS_LVM_BUILD       the LVM suite (tests/lvm) against that build, in QEMU
+#                       guests (scripts/guest/run-guest), one boot per module;
+#                       the whole suite is killed and fails after 300 s. It
+#                       fails when no guest can be had, unless VSS_LVM_TESTS=skip.
 # VSS_LONG=1 (make check-long) runs the crash torture and the soak at their
 # full counts (200 kills of each kind, 1,000 cycles) instead of 20 and 100,
 # and the fuzzers longer.
@@ -33,6 +37,25 @@ for build in "$@"; do
 	[ "$status" -eq 0 ] || exit "$status"
 done
 
+# The LVM suite runs in a guest beside the steps below: QEMU's emulation
+# keeps one core busy, the fuzzers run for a fixed time on the other, and
+# the suite's minutes do not add to the run's. Its output comes at the end.
+lvm_pid=
+lvm_log=
+if [ -n "${VSS_LVM_BUILD:-}" ]; then
+	if [ "${VSS_LVM_TESTS:-}" = skip ]; then
+		echo "=== LVM suite: VSS_LVM_TESTS=skip: the LVM suite is NOT run"
+	else
+		lvm_log="$VSS_LVM_BUILD/lvm-suite.log"
+		echo "=== LVM suite in a QEMU guest ($VSS_LVM_BUILD), beside what follows: $lvm_log"
+		VSS_BUILD_DIR="$PWD/$VSS_LVM_BUILD" "$PYTHON" scripts/guest/run-guest \
+			--total-timeout "${VSS_LVM_TIMEOUT:-300}" tests/lvm >"$lvm_log" 2>&1 &
+		lvm_pid=$!
+		# run-guest kills its guest on SIGTERM.
+		trap 'if [ -n "$lvm_pid" ]; then kill "$lvm_pid" 2>/dev/null || :; fi' EXIT
+	fi
+fi
+
 if [ -n "${VSS_VALGRIND_BUILD:-}" ]; then
 	echo "=== unit tests under valgrind ($VSS_VALGRIND_BUILD)"
 	meson test -C "$VSS_VALGRIND_BUILD" --print-errorlogs --suite unit --suite fuzz --timeout-multiplier=10 \
@@ -45,4 +68,12 @@ fi
 if [ -n "${VSS_SCAN_BUILD:-}" ]; then
 	echo "=== static analysis ($VSS_SCAN_BUILD)"
 	./scripts/scan.sh "$VSS_SCAN_BUILD"
+fi
+if [ -n "$lvm_pid" ]; then
+	lvm_status=0
+	wait "$lvm_pid" || lvm_status=$?
+	lvm_pid=
+	echo "=== LVM suite in a QEMU guest ($VSS_LVM_BUILD)"
+	cat "$lvm_log"
+	[ "$lvm_status" -eq 0 ] || exit "$lvm_status"
 fi

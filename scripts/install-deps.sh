@@ -5,6 +5,10 @@ set -eu
 
 # clang and libclang-rt-dev: the fuzz targets (libFuzzer, sanitizer
 # runtimes); clang-tools: scan-build; valgrind: the unit tests under it.
+# libjson-c-dev: the LVM provider reads lvm's JSON reports. qemu-system-x86,
+# busybox-static, lvm2, thin-provisioning-tools: the LVM suite, run in a
+# QEMU guest (scripts/guest/) since this kernel may lack device-mapper; the
+# guest's kernel is downloaded, not installed (scripts/guest/build-guest.sh).
 PACKAGES="
   gcc meson ninja-build pkg-config
   libsystemd-dev libsqlite3-dev libbtrfsutil-dev libmount-dev libblkid-dev uuid-dev
@@ -16,6 +20,7 @@ PACKAGES="
   mariadb-server libmariadb-dev libsmartcols-dev
   restic borgbackup samba samba-vfs-modules smbclient
   pandoc bash-completion groff-base python3-seccomp
+  libjson-c-dev qemu-system-x86 busybox-static lvm2 thin-provisioning-tools
 "
 
 missing=""

@@ -13,6 +13,7 @@
 static const provider_ops *const builtin[] = {
 	&btrfs_provider,
 	&image_provider,
+	&lvm_provider,
 };
 
 /* Providers declared in vssd.conf come first: an administrator who names

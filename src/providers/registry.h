@@ -8,3 +8,4 @@
 
 extern const provider_ops btrfs_provider;
 extern const provider_ops image_provider;
+extern const provider_ops lvm_provider;

@@ -354,6 +354,17 @@ static unsigned check_snapshot(Manager *m, const CatalogSnapshot *s, const provi
 	}
 	log_warning("reconcile: snapshot %s of %s is missing on disk (%s); removing it from the catalog",
 		    ID_TO_STRING(&s->prop.snapshot_id), s->prop.original_volume_name, s->prop.snapshot_device_object);
+	/* What is left of a lost snapshot (an LVM snapshot that overflowed,
+	 * no longer valid, still takes its space) goes with its row; a
+	 * snapshot that is gone is deleted at once. */
+	{
+		char buf[128];
+
+		r = provider_invoke_delete(m->faults, ops, s->prop.snapshot_device_object, s->provider_data);
+		if (r < 0)
+			log_error("reconcile: cannot remove what is left of snapshot %s: %s",
+				  ID_TO_STRING(&s->prop.snapshot_id), provider_result_string(r, buf, sizeof(buf)));
+	}
 	r = catalog_delete_snapshot(m->catalog, &s->prop.snapshot_id);
 	if (r < 0)
 		log_error_errno(r, "reconcile: cannot remove snapshot %s from the catalog: %m",

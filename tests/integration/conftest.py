@@ -140,11 +140,12 @@ def no_clone_loops(directory):
 
 class LoopFs:
     """A filesystem on a loop device backed by a sparse image file; on=another
-    LoopFs (or a directory) puts the image there (a guest on a host)."""
+    mounted filesystem (anything with .mnt: a LoopFs, an LV of tests/lvm) or
+    a directory puts the image there (a guest on a host)."""
 
     def __init__(self, workdir, fstype="btrfs", size="1G", name=None, on=None, mount=True):
         name = name or fstype
-        where = on.mnt if isinstance(on, LoopFs) else on or workdir
+        where = getattr(on, "mnt", None) or on or workdir
         self.image = where / f"{name}.img"
         self.mnt = workdir / name
         self.fstype = fstype
@@ -402,23 +403,33 @@ class Daemon:
         raise AssertionError(f"vssd never logged {text!r}:\n{self.log()}")
 
 
-@pytest.fixture
-def daemon_factory(workdir):
-    d, _ = workdir
+def daemons_in(d, default_config=""):
+    """make(config, env, start) of Daemons in d, and stop_all() for the
+    fixture's teardown (their children first)."""
     daemons = []
 
-    def make(config="", env=None, start=True):
+    def make(config=default_config, env=None, start=True):
         dm = Daemon(d, config, env)
         daemons.append(dm)
         if start:
             dm.start()
         return dm
 
+    def stop_all():
+        for dm in daemons:
+            dm.stop_children()
+            if dm.proc:
+                dm.stop()
+
+    return make, stop_all
+
+
+@pytest.fixture
+def daemon_factory(workdir):
+    d, _ = workdir
+    make, stop_all = daemons_in(d)
     yield make
-    for dm in daemons:
-        dm.stop_children()
-        if dm.proc:
-            dm.stop()
+    stop_all()
 
 
 @pytest.fixture

@@ -385,9 +385,20 @@ static vss_hr prepare(Run *run)
 		if (n == 0)
 			continue;
 		r = provider_invoke_end_prepare(j->limits.faults, group, n);
-		if (r < 0)
+		if (r < 0) {
+			/* The member the provider named a reason for, if any. */
+			const ProviderMember *why = NULL;
+
+			for (size_t k = 0; k < n && !why; k++)
+				if (group[k]->reason)
+					why = group[k];
+			if (why)
+				return fail(j, provider_result_to_hr(r), "%s provider: end_prepare failed: %s: %s: %s",
+					    j->members[i].ops->name, provider_result_string(r, buf, sizeof(buf)),
+					    why->volume, why->reason);
 			return fail(j, provider_result_to_hr(r), "%s provider: end_prepare failed: %s",
 				    j->members[i].ops->name, provider_result_string(r, buf, sizeof(buf)));
+		}
 	}
 	return S_OK;
 }

@@ -1,0 +1,92 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Proof of the cut across two LVs, a thin and a classic one (as
+tests/integration/test_cut.py for images): a writer appends numbered
+records to a file on LV A, then on LV B,
+with fsync after each; in every set the two differ by at most one record.
+A control, two sets of one LV each one after the other, breaks that.
+Run: scripts/guest/run-guest tests/lvm/test_lvm_cut.py
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+SETS = int(os.environ.get("VSS_LVM_CUT_SETS", "2"))
+
+WRITER = r"""
+import os, sys, time
+a = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+b = os.open(sys.argv[2], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+n = 0
+while True:
+    for fd in (a, b):
+        os.write(fd, b"%08d\n" % n)
+        os.fsync(fd)
+    n += 1
+    # One emulated CPU: leave the cut some of it.
+    time.sleep(0.002)
+"""
+
+
+def last_record(path):
+    lines = open(path).read().splitlines()
+    for line in lines:
+        assert len(line) == 8 and line.isdigit(), f"torn record {line!r} in {path}"
+    assert [int(x) for x in lines] == list(range(len(lines))), f"records out of order in {path}"
+    return len(lines) - 1
+
+
+@pytest.fixture
+def writer(make_lv):
+    # A thin member and a classic one: both ways the provider cuts.
+    a = make_lv("thin", "ext4", name="a")
+    b = make_lv("classic", "xfs", name="b")
+    p = subprocess.Popen(["/usr/bin/python3", "-c", WRITER, str(a.mnt / "log"), str(b.mnt / "log")])
+    time.sleep(0.5)
+    yield a, b
+    p.terminate()
+    p.wait()
+
+
+def exposed_records(vssd, set_id, at, vols):
+    vssd.vssadmin("expose", f"--set={set_id}", f"--at={at}")
+    try:
+        return [last_record(f"{at}{v.mnt}/log") for v in vols]
+    finally:
+        vssd.vssadmin("unexpose", f"--set={set_id}")
+
+
+def create(vssd, *vols):
+    return json.loads(vssd.vssadmin("create", "shadow", *[f"--for={v.mnt}" for v in vols], "--json").stdout)
+
+
+def test_every_set_is_one_instant(writer, vssd, workdir):
+    d, _ = workdir
+    a, b = writer
+    seen = []
+    for i in range(SETS):
+        out = create(vssd, a, b)
+        assert {s["consistency"] for s in out} == {"crash-consistent across the set"}
+        ra, rb = exposed_records(vssd, out[0]["set_id"], d / f"set{i}", (a, b))
+        assert ra - rb in (0, 1), f"set {i}: A ends at record {ra}, B at {rb}: not one instant"
+        seen.append(ra)
+        vssd.vssadmin("delete", "shadows", f"--set={out[0]['set_id']}", "--quiet")
+    assert seen == sorted(seen) and seen[-1] > seen[0]
+
+
+def test_control_one_after_the_other_fails(writer, vssd, workdir):
+    d, _ = workdir
+    a, b = writer
+    gaps = []
+    for i in range(1):
+        (sa,) = create(vssd, a)
+        (sb,) = create(vssd, b)
+        (ra,) = exposed_records(vssd, sa["set_id"], d / f"a{i}", (a,))
+        (rb,) = exposed_records(vssd, sb["set_id"], d / f"b{i}", (b,))
+        gaps.append(rb - ra)
+        vssd.vssadmin("delete", "shadows", "--all", "--quiet")
+    assert any(g > 1 for g in gaps), f"the control never broke the invariant: {gaps}"
