@@ -56,6 +56,6 @@ if [ -n "${VSS_LVM_BUILD:-}" ]; then
 		echo "VSS_LVM_TESTS=skip: the LVM suite is NOT run"
 	else
 		VSS_BUILD_DIR="$PWD/$VSS_LVM_BUILD" "$PYTHON" scripts/guest/run-guest \
-			--total-timeout "${VSS_LVM_TIMEOUT:-300}" tests/lvm
+			--total-timeout "${VSS_LVM_TIMEOUT:-480}" tests/lvm
 	fi
 fi

@@ -15,7 +15,6 @@
  * is not known to vss, so its clone is crash-consistent on its own.
  */
 
-#include <blkid.h>
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -64,29 +63,9 @@ static bool can_reflink(int image_fd)
 						 .dest_offset = (uint64_t)st.st_size }) == 0;
 }
 
-/* The filesystem type in an image open as fd (libblkid reads its
- * superblock), or NULL. */
-static char *probe_fstype(int fd)
-{
-	blkid_probe pr = blkid_new_probe();
-	const char *type = NULL;
-	char *r = NULL;
-
-	if (!pr)
-		return NULL;
-	if (blkid_probe_set_device(pr, fd, 0, 0) == 0) {
-		blkid_probe_enable_superblocks(pr, 1);
-		blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE);
-		if (blkid_do_safeprobe(pr) == 0 && blkid_probe_lookup_value(pr, "TYPE", &type, NULL) == 0 && type)
-			r = strdup(type);
-	}
-	blkid_free_probe(pr);
-	return r;
-}
-
 static bool holds_filesystem(int fd)
 {
-	_cleanup_free_ char *type = probe_fstype(fd);
+	_cleanup_free_ char *type = fs_probe_type(fd);
 
 	return type != NULL;
 }
@@ -678,7 +657,7 @@ static int image_expose(const char *snapshot_path, const char *provider_data, in
 	fd = openat(store, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	fstype = probe_fstype(fd);
+	fstype = fs_probe_type(fd);
 	if (!fstype)
 		return VSS_E_PROVIDER_VETO; /* no filesystem in the clone */
 	r = loop_attach(fd, snapshot_path, &dev, &dev_fd);

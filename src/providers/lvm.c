@@ -26,7 +26,6 @@
  * reports are read as JSON (json-c).
  */
 
-#include <blkid.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -1171,24 +1170,6 @@ static int snapshot_device(const char *snapshot_path, bool activate, dev_t *ret)
 	}
 }
 
-static char *probe_fstype(int fd)
-{
-	blkid_probe pr = blkid_new_probe();
-	const char *type = NULL;
-	char *r = NULL;
-
-	if (!pr)
-		return NULL;
-	if (blkid_probe_set_device(pr, fd, 0, 0) == 0) {
-		blkid_probe_enable_superblocks(pr, 1);
-		blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE);
-		if (blkid_do_safeprobe(pr) == 0 && blkid_probe_lookup_value(pr, "TYPE", &type, NULL) == 0 && type)
-			r = strdup(type);
-	}
-	blkid_free_probe(pr);
-	return r;
-}
-
 /*
  * Mounted read-only without journal replay (ext4 noload, XFS norecovery)
  * and, for XFS, nouuid (the snapshot has its origin's UUID). A snapshot made
@@ -1215,7 +1196,7 @@ static int lvm_expose(const char *snapshot_path, const char *provider_data, int 
 	dev_fd = open(devpath, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (dev_fd < 0 || fstat(dev_fd, &st) < 0 || !S_ISBLK(st.st_mode) || st.st_rdev != dev)
 		return -ENXIO;
-	fstype = probe_fstype(dev_fd);
+	fstype = fs_probe_type(dev_fd);
 	if (!fstype || !fs_supported(fstype))
 		return VSS_E_PROVIDER_VETO;
 	fs = fsopen(fstype, FSOPEN_CLOEXEC);

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <blkid.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -308,4 +309,22 @@ int loop_attach(int file_fd, const char *name, char **ret_dev, int *ret_fd)
 	}
 	*ret_fd = dev_fd;
 	return 0;
+}
+
+char *fs_probe_type(int fd)
+{
+	blkid_probe pr = blkid_new_probe();
+	const char *type = NULL;
+	char *r = NULL;
+
+	if (!pr)
+		return NULL;
+	if (blkid_probe_set_device(pr, fd, 0, 0) == 0) {
+		blkid_probe_enable_superblocks(pr, 1);
+		blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE);
+		if (blkid_do_safeprobe(pr) == 0 && blkid_probe_lookup_value(pr, "TYPE", &type, NULL) == 0 && type)
+			r = strdup(type);
+	}
+	blkid_free_probe(pr);
+	return r;
 }

@@ -32,6 +32,10 @@ int mount_targets(char ***ret);
 /* Whether something is mounted exactly at path. */
 bool mount_is_target(const char *path);
 
+/* The filesystem type in a device or an image open as fd (libblkid reads
+ * its superblock), or NULL. */
+char *fs_probe_type(int fd);
+
 /* The file behind a loop device ("/dev/loop3"); -ENODEV when dev is not a
  * loop device or has no file. */
 int loop_backing_file(const char *dev, char **ret);
