@@ -820,20 +820,22 @@ static int lvm_pre_commit(ProviderMember *m)
 /* Send a message to a device-mapper target (a thin pool), by uuid. */
 static int dm_message(const char *uuid, const char *message)
 {
-	struct {
+	/* struct dm_ioctl, then struct dm_target_msg and its text. */
+	union {
 		struct dm_ioctl io;
-		struct dm_target_msg msg;
-		char text[128];
+		char bytes[sizeof(struct dm_ioctl) + sizeof(struct dm_target_msg) + 128];
 	} buf = { 0 };
+	struct dm_target_msg *msg = (struct dm_target_msg *)(buf.bytes + sizeof(struct dm_ioctl));
 	_cleanup_close_ int fd = open("/dev/mapper/control", O_RDWR | O_CLOEXEC);
 
 	if (fd < 0)
 		return -errno;
 	buf.io.version[0] = DM_VERSION_MAJOR;
 	buf.io.data_size = sizeof(buf);
-	buf.io.data_start = offsetof(typeof(buf), msg);
+	buf.io.data_start = sizeof(struct dm_ioctl);
 	snprintf(buf.io.uuid, sizeof(buf.io.uuid), "%s", uuid);
-	snprintf(buf.text, sizeof(buf.text), "%s", message);
+	msg->sector = 0;
+	snprintf(msg->message, 128, "%s", message);
 	return ioctl(fd, DM_TARGET_MSG, &buf) < 0 ? -errno : 0;
 }
 
