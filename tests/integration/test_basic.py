@@ -115,7 +115,7 @@ def test_library_sequence_backup_context(btrfs, vssd):
 
 def test_providers(vssd):
     out = json.loads(vssd.vssadmin("list", "providers", "--json").stdout)
-    assert [p["name"] for p in out] == ["btrfs", "image"]
+    assert [p["name"] for p in out] == ["btrfs", "image", "lvm"]
     assert {p["type"] for p in out} == {"Software"}
     text = vssd.vssadmin("list", "providers").stdout
     assert "Provider name: 'btrfs'" in text
