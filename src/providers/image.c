@@ -641,7 +641,7 @@ static int image_list_snapshots(const char *store_path, provider_found_fn found,
 
 static int image_expose(const char *snapshot_path, const char *provider_data, int dir_fd)
 {
-	_cleanup_close_ int store = -1, fd = -1, dev_fd = -1, fs = -1, mnt = -1;
+	_cleanup_close_ int store = -1, fd = -1, dev_fd = -1;
 	_cleanup_free_ char *fstype = NULL, *dev = NULL;
 	const char *name;
 	struct stat st;
@@ -664,22 +664,7 @@ static int image_expose(const char *snapshot_path, const char *provider_data, in
 	if (r < 0)
 		return r;
 	/* Mounted, the device lives as long as the mount (autoclear). */
-	fs = fsopen(fstype, FSOPEN_CLOEXEC);
-	if (fs < 0 || fsconfig(fs, FSCONFIG_SET_STRING, "source", dev, 0) < 0 ||
-	    fsconfig(fs, FSCONFIG_SET_FLAG, "ro", NULL, 0) < 0 ||
-	    /* An XFS clone carries its origin's UUID, which is mounted already. */
-	    (streq(fstype, "xfs") && fsconfig(fs, FSCONFIG_SET_FLAG, "nouuid", NULL, 0) < 0) ||
-	    fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
-		return -errno;
-	mnt = fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
-	if (mnt < 0)
-		return -errno;
-	r = fault_point(POINT_MOUNT);
-	if (r < 0)
-		return r;
-	if (move_mount(mnt, "", dir_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
-		return -errno;
-	return 0;
+	return mount_readonly_at(fstype, dev, false, dir_fd);
 }
 
 static int image_is_exposed_at(const char *snapshot_path, const char *provider_data, int dir_fd)

@@ -1182,7 +1182,7 @@ static int snapshot_device(const char *snapshot_path, bool activate, dev_t *ret)
  */
 static int lvm_expose(const char *snapshot_path, const char *provider_data, int dir_fd)
 {
-	_cleanup_close_ int dev_fd = -1, fs = -1, mnt = -1;
+	_cleanup_close_ int dev_fd = -1;
 	_cleanup_free_ char *fstype = NULL;
 	char devpath[64];
 	struct stat st;
@@ -1201,23 +1201,7 @@ static int lvm_expose(const char *snapshot_path, const char *provider_data, int 
 	fstype = fs_probe_type(dev_fd);
 	if (!fstype || !fs_supported(fstype))
 		return VSS_E_PROVIDER_VETO;
-	fs = fsopen(fstype, FSOPEN_CLOEXEC);
-	if (fs < 0 || fsconfig(fs, FSCONFIG_SET_STRING, "source", devpath, 0) < 0 ||
-	    fsconfig(fs, FSCONFIG_SET_FLAG, "ro", NULL, 0) < 0 ||
-	    (streq(fstype, "xfs") && (fsconfig(fs, FSCONFIG_SET_FLAG, "nouuid", NULL, 0) < 0 ||
-				      fsconfig(fs, FSCONFIG_SET_FLAG, "norecovery", NULL, 0) < 0)) ||
-	    (!streq(fstype, "xfs") && !streq(fstype, "ext2") && fsconfig(fs, FSCONFIG_SET_FLAG, "noload", NULL, 0) < 0) ||
-	    fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
-		return -errno;
-	mnt = fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
-	if (mnt < 0)
-		return -errno;
-	r = fault_point(POINT_MOUNT);
-	if (r < 0)
-		return r;
-	if (move_mount(mnt, "", dir_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
-		return -errno;
-	return 0;
+	return mount_readonly_at(fstype, devpath, true, dir_fd);
 }
 
 static int lvm_is_exposed_at(const char *snapshot_path, const char *provider_data, int dir_fd)
@@ -1288,7 +1272,6 @@ const provider_ops lvm_provider = {
 	.class_id = { { 0x3c, 0x5b, 0x6a, 0x0e, 0x8f, 0x2d, 0x4b, 0x7e, 0x9a, 0x41, 0x6d, 0x2e, 0x5f, 0x7c, 0x8b, 0x90 } },
 	.type = VSS_PROV_SOFTWARE,
 	.flags = PROVIDER_HOLDS_WRITES,
-	.own_storage = true,
 	.is_volume_supported = lvm_is_volume_supported,
 	.locate = lvm_locate,
 	.begin_prepare = lvm_begin_prepare,

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -327,4 +328,29 @@ char *fs_probe_type(int fd)
 	}
 	blkid_free_probe(pr);
 	return r;
+}
+
+int mount_readonly_at(const char *fstype, const char *source, bool no_recovery, int dir_fd)
+{
+	_cleanup_close_ int fs = -1, mnt = -1;
+	int r;
+
+	fs = fsopen(fstype, FSOPEN_CLOEXEC);
+	if (fs < 0 || fsconfig(fs, FSCONFIG_SET_STRING, "source", source, 0) < 0 ||
+	    fsconfig(fs, FSCONFIG_SET_FLAG, "ro", NULL, 0) < 0 ||
+	    /* A snapshot of an XFS carries its origin's UUID, which is mounted already. */
+	    (streq(fstype, "xfs") && fsconfig(fs, FSCONFIG_SET_FLAG, "nouuid", NULL, 0) < 0) ||
+	    (no_recovery && streq(fstype, "xfs") && fsconfig(fs, FSCONFIG_SET_FLAG, "norecovery", NULL, 0) < 0) ||
+	    (no_recovery && strncmp(fstype, "ext", 3) == 0 && fsconfig(fs, FSCONFIG_SET_FLAG, "noload", NULL, 0) < 0) ||
+	    fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+		return -errno;
+	mnt = fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+	if (mnt < 0)
+		return -errno;
+	r = fault_point(POINT_MOUNT);
+	if (r < 0)
+		return r;
+	if (move_mount(mnt, "", dir_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+		return -errno;
+	return 0;
 }

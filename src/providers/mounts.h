@@ -32,10 +32,6 @@ int mount_targets(char ***ret);
 /* Whether something is mounted exactly at path. */
 bool mount_is_target(const char *path);
 
-/* The filesystem type in a device or an image open as fd (libblkid reads
- * its superblock), or NULL. */
-char *fs_probe_type(int fd);
-
 /* The file behind a loop device ("/dev/loop3"); -ENODEV when dev is not a
  * loop device or has no file. */
 int loop_backing_file(const char *dev, char **ret);
@@ -62,3 +58,13 @@ bool device_rests_on(dev_t dev, dev_t below);
  * goes away with its last user (autoclear). The device stays open in
  * *ret_fd: close it once it is mounted, or it goes at once. */
 int loop_attach(int file_fd, const char *name, char **ret_dev, int *ret_fd);
+/* The filesystem type libblkid finds on the device or in the file open as
+ * fd ("ext4", "xfs"), or NULL. */
+char *fs_probe_type(int fd);
+/* Mount the filesystem of type fstype on source (a block device) read-only,
+ * nosuid, nodev on the directory dir_fd (an O_PATH fd), with the new mount
+ * API; an XFS gets nouuid (a snapshot has its origin's UUID). no_recovery:
+ * its journal is not replayed (XFS norecovery, ext noload), for a snapshot
+ * on a read-only device cut while its filesystem was frozen, whose journal
+ * holds nothing not already in place. */
+int mount_readonly_at(const char *fstype, const char *source, bool no_recovery, int dir_fd);

@@ -76,6 +76,17 @@ const provider_ops *provider_find_by_id(const vss_id *id)
 	return NULL;
 }
 
+const provider_ops *provider_find_by_name(const char *name)
+{
+	size_t n;
+	const provider_ops *const *all = provider_registry(&n);
+
+	for (size_t i = 0; i < n; i++)
+		if (streq(all[i]->name, name))
+			return all[i];
+	return NULL;
+}
+
 void provider_member_init(ProviderMember *m)
 {
 	*m = (ProviderMember){
@@ -402,4 +413,13 @@ bool path_in_store(const char *path)
 		if (p[1 + n] == '\0' || p[1 + n] == '/')
 			return true;
 	return false;
+}
+
+bool snapshot_in_store(const char *snapshot_path)
+{
+	const char *slash = strrchr(snapshot_path, '/');
+	size_t n = strlen(STORE_NAME);
+
+	return slash && slash - snapshot_path > (ptrdiff_t)n && snapshot_path[0] == '/' &&
+	       strncmp(slash - n, STORE_NAME, n) == 0 && slash[-n - 1] == '/';
 }

@@ -144,11 +144,6 @@ typedef struct provider_ops {
 
 	unsigned flags;                 /* PROVIDER_* capabilities */
 
-	/* Its snapshots live in storage it accounts for itself (an LVM
-	 * volume group), not in a filesystem of the host: the host reserve
-	 * (vssd/reserve.c) does not apply to them. */
-	bool own_storage;
-
 	/* 1: supported; 0: not this provider's kind of volume. */
 	int (*is_volume_supported)(const VolumeInfo *v);
 
@@ -217,6 +212,11 @@ typedef struct provider_ops {
 	 * each when the provider cannot tell. */
 	int (*space)(char *const *snapshot_paths, size_t n, const char *provider_data, int64_t *ret_used,
 	             int64_t *ret_allocated);
+	/* Optional: take a key of the provider's [Provider] section in
+	 * vssd.conf, at load, before any set. 0; -ENOKEY for a key it does not
+	 * know; another negative errno or a failing HRESULT for a bad value,
+	 * with *ret_reason (static text, may stay NULL) saying why. */
+	int (*configure)(const char *key, const char *value, const char **ret_reason);
 } provider_ops;
 
 /* The snapshot store of the filesystem mounted at mount_point,
@@ -252,11 +252,25 @@ int store_delete(const char *snapshot_path, int (*delete_in)(int store_fd, const
 /* Whether a canonical path is a store or lies in one: vss's own snapshots
  * are not volumes. */
 bool path_in_store(const char *path);
+/* Whether a recorded snapshot path is an entry of a store, "<mount>/.vss/NAME":
+ * the space it takes is on a filesystem vss watches (the host reserve).
+ * Snapshots a provider keeps elsewhere (a storage array, a volume group) are
+ * not. */
+bool snapshot_in_store(const char *snapshot_path);
 
 
-/* The registry: built-in providers, in the order vss asks them. */
+/* The registry: providers registered at start (from vssd.conf), in the
+ * order they were, then the built-in ones; the order vss asks them in. */
 const provider_ops *const *provider_registry(size_t *ret_count);
 const provider_ops *provider_find_by_id(const vss_id *id);
+const provider_ops *provider_find_by_name(const char *name);
+/* Add a provider, before any set is made (its table must outlive its
+ * registration): -EPROTO when ops->version is not PROVIDER_OPS_VERSION,
+ * -EINVAL when it lacks a name, an id or a mandatory step, -EEXIST when its
+ * id or name is another's; logged, naming the provider. */
+int provider_register(const provider_ops *ops);
+/* Remove a provider registered with provider_register(); no-op otherwise. */
+void provider_unregister(const provider_ops *ops);
 
 /* Map a provider result to what the requestor sees: ENOSPC and EDQUOT become
  * VSS_E_INSUFFICIENT_STORAGE, ENOMEM E_OUTOFMEMORY, a provider's own permitted

@@ -14,6 +14,7 @@
 
 #include "basic/log.h"
 #include "basic/macro.h"
+#include "providers/command.h"
 #include "vssd/config.h"
 
 void config_init(Config *c)
@@ -54,6 +55,15 @@ void config_clear(Config *c)
 	strv_free(c->previous_versions);
 	c->previous_versions = NULL;
 	c->n_previous_versions = 0;
+	for (size_t i = 0; i < c->n_providers; i++) {
+		provider_unregister(c->providers[i]);
+		command_provider_free(c->providers[i]);
+	}
+	free(c->providers);
+	free(c->provider_lines);
+	c->providers = NULL;
+	c->provider_lines = NULL;
+	c->n_providers = 0;
 }
 
 uint64_t config_host_reserve(const Config *c, const char *mount_point, uint64_t size)
@@ -294,8 +304,155 @@ static int set_key(Config *c, const char *k, const char *v)
 	return -ENOKEY;
 }
 
+/* A key of a [Provider] section, kept until the section ends: which
+ * provider it is for is known only then (Name= may come last). */
+typedef struct SectionKey {
+	char *key, *value;
+	unsigned line;
+} SectionKey;
+
+typedef struct Section {
+	unsigned line;          /* of its header; 0: no [Provider] open */
+	SectionKey *keys;
+	size_t n_keys;
+} Section;
+
+static void section_clear(Section *s)
+{
+	for (size_t i = 0; i < s->n_keys; i++) {
+		free(s->keys[i].key);
+		free(s->keys[i].value);
+	}
+	free(s->keys);
+	*s = (Section){ 0 };
+}
+
+static int section_add(Section *s, const char *key, const char *value, unsigned line)
+{
+	SectionKey *k = array_grow((void **)&s->keys, &s->n_keys, sizeof(*s->keys));
+
+	if (!k)
+		return -ENOMEM;
+	*k = (SectionKey){ .key = strdup(key), .value = strdup(value), .line = line };
+	return k->key && k->value ? 0 : -ENOMEM;
+}
+
+static int config_add_provider(Config *c, provider_ops *ops, unsigned line)
+{
+	provider_ops **p = realloc(c->providers, sizeof(*p) * (c->n_providers + 1));
+	unsigned *l;
+
+	if (!p)
+		return -ENOMEM;
+	c->providers = p;
+	l = realloc(c->provider_lines, sizeof(*l) * (c->n_providers + 1));
+	if (!l)
+		return -ENOMEM;
+	c->provider_lines = l;
+	c->providers[c->n_providers] = ops;
+	c->provider_lines[c->n_providers++] = line;
+	return 0;
+}
+
+/* A [Provider] section, once it has ended: a provider of vssd.conf's own
+ * (Type =), made and registered, or keys for a provider vssd has. */
+static int section_apply(Config *c, const char *path, Section *s)
+{
+	const SectionKey *name = NULL, *type = NULL;
+	const provider_ops *builtin = NULL;
+	provider_ops *ops = NULL;
+	const char *reason = NULL;
+	int r;
+
+	for (size_t i = 0; i < s->n_keys; i++) {
+		const SectionKey **slot = streq(s->keys[i].key, "Name")   ? &name
+					  : streq(s->keys[i].key, "Type") ? &type
+									  : NULL;
+
+		if (!slot)
+			continue;
+		if (*slot)
+			return log_error_errno(EINVAL, "%s:%u: %s= given twice in one [Provider] section", path,
+					       s->keys[i].line, s->keys[i].key);
+		*slot = &s->keys[i];
+	}
+	if (!name)
+		return log_error_errno(EINVAL, "%s:%u: [Provider] without Name=", path, s->line);
+	if (type) {
+		if (!streq(type->value, "command"))
+			return log_error_errno(EINVAL, "%s:%u: unknown provider type \"%s\"; vssd knows Type = command",
+					       path, type->line, type->value);
+		if (provider_find_by_name(name->value))
+			return log_error_errno(EEXIST, "%s:%u: a provider named %s exists already", path, name->line,
+					       name->value);
+		r = command_provider_new(name->value, &ops, &reason);
+		if (r < 0)
+			return log_error_errno(-r, "%s:%u: cannot make provider %s: %s", path, name->line, name->value,
+					       reason ?: strerror(-r));
+		r = config_add_provider(c, ops, s->line);
+		if (r < 0) {
+			command_provider_free(ops);
+			return log_error_errno(-r, "%s:%u: %m", path, s->line);
+		}
+	} else {
+		builtin = provider_find_by_name(name->value);
+		if (!builtin)
+			return log_error_errno(ENOENT, "%s:%u: no provider is named %s (a new one needs Type = command)",
+					       path, name->line, name->value);
+	}
+	for (size_t i = 0; i < s->n_keys; i++) {
+		const SectionKey *k = &s->keys[i];
+
+		if (k == name || k == type)
+			continue;
+		reason = NULL;
+		if (ops)
+			r = command_provider_set(ops, k->key, k->value, &reason);
+		else if (!builtin->configure)
+			return log_error_errno(EINVAL, "%s:%u: provider %s takes no keys", path, k->line, builtin->name);
+		else
+			r = builtin->configure(k->key, k->value, &reason);
+		if (r == -ENOKEY)
+			return log_error_errno(EINVAL, "%s:%u: unknown key \"%s\" for provider %s", path, k->line, k->key,
+					       name->value);
+		if (r < 0)
+			return log_error_errno(provider_result_is_hr(r) ? EINVAL : -r, "%s:%u: bad value for %s: %s", path,
+					       k->line, k->key,
+					       reason ?: provider_result_string(r, (char[128]){ 0 }, 128));
+	}
+	if (!ops)
+		return 0;
+	r = command_provider_finish(ops, &reason);
+	if (r < 0)
+		return log_error_errno(-r, "%s:%u: provider %s: %s", path, s->line, name->value, reason);
+	r = provider_register(ops);
+	if (r < 0)
+		return log_error_errno(-r, "%s:%u: provider %s cannot be registered (see above)", path, s->line,
+				       name->value);
+	return 0;
+}
+
+/* After the whole file: what one provider's keys must agree with in
+ * [vssd]'s, which may come after them. */
+static int check_providers(const Config *c, const char *path)
+{
+	for (size_t i = 0; i < c->n_providers; i++) {
+		usec_t t = command_provider_commit_timeout(c->providers[i]);
+
+		if (t > c->hold_timeout)
+			return log_error_errno(EINVAL,
+					       "%s:%u: provider %s: its commit's deadline (%llu ms) is longer than "
+					       "HoldTimeoutSec= (%llu ms): the commit runs while writes are held",
+					       path, c->provider_lines[i], c->providers[i]->name,
+					       (unsigned long long)(t / USEC_PER_MSEC),
+					       (unsigned long long)(c->hold_timeout / USEC_PER_MSEC));
+	}
+	return 0;
+}
+
 int config_load(Config *c, const char *path, bool required)
 {
+	Section section = { 0 };
 	_cleanup_free_ char *line = NULL;
 	size_t size = 0;
 	unsigned lineno = 0;
@@ -334,11 +491,23 @@ int config_load(Config *c, const char *path, bool required)
 			break;
 		}
 		s = strip(line);
-		if (*s == '\0' || *s == '#' || *s == ';' || streq(s, "[vssd]"))
+		if (*s == '\0' || *s == '#' || *s == ';')
 			continue;
 		if (*s == '[') {
-			r = log_error_errno(EINVAL, "%s:%u: unknown section %s; vssd reads [vssd] only", path, lineno, s);
-			break;
+			if (section.line > 0) {
+				r = section_apply(c, path, &section);
+				section_clear(&section);
+				if (r < 0)
+					break;
+			}
+			if (streq(s, "[Provider]"))
+				section.line = lineno;
+			else if (!streq(s, "[vssd]")) {
+				r = log_error_errno(EINVAL, "%s:%u: unknown section %s; vssd reads [vssd] and [Provider]",
+						    path, lineno, s);
+				break;
+			}
+			continue;
 		}
 		eq = strchr(s, '=');
 		if (!eq) {
@@ -346,6 +515,14 @@ int config_load(Config *c, const char *path, bool required)
 			break;
 		}
 		*eq = '\0';
+		if (section.line > 0) {
+			r = section_add(&section, strip(s), strip(eq + 1), lineno);
+			if (r < 0) {
+				r = log_error_errno(-r, "%s:%u: %m", path, lineno);
+				break;
+			}
+			continue;
+		}
 		r = set_key(c, strip(s), strip(eq + 1));
 		if (r == -ENOKEY) {
 			r = log_error_errno(EINVAL, "%s:%u: unknown key \"%s\"", path, lineno, strip(s));
@@ -357,6 +534,11 @@ int config_load(Config *c, const char *path, bool required)
 		}
 	}
 	fclose(f);
+	if (r >= 0 && section.line > 0)
+		r = section_apply(c, path, &section);
+	section_clear(&section);
+	if (r >= 0)
+		r = check_providers(c, path);
 	if (r < 0)
 		return r;
 resolve:

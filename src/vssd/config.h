@@ -2,8 +2,11 @@
 #pragma once
 
 /*
- * vssd.conf: "Key = Value" lines under an optional "[vssd]" header; '#' and
- * ';' start comments. A missing file means every default (docs/vssd.conf.md).
+ * vssd.conf: "Key = Value" lines under an optional "[vssd]" header, and
+ * [Provider] sections, one per provider: keys for a built-in provider
+ * (Name = lvm), or a provider of vssd.conf's own (Type = command), made and
+ * registered at load. '#' and ';' start comments. A missing file means every
+ * default (docs/vssd.conf.md).
  */
 
 #include <stdbool.h>
@@ -51,6 +54,10 @@ typedef struct Config {
 	usec_t host_reserve_interval;   /* HostReserveCheckMSec, default 1 s */
 	char **previous_versions;       /* PreviousVersions = /volume: published for Samba */
 	size_t n_previous_versions;
+	struct provider_ops **providers; /* made from [Provider] sections with
+	                                  * Type =; registered while loaded */
+	unsigned *provider_lines;        /* where each section began */
+	size_t n_providers;
 } Config;
 
 /* The largest value each timeout key takes; larger ones are refused at load. */
@@ -64,7 +71,8 @@ typedef struct Config {
 
 void config_init(Config *c);
 void config_clear(Config *c);
-/* Load a file over the defaults. A missing file is not an error when
+/* Load a file over the defaults, and register the providers it declares
+ * (config_clear() unregisters them). A missing file is not an error when
  * !required; a bad line is, naming file and line. */
 int config_load(Config *c, const char *path, bool required);
 /* The reserve of the filesystem mounted at mount_point (NULL: unknown) whose

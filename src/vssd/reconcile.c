@@ -241,6 +241,10 @@ static int known_exists(Known *k, const vss_id *snapshot_id, const char *path, c
 		/* A provider that cannot tell keeps every row. */
 		return inv->result < 0 ||
 		       bsearch(snapshot_id, inv->snaps, inv->n, sizeof(*inv->snaps), id_compare) != NULL;
+	/* Nor can one that lists no store (a command provider with no list
+	 * command): it is taken at its word. */
+	if (!ops->list_snapshots)
+		return 1;
 	return known_exists_in_store(k, path, ops);
 }
 
@@ -351,8 +355,9 @@ static unsigned check_snapshot(Manager *m, const CatalogSnapshot *s, const provi
 	log_warning("reconcile: snapshot %s of %s is missing on disk (%s); removing it from the catalog",
 		    ID_TO_STRING(&s->prop.snapshot_id), s->prop.original_volume_name, s->prop.snapshot_device_object);
 	/* What is left of a lost snapshot (an LVM snapshot that overflowed,
-	 * no longer valid, still takes its space) goes with its row. */
-	if (ops->own_storage) {
+	 * no longer valid, still takes its space) goes with its row; a
+	 * snapshot that is gone is deleted at once. */
+	{
 		char buf[128];
 
 		r = provider_invoke_delete(m->faults, ops, s->prop.snapshot_device_object, s->provider_data);

@@ -73,15 +73,6 @@ static char *format_mib(uint64_t bytes, char buf[32])
 	return buf;
 }
 
-/* Whether a provider's snapshots live in storage of its own (an LVM VG),
- * where the host reserve does not apply. */
-static bool provider_own_storage(const vss_id *provider_id)
-{
-	const provider_ops *ops = provider_find_by_id(provider_id);
-
-	return ops && ops->own_storage;
-}
-
 /* The free space and the reserve of the filesystem holding store (a
  * snapshot's directory). */
 static int host_measure(const Config *c, const char *store, HostSpace *ret)
@@ -139,8 +130,9 @@ vss_hr reserve_admit(const ProviderMember *members, size_t n, void *userdata, ch
 		size_t j;
 		int r;
 
-		/* An LVM snapshot lives in its volume group, not on a host. */
-		if (members[i].ops->own_storage)
+		/* A snapshot kept elsewhere (a storage array's) takes nothing
+		 * here. */
+		if (!snapshot_in_store(members[i].snapshot_path))
 			continue;
 		store = path_parent(members[i].snapshot_path);
 		r = store ? host_measure(c, store, &h) : -ENOMEM;
@@ -228,7 +220,9 @@ static bool others_on(Manager *m, const CatalogSnapshot *snaps, size_t n, size_t
 	if (catalog_count_volume_snapshots(m->catalog, snaps[i].prop.original_volume_name, &count) < 0 || count > 0)
 		return true;
 	for (size_t o = 0; o < n; o++) {
-		_cleanup_free_ char *store = o == i ? NULL : path_parent(snaps[o].prop.snapshot_device_object);
+		_cleanup_free_ char *store = o == i || !snapshot_in_store(snaps[o].prop.snapshot_device_object)
+						     ? NULL
+						     : path_parent(snaps[o].prop.snapshot_device_object);
 		dev_t d;
 
 		if (store && path_device(store, &d) == 0 && d == dev)
@@ -263,12 +257,12 @@ static int reserve_step(Manager *m)
 		vss_id failed;
 		char msg[512], a[32], b[32];
 
+		if (!snapshot_in_store(snaps[i].prop.snapshot_device_object))
+			continue;
 		if (!store) {
 			r = -ENOMEM;
 			break;
 		}
-		if (provider_own_storage(&snaps[i].prop.provider_id))
-			continue;
 		for (size_t k = 0; seen && seen[k] && !known; k++)
 			known = streq(seen[k], store);
 		if (known)
@@ -343,9 +337,12 @@ void reserve_enforce_after_set(Manager *m, char *const *snapshot_paths, size_t n
 	 * read of the catalog took some 5 ms a set with 100,000 snapshots, and
 	 * only these hosts lost space at once (the others are the timer's). */
 	for (size_t i = 0; i < n && !under; i++) {
-		_cleanup_free_ char *store = path_parent(snapshot_paths[i]);
+		_cleanup_free_ char *store = NULL;
 		HostSpace h = { 0 };
 
+		if (!snapshot_in_store(snapshot_paths[i]))
+			continue;
+		store = path_parent(snapshot_paths[i]);
 		under = !store || host_measure(&m->config, store, &h) < 0 || h.avail < h.reserve;
 	}
 	if (under || m->reserve->passed_over) {

@@ -423,6 +423,9 @@ def garbage_configs():
     yield "unknown key", b"# comment\nFrobnicate = 1\n", 2
     yield "unknown section", b"[vssd]\nMaxVolumesPerSet = 4\n[elsewhere]\nMaxVolumesPerSet = 3\n", 3
     yield "no key", b"= 5\n", 1
+    yield "provider without a name", b"[vssd]\n[Provider]\nType = command\n", 2
+    yield "provider key unknown", b"[Provider]\nName = btrfs\nFrobnicate = 1\n", 3
+    yield "provider type unknown", b"[Provider]\nName = x\nType = zfs\n", 3
     for key, (lo, hi) in NUMERIC_KEYS.items():
         bad = ["", "-1", "0x10", "1.5", "5 junk", "+5", str(hi + 1), "18446744073709551616"]
         if lo > 0:

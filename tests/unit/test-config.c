@@ -10,6 +10,7 @@
 
 #include "basic/log.h"
 #include "basic/macro.h"
+#include "providers/command.h"
 #include "vssd/config.h"
 #include "tests.h"
 
@@ -334,6 +335,102 @@ static void test_long_line(void)
 	config_clear(&c);
 }
 
+#define SAN "[Provider]\nName = san\nType = command\nId = {5a4e0c2d-8f41-4c7e-9b1a-3d2f6e7a8b90}\n"
+
+/* A [Provider] section with Type = command makes a provider, registered
+ * while the configuration is loaded, asked before the built-in ones. */
+static void test_command_provider_section(void)
+{
+	const provider_ops *const *all;
+	const provider_ops *p;
+	size_t n, before;
+	Config c;
+
+	provider_registry(&before);
+	ASSERT_OK(load(&c, "[vssd]\nHoldTimeoutSec = 5\n" SAN "Volumes = /srv/* \"/data/my volume\"\n"
+			   "Command = /bin/true --quiet\nCommitTimeoutMSec = 4000\nCommitGroup = yes\n"
+			   "[vssd]\nMaxVolumesPerSet = 3\n"));
+	ASSERT_EQ_UINT(3, c.max_volumes_per_set);
+	p = provider_find_by_name("san");
+	ASSERT_NOT_NULL(p);
+	ASSERT_EQ_UINT(PROVIDER_OPS_VERSION, p->version);
+	ASSERT_NOT_NULL(p->commit_group);
+	/* Listing only with a ListCommand= of its own. */
+	ASSERT_NULL(p->list_all_snapshots);
+	ASSERT_TRUE(provider_find_by_id(&p->id) == p);
+	all = provider_registry(&n);
+	ASSERT_EQ_UINT(before + 1, n);
+	ASSERT_TRUE(all[0] == p);
+	ASSERT_EQ_UINT(4 * USEC_PER_SEC, command_provider_commit_timeout(p));
+	config_clear(&c);
+	ASSERT_NULL(provider_find_by_name("san"));
+	provider_registry(&n);
+	ASSERT_EQ_UINT(before, n);
+}
+
+static void test_bad_provider_sections(void)
+{
+	static const char *const bad[] = {
+		"[Provider]\nType = command\n",                         /* no Name= */
+		"[Provider]\nName = x\nType = zfs\n",                   /* unknown type */
+		"[Provider]\nName = nosuch\nKey = 1\n",                 /* no such provider */
+		"[Provider]\nName = btrfs\nKey = 1\n",                  /* takes no keys */
+		"[Provider]\nName = image\nType = command\n",           /* a name taken */
+		"[Provider]\nName = x\nName = y\nType = command\n",     /* Name= twice */
+		"[Provider]\nName = a/b\nType = command\n",             /* a bad name */
+		SAN "Command = /bin/true\n",                            /* claims nothing */
+		SAN "Volumes = /srv\n",                                 /* no commands */
+		SAN "Volumes = /srv\nCommitCommand = /bin/true\n",      /* no delete */
+		SAN "Volumes = /srv\nCommand = true\n",                 /* not an absolute path */
+		SAN "Volumes = /srv\nCommand = /nonexistent/program\n",
+		SAN "Volumes = /srv\nCommand = \"/bin/true\n",          /* an open quote */
+		SAN "Volumes = /srv\nCommand = /bin/true\nFrobnicate = 1\n",
+		SAN "Volumes = /srv\nCommand = /bin/true\nPrepareTimeoutSec = 0\n",
+		SAN "Volumes = /srv\nCommand = /bin/true\nCommitGroup = maybe\n",
+		SAN "Volumes = /srv\nCommand = /bin/true\nId = {not-a-uuid}\n",
+		/* The commit runs inside the hold: its deadline must fit. */
+		SAN "Volumes = /srv\nCommand = /bin/true\nCommitTimeoutSec = 30\n",
+		"[vssd]\nHoldTimeoutSec = 2\n" SAN "Volumes = /srv\nCommand = /bin/true\nCommitTimeoutSec = 3\n",
+		/* Two with one id. */
+		SAN "Volumes = /a\nCommand = /bin/true\n[Provider]\nName = two\nType = command\n"
+		    "Id = {5a4e0c2d-8f41-4c7e-9b1a-3d2f6e7a8b90}\nVolumes = /b\nCommand = /bin/true\n",
+	};
+	size_t before, n;
+
+	provider_registry(&before);
+	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+		Config c;
+		int r = load(&c, bad[i]);
+
+		if (r >= 0)
+			fprintf(stderr, "accepted: %s\n", bad[i]);
+		ASSERT_TRUE(r < 0);
+		config_clear(&c);
+		provider_registry(&n);
+		ASSERT_EQ_UINT(before, n);
+	}
+}
+
+/* The ops version is checked at registration: a table made for another
+ * layout is refused. */
+static void test_register_checks_version(void)
+{
+	provider_ops ops = *provider_find_by_name("image");
+
+	ops.name = "other";
+	ops.id.bytes[0] ^= 0xff;
+	ops.version = PROVIDER_OPS_VERSION - 1;
+	ASSERT_ERRNO(-EPROTO, provider_register(&ops));
+	ops.version = PROVIDER_OPS_VERSION;
+	ops.name = "image";
+	ASSERT_ERRNO(-EEXIST, provider_register(&ops));
+	ops.name = "other";
+	ASSERT_OK(provider_register(&ops));
+	ASSERT_TRUE(provider_find_by_name("other") == &ops);
+	provider_unregister(&ops);
+	ASSERT_NULL(provider_find_by_name("other"));
+}
+
 int main(void)
 {
 	/* Bad lines are logged; that is expected output here. */
@@ -351,6 +448,9 @@ int main(void)
 	RUN_TEST(test_bad_lines);
 	RUN_TEST(test_long_line);
 	RUN_TEST(test_host_reserve);
+	RUN_TEST(test_command_provider_section);
+	RUN_TEST(test_bad_provider_sections);
+	RUN_TEST(test_register_checks_version);
 
 	cleanup();
 	ASSERT_TRUE(access(tmpdir, F_OK) < 0);

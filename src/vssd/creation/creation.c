@@ -237,8 +237,29 @@ void creation_finish(Manager *m)
 						     ? "application-consistent"
 						     : consistency_to_string(j->consistency));
 		for (size_t i = 0; i < cr->n_snaps; i++) {
-			cr->snaps[i].prop.status = VSS_SS_CREATED;
-			cr->snaps[i].prop.snapshot_attributes = cr->set.context | j->members[i].attributes;
+			CatalogSnapshot *cs = &cr->snaps[i];
+			const ProviderMember *pm = &j->members[i];
+
+			cs->prop.status = VSS_SS_CREATED;
+			cs->prop.snapshot_attributes = cr->set.context | pm->attributes;
+			/* A provider may learn where the snapshot is only when
+			 * it is made (a storage array names its device). */
+			if (!streq(cs->prop.snapshot_device_object, pm->snapshot_path)) {
+				char *p = strdup(pm->snapshot_path);
+
+				if (p) {
+					free(cs->prop.snapshot_device_object);
+					cs->prop.snapshot_device_object = p;
+				}
+			}
+			if (!streq(cs->provider_data ?: "", pm->provider_data ?: "")) {
+				char *d = strdup_or_null(pm->provider_data);
+
+				if (d || !pm->provider_data) {
+					free(cs->provider_data);
+					cs->provider_data = d;
+				}
+			}
 		}
 		r = catalog_finish_set(m->catalog, &cr->set, cr->snaps, cr->n_snaps);
 		if (r < 0) {
@@ -303,16 +324,10 @@ void creation_finish(Manager *m)
 	 * (m->creation is gone: nothing is held now.) */
 	{
 		char *paths[cr->n_snaps ?: 1];
-		size_t n = 0;
 
-		for (size_t i = 0; i < cr->n_snaps; i++) {
-			const provider_ops *ops = provider_find_by_id(&cr->snaps[i].prop.provider_id);
-
-			/* Not on a host: in an LVM volume group. */
-			if (!ops || !ops->own_storage)
-				paths[n++] = cr->snaps[i].prop.snapshot_device_object;
-		}
-		reserve_enforce_after_set(m, paths, n);
+		for (size_t i = 0; i < cr->n_snaps; i++)
+			paths[i] = cr->snaps[i].prop.snapshot_device_object;
+		reserve_enforce_after_set(m, paths, cr->n_snaps);
 	}
 	creation_free(cr);
 }

@@ -252,8 +252,9 @@ static vss_hr step_failure(Run *run, ProviderStep step, const bool *selected)
 		/* A filesystem someone else keeps frozen is a known refusal. */
 		if (step == STEP_HOLD && r == -EBUSY)
 			return fail(j, VSS_E_PROVIDER_VETO, "%s is already frozen by someone else", m->hold_path);
-		return fail(j, provider_result_to_hr(r), "%s: %s of %s failed: %s", step_who(m, step),
-			    provider_step_name(step), m->volume, provider_result_string(r, buf, sizeof(buf)));
+		return fail(j, provider_result_to_hr(r), "%s: %s of %s failed: %s%s%s", step_who(m, step),
+			    provider_step_name(step), m->volume, provider_result_string(r, buf, sizeof(buf)),
+			    m->reason ? ": " : "", m->reason ?: "");
 	}
 	return S_OK;
 }
