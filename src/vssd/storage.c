@@ -76,14 +76,13 @@ int storage_query(Manager *m, const char *volume, DiffArea **ret, size_t *ret_n)
 		r = d->volume ? volume_snapshots(m, volumes[i], &snaps, &ns) : -ENOMEM;
 		if (r >= 0)
 			r = space_of(snaps, ns, &d->used, &d->allocated);
-		/* Where the snapshots live: the filesystem of their store, or
-		 * the store itself for a provider with storage of its own (an
-		 * LVM volume group, /dev/VG). */
+		/* Where the snapshots live: the filesystem of their store, or,
+		 * for snapshots kept outside a store on a host, what holds them
+		 * (an LVM volume group, /dev/VG). */
 		if (r >= 0 && ns > 0) {
-			const provider_ops *ops = provider_find_by_id(&snaps[0].prop.provider_id);
 			MountEntry e = { 0 };
 
-			if (ops && ops->own_storage)
+			if (!snapshot_in_store(snaps[0].prop.snapshot_device_object))
 				d->storage_volume = path_parent(snaps[0].prop.snapshot_device_object);
 			else if (mount_lookup(snaps[0].prop.snapshot_device_object, &e) >= 0)
 				d->storage_volume = TAKE_PTR(e.target);
