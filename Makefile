@@ -10,7 +10,7 @@ SCAN_BUILD ?= build-scan
 # make fuzz FUZZ_SECONDS=600: how long each target runs.
 FUZZ_SECONDS ?= 300
 
-.PHONY: all deps build build-asan build-fuzz install demo check check-unit check-integration check-asan check-long check-lvm fuzz scan bench bench-age bench-catalog clean
+.PHONY: all deps build build-asan build-fuzz install demo check check-unit check-integration check-asan check-long check-lvm fuzz scan bench bench-age bench-catalog bench-lvm clean
 
 all: build
 
@@ -86,6 +86,10 @@ bench-age: build
 # VSS_BENCH_CATALOG_DIR keeps them for the next run (bench/README.md).
 bench-catalog: build
 	./bench/bench-catalog.sh $(BUILD)
+
+# Apart from `bench`: it boots the LVM test guest (minutes under emulation).
+bench-lvm: build
+	VSS_BUILD_DIR=$(CURDIR)/$(BUILD) ./bench/bench-lvm.sh
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(SCAN_BUILD)

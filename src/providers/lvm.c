@@ -26,7 +26,6 @@
  * reports are read as JSON (json-c).
  */
 
-#include <blkid.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -821,20 +820,22 @@ static int lvm_pre_commit(ProviderMember *m)
 /* Send a message to a device-mapper target (a thin pool), by uuid. */
 static int dm_message(const char *uuid, const char *message)
 {
-	struct {
+	/* struct dm_ioctl, then struct dm_target_msg and its text. */
+	union {
 		struct dm_ioctl io;
-		struct dm_target_msg msg;
-		char text[128];
+		char bytes[sizeof(struct dm_ioctl) + sizeof(struct dm_target_msg) + 128];
 	} buf = { 0 };
+	struct dm_target_msg *msg = (struct dm_target_msg *)(buf.bytes + sizeof(struct dm_ioctl));
 	_cleanup_close_ int fd = open("/dev/mapper/control", O_RDWR | O_CLOEXEC);
 
 	if (fd < 0)
 		return -errno;
 	buf.io.version[0] = DM_VERSION_MAJOR;
 	buf.io.data_size = sizeof(buf);
-	buf.io.data_start = offsetof(typeof(buf), msg);
+	buf.io.data_start = sizeof(struct dm_ioctl);
 	snprintf(buf.io.uuid, sizeof(buf.io.uuid), "%s", uuid);
-	snprintf(buf.text, sizeof(buf.text), "%s", message);
+	msg->sector = 0;
+	snprintf(msg->message, 128, "%s", message);
 	return ioctl(fd, DM_TARGET_MSG, &buf) < 0 ? -errno : 0;
 }
 
@@ -1171,24 +1172,6 @@ static int snapshot_device(const char *snapshot_path, bool activate, dev_t *ret)
 	}
 }
 
-static char *probe_fstype(int fd)
-{
-	blkid_probe pr = blkid_new_probe();
-	const char *type = NULL;
-	char *r = NULL;
-
-	if (!pr)
-		return NULL;
-	if (blkid_probe_set_device(pr, fd, 0, 0) == 0) {
-		blkid_probe_enable_superblocks(pr, 1);
-		blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE);
-		if (blkid_do_safeprobe(pr) == 0 && blkid_probe_lookup_value(pr, "TYPE", &type, NULL) == 0 && type)
-			r = strdup(type);
-	}
-	blkid_free_probe(pr);
-	return r;
-}
-
 /*
  * Mounted read-only without journal replay (ext4 noload, XFS norecovery)
  * and, for XFS, nouuid (the snapshot has its origin's UUID). A snapshot made
@@ -1199,7 +1182,7 @@ static char *probe_fstype(int fd)
  */
 static int lvm_expose(const char *snapshot_path, const char *provider_data, int dir_fd)
 {
-	_cleanup_close_ int dev_fd = -1, fs = -1, mnt = -1;
+	_cleanup_close_ int dev_fd = -1;
 	_cleanup_free_ char *fstype = NULL;
 	char devpath[64];
 	struct stat st;
@@ -1215,26 +1198,10 @@ static int lvm_expose(const char *snapshot_path, const char *provider_data, int 
 	dev_fd = open(devpath, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (dev_fd < 0 || fstat(dev_fd, &st) < 0 || !S_ISBLK(st.st_mode) || st.st_rdev != dev)
 		return -ENXIO;
-	fstype = probe_fstype(dev_fd);
+	fstype = fs_probe_type(dev_fd);
 	if (!fstype || !fs_supported(fstype))
 		return VSS_E_PROVIDER_VETO;
-	fs = fsopen(fstype, FSOPEN_CLOEXEC);
-	if (fs < 0 || fsconfig(fs, FSCONFIG_SET_STRING, "source", devpath, 0) < 0 ||
-	    fsconfig(fs, FSCONFIG_SET_FLAG, "ro", NULL, 0) < 0 ||
-	    (streq(fstype, "xfs") && (fsconfig(fs, FSCONFIG_SET_FLAG, "nouuid", NULL, 0) < 0 ||
-				      fsconfig(fs, FSCONFIG_SET_FLAG, "norecovery", NULL, 0) < 0)) ||
-	    (!streq(fstype, "xfs") && !streq(fstype, "ext2") && fsconfig(fs, FSCONFIG_SET_FLAG, "noload", NULL, 0) < 0) ||
-	    fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
-		return -errno;
-	mnt = fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
-	if (mnt < 0)
-		return -errno;
-	r = fault_point(POINT_MOUNT);
-	if (r < 0)
-		return r;
-	if (move_mount(mnt, "", dir_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
-		return -errno;
-	return 0;
+	return mount_readonly_at(fstype, devpath, true, dir_fd);
 }
 
 static int lvm_is_exposed_at(const char *snapshot_path, const char *provider_data, int dir_fd)

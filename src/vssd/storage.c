@@ -76,11 +76,15 @@ int storage_query(Manager *m, const char *volume, DiffArea **ret, size_t *ret_n)
 		r = d->volume ? volume_snapshots(m, volumes[i], &snaps, &ns) : -ENOMEM;
 		if (r >= 0)
 			r = space_of(snaps, ns, &d->used, &d->allocated);
-		/* Where the snapshots live: the filesystem of their store. */
+		/* Where the snapshots live: the filesystem of their store, or,
+		 * for snapshots kept outside a store on a host, what holds them
+		 * (an LVM volume group, /dev/VG). */
 		if (r >= 0 && ns > 0) {
 			MountEntry e = { 0 };
 
-			if (mount_lookup(snaps[0].prop.snapshot_device_object, &e) >= 0)
+			if (!snapshot_in_store(snaps[0].prop.snapshot_device_object))
+				d->storage_volume = path_parent(snaps[0].prop.snapshot_device_object);
+			else if (mount_lookup(snaps[0].prop.snapshot_device_object, &e) >= 0)
 				d->storage_volume = TAKE_PTR(e.target);
 			mount_entry_clear(&e);
 		}

@@ -51,7 +51,11 @@ class Writer:
     def finish(self, timeout):
         self.stop = True
         self.thread.join(timeout)
-        return not self.thread.is_alive()
+        if self.thread.is_alive():
+            return False
+        # Open, it would keep the filesystem from being unmounted.
+        os.close(self.fd)
+        return True
 
 
 def test_sigkill_in_the_hold(vg, make_lv, daemon_factory):

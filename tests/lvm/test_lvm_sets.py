@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """The LVM provider in the guest: thin and classic members in one set, cut
 while every member is frozen, exposed read-only, deleted; a VG without room
-for a classic snapshot; a classic snapshot that overflows; a set with an
-image member besides the LVs.
+for a classic snapshot; shadow storage, and a classic snapshot that
+overflows; a set with an image member (its file on an LV) besides the LVs.
 Run: scripts/guest/run-guest tests/lvm/test_lvm_sets.py
 """
 
@@ -24,6 +24,15 @@ def vss_lvs(vg):
     """The VG's LVs that carry vss's tags, by name."""
     rows = lvm_report("lvs", "-o", "lv_name,lv_attr,segtype,origin,lv_size,lv_tags", "--units", "b", vg.name)
     return {r["lv_name"]: r for r in rows if SNAPSHOT_TAG in r["lv_tags"]}
+
+
+def write_mib(path, mib):
+    with open(path, "wb") as f:
+        for _ in range(mib):
+            f.write(os.urandom(1 << 20))
+        f.flush()
+        os.fsync(f.fileno())
+    os.sync()
 
 
 def assert_released(*lvs):
@@ -127,14 +136,21 @@ def test_classic_snapshot_overflow_is_lost(vg, make_lv, vssd):
     the origin goes on, and vss reports the snapshot lost and removes it."""
     classic = make_lv("classic", "ext4", size="64M")
     (classic.mnt / "keep").write_text("kept\n")
+
+    # Shadow storage first: the snapshot's copy-on-write area, in its VG,
+    # and a maximum below what it uses deletes it.
+    create(vssd, classic.mnt)
+    write_mib(classic.mnt / "some", 6)
+    (area,) = json.loads(vssd.vssadmin("list", "shadowstorage", f"--for={classic.mnt}", "--json").stdout)
+    assert area["storage_volume"] == f"/dev/{vg.name}", area
+    assert area["allocated"] == 16 << 20 and 4 << 20 < area["used"] <= 16 << 20, area
+    vssd.vssadmin("resize", "shadowstorage", f"--for={classic.mnt}", "--maxsize=4M")
+    assert vssd.list_shadows() == [] and vss_lvs(vg) == {}
+    vssd.vssadmin("resize", "shadowstorage", f"--for={classic.mnt}", "--maxsize=UNBOUNDED")
+
     (s,) = create(vssd, classic.mnt)
     # 16 MiB of copy-on-write space; overwrite more than that.
-    with open(classic.mnt / "big", "wb") as f:
-        for _ in range(40):
-            f.write(os.urandom(1 << 20))
-        f.flush()
-        os.fsync(f.fileno())
-    os.sync()
+    write_mib(classic.mnt / "big", 40)
     (row,) = vss_lvs(vg).values()
     assert row["lv_attr"][4] in "IS", row
     # The origin is whole.
@@ -150,31 +166,17 @@ def test_classic_snapshot_overflow_is_lost(vg, make_lv, vssd):
 
 
 def test_mixed_set_lvm_and_image(vg, make_lv, images, daemon_factory):
-    """An LV and an ext4 in an image file, one instant for both."""
+    """An LV and an ext4 in an image file, one instant for both. The image
+    lies on an XFS on an LV (the host fixture): one level deep, as on a
+    disk, so the default MaxImageNesting = 1 takes it."""
     thin = make_lv("thin", "ext4")
     (img,) = images(1)
-    vssd = daemon_factory()
+    vssd = daemon_factory(config="")
     (thin.mnt / "f").write_text("lv\n")
     (img.mnt / "f").write_text("image\n")
     out = create(vssd, thin.mnt, img.mnt)
     assert {s["consistency"] for s in out} == {"crash-consistent across the set"}
     assert len(vss_lvs(vg)) == 1
+    assert {s["provider"] for s in vssd.list_shadows()} == {"lvm", "image"}
     vssd.vssadmin("delete", "shadows", "--all", "--quiet")
     assert vss_lvs(vg) == {}
-
-
-def test_image_on_an_lv_is_one_level(vg, make_lv, make_fs, daemon_factory):
-    """An image whose file lies on an LV is nested one level, as on a disk:
-    accepted with the default MaxImageNesting = 1."""
-    host_lv = make_lv("classic", "xfs", size="700M")  # room for the host reserve
-    img = make_fs("ext4", "64M", "img", on=host_lv.mnt)
-    try:
-        vssd = daemon_factory(config="")
-        (img.mnt / "f").write_text("x\n")
-        out = create(vssd, img.mnt)
-        assert len(out) == 1 and out[0]["provider"] == "image"
-        vssd.vssadmin("delete", "shadows", "--all", "--quiet")
-        vssd.stop()
-    finally:
-        # Its loop device holds the LV: gone before the VG is.
-        img.destroy()
