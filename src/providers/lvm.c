@@ -185,6 +185,8 @@ static int volume_device(int fd, dev_t *ret, bool *ret_is_block)
 {
 	struct stat st;
 
+	*ret = 0;
+	*ret_is_block = false;
 	if (fstat(fd, &st) < 0)
 		return -errno;
 	if (S_ISBLK(st.st_mode)) {
@@ -656,10 +658,12 @@ static int lvm_end_prepare(ProviderMember **members, size_t n)
 	size_t nl = 0;
 	bool any_thin = false;
 	LvmRun run;
+	LvmShared *sh;
 	int r;
 
-	LvmShared *sh = calloc(1, sizeof(*sh));
-
+	if (n == 0)
+		return 0;
+	sh = calloc(1, sizeof(*sh));
 	if (!sh)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
