@@ -49,7 +49,7 @@ if [ -n "${VSS_LVM_BUILD:-}" ]; then
 		lvm_log="$VSS_LVM_BUILD/lvm-suite.log"
 		echo "=== LVM suite in a QEMU guest ($VSS_LVM_BUILD), beside what follows: $lvm_log"
 		VSS_BUILD_DIR="$PWD/$VSS_LVM_BUILD" "$PYTHON" scripts/guest/run-guest \
-			--total-timeout "${VSS_LVM_TIMEOUT:-300}" tests/lvm >"$lvm_log" 2>&1 &
+			--total-timeout "${VSS_LVM_TIMEOUT:-480}" tests/lvm >"$lvm_log" 2>&1 &
 		lvm_pid=$!
 		# run-guest kills its guest on SIGTERM.
 		trap 'if [ -n "$lvm_pid" ]; then kill "$lvm_pid" 2>/dev/null || :; fi' EXIT
