@@ -9,7 +9,7 @@
 #   VSS_SCAN_BUILD      clang's static analyzer over the tree (scripts/scan.sh)
 #   VSS_LVM_BUILD       the LVM suite (tests/lvm) against that build, in QEMU
 #                       guests (scripts/guest/run-guest), one boot per module;
-#                       the whole suite is killed and fails after 300 s. It
+#                       the whole suite is killed and fails after 480 s. It
 #                       fails when no guest can be had, unless VSS_LVM_TESTS=skip.
 # VSS_LONG=1 (make check-long) runs the crash torture and the soak at their
 # full counts (200 kills of each kind, 1,000 cycles) instead of 20 and 100,
