@@ -18,6 +18,7 @@
  * kernel (a write to a frozen filesystem) may never go, and waiting for it
  * would stall the caller past every limit it has. */
 #define KILL_GRACE_USEC (2 * USEC_PER_SEC)
+#define POLL_EXIT_MSEC 10
 
 extern char **environ;
 
@@ -33,7 +34,7 @@ int spawn_start(char *const argv[], const SpawnOptions *o, Spawn *ret)
 	posix_spawnattr_t attr;
 	sigset_t all, empty;
 	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 };
-	pid_t pid;
+	pid_t pid = -1;
 	int r;
 
 	o = o ?: &none;
@@ -78,8 +79,10 @@ int spawn_start(char *const argv[], const SpawnOptions *o, Spawn *ret)
 		goto fail_fds;
 	ret->pid = pid;
 
+	/* Without pidfds (valgrind does not know the call) spawn_run() polls
+	 * for the exit instead; an event loop cannot drive such a Spawn. */
 	ret->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (ret->pidfd < 0) {
+	if (ret->pidfd < 0 && errno != ENOSYS) {
 		r = -errno;
 		spawn_done(ret);
 		goto fail_fds;
@@ -183,17 +186,11 @@ void spawn_kill(Spawn *s, bool deadline)
 		s->result.timed_out = true;
 }
 
-int spawn_reap(Spawn *s)
+/* The program ended with status (as waitpid() gives it) and is reaped. */
+static void reaped(Spawn *s, int status)
 {
-	siginfo_t si = { 0 };
-
-	if (s->pid <= 0)
-		return 0;
-	spawn_kill(s, false);
-	if (waitid(P_PIDFD, (id_t)s->pidfd, &si, WEXITED) < 0)
-		return -errno;
 	s->pid = -1;
-	s->result.status = si.si_code == CLD_EXITED ? (si.si_status & 0xff) << 8 : si.si_status & 0x7f;
+	s->result.status = status;
 	close_fd(&s->pidfd);
 	/* What the program wrote before it ended is in the pipes now; a
 	 * writer that left the group is not waited for. */
@@ -204,6 +201,26 @@ int spawn_reap(Spawn *s)
 	close_fd(&s->in_fd);
 	close_fd(&s->out_fd);
 	close_fd(&s->err_fd);
+}
+
+int spawn_reap(Spawn *s)
+{
+	siginfo_t si = { 0 };
+	int status;
+
+	if (s->pid <= 0)
+		return 0;
+	spawn_kill(s, false);
+	if (s->pidfd >= 0) {
+		if (waitid(P_PIDFD, (id_t)s->pidfd, &si, WEXITED) < 0)
+			return -errno;
+		status = si.si_code == CLD_EXITED ? (si.si_status & 0xff) << 8 : si.si_status & 0x7f;
+	} else {
+		while (waitpid(s->pid, &status, 0) < 0)
+			if (errno != EINTR)
+				return -errno;
+	}
+	reaped(s, status);
 	return 0;
 }
 
@@ -211,10 +228,7 @@ void spawn_done(Spawn *s)
 {
 	if (s->pid > 0) {
 		spawn_kill(s, false);
-		if (s->pidfd >= 0)
-			(void)spawn_reap(s);
-		else
-			(void)waitpid(s->pid, NULL, 0);
+		(void)spawn_reap(s);
 	}
 	close_fd(&s->pidfd);
 	close_fd(&s->in_fd);
@@ -249,7 +263,11 @@ int spawn_run(char *const argv[], const SpawnOptions *o, SpawnResult *ret)
 		};
 		usec_t now = now_usec(CLOCK_MONOTONIC), until = killed_at ? killed_at + KILL_GRACE_USEC : s.deadline;
 		int timeout = until == USEC_INFINITY ? -1 : until <= now ? 0 : (int)((until - now + 999) / 1000);
+		int status;
 
+		/* Without a pidfd, look for the exit every few milliseconds. */
+		if (s.pidfd < 0 && (timeout < 0 || timeout > POLL_EXIT_MSEC))
+			timeout = POLL_EXIT_MSEC;
 		if (poll(p, 4, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -258,6 +276,12 @@ int spawn_run(char *const argv[], const SpawnOptions *o, SpawnResult *ret)
 		}
 		if (p[0].revents) {
 			r = spawn_reap(&s);
+			break;
+		}
+		if (s.pidfd < 0 && waitpid(s.pid, &status, WNOHANG) == s.pid) {
+			/* What it left in its group goes with it. */
+			spawn_kill(&s, false);
+			reaped(&s, status);
 			break;
 		}
 		for (size_t i = 1; i < 4; i++)

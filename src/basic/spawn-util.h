@@ -45,7 +45,10 @@ typedef struct SpawnResult {
 
 typedef struct Spawn {
 	pid_t pid;
-	int pidfd, in_fd, out_fd, err_fd;       /* -1 once closed */
+	int pidfd, in_fd, out_fd, err_fd;       /* -1 once closed; pidfd is -1
+	                                         * from the start where pidfds
+	                                         * are unknown (valgrind): then
+	                                         * only spawn_run() can wait */
 	const char *input;
 	size_t input_len, input_done;
 	size_t out_len, err_len, max_output;

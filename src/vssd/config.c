@@ -408,8 +408,8 @@ static int section_apply(Config *c, const char *path, Section *s)
 		reason = NULL;
 		if (ops)
 			r = command_provider_set(ops, k->key, k->value, &reason);
-		else if (!builtin->configure)
-			return log_error_errno(EINVAL, "%s:%u: provider %s takes no keys", path, k->line, builtin->name);
+		else if (!builtin || !builtin->configure)
+			return log_error_errno(EINVAL, "%s:%u: provider %s takes no keys", path, k->line, name->value);
 		else
 			r = builtin->configure(k->key, k->value, &reason);
 		if (r == -ENOKEY)

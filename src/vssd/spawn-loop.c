@@ -76,6 +76,11 @@ int loop_spawn(sd_event *e, char *const argv[], const SpawnOptions *o,
 		free(s);
 		return r;
 	}
+	/* The loop learns of the exit from the pidfd alone. */
+	if (s->spawn.pidfd < 0) {
+		loop_spawn_free(s);
+		return -ENOSYS;
+	}
 	s->done = done;
 	s->userdata = userdata;
 	r = sd_event_add_io(e, &s->exit_source, s->spawn.pidfd, EPOLLIN, on_exit_, s);

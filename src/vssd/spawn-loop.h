@@ -16,7 +16,7 @@ typedef struct LoopSpawn LoopSpawn;
 /* Start argv. done (may be NULL) gets the result once the program ended or
  * was killed at o->timeout; the LoopSpawn then frees itself, unless freed
  * before. ret may be NULL: nobody can free it early then. 0 or a negative
- * errno (nothing left running). */
+ * errno (nothing left running): -ENOSYS without pidfds. */
 int loop_spawn(sd_event *e, char *const argv[], const SpawnOptions *o,
                void (*done)(const SpawnResult *r, void *userdata), void *userdata, LoopSpawn **ret);
 /* Kill and reap a program still running; done is not called. */

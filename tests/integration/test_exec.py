@@ -228,12 +228,15 @@ def test_exec_leaves_nothing_however_it_ends(images, daemon_factory, how):
     # A command that dies of SIGINT even when this test runs with SIGINT
     # ignored (a background job of a non-interactive shell): exec passes
     # dispositions on, as env(1) does.
-    command = [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGINT, signal.SIG_DFL); "
-               "time.sleep(1000)"]
+    # It says when it is ready: a signal sent while Python still starts
+    # would find SIGINT ignored.
+    ready = vssd.dir / "command-ready"
+    command = [sys.executable, "-c", "import signal, sys, time; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+               "open(sys.argv[1], 'w').close(); time.sleep(1000)", str(ready)]
     p = subprocess.Popen([VSSADMIN, "exec", f"--for={a.mnt}", "--", *command], env=vssd.client_env(),
                          stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        wait_until(lambda: children_of(p.pid) and vssd.list_shadows(), what="the command to run")
+        wait_until(lambda: ready.exists() and children_of(p.pid) and vssd.list_shadows(), what="the command to run")
         (cmd,) = children_of(p.pid)
         # The command runs in a mount namespace of its own.
         assert os.readlink(f"/proc/{cmd}/ns/mnt") != os.readlink("/proc/self/ns/mnt")

@@ -145,9 +145,22 @@ static void test_missing_program(void)
 	char *argv_path[] = { (char *)"vss-test-no-such-program", NULL };
 	SpawnResult r;
 
-	ASSERT_ERRNO(-ENOENT, spawn_run(argv, NULL, &r));
-	ASSERT_NULL(r.out);
-	ASSERT_ERRNO(-ENOENT, spawn_run(argv_path, NULL, &r));
+	char **cases[] = { argv, argv_path };
+
+	/* posix_spawn() reports a failed exec as its error; under valgrind,
+	 * which makes its vfork a fork, the child exits 127 instead. */
+	for (size_t i = 0; i < 2; i++) {
+		int k = spawn_run(cases[i], NULL, &r);
+
+		if (k == 0) {
+			ASSERT_TRUE(WIFEXITED(r.status));
+			ASSERT_EQ_INT(127, WEXITSTATUS(r.status));
+			spawn_result_clear(&r);
+			continue;
+		}
+		ASSERT_ERRNO(-ENOENT, k);
+		ASSERT_NULL(r.out);
+	}
 }
 
 int main(void)
