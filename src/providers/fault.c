@@ -38,6 +38,7 @@ static const char *const point_names[_POINT_MAX] = {
 	[POINT_CATALOG] = "catalog",
 	[POINT_FORK] = "fork",
 	[POINT_EXEC] = "exec",
+	[POINT_SPACE] = "space",
 };
 
 const char *provider_step_name(ProviderStep s)
@@ -199,8 +200,12 @@ static int inject(FaultTable *t, bool is_point, unsigned what, unsigned target)
 			;
 		if (left == 0)
 			continue;
-		if (f->delay > 0)
+		if (f->delay > 0) {
+			/* So that a test knows the stall has begun. */
+			log_notice("VSS_FAULTS: delaying %s %s %u by %llu ms", is_point ? point_names[what] : step_names[what],
+				   is_point ? "call" : "member", target, (unsigned long long)(f->delay / USEC_PER_MSEC));
 			sleep_usec(f->delay);
+		}
 		if (f->result != 0)
 			return f->result;
 	}

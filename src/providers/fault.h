@@ -14,7 +14,8 @@
  *           post_commit, pre_final_commit, post_final_commit, abort, delete
  *   MEMBER  1-based position of the volume in the set, or * for every member
  *   POINT   a call vssd depends on (FaultPoint below): freeze, thaw, clone,
- *           sync, snapshot, remove, mount, umount, loop, catalog, fork, exec
+ *           sync, snapshot, remove, mount, umount, loop, catalog, fork, exec,
+ *           space
  *   CALL    the Nth call of it since vssd started (1-based), or * for every one
  *   ACTION  an errno name (ENOSPC, EDQUOT, EIO, EROFS, ...): fail with it
  *           veto: fail with VSS_E_PROVIDER_VETO (steps only)
@@ -60,6 +61,7 @@ typedef enum FaultPoint {
 	POINT_CATALOG,  /* a write to the catalog */
 	POINT_FORK,     /* fork() of the guard or of a helper program */
 	POINT_EXEC,     /* exec of a helper program */
+	POINT_SPACE,    /* a provider's measure of the space its snapshots take */
 	_POINT_MAX,
 } FaultPoint;
 

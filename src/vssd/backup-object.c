@@ -151,6 +151,7 @@ static int on_set_timeout(sd_event_source *s, uint64_t usec, void *userdata)
 		async_op_set_message(a, "the set took longer than SnapshotSetTimeoutSec");
 		async_op_complete(a, VSS_E_BAD_STATE);
 	}
+	room_abandon(b, VSS_E_BAD_STATE, "the set took longer than SnapshotSetTimeoutSec");
 	if (b->state == BS_PREPARED)
 		writers_abort(b);
 	free_members(b);
@@ -526,16 +527,15 @@ static int method_backup_complete(sd_bus_message *msg, void *userdata, sd_bus_er
 	return writers_call(msg, userdata, BC_BACKUP_COMPLETE, EVENT_BACKUP_COMPLETE, error);
 }
 
-static int method_do_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+/* The set is recorded and handed to a new job; the requestor gets the
+ * operation that ends with it. */
+static int cut_set(sd_bus_message *msg, BackupObject *b, sd_bus_error *error)
 {
-	BackupObject *b = userdata;
 	Creation *cr;
 	bool members_gone = false;
 	int r;
 
-	r = backup_check(b, BC_DO_SNAPSHOT_SET, error);
-	if (r >= 0)
-		r = manager_check_running(b->manager, error);
+	r = manager_check_running(b->manager, error);
 	if (r >= 0)
 		r = creation_start(b, &cr, &members_gone, error);
 	if (r < 0) {
@@ -547,6 +547,40 @@ static int method_do_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_er
 	return backup_reply_with_async(msg, b, VSS_S_ASYNC_PENDING, &cr->async, error);
 }
 
+/* Room was made while the loop served others: DoSnapshotSet goes on, and
+ * is answered as it would have been at once. */
+static void on_room_made(BackupObject *b, sd_bus_message *call, const sd_bus_error *room_error)
+{
+	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+	int r;
+
+	if (room_error) {
+		(void)sd_bus_reply_method_error(call, room_error);
+		return;
+	}
+	r = cut_set(call, b, &error);
+	if (r < 0)
+		(void)sd_bus_reply_method_errno(call, r, &error);
+}
+
+static int method_do_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+	BackupObject *b = userdata;
+	int r;
+
+	r = backup_check(b, BC_DO_SNAPSHOT_SET, error);
+	if (r >= 0)
+		r = manager_check_running(b->manager, error);
+	if (r >= 0)
+		r = room_make(b, msg, on_room_made, error);
+	if (r < 0)
+		return r;
+	/* Answered once room is made. */
+	if (r > 0)
+		return 1;
+	return cut_set(msg, b, error);
+}
+
 static int method_abort_backup(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
 	BackupObject *b = userdata;
@@ -556,6 +590,7 @@ static int method_abort_backup(sd_bus_message *msg, void *userdata, sd_bus_error
 	if (r < 0)
 		return r;
 	creation_abandon(b);
+	room_abandon(b, VSS_S_ASYNC_CANCELLED, "AbortBackup came before the set was cut");
 	/* Writers hear of it, possibly not for the first time: OnAbort must
 	 * bear that. Before PrepareForBackup they have nothing to undo. */
 	if (b->state != BS_INITIALIZED && b->state != BS_COMPLETE)
@@ -1096,6 +1131,8 @@ BackupObject *backup_object_free(BackupObject *b)
 		m->creation->owner = NULL;
 		creation_release_phase(m->creation);
 	}
+	room_abandon(b, m->stopping ? VSS_E_UNEXPECTED : VSS_E_BAD_STATE,
+		     m->stopping ? "vssd is stopping" : "the object was released before its set was cut");
 	if (b->round_async) {
 		async_op_complete(b->round_async, m->stopping ? VSS_E_UNEXPECTED : VSS_S_ASYNC_CANCELLED);
 		b->round_async = NULL;

@@ -147,6 +147,8 @@ vss_hr backup_state_check(BackupState s, const BackupFacts *f, BackupCall c, con
 		reason = order_reason(s, c);
 	else if (f->round_in_flight && waits_for_round(c))
 		reason = "a writer round is in flight: wait for the operation of the previous call to end";
+	else if (f->making_room && (waits_for_round(c) || c == BC_ADD_TO_SNAPSHOT_SET))
+		reason = "DoSnapshotSet is making room in shadow storage: wait for its answer";
 	else if (c == BC_SET_CONTEXT && f->context_set)
 		reason = "SetContext may be called only once";
 	else if (c == BC_START_SNAPSHOT_SET && f->context_all)

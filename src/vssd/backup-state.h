@@ -59,6 +59,7 @@ typedef struct BackupFacts {
 	bool backup_state_set;
 	bool metadata_gathered;    /* GatherWriterMetadata ended */
 	bool round_in_flight;      /* writers have not all answered an event yet */
+	bool making_room;          /* DoSnapshotSet is making room in shadow storage */
 	size_t n_volumes;
 } BackupFacts;
 

@@ -69,6 +69,7 @@ Manager *manager_free(Manager *m)
 		creation_finish(m);
 	}
 	release_objects(m);
+	room_stop(m);
 	while (m->connections)
 		connection_free(m->connections);
 	connections_done(m);
@@ -96,7 +97,7 @@ Manager *manager_free(Manager *m)
 
 bool manager_slot_busy(Manager *m)
 {
-	return m->slot_owner || m->creation;
+	return m->slot_owner || m->creation || m->room;
 }
 
 int manager_exit(Manager *m)
@@ -522,6 +523,13 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 	}
 	m->stopping = true;
 	(void)sd_notify(0, "STOPPING=1\nSTATUS=Stopping");
+	if (m->room && !m->creation) {
+		/* Its measure cannot be cut short: its end answers the
+		 * requestor (vssd is stopping) and leaves the loop. */
+		log_info("vssd is stopping (%s): waiting for the shadow storage being measured",
+			 strsignal((int)si->ssi_signo));
+		return 0;
+	}
 	if (!m->creation) {
 		log_info("vssd is stopping (%s)", strsignal((int)si->ssi_signo));
 		return manager_exit(m);

@@ -32,6 +32,7 @@ typedef struct AsyncOp AsyncOp;
 typedef struct Waiter Waiter;
 typedef struct Reserve Reserve;
 typedef struct Relay Relay;
+typedef struct Room Room;
 
 /* A component a requestor selected (AddComponent) and its outcome. */
 typedef struct Component {
@@ -148,9 +149,11 @@ struct Manager {
 	Writer *writers;
 	/* The system-wide creation slot (reference §1.1): an object between
 	 * StartSnapshotSet and the end of DoSnapshotSet, or a creation whose
-	 * requestor is gone but whose job still runs. */
+	 * requestor is gone but whose job still runs, or a measure of
+	 * shadow storage still running for a set given up. */
 	BackupObject *slot_owner;
 	Creation *creation;
+	Room *room;             /* DoSnapshotSet making room before its set (creation.h) */
 	Reserve *reserve;       /* reserve.c: the host reserve's watcher */
 	Published *published;   /* previous-versions.c: the @GMT mounts */
 	size_t n_published;
@@ -255,6 +258,20 @@ typedef struct DiffArea {
 void diff_areas_free(DiffArea *d, size_t n);
 /* Every volume with snapshots or a maximum, or just the one named. */
 int storage_query(Manager *m, const char *volume_or_null, DiffArea **ret, size_t *ret_n);
+/* The finished snapshots of a volume, oldest first (from the catalog: on the
+ * loop). */
+int storage_volume_snapshots(Manager *m, const char *volume, CatalogSnapshot **ret, size_t *ret_n);
+/* The space the snapshots of one volume take, through their provider: -1
+ * when it cannot say. It touches neither the catalog nor the loop, so that
+ * it may run on a thread of its own (the measure can take a transaction
+ * commit, or a program's run). */
+int storage_measure(const CatalogSnapshot *snaps, size_t n, int64_t *ret_used, int64_t *ret_allocated);
+/* Whether n snapshots using used bytes must lose their oldest for maximum
+ * (-1: unbounded). */
+bool storage_over_maximum(const char *volume, size_t n, int64_t used, int64_t maximum, bool before_new_set);
+/* Delete snaps[0], the oldest, to make room: 0 or -EIO (logged). */
+int storage_delete_oldest(Manager *m, const char *volume, const CatalogSnapshot *snaps, int64_t used,
+                          int64_t maximum);
 /* Delete the volume's oldest snapshots while they take more than maximum
  * (as much as maximum, before_new_set, so the new one has room). Returns how
  * many went. */

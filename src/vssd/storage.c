@@ -13,6 +13,7 @@
 
 #include "basic/id.h"
 #include "basic/log.h"
+#include "providers/fault.h"
 #include "providers/mounts.h"
 #include "vssd/manager.h"
 
@@ -25,16 +26,16 @@ void diff_areas_free(DiffArea *d, size_t n)
 	free(d);
 }
 
-/* The finished snapshots of a volume, oldest first. */
-static int volume_snapshots(Manager *m, const char *volume, CatalogSnapshot **ret, size_t *ret_n)
+int storage_volume_snapshots(Manager *m, const char *volume, CatalogSnapshot **ret, size_t *ret_n)
 {
 	return catalog_list_snapshots(m->catalog, &(CatalogFilter){ .volume = volume }, ret, ret_n);
 }
 
-static int space_of(const CatalogSnapshot *snaps, size_t n, int64_t *ret_used, int64_t *ret_allocated)
+int storage_measure(const CatalogSnapshot *snaps, size_t n, int64_t *ret_used, int64_t *ret_allocated)
 {
 	const provider_ops *ops;
 	char *paths[n ?: 1];
+	int r;
 
 	*ret_used = *ret_allocated = 0;
 	if (n == 0)
@@ -46,7 +47,8 @@ static int space_of(const CatalogSnapshot *snaps, size_t n, int64_t *ret_used, i
 	}
 	for (size_t i = 0; i < n; i++)
 		paths[i] = snaps[i].prop.snapshot_device_object;
-	return ops->space(paths, n, snaps[0].provider_data, ret_used, ret_allocated);
+	r = fault_point(POINT_SPACE);
+	return r < 0 ? r : ops->space(paths, n, snaps[0].provider_data, ret_used, ret_allocated);
 }
 
 int storage_query(Manager *m, const char *volume, DiffArea **ret, size_t *ret_n)
@@ -73,9 +75,9 @@ int storage_query(Manager *m, const char *volume, DiffArea **ret, size_t *ret_n)
 		d = &list[k++];
 		d->volume = strdup(volumes[i]);
 		d->maximum = maximums[i];
-		r = d->volume ? volume_snapshots(m, volumes[i], &snaps, &ns) : -ENOMEM;
+		r = d->volume ? storage_volume_snapshots(m, volumes[i], &snaps, &ns) : -ENOMEM;
 		if (r >= 0)
-			r = space_of(snaps, ns, &d->used, &d->allocated);
+			r = storage_measure(snaps, ns, &d->used, &d->allocated);
 		/* Where the snapshots live: the filesystem of their store, or,
 		 * for snapshots kept outside a store on a host, what holds them
 		 * (an LVM volume group, /dev/VG). */
@@ -99,6 +101,31 @@ int storage_query(Manager *m, const char *volume, DiffArea **ret, size_t *ret_n)
 	return 0;
 }
 
+bool storage_over_maximum(const char *volume, size_t n, int64_t used, int64_t maximum, bool before_new_set)
+{
+	if (used < 0 && n > 0)
+		log_warning("%s: the space its snapshots take is unknown (btrfs without quotas); "
+			    "its maximum shadow storage cannot be enforced", volume);
+	/* A new snapshot will grow from nothing: it needs the room below
+	 * the maximum; otherwise the maximum itself is the limit. */
+	return !(maximum < 0 || n == 0 || used < 0 || (before_new_set ? used < maximum : used <= maximum));
+}
+
+int storage_delete_oldest(Manager *m, const char *volume, const CatalogSnapshot *snaps, int64_t used, int64_t maximum)
+{
+	int32_t gone;
+	vss_id failed;
+	char msg[512];
+
+	log_notice("%s: its snapshots use %lld bytes, its maximum is %lld: deleting the oldest, %s", volume,
+		   (long long)used, (long long)maximum, ID_TO_STRING(&snaps[0].prop.snapshot_id));
+	if (VSS_FAILED(manager_delete_snapshots(m, snaps, 1, &gone, &failed, msg, sizeof(msg)))) {
+		log_error("%s: cannot make room: %s", volume, msg);
+		return -EIO;
+	}
+	return 0;
+}
+
 int storage_enforce(Manager *m, const char *volume, int64_t maximum, bool before_new_set)
 {
 	int deleted = 0;
@@ -109,35 +136,23 @@ int storage_enforce(Manager *m, const char *volume, int64_t maximum, bool before
 		CatalogSnapshot *snaps = NULL;
 		size_t n = 0;
 		int64_t used, allocated;
-		int32_t gone;
-		vss_id failed;
-		char msg[512];
 		int r;
 
-		r = volume_snapshots(m, volume, &snaps, &n);
+		r = storage_volume_snapshots(m, volume, &snaps, &n);
 		if (r >= 0)
-			r = space_of(snaps, n, &used, &allocated);
+			r = storage_measure(snaps, n, &used, &allocated);
 		if (r < 0) {
 			catalog_snapshots_free(snaps, n);
 			return log_error_errno(r, "%s: cannot measure its shadow storage: %m", volume);
 		}
-		/* A new snapshot will grow from nothing: it needs the room below
-		 * the maximum; otherwise the maximum itself is the limit. */
-		if (n == 0 || used < 0 || (before_new_set ? used < maximum : used <= maximum)) {
-			if (used < 0 && n > 0)
-				log_warning("%s: the space its snapshots take is unknown (btrfs without quotas); "
-					    "its maximum shadow storage cannot be enforced", volume);
+		if (!storage_over_maximum(volume, n, used, maximum, before_new_set)) {
 			catalog_snapshots_free(snaps, n);
 			return deleted;
 		}
-		log_notice("%s: its snapshots use %lld bytes, its maximum is %lld: deleting the oldest, %s",
-			   volume, (long long)used, (long long)maximum, ID_TO_STRING(&snaps[0].prop.snapshot_id));
-		if (VSS_FAILED(manager_delete_snapshots(m, snaps, 1, &gone, &failed, msg, sizeof(msg)))) {
-			catalog_snapshots_free(snaps, n);
-			log_error("%s: cannot make room: %s", volume, msg);
-			return -EIO;
-		}
+		r = storage_delete_oldest(m, volume, snaps, used, maximum);
 		catalog_snapshots_free(snaps, n);
+		if (r < 0)
+			return r;
 		deleted++;
 	}
 }

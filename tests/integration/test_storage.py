@@ -5,7 +5,7 @@ oldest snapshots deleted to stay within it."""
 import json
 import os
 
-from conftest import run
+from conftest import VSSADMIN, run
 
 NESTING = "MaxImageNesting = 2\n"
 MiB = 1 << 20
@@ -112,3 +112,82 @@ def test_snapshots_per_volume_limit_for_images(images, daemon_factory):
     create(vssd, a.mnt)
     p = vssd.vssadmin("create", "shadow", f"--for={a.mnt}", check=False)
     assert "VSS_E_MAXIMUM_NUMBER_OF_SNAPSHOTS_REACHED (0x80042317)" in p.stderr
+
+
+def over_maximum_with_slow_measure(images, daemon_factory, delay_ms):
+    """A volume whose one snapshot takes more than its maximum, in a vssd whose
+    every measure of shadow storage stalls delay_ms."""
+    (a,) = images(1)
+    vssd = daemon_factory(config=NESTING, env={"VSS_FAULTS": f"space:*:delay={delay_ms}"})
+    # No snapshot yet: nothing is measured.
+    vssd.vssadmin("resize", "shadowstorage", f"--for={a.mnt}", "--maxsize=4MiB")
+    write(a.mnt / "f", 8, 1)
+    first = create(vssd, a.mnt)
+    write(a.mnt / "f", 8, 2)
+    assert "VSS_FAULTS: delaying space" not in vssd.log()
+    return a, vssd, first
+
+
+def test_room_is_made_while_vssd_serves_others(images, daemon_factory):
+    """The provider measures a volume's shadow storage off vssd's loop: while
+    it does (stalled here), another peer is answered, and the set is then
+    cut after the oldest snapshot went, as before."""
+    a, vssd, first = over_maximum_with_slow_measure(images, daemon_factory, 3000)
+
+    p = vssd.background(VSSADMIN, "create", "shadow", f"--for={a.mnt}")
+    try:
+        vssd.wait_log("VSS_FAULTS: delaying space call 1")
+        # Another peer, while the measure is stalled: answered before it
+        # ends, so before the oldest snapshot is deleted.
+        providers = vssd.vssadmin("list", "providers").stdout
+        assert "image" in providers
+        assert "deleting the oldest" not in vssd.log()
+        assert p.poll() is None
+        out, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, err
+    assert f"Deleted shadow copy {first['id']} of {a.mnt} (the oldest)" in out
+    (s,) = vssd.list_shadows()
+    assert s["id"] != first["id"]
+
+
+def test_room_given_up_while_measured(images, daemon_factory):
+    """A requestor gone, or vssd stopping, while its set's shadow storage is
+    measured: nothing is deleted for that set, nothing is cut, the slot is
+    free again once the measure ends, and vssd stops cleanly."""
+    a, vssd, _ = over_maximum_with_slow_measure(images, daemon_factory, 2000)
+
+    # The requestor goes away during the measure.
+    p = vssd.background(VSSADMIN, "create", "shadow", f"--for={a.mnt}")
+    try:
+        vssd.wait_log("VSS_FAULTS: delaying space call 1")
+    finally:
+        p.kill()
+        p.wait()
+    vssd.wait_log("given up while room was made")
+    # The slot is held until the measure has ended, then free.
+    refused = vssd.vssadmin("create", "shadow", f"--for={a.mnt}", check=False)
+    if "the creation slot is free" not in vssd.log():
+        assert "VSS_E_SNAPSHOT_SET_IN_PROGRESS" in refused.stderr
+    vssd.wait_log("the creation slot is free")
+    second = create(vssd, a.mnt)
+    assert "VSS_FAULTS: delaying space call 2" in vssd.log()
+    assert [s["id"] for s in vssd.list_shadows()] == [second["id"]]
+
+    # vssd stops during a measure: the requestor hears why, nothing is cut.
+    write(a.mnt / "f", 8, 3)
+    p = vssd.background(VSSADMIN, "create", "shadow", f"--for={a.mnt}")
+    try:
+        vssd.wait_log("VSS_FAULTS: delaying space call 3")
+        vssd.stop()
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode != 0 and "VSS_E_UNEXPECTED" in err, err
+    vssd.start()
+    assert [s["id"] for s in vssd.list_shadows()] == [second["id"]]

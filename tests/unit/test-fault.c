@@ -347,7 +347,7 @@ static void test_points(void)
 {
 	static const char *const names[_POINT_MAX] = {
 		"freeze", "thaw", "clone", "sync", "snapshot", "remove",
-		"mount", "umount", "loop", "catalog", "fork", "exec",
+		"mount", "umount", "loop", "catalog", "fork", "exec", "space",
 	};
 	FaultTable *t;
 

@@ -35,6 +35,11 @@ static bool rule_allows(BackupState s, const BackupFacts *f, BackupCall c)
 	for (size_t i = 0; f->round_in_flight && i < ELEMENTSOF(busy_refuses); i++)
 		if (busy_refuses[i] == c)
 			return false;
+	/* DoSnapshotSet making room answers later: the set it cuts must stay
+	 * as it was called, volumes included. */
+	for (size_t i = 0; f->making_room && i < ELEMENTSOF(busy_refuses); i++)
+		if (busy_refuses[i] == c || c == BC_ADD_TO_SNAPSHOT_SET)
+			return false;
 	switch (c) {
 	case BC_INITIALIZE_FOR_BACKUP:
 		return s == BS_NEW;
@@ -129,7 +134,7 @@ static bool rule_holds_slot(BackupState s)
 }
 
 static const size_t volume_counts[] = { 0, 1, 2, VSS_MAX_VOLUMES_PER_SET };
-#define N_FACTS (64 * ELEMENTSOF(volume_counts))
+#define N_FACTS (128 * ELEMENTSOF(volume_counts))
 
 /* Every combination of the facts, numbered 0 .. N_FACTS - 1; combinations
  * vssd cannot produce (VSS_CTX_ALL with writers) are kept, since the rules
@@ -145,6 +150,7 @@ static BackupFacts facts_of(size_t i)
 		.backup_state_set = mask & 8,
 		.metadata_gathered = mask & 16,
 		.round_in_flight = mask & 32,
+		.making_room = mask & 64,
 		.n_volumes = volume_counts[i % ELEMENTSOF(volume_counts)],
 	};
 }
@@ -415,6 +421,12 @@ static void test_full_sequence(void)
 	ASSERT_HR(VSS_E_BAD_STATE, backup_state_check(s, &f, BC_SET_BACKUP_STATE, NULL));
 
 	ASSERT_HR(S_OK, backup_state_check(s, &f, BC_DO_SNAPSHOT_SET, NULL));
+	/* Room being made before the cut: the object waits for its answer. */
+	f.making_room = true;
+	ASSERT_HR(VSS_E_BAD_STATE, backup_state_check(s, &f, BC_DO_SNAPSHOT_SET, NULL));
+	ASSERT_HR(S_OK, backup_state_check(s, &f, BC_ABORT_BACKUP, NULL));
+	ASSERT_HR(S_OK, backup_state_check(s, &f, BC_QUERY, NULL));
+	f.making_room = false;
 	s = backup_state_next(s, BC_DO_SNAPSHOT_SET);
 	ASSERT_EQ_INT(BS_CREATING, s);
 	ASSERT_TRUE(backup_state_holds_slot(s));

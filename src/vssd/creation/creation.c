@@ -3,7 +3,7 @@
 /*
  * A set's life on vssd's loop, from DoSnapshotSet to its recorded outcome
  * (creation.h). The job itself runs on its own thread (engine.c); here are
- * what comes before it (shadow storage's room, the intent in the catalog)
+ * what comes before it (after room.c made room: the intent in the catalog)
  * and after it (the outcome in the catalog or the set deleted, the
  * requestor's operation completed, the host reserve checked).
  */
@@ -106,29 +106,6 @@ static int creation_record(Creation *cr, BackupObject *b)
 	return 0;
 }
 
-/* Before a set is cut, each member volume at its maximum shadow storage loses
- * its oldest snapshots, as in VSS. */
-static int make_room(BackupObject *b, sd_bus_error *error)
-{
-	Manager *m = b->manager;
-	int r;
-
-	/* Each member's own row: the whole storage list would read every
-	 * snapshot's volume in the catalog. */
-	for (size_t k = 0; k < b->facts.n_volumes; k++) {
-		const char *volume = b->members[k].volume;
-		int64_t maximum;
-
-		r = catalog_storage_maximum(m->catalog, volume, &maximum);
-		if (r < 0)
-			return bus_error_set_hr(error, VSS_E_UNEXPECTED, "cannot read the catalog: %s", strerror(-r));
-		if (maximum >= 0 && storage_enforce(m, volume, maximum, true) < 0)
-			return bus_error_set_hr(error, VSS_E_UNEXPECTED, "cannot make room in the shadow storage of %s",
-						volume);
-	}
-	return 0;
-}
-
 int creation_start(BackupObject *b, Creation **ret, bool *ret_members_gone, sd_bus_error *error)
 {
 	Manager *m = b->manager;
@@ -137,9 +114,6 @@ int creation_start(BackupObject *b, Creation **ret, bool *ret_members_gone, sd_b
 	int r;
 
 	*ret_members_gone = false;
-	r = make_room(b, error);
-	if (r < 0)
-		return r;
 	cr = creation_new();
 	if (!cr)
 		return bus_error_set_hr(error, E_OUTOFMEMORY, NULL);

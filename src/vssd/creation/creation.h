@@ -5,10 +5,11 @@
  * The creation of a snapshot set: everything DoSnapshotSet starts, in one
  * module (docs/ENGINE.md).
  *
- *   creation.c      the set's life on vssd's loop: room made in shadow
- *                   storage, the intent recorded in the catalog, the job
- *                   started, its outcome recorded (or undone), the
- *                   requestor answered
+ *   room.c          room made in shadow storage first, the providers
+ *                   measuring on a thread while the loop serves others
+ *   creation.c      the set's life on vssd's loop: the intent recorded in
+ *                   the catalog, the job started, its outcome recorded (or
+ *                   undone), the requestor answered
  *   phases.c        the points where the job waits while vssd talks to
  *                   writers and holds the transaction managers
  *   engine.c        the job, on its own thread: the provider steps of every
@@ -63,9 +64,26 @@ struct Creation {
 	size_t n_snaps;
 };
 
+/* room.c */
+/* Called on the loop once room is made (error NULL) or could not be: call is
+ * the DoSnapshotSet to answer. */
+typedef void (*RoomDone)(BackupObject *b, sd_bus_message *call, const sd_bus_error *error);
+/* Before b's set is cut, each member volume at its maximum shadow storage
+ * loses its oldest snapshots, as in VSS. 0: nothing to measure, the set may
+ * be cut now; 1: room is being made, done will be called (unless
+ * room_abandon() comes first), and the creation slot is held (m->room) until
+ * the measure in flight ends; negative: error says why. */
+int room_make(BackupObject *b, sd_bus_message *call, RoomDone done, sd_bus_error *error);
+/* b's DoSnapshotSet, making room, is answered now: with an operation ended
+ * with hr when hr is a success (VSS_S_ASYNC_CANCELLED), else with hr and why
+ * as its error. The measure in flight is let end, then dropped. */
+void room_abandon(BackupObject *b, vss_hr hr, const char *why);
+/* The loop has ended: wait for the measure in flight, free the rest. */
+void room_stop(Manager *m);
+
 /* creation.c */
-/* Cut b's set (DoSnapshotSet, once the state machine allows it): room is
- * made, the set recorded, its members handed to a new job, which is started;
+/* Cut b's set (DoSnapshotSet, once the state machine allows it and room is
+ * made): the set recorded, its members handed to a new job, which is started;
  * m->creation is the new creation, *ret too. On failure the error says why;
  * *ret_members_gone is true when the members went with a job that could not
  * start, so that the set cannot be tried again. */
