@@ -18,16 +18,21 @@ import pytest
 NESTING = "MaxImageNesting = 2\n"
 SETS = int(os.environ.get("VSS_CUT_SETS", "30"))
 
+# Arguments: the two files, and optionally a pause in seconds after each
+# pair of records (to leave a slow machine's cut some CPU).
 WRITER = r"""
-import os, sys
+import os, sys, time
 a = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 b = os.open(sys.argv[2], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+pause = float(sys.argv[3]) if len(sys.argv) > 3 else 0
 n = 0
 while True:
     for fd in (a, b):
         os.write(fd, b"%08d\n" % n)
         os.fsync(fd)
     n += 1
+    if pause:
+        time.sleep(pause)
 """
 
 

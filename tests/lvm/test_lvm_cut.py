@@ -28,20 +28,6 @@ from conftest import ROOT, create_shadow
 SETS = int(os.environ.get("VSS_LVM_CUT_SETS", "2"))
 PG_SETS = int(os.environ.get("VSS_LVM_PG_SETS", "2"))
 
-WRITER = r"""
-import os, sys, time
-a = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-b = os.open(sys.argv[2], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-n = 0
-while True:
-    for fd in (a, b):
-        os.write(fd, b"%08d\n" % n)
-        os.fsync(fd)
-    n += 1
-    # One emulated CPU: leave the cut some of it.
-    time.sleep(0.005)
-"""
-
 
 def _integration_cut():
     spec = importlib.util.spec_from_file_location("vss_integration_cut", ROOT / "tests" / "integration" / "test_cut.py")
@@ -50,8 +36,12 @@ def _integration_cut():
     return mod
 
 
-# The record check of the image cut proof, the same on LVs.
-last_record = _integration_cut().last_record
+# The image cut proof's writer and record check, the same on LVs.
+_cut = _integration_cut()
+WRITER = _cut.WRITER
+last_record = _cut.last_record
+# One emulated CPU: the writer leaves the cut some of it.
+WRITER_PAUSE = "0.005"
 
 
 @pytest.fixture
@@ -59,7 +49,7 @@ def writer(make_lv):
     # A thin member and a classic one: both ways the provider cuts.
     a = make_lv("thin", "ext4", name="a")
     b = make_lv("classic", "xfs", name="b")
-    p = subprocess.Popen(["/usr/bin/python3", "-c", WRITER, str(a.mnt / "log"), str(b.mnt / "log")])
+    p = subprocess.Popen(["/usr/bin/python3", "-c", WRITER, str(a.mnt / "log"), str(b.mnt / "log"), WRITER_PAUSE])
     time.sleep(0.5)
     yield a, b
     p.terminate()
