@@ -17,21 +17,28 @@
 set -eu
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-/usr/bin/python3}
+start=$(date +%s)
+
+# "=== what (+m:ss)": where the run's minutes go, in every log.
+phase() {
+	t=$(($(date +%s) - start))
+	printf '=== %s (+%d:%02d)\n' "$1" $((t / 60)) $((t % 60))
+}
 
 # Sanitizers: stop at the first report, and make it fail the process.
 export ASAN_OPTIONS="abort_on_error=1:detect_leaks=1:${ASAN_OPTIONS:-}"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:${UBSAN_OPTIONS:-}"
 
 for build in "$@"; do
-	echo "=== unit tests ($build)"
+	phase "unit tests ($build)"
 	meson test -C "$build" --print-errorlogs --suite unit --suite fuzz
-	echo "=== integration tests ($build)"
+	phase "integration tests ($build)"
 	# The crash torture and the soak write their figures here.
 	rm -f "$build/torture-summary.txt"
 	status=0
 	VSS_BUILD_DIR="$PWD/$build" "$PYTHON" -m pytest -p no:cacheprovider -q tests/integration || status=$?
 	if [ -f "$build/torture-summary.txt" ]; then
-		echo "=== torture and soak ($build)"
+		phase "torture and soak ($build)"
 		cat "$build/torture-summary.txt"
 	fi
 	[ "$status" -eq 0 ] || exit "$status"
@@ -44,10 +51,10 @@ lvm_pid=
 lvm_log=
 if [ -n "${VSS_LVM_BUILD:-}" ]; then
 	if [ "${VSS_LVM_TESTS:-}" = skip ]; then
-		echo "=== LVM suite: VSS_LVM_TESTS=skip: the LVM suite is NOT run"
+		phase "LVM suite: VSS_LVM_TESTS=skip: the LVM suite is NOT run"
 	else
 		lvm_log="$VSS_LVM_BUILD/lvm-suite.log"
-		echo "=== LVM suite in a QEMU guest ($VSS_LVM_BUILD), beside what follows: $lvm_log"
+		phase "LVM suite in a QEMU guest ($VSS_LVM_BUILD), beside what follows: $lvm_log"
 		VSS_BUILD_DIR="$PWD/$VSS_LVM_BUILD" "$PYTHON" scripts/guest/run-guest \
 			--total-timeout "${VSS_LVM_TIMEOUT:-480}" tests/lvm >"$lvm_log" 2>&1 &
 		lvm_pid=$!
@@ -57,23 +64,24 @@ if [ -n "${VSS_LVM_BUILD:-}" ]; then
 fi
 
 if [ -n "${VSS_VALGRIND_BUILD:-}" ]; then
-	echo "=== unit tests under valgrind ($VSS_VALGRIND_BUILD)"
+	phase "unit tests under valgrind ($VSS_VALGRIND_BUILD)"
 	meson test -C "$VSS_VALGRIND_BUILD" --print-errorlogs --suite unit --suite fuzz --timeout-multiplier=10 \
 		--wrapper="valgrind -q --error-exitcode=1 --leak-check=full"
 fi
 if [ -n "${VSS_FUZZ_BUILD:-}" ]; then
-	echo "=== fuzzing ($VSS_FUZZ_BUILD)"
+	phase "fuzzing ($VSS_FUZZ_BUILD)"
 	./scripts/fuzz.sh "$VSS_FUZZ_BUILD"
 fi
 if [ -n "${VSS_SCAN_BUILD:-}" ]; then
-	echo "=== static analysis ($VSS_SCAN_BUILD)"
+	phase "static analysis ($VSS_SCAN_BUILD)"
 	./scripts/scan.sh "$VSS_SCAN_BUILD"
 fi
 if [ -n "$lvm_pid" ]; then
 	lvm_status=0
 	wait "$lvm_pid" || lvm_status=$?
 	lvm_pid=
-	echo "=== LVM suite in a QEMU guest ($VSS_LVM_BUILD)"
+	phase "LVM suite in a QEMU guest ($VSS_LVM_BUILD)"
 	cat "$lvm_log"
 	[ "$lvm_status" -eq 0 ] || exit "$lvm_status"
 fi
+phase "done"
