@@ -109,7 +109,6 @@ def test_san_set_of_two_volumes(san, images, make_fs, host, daemon_factory, work
 FAILURES = [
     ("is-supported exit:1", "VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER"),
     ("is-supported exit:3", "VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER"),
-    ("is-supported garbage", None),  # its output is not read: supported
     ("is-supported hang", "VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER"),
     ("prepare exit:10", "VSS_E_PROVIDER_VETO"),
     ("prepare exit:11", "VSS_E_INSUFFICIENT_STORAGE"),
@@ -139,16 +138,17 @@ def test_each_step_failing(san, images, daemon_factory, workdir):
         san.fail(*fail.split(" ", 1)) if "\n" not in fail else (san.dir / "fail").write_text(fail + "\n")
         p = vssd.vssadmin("create", "shadow", f"--for={a.mnt}", f"--for={b.mnt}", "--provider=san", "--json",
                           check=False)
-        if code is None:
-            assert p.returncode == 0, (fail, p.stderr)
-            vssd.vssadmin("delete", "shadows", "--all", "--quiet")
-        else:
-            assert p.returncode != 0 and code in p.stderr, (fail, p.stderr, vssd.log()[-3000:])
+        assert p.returncode != 0 and code in p.stderr, (fail, p.stderr, vssd.log()[-3000:])
         assert not is_frozen(a.mnt) and not is_frozen(b.mnt), fail
         assert not (vssd.dir / "frozen").exists(), fail
         assert vssd.list_shadows() == [], fail
         assert san.entries() == [], (fail, san.entries(), san.log())
-    (san.dir / "fail").unlink()
+    # The next set works, with the default deadlines: 400 ms is short for a
+    # real commit on a loaded machine. An is-supported that prints garbage
+    # still supports the volume: its output is not read.
+    vssd.config.write_text(vssd.config.read_text().replace("TimeoutMSec = 400\n", ""))
+    vssd.restart()
+    san.fail("is-supported", "garbage")
     out = create(vssd, a, b)
     assert [s["provider"] for s in out] == ["san", "san"]
 

@@ -246,6 +246,7 @@ def check_copy(rig, vssd, set_id, i, control=False):
     return n
 
 
+@pytest.mark.app_load
 def test_sets_under_transfers_recover_to_sound_tables(rig, daemon_factory):
     start = time.monotonic()
     rig.server.install()

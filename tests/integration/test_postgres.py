@@ -259,6 +259,7 @@ def check_copy(rig, vssd, set_id, i):
     return rows
 
 
+@pytest.mark.app_load
 def test_sets_under_pgbench_recover_to_a_sound_cluster(rig, make_fs, host, daemon_factory, workdir):
     start = time.monotonic()
     rig.initdb()
