@@ -14,6 +14,7 @@
 
 #include "basic/log.h"
 #include "basic/macro.h"
+#include "basic/schedule.h"
 #include "providers/command.h"
 #include "vssd/config.h"
 
@@ -29,6 +30,7 @@ void config_init(Config *c)
 		.max_snapshots_per_volume = 512,
 		.max_image_nesting = 1,
 		.dpkg_lock = strdup("/var/lib/dpkg/lock-frontend"),
+		.schedules_dir = strdup(VSS_SCHEDULES_DIR),
 		.transaction_freeze_timeout = 10 * USEC_PER_SEC,
 		.transaction_thaw_timeout = 60 * USEC_PER_SEC,
 		.host_reserve = { .bytes = 256 << 20, .percent = 2 },
@@ -46,7 +48,8 @@ void config_clear(Config *c)
 {
 	free(c->backup_group);
 	free(c->dpkg_lock);
-	c->backup_group = c->dpkg_lock = NULL;
+	free(c->schedules_dir);
+	c->backup_group = c->dpkg_lock = c->schedules_dir = NULL;
 	for (size_t i = 0; i < c->n_host_reserves; i++)
 		free(c->host_reserves[i].host);
 	free(c->host_reserves);
@@ -265,6 +268,20 @@ static int set_key(Config *c, const char *k, const char *v)
 		if (parse_bounded(v, 1, 8, &x) < 0)
 			return -EINVAL;
 		c->max_image_nesting = (unsigned)x;
+		return 0;
+	}
+	if (streq(k, "SchedulesDirectory")) {
+		char *d;
+
+		if (!path_is_canonical_form(v)) {
+			snprintf(refusal, sizeof(refusal), ": \"%s\" is not an absolute path", v);
+			return -EINVAL;
+		}
+		d = strdup(v);
+		if (!d)
+			return -ENOMEM;
+		free(c->schedules_dir);
+		c->schedules_dir = d;
 		return 0;
 	}
 	if (streq(k, "HostReserve"))

@@ -209,7 +209,9 @@ def complete(dest, o, line, env=None):
 def test_completion(installed):
     dest, o = installed
     assert set(complete(dest, o, "vssadmin ")) >= {"create", "list", "delete", "exec", "expose", "resize"}
-    assert set(complete(dest, o, "vssadmin list ")) == {"shadows", "providers", "writers", "shadowstorage"}
+    assert set(complete(dest, o, "vssadmin list ")) == {"shadows", "providers", "writers", "shadowstorage",
+                                                        "schedules"}
+    assert complete(dest, o, "vssadmin prune --dr") == ["--dry-run"]
     assert "--autoretry=" in complete(dest, o, "vssadmin create shadow --")
     assert "--no-writers" in complete(dest, o, "vssadmin exec --")
     assert "--maxsize=" not in complete(dest, o, "vssadmin list shadows --")
