@@ -49,6 +49,8 @@ _printf_(2, 3) static int refuse(char err[static SCHEDULE_ERROR_MAX], const char
 	va_start(ap, fmt);
 	vsnprintf(err, SCHEDULE_ERROR_MAX, fmt, ap);
 	va_end(ap);
+	/* It quotes the file, cut to fit: maybe inside a character. */
+	utf8_make_valid(err);
 	return -EINVAL;
 }
 
@@ -229,7 +231,7 @@ int schedule_load(const char *dir, const char *name, Schedule *ret, char err[sta
 	*ret = (Schedule){ .writers = -1 };
 	if (!schedule_name_is_valid(name))
 		return refuse(err,
-			      "\"%s\" is not a schedule's name: 1 to %d letters, digits, '_', '-' or '.', beginning "
+			      "\"%.80s\" is not a schedule's name: 1 to %d letters, digits, '_', '-' or '.', beginning "
 			      "with a letter or digit",
 			      name ?: "", SCHEDULE_NAME_MAX);
 	if (asprintf(&path, "%s/%s.conf", dir, name) < 0)
@@ -243,6 +245,7 @@ int schedule_load(const char *dir, const char *name, Schedule *ret, char err[sta
 			snprintf(err, SCHEDULE_ERROR_MAX, "no schedule \"%s\" (%s does not exist)", name, path);
 		else
 			snprintf(err, SCHEDULE_ERROR_MAX, "cannot open %s: %s", path, strerror(-r));
+		utf8_make_valid(err);
 		return r == -ENOENT ? -ENOENT : r == -ELOOP ? -EINVAL : r;
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {

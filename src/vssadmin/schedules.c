@@ -275,8 +275,13 @@ int prune_schedule(const char *name, bool dry_run, bool json)
 	JsonWriter *w = NULL;
 	vss_hr hr;
 
-	if (!schedule_name_is_valid(name))
-		return fail(E_INVALIDARG, "\"%s\" is not a schedule's name", name);
+	if (!schedule_name_is_valid(name)) {
+		char quoted[96];
+
+		/* Cut to fit, maybe inside a character. */
+		snprintf(quoted, sizeof(quoted), "%.80s", name);
+		return fail(E_INVALIDARG, "\"%s\" is not a schedule's name", utf8_make_valid(quoted));
+	}
 	hr = open_admin(&b);
 	if (VSS_SUCCEEDED(hr))
 		hr = vss_backup_prune(b, name, dry_run, &e, &n);

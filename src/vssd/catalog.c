@@ -965,7 +965,8 @@ int catalog_list_sets(Catalog *c, CatalogSet **ret, size_t *ret_n)
 		s->requestor_uid = (uint32_t)sqlite3_column_int64(st, 11);
 		s->requestor_pid = sqlite3_column_int(st, 12);
 		s->schedule = column_str(st, 13);
-		if (sqlite3_column_type(st, 13) != SQLITE_NULL && !s->schedule) {
+		if (sqlite3_column_type(st, 13) != SQLITE_NULL && !s->schedule &&
+		    sqlite3_errcode(c->db) == SQLITE_NOMEM) {
 			rc = SQLITE_NOMEM;
 			break;
 		}
@@ -1037,7 +1038,11 @@ int catalog_list_scheduled_sets(Catalog *c, const char *schedule, CatalogSchedul
 			break;
 		s->schedule = column_str(st, 1);
 		if (!s->schedule) {
-			rc = SQLITE_NOMEM;
+			/* An empty blob reads as NULL too. */
+			if (sqlite3_errcode(c->db) == SQLITE_NOMEM)
+				rc = SQLITE_NOMEM;
+			else
+				r = bad_row("a set", "readable schedule");
 			break;
 		}
 		s->created_us = sqlite3_column_int64(st, 2);
