@@ -54,18 +54,6 @@ _printf_(2, 3) static int refuse(char err[static SCHEDULE_ERROR_MAX], const char
 	return -EINVAL;
 }
 
-static char *strip(char *s)
-{
-	char *e;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1]))
-		*--e = '\0';
-	return s;
-}
-
 static int parse_bool(const char *v)
 {
 	static const char *const yes[] = { "yes", "true", "on", "1" }, *const no[] = { "no", "false", "off", "0" };
@@ -188,7 +176,7 @@ static int parse_file(FILE *f, const char *path, Schedule *s, char err[static SC
 			return refuse(err, "%s: contains a NUL byte", where);
 		if (lineno > 1000)
 			return refuse(err, "%s: a schedule has at most 1000 lines", where);
-		t = strip(line);
+		t = strip_whitespace(line);
 		if (*t == '\0' || *t == '#' || *t == ';')
 			continue;
 		if (*t == '[') {
@@ -208,7 +196,7 @@ static int parse_file(FILE *f, const char *path, Schedule *s, char err[static SC
 		if (!eq)
 			return refuse(err, "%s: expected Key = Value", where);
 		*eq = '\0';
-		r = set_key(s, retention, strip(t), strip(eq + 1), where, err);
+		r = set_key(s, retention, strip_whitespace(t), strip_whitespace(eq + 1), where, err);
 		if (r < 0)
 			return r;
 	}
@@ -332,7 +320,7 @@ int schedule_check_calendar(const char *calendar, char **ret_next, char err[stat
 	}
 	if (!spawn_succeeded(&res)) {
 		snprintf(err, SCHEDULE_ERROR_MAX, "Calendar=%s: %s", calendar,
-			 res.err[0] ? strip(res.err) : "systemd-analyze refuses it");
+			 res.err[0] ? strip_whitespace(res.err) : "systemd-analyze refuses it");
 		spawn_result_clear(&res);
 		return -EINVAL;
 	}

@@ -178,18 +178,6 @@ static int add_previous_versions(Config *c, const char *v)
 	return 0;
 }
 
-static char *strip(char *s)
-{
-	char *e;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1]))
-		*--e = '\0';
-	return s;
-}
-
 static int parse_bounded(const char *v, uint64_t min, uint64_t max, uint64_t *ret)
 {
 	uint64_t x;
@@ -507,7 +495,7 @@ int config_load(Config *c, const char *path, bool required)
 			r = log_error_errno(EINVAL, "%s:%u: contains a NUL byte", path, lineno);
 			break;
 		}
-		s = strip(line);
+		s = strip_whitespace(line);
 		if (*s == '\0' || *s == '#' || *s == ';')
 			continue;
 		if (*s == '[') {
@@ -533,20 +521,20 @@ int config_load(Config *c, const char *path, bool required)
 		}
 		*eq = '\0';
 		if (section.line > 0) {
-			r = section_add(&section, strip(s), strip(eq + 1), lineno);
+			r = section_add(&section, strip_whitespace(s), strip_whitespace(eq + 1), lineno);
 			if (r < 0) {
 				r = log_error_errno(-r, "%s:%u: %m", path, lineno);
 				break;
 			}
 			continue;
 		}
-		r = set_key(c, strip(s), strip(eq + 1));
+		r = set_key(c, strip_whitespace(s), strip_whitespace(eq + 1));
 		if (r == -ENOKEY) {
-			r = log_error_errno(EINVAL, "%s:%u: unknown key \"%s\"", path, lineno, strip(s));
+			r = log_error_errno(EINVAL, "%s:%u: unknown key \"%s\"", path, lineno, strip_whitespace(s));
 			break;
 		}
 		if (r < 0) {
-			r = log_error_errno(-r, "%s:%u: bad value for %s%s", path, lineno, strip(s), refusal);
+			r = log_error_errno(-r, "%s:%u: bad value for %s%s", path, lineno, strip_whitespace(s), refusal);
 			break;
 		}
 	}
