@@ -9,6 +9,7 @@ set -eu
 # busybox-static, lvm2, thin-provisioning-tools: the LVM suite, run in a
 # QEMU guest (scripts/guest/) since this kernel may lack device-mapper; the
 # guest's kernel is downloaded, not installed (scripts/guest/build-guest.sh).
+# tzdata: the retention tests' local zones (Europe/Berlin, America/New_York).
 PACKAGES="
   gcc meson ninja-build pkg-config
   libsystemd-dev libsqlite3-dev libbtrfsutil-dev libmount-dev libblkid-dev uuid-dev
@@ -21,6 +22,7 @@ PACKAGES="
   restic borgbackup samba samba-vfs-modules smbclient
   pandoc bash-completion groff-base python3-seccomp
   libjson-c-dev qemu-system-x86 busybox-static lvm2 thin-provisioning-tools
+  tzdata
 "
 
 missing=""

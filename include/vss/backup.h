@@ -522,6 +522,94 @@ vss_hr vss_backup_change_diff_area_maximum_size(vss_backup *b, const char *volum
  */
 vss_hr vss_backup_get_diff_area_maximum_size(vss_backup *b, const char *volume, int64_t *ret_maximum);
 
+/*
+ * Schedules (vss additions; docs/man/vss-schedules.md): sets a schedule of
+ * /etc/vss/schedules.d made, and the pruning of them by the schedule's
+ * retention. vssd reads the schedule itself; only root may tag or prune.
+ */
+
+/* A set a schedule made. */
+typedef struct vss_scheduled_set {
+	vss_id set_id;
+	char *schedule;
+	int64_t creation_timestamp;        /* microseconds since the Unix epoch */
+	bool in_use;                       /* exposed, or held by a requestor */
+} vss_scheduled_set;
+
+/* What a prune decided for one of the schedule's sets. */
+typedef struct vss_prune_entry {
+	vss_id set_id;
+	int64_t creation_timestamp;
+	bool keep;                         /* false: it goes (dry run: it would) */
+	bool deleted;                      /* it went */
+	char *reason;                      /* why it stays or goes */
+} vss_prune_entry;
+
+/**
+ * vss_backup_set_schedule() - record the schedule that makes this set.
+ * @b: the object, between initialize and do_snapshot_set.
+ * @schedule: a schedule's name, a file NAME.conf of vssd's schedules
+ *            directory.
+ *
+ * The set made by do_snapshot_set records @schedule, and
+ * vss_backup_prune() of @schedule weighs it.
+ *
+ * Return: S_OK; E_ACCESSDENIED unless the caller is root;
+ * VSS_E_OBJECT_NOT_FOUND when vssd has no such schedule; E_INVALIDARG for a
+ * bad name or a schedule file vssd cannot read (the message says where);
+ * VSS_E_BAD_STATE after do_snapshot_set or in VSS_CTX_ALL.
+ */
+vss_hr vss_backup_set_schedule(vss_backup *b, const char *schedule);
+
+/**
+ * vss_backup_query_scheduled_sets() - the sets schedules made.
+ * @b: the object (initialized).
+ * @schedule_or_null: one schedule's, or NULL for every schedule's.
+ * @ret_sets: a new array, in the order the sets were made; release with
+ *            vss_free_scheduled_sets().
+ * @ret_count: its length.
+ *
+ * Return: S_OK; E_INVALIDARG for a bad name; VSS_E_BAD_STATE before
+ * initialize.
+ */
+vss_hr vss_backup_query_scheduled_sets(vss_backup *b, const char *schedule_or_null, vss_scheduled_set **ret_sets,
+                                       size_t *ret_count);
+
+/**
+ * vss_free_scheduled_sets() - release what vss_backup_query_scheduled_sets() returned.
+ * @sets: the array; may be NULL.
+ * @count: its length.
+ */
+void vss_free_scheduled_sets(vss_scheduled_set *sets, size_t count);
+
+/**
+ * vss_backup_prune() - delete a schedule's sets its retention no longer keeps.
+ * @b: the object (initialized).
+ * @schedule: the schedule; vssd reads its retention from its own file.
+ * @dry_run: decide only, delete nothing.
+ * @ret_entries: every set of the schedule, in the order made, with what was
+ *               decided and why; release with vss_free_prune_entries().
+ * @ret_count: its length.
+ *
+ * vssd decides and deletes in one step, so no set becomes exposed between
+ * the two. It never deletes the schedule's newest set, nor one exposed or
+ * held by a requestor.
+ *
+ * Return: S_OK; E_ACCESSDENIED unless the caller is root;
+ * VSS_E_OBJECT_NOT_FOUND when vssd has no such schedule; E_INVALIDARG for a
+ * bad name or file; the failure of a deletion (the sets before it are gone,
+ * the message names the set), with nothing in the out-parameters.
+ */
+vss_hr vss_backup_prune(vss_backup *b, const char *schedule, bool dry_run, vss_prune_entry **ret_entries,
+                        size_t *ret_count);
+
+/**
+ * vss_free_prune_entries() - release what vss_backup_prune() returned.
+ * @entries: the array; may be NULL.
+ * @count: its length.
+ */
+void vss_free_prune_entries(vss_prune_entry *entries, size_t count);
+
 #ifdef __cplusplus
 }
 #endif

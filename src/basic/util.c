@@ -70,6 +70,18 @@ char *strdup_or_null(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
+char *strip_whitespace(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
 int parse_u64(const char *s, uint64_t *ret)
 {
 	unsigned long long v;

@@ -31,6 +31,9 @@ int array_reserve(void **array, size_t *allocated, size_t want, size_t size);
 /* strdup() that passes NULL through. */
 char *strdup_or_null(const char *s);
 
+/* s without its leading and trailing white space (cut in place). */
+char *strip_whitespace(char *s);
+
 /* Parse a non-negative decimal integer that fits in uint64_t. */
 int parse_u64(const char *s, uint64_t *ret);
 

@@ -952,3 +952,152 @@ vss_hr vss_backup_enable_writer_classes(vss_backup *b, const vss_id *class_ids, 
 {
 	return writer_classes(b, "EnableWriterClasses", class_ids, n);
 }
+
+/* Schedules: org.vss.BackupSchedules1. */
+#define SCHEDULES_CALL(b, method, reply, types, ...) \
+	client_call((b)->bus, (b)->path, VSS_BUS_BACKUP_SCHEDULES_IFACE, (method), CALL_TIMEOUT_USEC, (reply), (types), \
+		    ##__VA_ARGS__)
+
+vss_hr vss_backup_set_schedule(vss_backup *b, const char *schedule)
+{
+	client_begin();
+	if (!b || !schedule)
+		return client_fail(E_INVALIDARG, "%s is NULL", !b ? "b" : "schedule");
+	return SCHEDULES_CALL(b, "SetSchedule", NULL, "s", schedule);
+}
+
+void vss_free_scheduled_sets(vss_scheduled_set *sets, size_t count)
+{
+	for (size_t i = 0; sets && i < count; i++)
+		free(sets[i].schedule);
+	free(sets);
+}
+
+vss_hr vss_backup_query_scheduled_sets(vss_backup *b, const char *schedule_or_null, vss_scheduled_set **ret_sets,
+                                       size_t *ret_count)
+{
+	vss_scheduled_set *sets = NULL;
+	sd_bus_message *reply;
+	size_t n = 0;
+	vss_hr hr;
+	int r;
+
+	client_begin();
+	if (ret_sets)
+		*ret_sets = NULL;
+	if (ret_count)
+		*ret_count = 0;
+	if (!b || !ret_sets || !ret_count)
+		return client_fail(E_INVALIDARG, "%s is NULL", !b ? "b" : !ret_sets ? "ret_sets" : "ret_count");
+	hr = SCHEDULES_CALL(b, "QueryScheduledSets", &reply, "s", schedule_or_null ?: "");
+	if (VSS_FAILED(hr))
+		return hr;
+	r = sd_bus_message_enter_container(reply, 'a', "(ssxb)");
+	while (r >= 0) {
+		const char *id, *schedule;
+		int64_t created;
+		int in_use;
+		vss_scheduled_set *s;
+
+		r = sd_bus_message_read(reply, "(ssxb)", &id, &schedule, &created, &in_use);
+		if (r <= 0)
+			break;
+		s = array_grow((void **)&sets, &n, sizeof(*s));
+		if (!s) {
+			r = -ENOMEM;
+			break;
+		}
+		if (VSS_FAILED(vss_id_parse(id, &s->set_id))) {
+			r = -EBADMSG;
+			break;
+		}
+		s->schedule = strdup(schedule);
+		s->creation_timestamp = created;
+		s->in_use = in_use;
+		if (!s->schedule)
+			r = -ENOMEM;
+	}
+	if (r < 0) {
+		vss_free_scheduled_sets(sets, n);
+		return bad_reply(reply, "QueryScheduledSets", r);
+	}
+	sd_bus_message_unref(reply);
+	*ret_sets = sets;
+	*ret_count = n;
+	return S_OK;
+}
+
+void vss_free_prune_entries(vss_prune_entry *entries, size_t count)
+{
+	for (size_t i = 0; entries && i < count; i++)
+		free(entries[i].reason);
+	free(entries);
+}
+
+vss_hr vss_backup_prune(vss_backup *b, const char *schedule, bool dry_run, vss_prune_entry **ret_entries,
+                        size_t *ret_count)
+{
+	vss_prune_entry *entries = NULL;
+	sd_bus_message *reply;
+	const char *message;
+	int32_t result;
+	size_t n = 0;
+	vss_hr hr;
+	int r;
+
+	client_begin();
+	if (ret_entries)
+		*ret_entries = NULL;
+	if (ret_count)
+		*ret_count = 0;
+	if (!b || !schedule || !ret_entries || !ret_count)
+		return client_fail(E_INVALIDARG, "%s is NULL",
+				   !b ? "b" : !schedule ? "schedule" : !ret_entries ? "ret_entries" : "ret_count");
+	hr = SCHEDULES_CALL(b, "Prune", &reply, "sb", schedule, (int)dry_run);
+	if (VSS_FAILED(hr))
+		return hr;
+	r = sd_bus_message_enter_container(reply, 'a', "(sxbbs)");
+	while (r >= 0) {
+		const char *id, *reason;
+		int64_t created;
+		int keep, deleted;
+		vss_prune_entry *e;
+
+		r = sd_bus_message_read(reply, "(sxbbs)", &id, &created, &keep, &deleted, &reason);
+		if (r <= 0)
+			break;
+		e = array_grow((void **)&entries, &n, sizeof(*e));
+		if (!e) {
+			r = -ENOMEM;
+			break;
+		}
+		if (VSS_FAILED(vss_id_parse(id, &e->set_id))) {
+			r = -EBADMSG;
+			break;
+		}
+		e->creation_timestamp = created;
+		e->keep = keep;
+		e->deleted = deleted;
+		e->reason = strdup(reason);
+		if (!e->reason)
+			r = -ENOMEM;
+	}
+	if (r >= 0)
+		r = sd_bus_message_exit_container(reply);
+	if (r >= 0)
+		r = sd_bus_message_read(reply, "is", &result, &message);
+	if (r < 0) {
+		vss_free_prune_entries(entries, n);
+		return bad_reply(reply, "Prune", r);
+	}
+	if (VSS_FAILED(result)) {
+		vss_free_prune_entries(entries, n);
+		hr = client_fail(result, "%s", message);
+		sd_bus_message_unref(reply);
+		return hr;
+	}
+	sd_bus_message_unref(reply);
+	*ret_entries = entries;
+	*ret_count = n;
+	return S_OK;
+}

@@ -22,6 +22,7 @@
 #define VSS_BUS_BACKUP_IFACE "org.vss.Backup1"
 /* The writer calls of a backup object, on the same object. */
 #define VSS_BUS_BACKUP_WRITERS_IFACE "org.vss.BackupWriters1"
+#define VSS_BUS_BACKUP_SCHEDULES_IFACE "org.vss.BackupSchedules1"
 #define VSS_BUS_ASYNC_PREFIX "/org/vss/async"
 #define VSS_BUS_ASYNC_IFACE "org.vss.Async1"
 /* Exported by a writer on its own connection; vssd calls it. */

@@ -66,11 +66,15 @@ static const struct {
 } command_help[] = {
 	{ "create shadow",
 	  "create shadow --for=PATH [--for=PATH ...] [--provider=NAME|ID] [--context=NAME]\n"
-	  "              [--ignore-writer-failures] [--autoretry=SECONDS] [--json]",
+	  "              [--ignore-writer-failures] [--autoretry=SECONDS] [--json]\n"
+	  "create shadow --schedule=NAME [--provider=NAME|ID] [--ignore-writer-failures]\n"
+	  "              [--autoretry=SECONDS] [--json]",
 	  "Make one snapshot set of every PATH, committed at once. Contexts: app_rollback\n"
 	  "(default, persistent), nas_rollback, client_accessible, client_accessible_writers.\n"
 	  "A set a writer failed is deleted unless --ignore-writer-failures. --autoretry\n"
-	  "waits that long for another set being made, instead of failing." },
+	  "waits that long for another set being made, instead of failing. --schedule\n"
+	  "takes the volumes, context and writers from schedules.d/NAME.conf, records the\n"
+	  "schedule on the set (root only) and waits up to 300 s for the slot." },
 	{ "list shadows", "list shadows [--set=ID] [--for=PATH] [--json]",
 	  "The snapshots, grouped by set, with their consistency and hold window." },
 	{ "list providers", "list providers [--json]", "The registered snapshot providers." },
@@ -90,6 +94,11 @@ static const struct {
 	  "its context keeps it). Exits with COMMAND's status (128+N for signal N; 125:\n"
 	  "vssadmin failed first). The environment names the set: VSS_SNAPSHOT_SET_ID,\n"
 	  "VSS_CONSISTENCY, VSS_VOLUME_COUNT, VSS_VOLUME_n, VSS_SNAPSHOT_n, VSS_SHADOW_ID_n." },
+	{ "list schedules", "list schedules [--json]",
+	  "The schedules of schedules.d: calendar, next run, volumes, retention, their sets." },
+	{ "prune", "prune --schedule=NAME [--dry-run] [--json]",
+	  "Delete the schedule's sets its retention no longer keeps (root only); each set\n"
+	  "is printed with what was decided and why. --dry-run deletes nothing." },
 	{ "list shadowstorage", "list shadowstorage [--for=PATH] [--json]",
 	  "Per volume: where its snapshots live, the space they use, their maximum." },
 	{ "resize shadowstorage", "resize shadowstorage --for=PATH --maxsize=SIZE|N%|UNBOUNDED",
@@ -229,7 +238,38 @@ static const char *time_text(TimeText *t, int64_t usec)
 	return t->text;
 }
 
-static void snapshot_json(JsonWriter *w, const vss_snapshot_prop *s, const Providers *p, TimeText *t)
+/* The schedules that made sets, sorted by set, to name each set's. */
+typedef struct SetSchedules {
+	vss_scheduled_set *sets;
+	size_t n;
+} SetSchedules;
+
+static int compare_scheduled(const void *a, const void *b)
+{
+	return memcmp(&((const vss_scheduled_set *)a)->set_id, &((const vss_scheduled_set *)b)->set_id, sizeof(vss_id));
+}
+
+/* A vssd without schedules has none to tell: the listing goes on without. */
+static void load_set_schedules(vss_backup *b, SetSchedules *ret)
+{
+	*ret = (SetSchedules){ 0 };
+	if (VSS_FAILED(vss_backup_query_scheduled_sets(b, NULL, &ret->sets, &ret->n)))
+		return;
+	qsort(ret->sets, ret->n, sizeof(*ret->sets), compare_scheduled);
+}
+
+static const char *set_schedule(const SetSchedules *ss, const vss_id *set_id)
+{
+	vss_scheduled_set key = { .set_id = *set_id }, *found;
+
+	if (!ss || ss->n == 0)
+		return NULL;
+	found = bsearch(&key, ss->sets, ss->n, sizeof(*ss->sets), compare_scheduled);
+	return found ? found->schedule : NULL;
+}
+
+static void snapshot_json(JsonWriter *w, const vss_snapshot_prop *s, const Providers *p, TimeText *t,
+			  const char *schedule)
 {
 	char id[VSS_ID_STRING_MAX];
 
@@ -268,6 +308,8 @@ static void snapshot_json(JsonWriter *w, const vss_snapshot_prop *s, const Provi
 	json_string(w, s->exposed_name);
 	json_key(w, "exposed_path");
 	json_string(w, s->exposed_path);
+	json_key(w, "schedule");
+	json_string(w, schedule);
 	json_end_object(w);
 }
 
@@ -293,6 +335,7 @@ static void snapshot_text(const vss_snapshot_prop *s, const Providers *p)
  * does, or as one JSON array. */
 typedef struct Printer {
 	const Providers *providers;
+	const SetSchedules *schedules; /* NULL: none told */
 	bool json;
 	size_t count;
 	vss_id last_set;
@@ -317,13 +360,15 @@ static void printer_add(Printer *pr, const vss_snapshot_prop *s)
 	char id[VSS_ID_STRING_MAX];
 
 	if (pr->json) {
-		snapshot_json(&pr->w, s, pr->providers, &pr->time);
+		snapshot_json(&pr->w, s, pr->providers, &pr->time, set_schedule(pr->schedules, &s->snapshot_set_id));
 	} else {
 		if (pr->count == 0 || !vss_id_equal(&s->snapshot_set_id, &pr->last_set)) {
 			printf("%sContents of shadow copy set ID: %s\n", pr->count ? "\n" : "",
 			       vss_id_format(&s->snapshot_set_id, id));
 			printf("   Contained %d shadow copies at creation time: %s\n", s->snapshots_count,
 			       time_text(&pr->time, s->creation_timestamp));
+			if (set_schedule(pr->schedules, &s->snapshot_set_id))
+				printf("   Made by schedule: %s\n", set_schedule(pr->schedules, &s->snapshot_set_id));
 		}
 		snapshot_text(s, pr->providers);
 	}
@@ -339,7 +384,8 @@ static void printer_end(Printer *pr)
 	}
 }
 
-static void print_snapshots(const vss_snapshot_prop *const *snaps, size_t n, const Providers *p, bool json)
+static void print_snapshots(const vss_snapshot_prop *const *snaps, size_t n, const Providers *p,
+			    const SetSchedules *schedules, bool json)
 {
 	_cleanup_free_ Printer *pr = malloc(sizeof(*pr));
 
@@ -348,6 +394,7 @@ static void print_snapshots(const vss_snapshot_prop *const *snaps, size_t n, con
 		return;
 	}
 	printer_begin(pr, p, json);
+	pr->schedules = schedules;
 	for (size_t i = 0; i < n; i++)
 		printer_add(pr, snaps[i]);
 	printer_end(pr);
@@ -483,23 +530,31 @@ static vss_hr resolve_provider(vss_backup *b, const char *name, vss_id *ret)
 	return hr;
 }
 
-/* Wait up to autoretry for the creation slot (Windows' /autoretry). */
-static vss_hr start_set(vss_backup *b, usec_t autoretry, vss_id *ret)
+/* Wait up to autoretry for the creation slot (Windows' /autoretry); with
+ * backoff, the pauses double from 100 ms to 5 s, so that a timer's runs
+ * waiting behind a long set do not poll vssd ten times a second. */
+static vss_hr start_set(vss_backup *b, usec_t autoretry, bool backoff, vss_id *ret)
 {
-	usec_t deadline = now_usec(CLOCK_MONOTONIC) + autoretry;
+	usec_t deadline = now_usec(CLOCK_MONOTONIC) + autoretry, pause = 100 * USEC_PER_MSEC;
 	bool told = false;
 
 	for (;;) {
 		vss_hr hr = vss_backup_start_snapshot_set(b, ret);
 		usec_t now = now_usec(CLOCK_MONOTONIC);
 
-		if (hr != VSS_E_SNAPSHOT_SET_IN_PROGRESS || now >= deadline)
+		if (hr != VSS_E_SNAPSHOT_SET_IN_PROGRESS || now >= deadline) {
+			if (hr == VSS_E_SNAPSHOT_SET_IN_PROGRESS && told)
+				fprintf(stderr, "%s: the creation slot stayed busy for %llu s; giving up\n", program,
+					(unsigned long long)(autoretry / USEC_PER_SEC));
 			return hr;
+		}
 		if (!told)
 			fprintf(stderr, "%s: another snapshot set is being created; waiting up to %llu s for it (--autoretry)\n",
 				program, (unsigned long long)(autoretry / USEC_PER_SEC));
 		told = true;
-		sleep_usec(MIN(deadline - now, 100 * USEC_PER_MSEC));
+		sleep_usec(MIN(deadline - now, pause));
+		if (backoff)
+			pause = MIN(pause * 2, 5 * USEC_PER_SEC);
 	}
 }
 
@@ -552,6 +607,9 @@ int make_set(const CreateArgs *a, MadeSet *ret)
 	TRY_HR(vss_create_backup_components(&made.b));
 	TRY_HR(vss_backup_initialize_for_backup(made.b, NULL));
 	TRY_HR(vss_backup_set_context(made.b, a->context));
+	/* Before the slot is taken: a refused tag leaves nothing behind. */
+	if (a->schedule)
+		TRY_HR(vss_backup_set_schedule(made.b, a->schedule));
 	if (writers) {
 		TRY_HR(vss_backup_set_backup_state(made.b, a->components_on, false, a->components_on ? VSS_BT_FULL : VSS_BT_COPY,
 						   false));
@@ -564,7 +622,7 @@ int make_set(const CreateArgs *a, MadeSet *ret)
 		vss_backup_release(made.b);
 		return EXIT_FAILURE;
 	}
-	TRY_HR(start_set(made.b, a->autoretry, &made.set_id));
+	TRY_HR(start_set(made.b, a->autoretry, a->backoff, &made.set_id));
 	for (k = 0; k < n; k++) {
 		int64_t maximum = -1;
 
@@ -634,8 +692,11 @@ static int create_shadow(const CreateArgs *a)
 	}
 	if (writers)
 		TRY_HR(run_async(made.b, vss_backup_backup_complete));
-	if (a->json)
-		print_snapshots(shown, made.n, &providers, true);
+	if (a->json) {
+		vss_scheduled_set tag = { .set_id = made.set_id, .schedule = (char *)a->schedule };
+
+		print_snapshots(shown, made.n, &providers, &(SetSchedules){ &tag, a->schedule ? 1 : 0 }, true);
+	}
 	else {
 		char id[VSS_ID_STRING_MAX];
 
@@ -712,6 +773,7 @@ typedef struct ListShadows {
 	const vss_id *set;
 	const char *canonical;
 	const Providers *providers;
+	const SetSchedules *schedules;
 	bool json, begun;
 	Printer printer;
 } ListShadows;
@@ -724,6 +786,7 @@ static vss_hr list_page(const vss_snapshot_prop *props, size_t n, void *userdata
 	 * prints nothing but its error. */
 	if (!l->begun) {
 		printer_begin(&l->printer, l->providers, l->json);
+		l->printer.schedules = l->schedules;
 		l->begun = true;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -742,6 +805,7 @@ static int list_shadows(const vss_id *set, const char *volume, bool json)
 	_cleanup_free_ char *canonical = NULL;
 	_cleanup_free_ ListShadows *l = NULL;
 	Providers providers = { 0 };
+	SetSchedules schedules = { 0 };
 	vss_backup *b;
 	vss_hr hr;
 
@@ -761,7 +825,9 @@ static int list_shadows(const vss_id *set, const char *volume, bool json)
 		vss_backup_release(b);
 		return fail(hr, NULL);
 	}
-	*l = (ListShadows){ .set = set, .canonical = canonical, .providers = &providers, .json = json };
+	load_set_schedules(b, &schedules);
+	*l = (ListShadows){ .set = set, .canonical = canonical, .providers = &providers, .schedules = &schedules,
+			    .json = json };
 	/* vssd narrows by set and volume on its catalog's indexes. */
 	hr = vss_backup_query_snapshot_pages(b, set, canonical, list_page, l);
 	if (VSS_SUCCEEDED(hr)) {
@@ -776,6 +842,7 @@ static int list_shadows(const vss_id *set, const char *volume, bool json)
 		funlockfile(stdout);
 	}
 	vss_free_object_props(providers.props, providers.n);
+	vss_free_scheduled_sets(schedules.sets, schedules.n);
 	vss_backup_release(b);
 	if (VSS_FAILED(hr))
 		return fail(hr, NULL);
@@ -1212,6 +1279,8 @@ enum {
 	OPT_AUTORETRY,
 	OPT_WRITERS,
 	OPT_NO_WRITERS,
+	OPT_SCHEDULE,
+	OPT_DRY_RUN,
 	OPT_VERSION,
 };
 
@@ -1229,6 +1298,8 @@ typedef enum Verb {
 	VERB_EXPOSE,
 	VERB_UNEXPOSE,
 	VERB_EXEC,
+	VERB_LIST_SCHEDULES,
+	VERB_PRUNE,
 } Verb;
 
 /* A command line, checked as far as it can be without vssd. */
@@ -1246,6 +1317,9 @@ typedef struct Command {
 	vss_id set_id;
 	int64_t maximum;        /* resize --maxsize */
 	bool json;
+	const char *schedule;   /* --schedule */
+	bool dry_run;           /* prune --dry-run */
+	bool autoretry_given;
 } Command;
 
 /* parse_command_line() found a command to run. */
@@ -1261,7 +1335,10 @@ static int check_options(int n, char **words, unsigned given, const struct optio
 	} commands[] = {
 		{ "create", "shadow",
 		  OPT_BIT(OPT_FOR) | OPT_BIT(OPT_PROVIDER) | OPT_BIT(OPT_CONTEXT) |
-			  OPT_BIT(OPT_IGNORE_WRITER_FAILURES) | OPT_BIT(OPT_JSON) | OPT_BIT(OPT_AUTORETRY) },
+			  OPT_BIT(OPT_IGNORE_WRITER_FAILURES) | OPT_BIT(OPT_JSON) | OPT_BIT(OPT_AUTORETRY) |
+			  OPT_BIT(OPT_SCHEDULE) },
+		{ "list", "schedules", OPT_BIT(OPT_JSON) },
+		{ "prune", NULL, OPT_BIT(OPT_SCHEDULE) | OPT_BIT(OPT_DRY_RUN) | OPT_BIT(OPT_JSON) },
 		{ "exec", NULL,
 		  OPT_BIT(OPT_FOR) | OPT_BIT(OPT_SET) | OPT_BIT(OPT_PROVIDER) | OPT_BIT(OPT_CONTEXT) |
 			  OPT_BIT(OPT_WRITERS) | OPT_BIT(OPT_NO_WRITERS) | OPT_BIT(OPT_AT) | OPT_BIT(OPT_AUTORETRY) |
@@ -1371,6 +1448,8 @@ static int parse_command_line(int argc, char **argv, Command *cmd)
 		{ "autoretry", required_argument, NULL, OPT_AUTORETRY },
 		{ "writers", no_argument, NULL, OPT_WRITERS },
 		{ "no-writers", no_argument, NULL, OPT_NO_WRITERS },
+		{ "schedule", required_argument, NULL, OPT_SCHEDULE },
+		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{},
@@ -1457,8 +1536,15 @@ static int parse_command_line(int argc, char **argv, Command *cmd)
 				return usage_error("bad --autoretry \"%s\": the seconds to wait for the creation slot",
 						   optarg);
 			create->autoretry = sec * USEC_PER_SEC;
+			cmd->autoretry_given = true;
 			break;
 		}
+		case OPT_SCHEDULE:
+			cmd->schedule = optarg;
+			break;
+		case OPT_DRY_RUN:
+			cmd->dry_run = true;
+			break;
 		case OPT_WRITERS:
 		case OPT_NO_WRITERS:
 			break;
@@ -1518,6 +1604,12 @@ static int parse_command_line(int argc, char **argv, Command *cmd)
 		cmd->verb = undo ? VERB_UNEXPOSE : VERB_EXPOSE;
 		return COMMAND_RUN;
 	}
+	if (argc - optind == 1 && streq(argv[optind], "prune")) {
+		if (!cmd->schedule)
+			return usage_error("prune needs --schedule=NAME");
+		cmd->verb = VERB_PRUNE;
+		return COMMAND_RUN;
+	}
 	if (argc - optind == 1)
 		return unknown_command(argv[optind]);
 	if (argc - optind != 2)
@@ -1526,6 +1618,16 @@ static int parse_command_line(int argc, char **argv, Command *cmd)
 	noun = argv[optind + 1];
 	cmd->volume = volumes ? volumes[0] : NULL;
 
+	if (streq(verb, "create") && streq(noun, "shadow") && cmd->schedule) {
+		/* The schedule's file says what to make. */
+		if (volumes || context_given)
+			return usage_error("create shadow --schedule takes the volumes and context from the schedule: "
+					   "no --for or --context");
+		create->json = cmd->json;
+		create->report = cmd->json ? stderr : stdout;
+		cmd->verb = VERB_CREATE_SHADOW;
+		return COMMAND_RUN;
+	}
 	if (streq(verb, "create") && streq(noun, "shadow")) {
 		if (!volumes)
 			return usage_error("create shadow needs --for=PATH");
@@ -1551,6 +1653,10 @@ static int parse_command_line(int argc, char **argv, Command *cmd)
 			return usage_error("\"%s\" is not a set id", set);
 		cmd->set = set ? &cmd->set_id : NULL;
 		cmd->verb = VERB_LIST_SHADOWS;
+		return COMMAND_RUN;
+	}
+	if (streq(verb, "list") && streq(noun, "schedules")) {
+		cmd->verb = VERB_LIST_SCHEDULES;
 		return COMMAND_RUN;
 	}
 	if (streq(verb, "list") && streq(noun, "providers")) {
@@ -1604,11 +1710,32 @@ static int parse_command_line(int argc, char **argv, Command *cmd)
 	}
 }
 
+/* create shadow --schedule: what the timer's service runs. */
+static int create_scheduled(const Command *cmd)
+{
+	_cleanup_(schedule_clear) Schedule s = { .writers = -1 };
+	CreateArgs a = cmd->create;
+	int r;
+
+	r = schedule_create_args(cmd->schedule, &s, &a, cmd->autoretry_given);
+	if (r == EXIT_SUCCESS)
+		r = create_shadow(&a);
+	if (r != EXIT_SUCCESS)
+		schedule_run_failed(cmd->schedule, r);
+	return r;
+}
+
 static int run_command(const Command *cmd)
 {
 	switch (cmd->verb) {
 	case VERB_CREATE_SHADOW:
+		if (cmd->schedule)
+			return create_scheduled(cmd);
 		return create_shadow(&cmd->create);
+	case VERB_LIST_SCHEDULES:
+		return list_schedules(cmd->json);
+	case VERB_PRUNE:
+		return prune_schedule(cmd->schedule, cmd->dry_run, cmd->json);
 	case VERB_LIST_SHADOWS:
 		return list_shadows(cmd->set, cmd->volume, cmd->json);
 	case VERB_LIST_PROVIDERS:

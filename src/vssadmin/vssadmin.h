@@ -9,6 +9,7 @@
 #include <vss/vss.h>
 
 #include "basic/macro.h"
+#include "basic/schedule.h"
 #include "basic/util.h"
 
 #define EXIT_USAGE 2
@@ -60,6 +61,8 @@ typedef struct CreateArgs {
 	char **components_on;   /* a full backup of the writers' components with files below these
 	                         * (canonical) paths; NULL: a copy backup, no component selected */
 	FILE *report;           /* where snapshots deleted to make room are named; NULL: stdout */
+	const char *schedule;   /* --schedule: recorded on the set; NULL: none */
+	bool backoff;           /* wait for the slot with growing pauses (a timer's run) */
 } CreateArgs;
 
 /* A set made by make_set(): the object is still in its backup (the writers
@@ -96,3 +99,17 @@ typedef struct ExecArgs {
  * or 127 when it cannot be run, EXIT_EXEC_FAILED when vssadmin failed before
  * (reported). Needs root (a mount namespace). */
 int exec_command(const ExecArgs *a);
+
+/* schedules.c */
+/* Where schedules are read: $VSS_SCHEDULES_DIR, else the installed
+ * /etc/vss/schedules.d. */
+const char *schedules_dir(void);
+/* create shadow --schedule=NAME: fill *a from the schedule's file (read into
+ * *s, the caller's to schedule_clear()). EXIT_SUCCESS, or the failure's exit
+ * status, reported. */
+int schedule_create_args(const char *name, Schedule *s, CreateArgs *a, bool autoretry_given);
+/* Say on stderr (the journal, under systemd) that a scheduled run made no set. */
+void schedule_run_failed(const char *name, int status);
+/* vssadmin list schedules, and vssadmin prune --schedule=NAME. */
+int list_schedules(bool json);
+int prune_schedule(const char *name, bool dry_run, bool json);

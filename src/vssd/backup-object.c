@@ -891,6 +891,8 @@ static int method_expose_snapshot(sd_bus_message *msg, void *userdata, sd_bus_er
 	if (r < 0)
 		return r;
 	hr = snapshot_expose(b->manager, s, expose, &b->conn->cred, &exposed, reason, sizeof(reason));
+	if (VSS_SUCCEEDED(hr))
+		backup_note_set_used(b, &s->prop.snapshot_set_id);
 	catalog_snapshots_free(s, 1);
 	if (VSS_FAILED(hr))
 		return bus_error_set_hr(error, hr, "%s", reason);
@@ -1103,8 +1105,12 @@ int backup_object_new(Connection *c, BackupObject **ret)
 	if (r >= 0)
 		r = sd_bus_add_object_vtable(c->bus, &b->writers_slot, b->path, VSS_BUS_BACKUP_WRITERS_IFACE,
 					     backup_writers_vtable, b);
+	if (r >= 0)
+		r = sd_bus_add_object_vtable(c->bus, &b->schedules_slot, b->path, VSS_BUS_BACKUP_SCHEDULES_IFACE,
+					     backup_schedules_vtable, b);
 	if (r < 0) {
 		sd_bus_slot_unref(b->slot);
+		sd_bus_slot_unref(b->writers_slot);
 		free(b);
 		return r;
 	}
@@ -1151,8 +1157,10 @@ BackupObject *backup_object_free(BackupObject *b)
 		manager_delete_set(m, &b->set_id, "its requestor released it (auto-release context)");
 	free_members(b);
 	LIST_REMOVE(backups, b->conn->backups, b);
+	backup_schedules_free(b);
 	sd_bus_slot_unref(b->slot);
 	sd_bus_slot_unref(b->writers_slot);
+	sd_bus_slot_unref(b->schedules_slot);
 	free(b);
 	return NULL;
 }

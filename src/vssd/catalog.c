@@ -14,7 +14,7 @@
 #include "providers/fault.h"
 #include "vssd/catalog.h"
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 
 struct Catalog {
 	sqlite3 *db;
@@ -41,7 +41,10 @@ static const char schema[] =
 	"  total_us INTEGER NOT NULL DEFAULT 0,"
 	"  consistency TEXT,"
 	"  requestor_uid INTEGER NOT NULL,"
-	"  requestor_pid INTEGER NOT NULL"
+	"  requestor_pid INTEGER NOT NULL,"
+	/* Version 3: the schedule that made the set (NULL: none); older
+	 * catalogs gain it when opened (schedules_upgrade). */
+	"  schedule TEXT"
 	");"
 	"CREATE TABLE IF NOT EXISTS snapshots ("
 	"  id TEXT PRIMARY KEY,"
@@ -114,6 +117,25 @@ static int exec(Catalog *c, const char *sql)
 	return rc == SQLITE_OK ? 0 : fail(c, rc, sql);
 }
 
+/* Version 3's sets.schedule, added to a catalog made before it (its sets
+ * were made by no schedule), and the index a prune reads a schedule's sets
+ * by. */
+static int schedules_upgrade(Catalog *c)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(c->db, "SELECT schedule FROM sets LIMIT 0", -1, &st, NULL);
+	int r;
+
+	sqlite3_finalize(st);
+	if (rc != SQLITE_OK) {
+		r = exec(c, "ALTER TABLE sets ADD COLUMN schedule TEXT");
+		if (r < 0)
+			return r;
+		log_info("catalog: upgraded to schema version 3 (sets.schedule)");
+	}
+	return exec(c, "CREATE INDEX IF NOT EXISTS sets_schedule ON sets(schedule) WHERE schedule IS NOT NULL");
+}
+
 int catalog_open(const char *path, Catalog **ret)
 {
 	Catalog *c;
@@ -159,6 +181,9 @@ int catalog_open(const char *path, Catalog **ret)
 		goto fail;
 	}
 	r = exec(c, schema);
+	if (r < 0)
+		goto fail;
+	r = schedules_upgrade(c);
 	if (r < 0)
 		goto fail;
 	r = exec(c, "PRAGMA user_version=" STRINGIFY(SCHEMA_VERSION));
@@ -219,8 +244,8 @@ static int insert_set(Catalog *c, const CatalogSet *s)
 	int r;
 
 	r = prepare(c,
-		    "INSERT INTO sets (id, context, state, snapshots_count, started_us, requestor_uid, requestor_pid)"
-		    " VALUES (?, ?, 'creating', ?, ?, ?, ?)",
+		    "INSERT INTO sets (id, context, state, snapshots_count, started_us, requestor_uid, requestor_pid,"
+		    " schedule) VALUES (?, ?, 'creating', ?, ?, ?, ?, ?)",
 		    &st);
 	if (r < 0)
 		return r;
@@ -230,6 +255,7 @@ static int insert_set(Catalog *c, const CatalogSet *s)
 	sqlite3_bind_int64(st, 4, s->started_us);
 	sqlite3_bind_int64(st, 5, s->requestor_uid);
 	sqlite3_bind_int(st, 6, s->requestor_pid);
+	bind_str(st, 7, s->schedule);
 	return step_done(c, st, "insert set");
 }
 
@@ -530,6 +556,7 @@ void catalog_snapshots_free(CatalogSnapshot *s, size_t n)
 void catalog_set_clear(CatalogSet *s)
 {
 	free(s->consistency);
+	free(s->schedule);
 	*s = (CatalogSet){ 0 };
 }
 
@@ -909,7 +936,7 @@ int catalog_list_sets(Catalog *c, CatalogSet **ret, size_t *ret_n)
 
 	r = prepare(c,
 		    "SELECT id, context, state, snapshots_count, started_us, created_us, prepare_us,"
-		    " flush_us, hold_window_us, total_us, consistency, requestor_uid, requestor_pid"
+		    " flush_us, hold_window_us, total_us, consistency, requestor_uid, requestor_pid, schedule"
 		    " FROM sets ORDER BY started_us, id",
 		    &st);
 	if (r < 0)
@@ -937,6 +964,12 @@ int catalog_list_sets(Catalog *c, CatalogSet **ret, size_t *ret_n)
 		s->consistency = column_str(st, 10);
 		s->requestor_uid = (uint32_t)sqlite3_column_int64(st, 11);
 		s->requestor_pid = sqlite3_column_int(st, 12);
+		s->schedule = column_str(st, 13);
+		if (sqlite3_column_type(st, 13) != SQLITE_NULL && !s->schedule &&
+		    sqlite3_errcode(c->db) == SQLITE_NOMEM) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
 	}
 	sqlite3_finalize(st);
 	if (r < 0 || rc != SQLITE_DONE) {
@@ -965,4 +998,70 @@ int catalog_count_volume_snapshots(Catalog *c, const char *volume, uint64_t *ret
 		*ret = (uint64_t)sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
 	return rc == SQLITE_ROW ? 0 : fail(c, rc, "count snapshots");
+}
+
+int catalog_list_scheduled_sets(Catalog *c, const char *schedule, CatalogScheduledSet **ret, size_t *ret_n)
+{
+	CatalogScheduledSet *list = NULL;
+	size_t n = 0, allocated = 0;
+	sqlite3_stmt *st;
+	int r = 0, rc;
+
+	*ret = NULL;
+	*ret_n = 0;
+	pthread_mutex_lock(&c->lock);
+	retry_forgotten(c);
+	pthread_mutex_unlock(&c->lock);
+	/* rowid: the order the sets were recorded, which a clock stepped
+	 * back does not change. */
+	/* Two statements, so that each seeks on sets_schedule. */
+	r = prepare(c,
+		    schedule ? "SELECT s.id, s.schedule, s.created_us, s.rowid,"
+			       " EXISTS (SELECT 1 FROM snapshots p WHERE p.set_id = s.id AND p.exposed_name IS NOT NULL)"
+			       " FROM sets s WHERE s.schedule = ?1 AND s.state = 'created' ORDER BY s.rowid"
+			     : "SELECT s.id, s.schedule, s.created_us, s.rowid,"
+			       " EXISTS (SELECT 1 FROM snapshots p WHERE p.set_id = s.id AND p.exposed_name IS NOT NULL)"
+			       " FROM sets s WHERE s.schedule IS NOT NULL AND s.state = 'created' ORDER BY s.rowid",
+		    &st);
+	if (r < 0)
+		return r;
+	if (schedule)
+		bind_str(st, 1, schedule);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		CatalogScheduledSet *s = array_append((void **)&list, &n, &allocated, sizeof(*list));
+
+		if (!s) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		if ((r = column_id(st, 0, "set", "valid id", &s->id)) < 0)
+			break;
+		s->schedule = column_str(st, 1);
+		if (!s->schedule) {
+			/* An empty blob reads as NULL too. */
+			if (sqlite3_errcode(c->db) == SQLITE_NOMEM)
+				rc = SQLITE_NOMEM;
+			else
+				r = bad_row("a set", "readable schedule");
+			break;
+		}
+		s->created_us = sqlite3_column_int64(st, 2);
+		s->order = sqlite3_column_int64(st, 3);
+		s->exposed = sqlite3_column_int(st, 4) != 0;
+	}
+	sqlite3_finalize(st);
+	if (r < 0 || rc != SQLITE_DONE) {
+		catalog_scheduled_sets_free(list, n);
+		return r < 0 ? r : rc == SQLITE_NOMEM ? -ENOMEM : fail(c, rc, "list scheduled sets");
+	}
+	*ret = list;
+	*ret_n = n;
+	return 0;
+}
+
+void catalog_scheduled_sets_free(CatalogScheduledSet *s, size_t n)
+{
+	for (size_t i = 0; s && i < n; i++)
+		free(s[i].schedule);
+	free(s);
 }

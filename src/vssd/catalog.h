@@ -32,6 +32,7 @@ typedef struct CatalogSet {
 	char *consistency;
 	uint32_t requestor_uid;
 	int32_t requestor_pid;
+	char *schedule;         /* the schedule that made it; NULL: none */
 } CatalogSet;
 
 /* Where a snapshot stands in the catalog's order (its set's start, its
@@ -137,3 +138,17 @@ void catalog_snapshot_clear(CatalogSnapshot *s);
 void catalog_snapshots_free(CatalogSnapshot *s, size_t n);
 void catalog_set_clear(CatalogSet *s);
 void catalog_sets_free(CatalogSet *s, size_t n);
+
+/* A finished set a schedule made, as a prune weighs it. */
+typedef struct CatalogScheduledSet {
+	vss_id id;
+	char *schedule;
+	int64_t created_us;
+	int64_t order;          /* increases with each set recorded */
+	bool exposed;           /* one of its snapshots is exposed */
+} CatalogScheduledSet;
+
+/* The finished sets of a schedule (NULL: of every schedule), in the order
+ * they were recorded. */
+int catalog_list_scheduled_sets(Catalog *c, const char *schedule, CatalogScheduledSet **ret, size_t *ret_n);
+void catalog_scheduled_sets_free(CatalogScheduledSet *s, size_t n);

@@ -14,6 +14,7 @@
 
 #include "basic/log.h"
 #include "basic/macro.h"
+#include "basic/schedule.h"
 #include "providers/command.h"
 #include "vssd/config.h"
 
@@ -29,6 +30,7 @@ void config_init(Config *c)
 		.max_snapshots_per_volume = 512,
 		.max_image_nesting = 1,
 		.dpkg_lock = strdup("/var/lib/dpkg/lock-frontend"),
+		.schedules_dir = strdup(VSS_SCHEDULES_DIR),
 		.transaction_freeze_timeout = 10 * USEC_PER_SEC,
 		.transaction_thaw_timeout = 60 * USEC_PER_SEC,
 		.host_reserve = { .bytes = 256 << 20, .percent = 2 },
@@ -46,7 +48,8 @@ void config_clear(Config *c)
 {
 	free(c->backup_group);
 	free(c->dpkg_lock);
-	c->backup_group = c->dpkg_lock = NULL;
+	free(c->schedules_dir);
+	c->backup_group = c->dpkg_lock = c->schedules_dir = NULL;
 	for (size_t i = 0; i < c->n_host_reserves; i++)
 		free(c->host_reserves[i].host);
 	free(c->host_reserves);
@@ -175,18 +178,6 @@ static int add_previous_versions(Config *c, const char *v)
 	return 0;
 }
 
-static char *strip(char *s)
-{
-	char *e;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1]))
-		*--e = '\0';
-	return s;
-}
-
 static int parse_bounded(const char *v, uint64_t min, uint64_t max, uint64_t *ret)
 {
 	uint64_t x;
@@ -265,6 +256,20 @@ static int set_key(Config *c, const char *k, const char *v)
 		if (parse_bounded(v, 1, 8, &x) < 0)
 			return -EINVAL;
 		c->max_image_nesting = (unsigned)x;
+		return 0;
+	}
+	if (streq(k, "SchedulesDirectory")) {
+		char *d;
+
+		if (!path_is_canonical_form(v)) {
+			snprintf(refusal, sizeof(refusal), ": \"%s\" is not an absolute path", v);
+			return -EINVAL;
+		}
+		d = strdup(v);
+		if (!d)
+			return -ENOMEM;
+		free(c->schedules_dir);
+		c->schedules_dir = d;
 		return 0;
 	}
 	if (streq(k, "HostReserve"))
@@ -490,7 +495,7 @@ int config_load(Config *c, const char *path, bool required)
 			r = log_error_errno(EINVAL, "%s:%u: contains a NUL byte", path, lineno);
 			break;
 		}
-		s = strip(line);
+		s = strip_whitespace(line);
 		if (*s == '\0' || *s == '#' || *s == ';')
 			continue;
 		if (*s == '[') {
@@ -516,20 +521,20 @@ int config_load(Config *c, const char *path, bool required)
 		}
 		*eq = '\0';
 		if (section.line > 0) {
-			r = section_add(&section, strip(s), strip(eq + 1), lineno);
+			r = section_add(&section, strip_whitespace(s), strip_whitespace(eq + 1), lineno);
 			if (r < 0) {
 				r = log_error_errno(-r, "%s:%u: %m", path, lineno);
 				break;
 			}
 			continue;
 		}
-		r = set_key(c, strip(s), strip(eq + 1));
+		r = set_key(c, strip_whitespace(s), strip_whitespace(eq + 1));
 		if (r == -ENOKEY) {
-			r = log_error_errno(EINVAL, "%s:%u: unknown key \"%s\"", path, lineno, strip(s));
+			r = log_error_errno(EINVAL, "%s:%u: unknown key \"%s\"", path, lineno, strip_whitespace(s));
 			break;
 		}
 		if (r < 0) {
-			r = log_error_errno(-r, "%s:%u: bad value for %s%s", path, lineno, strip(s), refusal);
+			r = log_error_errno(-r, "%s:%u: bad value for %s%s", path, lineno, strip_whitespace(s), refusal);
 			break;
 		}
 	}

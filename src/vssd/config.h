@@ -52,6 +52,8 @@ typedef struct Config {
 	HostReserve *host_reserves;     /* HostReserve = /mount/point SIZE N% */
 	size_t n_host_reserves;
 	usec_t host_reserve_interval;   /* HostReserveCheckMSec, default 1 s */
+	char *schedules_dir;            /* SchedulesDirectory, default VSS_SCHEDULES_DIR: the
+	                                 * schedules a set may be tagged with and pruned by */
 	char **previous_versions;       /* PreviousVersions = /volume: published for Samba */
 	size_t n_previous_versions;
 	struct provider_ops **providers; /* made from [Provider] sections with

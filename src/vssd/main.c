@@ -11,6 +11,7 @@
 
 #include "basic/log.h"
 #include "basic/macro.h"
+#include "basic/util.h"
 #include "vssd/manager.h"
 
 /* Where `meson install` puts the default configuration: SYSCONFDIR/vss. */
@@ -156,6 +157,19 @@ int main(int argc, char **argv)
 	if (r < 0) {
 		log_error_errno(r, "cannot start: %m");
 		return EXIT_FAILURE;
+	}
+	/* Schedules live beside the configuration unless it says where. */
+	{
+		_cleanup_free_ char *dir = path_parent(config_abs);
+		char *schedules = NULL;
+
+		if (!dir || asprintf(&schedules, "%s/schedules.d", streq(dir, "/") ? "" : dir) < 0) {
+			log_error_errno(ENOMEM, "cannot start: %m");
+			manager_free(m);
+			return EXIT_FAILURE;
+		}
+		free(m->config.schedules_dir);
+		m->config.schedules_dir = schedules;
 	}
 	r = config_load(&m->config, config_abs, config_given);
 	if (r >= 0)

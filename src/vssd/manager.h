@@ -67,7 +67,7 @@ struct BackupObject {
 	Manager *manager;
 	Connection *conn;
 	char path[64];
-	sd_bus_slot *slot, *writers_slot;
+	sd_bus_slot *slot, *writers_slot, *schedules_slot;
 	sd_event_source *set_timer; /* SnapshotSetTimeoutSec, from StartSnapshotSet */
 
 	BackupState state;
@@ -88,6 +88,11 @@ struct BackupObject {
 	AsyncOp *round_async;    /* the operation waiting for it */
 	Component *components;   /* selected by AddComponent */
 	size_t n_components;
+
+	/* Schedules (schedules.c). */
+	char *schedule;          /* SetSchedule: recorded on the set */
+	vss_id *used_sets;       /* sets this object exposed: in use until it is released */
+	size_t n_used_sets;
 	LIST_FIELDS(BackupObject, backups);
 };
 
@@ -223,6 +228,13 @@ void components_free(BackupObject *b);
  * the set that have not failed. */
 bool sel_identified(const Participant *p, void *data);
 bool sel_active(const Participant *p, void *data);
+
+/* schedules.c: sets tagged by a schedule, and their pruning. */
+extern const sd_bus_vtable backup_schedules_vtable[];
+/* The object exposed a snapshot of set_id: a prune leaves that set alone
+ * until the object is released (vssadmin exec reads it meanwhile). */
+void backup_note_set_used(BackupObject *b, const vss_id *set_id);
+void backup_schedules_free(BackupObject *b);
 
 /* async-op.c */
 int async_op_new(Connection *c, vss_hr status, AsyncOp **ret);

@@ -141,6 +141,16 @@ static void list(Catalog *c, uint8_t flags, const char *set, const char *snapsho
 	}
 	if (catalog_list_sets(c, &sets, &n) >= 0)
 		catalog_sets_free(sets, n);
+	{
+		CatalogScheduledSet *ss;
+
+		if (catalog_list_scheduled_sets(c, NULL, &ss, &n) >= 0) {
+			for (size_t i = 0; i < n; i++)
+				if (!ss[i].schedule)
+					abort();
+			catalog_scheduled_sets_free(ss, n);
+		}
+	}
 	if (catalog_storage(c, &volumes, &maximums, &n) >= 0) {
 		for (size_t i = 0; i < n; i++)
 			if (!volumes[i])

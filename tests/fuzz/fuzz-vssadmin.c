@@ -35,8 +35,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	r = parse_command_line(argc, argv, &cmd);
 	if (r == COMMAND_RUN) {
 		/* What the parser promises the commands. */
-		if (cmd.verb == VERB_CREATE_SHADOW &&
+		if (cmd.verb == VERB_CREATE_SHADOW && !cmd.schedule &&
 		    (!cmd.create.volumes || strv_length(cmd.create.volumes) > VSS_MAX_VOLUMES_PER_SET + 1))
+			abort();
+		if (cmd.verb == VERB_PRUNE && !cmd.schedule)
 			abort();
 		if (cmd.verb == VERB_DELETE_SHADOWS && !!cmd.del.shadow + !!cmd.del.set + !!cmd.del.volume != 1)
 			abort();

@@ -228,7 +228,17 @@ COMMANDS = {
     "unexpose": lambda e, s, u: [["unexpose", f"--shadow={s['id']}"], ["unexpose", f"--set={s['set_id']}"]],
     "delete shadows": lambda e, s, u: [["delete", "shadows", f"--shadow={s['id']}"]],
     "exec": lambda e, s, u: [["exec", f"--for={e.vol}", "--", "true"], ["exec", f"--set={s['set_id']}", "--", "true"]],
+    "list schedules": lambda e, s, u: [["list", "schedules"], ["list", "schedules", "--json"]],
+    "prune": lambda e, s, u: [["prune", f"--schedule={schedule(e)}", "--dry-run"], ["prune", f"--schedule={schedule(e)}"]],
 }
+
+
+def schedule(e):
+    """A schedule of vssd's own directory, of the module's volume."""
+    d = e.vssd.dir / "schedules.d"
+    d.mkdir(exist_ok=True)
+    (d / "matrix.conf").write_text(f"[Schedule]\nVolumes = {e.vol}\nCalendar = daily\n[Retention]\nKeepLast = 1\n")
+    return "matrix"
 
 
 @pytest.mark.parametrize("user", USERS, ids=lambda u: u.name)
@@ -265,6 +275,9 @@ def test_vssadmin_matrix(env, user):
         run("unexpose", unexpose)
     for args in COMMANDS["exec"](env, snap, user):
         run("exec", args)
+    for command in ("list schedules", "prune"):
+        for args in COMMANDS[command](env, snap, user):
+            run(command, args)
     for args in COMMANDS["delete shadows"](env, snap, user):
         run("delete shadows", args)
     if snap is root_snap:
@@ -308,6 +321,10 @@ def hostile_invocations(value):
     yield ["exec", "--for=/", f"--at={value}", "--", "true"]
     yield ["exec", "--for=/", f"--autoretry={value}", "--", "true"]
     yield ["exec", "--for=/", "--", value]
+    yield ["create", "shadow", f"--schedule={value}"]
+    yield ["list", "schedules", value]
+    yield ["prune", f"--schedule={value}"]
+    yield ["prune", f"--schedule={value}", "--dry-run"]
     yield [value, value]
 
 

@@ -60,9 +60,14 @@ def test_layout(installed):
         prefix / "lib/tmpfiles.d/vss.conf",
         under(dest, o, "datadir", "bash-completion/completions/vssadmin"),
         under(dest, o, "datadir", "doc/vss/ADMIN.md"),
+        prefix / UNIT_DIR / "vss-snapshot@.service",
+        prefix / UNIT_DIR / "vss-snapshot@.timer",
     ]
     for p in files:
         assert p.is_file() and mode(p) == 0o644, p
+    generator = prefix / "lib/systemd/system-generators/vss-schedule-generator"
+    assert generator.is_file() and mode(generator) == 0o755, generator
+    assert under(dest, o, "sysconfdir", "vss", "schedules.d").is_dir()
     # The default configuration is the documented one, the one vssd reads.
     assert files[0].read_text() == (ROOT / "data/vssd.conf").read_text()
     vssd = under(dest, o, "sbindir", "vssd")
@@ -145,6 +150,24 @@ def test_units_verify(installed, tmp_path):
     p = run("systemd-analyze", "verify", "--man=no", f"--root={root}",
             root / inner / "vssd.service", root / inner / "vssd.socket", check=False)
     assert p.returncode == 0 and not p.stderr.strip(), p.stderr
+    # A schedule's timer is the template with the generator's drop-in: the
+    # template alone has no OnCalendar=, which systemd refuses.
+    p = run("systemd-analyze", "verify", "--man=no", f"--root={root}", "vss-snapshot@nightly.timer", check=False)
+    assert p.returncode != 0 and "lacks value setting" in p.stderr, p.stderr
+    schedules = tmp_path / "schedules.d"
+    schedules.mkdir()
+    (schedules / "nightly.conf").write_text("[Schedule]\nVolumes = /srv\nCalendar = *-*-* 02:30\n")
+    generator = root / inner.parent / "system-generators/vss-schedule-generator"
+    run(generator, root / "etc/systemd/system", env=dict(os.environ, VSS_SCHEDULES_DIR=str(schedules)))
+    p = run("systemd-analyze", "verify", "--man=no", f"--root={root}", "vss-snapshot@nightly.timer",
+            "vss-snapshot@nightly.service", check=False)
+    assert p.returncode == 0 and not p.stderr.strip(), p.stderr
+    link = root / "etc/systemd/system/timers.target.wants/vss-snapshot@nightly.timer"
+    assert os.readlink(link) == str(pathlib.Path(o["prefix"]) / UNIT_DIR / "vss-snapshot@.timer")
+    service = (units / "vss-snapshot@.service").read_text()
+    bindir = pathlib.Path(o["prefix"]) / o["bindir"]
+    assert f"ExecStart={bindir}/vssadmin create shadow --schedule=%i\n" in service
+    assert f"ExecStart={bindir}/vssadmin prune --schedule=%i\n" in service
     # The documentation the unit names is installed.
     for page in re.findall(r"man:([\w.-]+)\((\d)\)", text):
         assert under(dest, o, "mandir", f"man{page[1]}", f"{page[0]}.{page[1]}").is_file(), page
@@ -156,7 +179,7 @@ def test_units_verify(installed, tmp_path):
 
 def test_man_pages(installed):
     dest, o = installed
-    for name, section in [("vss", 7), ("vssd", 8), ("vssd.conf", 5), ("vssadmin", 8),
+    for name, section in [("vss", 7), ("vssd", 8), ("vssd.conf", 5), ("vss-schedules", 5), ("vssadmin", 8),
                           ("vss-hook-writer", 8), ("vss-pg-writer", 8), ("vss-mysql-writer", 8)]:
         page = under(dest, o, "mandir", f"man{section}", f"{name}.{section}")
         text = page.read_text()
@@ -209,7 +232,9 @@ def complete(dest, o, line, env=None):
 def test_completion(installed):
     dest, o = installed
     assert set(complete(dest, o, "vssadmin ")) >= {"create", "list", "delete", "exec", "expose", "resize"}
-    assert set(complete(dest, o, "vssadmin list ")) == {"shadows", "providers", "writers", "shadowstorage"}
+    assert set(complete(dest, o, "vssadmin list ")) == {"shadows", "providers", "writers", "shadowstorage",
+                                                        "schedules"}
+    assert complete(dest, o, "vssadmin prune --dr") == ["--dry-run"]
     assert "--autoretry=" in complete(dest, o, "vssadmin create shadow --")
     assert "--no-writers" in complete(dest, o, "vssadmin exec --")
     assert "--maxsize=" not in complete(dest, o, "vssadmin list shadows --")

@@ -649,6 +649,107 @@ static void test_upgrade_from_version_1(void)
 	ASSERT_NULL(catalog_close(c));
 }
 
+/* A one-member set of schedule (NULL: none), finished unless creating,
+ * its member exposed or not. */
+static void add_scheduled(Catalog *c, uint8_t n, const char *schedule, int64_t created, bool creating, bool exposed)
+{
+	CatalogSet set = {
+		.id = make_id(0x5c, n), .context = VSS_CTX_APP_ROLLBACK, .snapshots_count = 1,
+		.started_us = created, .created_us = created, .requestor_pid = 1, .schedule = (char *)schedule,
+	};
+	CatalogSnapshot snap;
+
+	fill_snapshot(&snap, &set.id, set.context, 0, "/srv/sched", !creating);
+	snap.prop.snapshot_id = make_id(0x5d, n);
+	snap.prop.exposed_name = exposed ? (char *)"/run/vss/exposed/x" : NULL;
+	ASSERT_OK(catalog_begin_set(c, &set, &snap, 1));
+	if (!creating)
+		ASSERT_OK(catalog_finish_set(c, &set, &snap, 1));
+}
+
+/* A version 2 catalog gains sets.schedule and keeps its sets, no
+ * schedule's; then a schedule's finished sets are listed in the order
+ * recorded (not by their times: a clock may have been stepped back), with
+ * whether one is exposed. */
+static void test_schedules(void)
+{
+	char path[sizeof(db_path) + 32];
+	CatalogScheduledSet *ss = NULL;
+	CatalogSet *sets = NULL;
+	Catalog *c = NULL;
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	size_t n = 99;
+
+	db_make("v2.db",
+		"CREATE TABLE sets (id TEXT PRIMARY KEY, context INTEGER NOT NULL, state TEXT NOT NULL,"
+		" snapshots_count INTEGER NOT NULL, started_us INTEGER NOT NULL,"
+		" created_us INTEGER NOT NULL DEFAULT 0, prepare_us INTEGER NOT NULL DEFAULT 0,"
+		" flush_us INTEGER NOT NULL DEFAULT 0, hold_window_us INTEGER NOT NULL DEFAULT 0,"
+		" total_us INTEGER NOT NULL DEFAULT 0, consistency TEXT,"
+		" requestor_uid INTEGER NOT NULL, requestor_pid INTEGER NOT NULL);"
+		"CREATE TABLE storage (volume TEXT PRIMARY KEY, maximum INTEGER NOT NULL);"
+		"INSERT INTO sets (id, context, state, snapshots_count, started_us, requestor_uid, requestor_pid)"
+		" VALUES ('{5c000000-0000-00a5-0000-0000000000ff}', 9, 'created', 0, 5, 0, 1);"
+		"PRAGMA user_version=2",
+		path, sizeof(path));
+	ASSERT_OK(catalog_open(path, &c));
+	ASSERT_OK(catalog_list_sets(c, &sets, &n));
+	ASSERT_EQ_UINT(1, n);
+	ASSERT_NULL(sets[0].schedule);
+	catalog_sets_free(sets, n);
+	ASSERT_OK(catalog_list_scheduled_sets(c, NULL, &ss, &n));
+	ASSERT_EQ_UINT(0, n);
+	catalog_scheduled_sets_free(ss, n);
+
+	add_scheduled(c, 1, "daily", 3000, false, false);
+	add_scheduled(c, 2, "hourly", 2000, false, false);
+	add_scheduled(c, 3, "daily", 1000, false, true);  /* made later, with an earlier time */
+	add_scheduled(c, 4, "daily", 4000, true, false);  /* still being cut */
+	add_scheduled(c, 5, NULL, 5000, false, false);
+	ASSERT_NULL(catalog_close(c));
+
+	/* Reopened: version 3, the column there once. */
+	ASSERT_EQ_INT(SQLITE_OK, sqlite3_open(path, &db));
+	ASSERT_EQ_INT(SQLITE_OK, sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL));
+	ASSERT_EQ_INT(SQLITE_ROW, sqlite3_step(st));
+	ASSERT_EQ_INT(3, sqlite3_column_int(st, 0));
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	ASSERT_OK(catalog_open(path, &c));
+
+	ASSERT_OK(catalog_list_scheduled_sets(c, "daily", &ss, &n));
+	ASSERT_EQ_UINT(2, n);
+	{
+		vss_id first = make_id(0x5c, 1);
+
+		ASSERT_ID_EQ(&first, &ss[0].id);
+	}
+	ASSERT_STREQ("daily", ss[0].schedule);
+	ASSERT_EQ_INT(3000, ss[0].created_us);
+	ASSERT_FALSE(ss[0].exposed);
+	ASSERT_EQ_INT(1000, ss[1].created_us);
+	ASSERT_TRUE(ss[1].exposed);
+	ASSERT_TRUE(ss[0].order < ss[1].order);
+	catalog_scheduled_sets_free(ss, n);
+
+	ASSERT_OK(catalog_list_scheduled_sets(c, NULL, &ss, &n));
+	ASSERT_EQ_UINT(3, n);
+	ASSERT_STREQ("hourly", ss[1].schedule);
+	catalog_scheduled_sets_free(ss, n);
+	ASSERT_OK(catalog_list_scheduled_sets(c, "weekly", &ss, &n));
+	ASSERT_EQ_UINT(0, n);
+	catalog_scheduled_sets_free(ss, n);
+
+	ASSERT_OK(catalog_list_sets(c, &sets, &n));
+	ASSERT_EQ_UINT(6, n);
+	for (size_t i = 0; i < n; i++)
+		if (sets[i].created_us == 2000)
+			ASSERT_STREQ("hourly", sets[i].schedule);
+	catalog_sets_free(sets, n);
+	ASSERT_NULL(catalog_close(c));
+}
+
 /* The maximum of a volume: set, replaced, listed with the volumes that have
  * snapshots, and removed by a negative value. */
 static void test_storage(Catalog *c)
@@ -772,6 +873,7 @@ int main(void)
 
 	RUN_TEST(test_open_errors);
 	RUN_TEST(test_upgrade_from_version_1);
+	RUN_TEST(test_schedules);
 	RUN_TEST(test_garbage_rows);
 
 	ASSERT_OK(catalog_open(db_path, &c));

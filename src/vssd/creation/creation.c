@@ -77,7 +77,10 @@ static int creation_record(Creation *cr, BackupObject *b)
 		.started_us = (int64_t)now_usec(CLOCK_REALTIME),
 		.requestor_uid = (uint32_t)b->conn->cred.uid,
 		.requestor_pid = (int32_t)b->conn->cred.pid,
+		.schedule = strdup_or_null(b->schedule),
 	};
+	if (b->schedule && !cr->set.schedule)
+		return -ENOMEM;
 	cr->snaps = calloc((size_t)n, sizeof(CatalogSnapshot));
 	if (!cr->snaps)
 		return -ENOMEM;
