@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import pathlib
+import signal
 import subprocess
 
 import pytest
@@ -265,7 +266,7 @@ def test_revert_blocks_the_volume(daemon_factory, images):
     """While a volume is reverted: no set of it, no second revert; its
     status is pending, then done. While a set is being made: no revert."""
     vol = image_volume(images, "ext4")
-    vssd = daemon_factory(config=CONFIG, env={"VSS_FAULTS": "revert:3:delay=2000"})
+    vssd = daemon_factory(config=CONFIG, env={"VSS_FAULTS": "revert:3:delay=4000"})
     populate(vol, "one")
     before = content(vol.mnt)
     snap = shadow(vssd, vol)
@@ -282,6 +283,8 @@ def test_revert_blocks_the_volume(daemon_factory, images):
     q = vssd.vssadmin("create", "shadow", f"--for={vol.mnt}", check=False)
     assert "VSS_E_REVERT_IN_PROGRESS" in q.stderr and snap in q.stderr, q.stderr
     q = revert(vssd, snap, check=False)
+    assert "VSS_E_REVERT_IN_PROGRESS" in q.stderr, q.stderr
+    q = vssd.vssadmin("delete", "shadows", f"--shadow={snap}", "--quiet", check=False)
     assert "VSS_E_REVERT_IN_PROGRESS" in q.stderr, q.stderr
     # QueryRevertStatus: pending until the revert ends, then finished.
     results = vssd.requestor("create", "init", f"revert-status={vol.mnt}")
@@ -327,3 +330,24 @@ def test_failed_resume_blocks_the_volume_until_finished(daemon_factory, make_fs)
     assert reverts_recorded(vssd) == []
     assert vol.leftovers() == []
     shadow(vssd, vol)
+
+
+def test_sigterm_waits_for_the_revert(daemon_factory, images):
+    """vssd stopping lets the revert under way end, answers it, then exits."""
+    vol = image_volume(images, "ext4")
+    vssd = daemon_factory(config=CONFIG, env={"VSS_FAULTS": "revert:2:delay=1500"})
+    populate(vol, "one")
+    before = content(vol.mnt)
+    snap = shadow(vssd, vol)
+    populate(vol, "two")
+    client = vssd.background(VSSADMIN, "revert", "shadow", f"--shadow={snap}")
+    vssd.wait_log("VSS_FAULTS: delaying revert step 2 by", timeout=30)
+    vssd.proc.send_signal(signal.SIGTERM)
+    out, err = client.communicate(timeout=60)
+    assert client.returncode == 0, err
+    assert vssd.proc.wait(timeout=60) == 0
+    vssd.proc = None
+    assert "waiting for the revert" in vssd.log()
+    assert content(vol.mnt) == before
+    assert reverts_recorded(vssd) == []
+    assert vol.leftovers() == []
