@@ -262,15 +262,22 @@ def test_revert_killed_at_each_step_is_finished_at_start(daemon_factory, make_fs
         vssd.stop()
 
 
-def test_revert_blocks_the_volume(daemon_factory, images):
-    """While a volume is reverted: no set of it, no second revert; its
-    status is pending, then done. While a set is being made: no revert."""
-    vol = image_volume(images, "ext4")
-    vssd = daemon_factory(config=CONFIG, env={"VSS_FAULTS": "revert:3:delay=4000"})
+def staged(daemon_factory, vol, faults):
+    """A vssd with faults, a snapshot of vol and a change after it: the
+    daemon, what the snapshot holds, and its id."""
+    vssd = daemon_factory(config=CONFIG, env={"VSS_FAULTS": faults})
     populate(vol, "one")
     before = content(vol.mnt)
     snap = shadow(vssd, vol)
     populate(vol, "two")
+    return vssd, before, snap
+
+
+def test_revert_blocks_the_volume(daemon_factory, images):
+    """While a volume is reverted: no set of it, no second revert; its
+    status is pending, then done. While a set is being made: no revert."""
+    vol = image_volume(images, "ext4")
+    vssd, before, snap = staged(daemon_factory, vol, "revert:3:delay=4000")
 
     # The creation slot taken: refused, nothing changed.
     with paused(vssd, "create", "init", "start"):
@@ -299,11 +306,7 @@ def test_revert_blocks_the_volume(daemon_factory, images):
 
 def test_failed_resume_blocks_the_volume_until_finished(daemon_factory, make_fs):
     vol = btrfs_volume(make_fs)
-    vssd = daemon_factory(config=CONFIG, env={"VSS_FAULTS": "revert:3:delay=60000"})
-    populate(vol, "one")
-    before = content(vol.mnt)
-    snap = shadow(vssd, vol)
-    populate(vol, "two")
+    vssd, before, snap = staged(daemon_factory, vol, "revert:3:delay=60000")
     other = shadow(vssd, vol)
     client = vssd.background(VSSADMIN, "revert", "shadow", f"--shadow={snap}")
     vssd.wait_log("VSS_FAULTS: delaying revert step 3 by", timeout=30)
@@ -335,11 +338,7 @@ def test_failed_resume_blocks_the_volume_until_finished(daemon_factory, make_fs)
 def test_sigterm_waits_for_the_revert(daemon_factory, images):
     """vssd stopping lets the revert under way end, answers it, then exits."""
     vol = image_volume(images, "ext4")
-    vssd = daemon_factory(config=CONFIG, env={"VSS_FAULTS": "revert:2:delay=1500"})
-    populate(vol, "one")
-    before = content(vol.mnt)
-    snap = shadow(vssd, vol)
-    populate(vol, "two")
+    vssd, before, snap = staged(daemon_factory, vol, "revert:2:delay=1500")
     client = vssd.background(VSSADMIN, "revert", "shadow", f"--shadow={snap}")
     vssd.wait_log("VSS_FAULTS: delaying revert step 2 by", timeout=30)
     vssd.proc.send_signal(signal.SIGTERM)

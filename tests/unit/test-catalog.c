@@ -623,6 +623,15 @@ static void db_make(const char *name, const char *sql, char *path, size_t size)
 	sqlite3_close(db);
 }
 
+/* The sets table as the first schema had it. */
+#define SETS_V1                                                                                   \
+	"CREATE TABLE sets (id TEXT PRIMARY KEY, context INTEGER NOT NULL, state TEXT NOT NULL,"   \
+	" snapshots_count INTEGER NOT NULL, started_us INTEGER NOT NULL,"                          \
+	" created_us INTEGER NOT NULL DEFAULT 0, prepare_us INTEGER NOT NULL DEFAULT 0,"           \
+	" flush_us INTEGER NOT NULL DEFAULT 0, hold_window_us INTEGER NOT NULL DEFAULT 0,"         \
+	" total_us INTEGER NOT NULL DEFAULT 0, consistency TEXT,"                                  \
+	" requestor_uid INTEGER NOT NULL, requestor_pid INTEGER NOT NULL);"
+
 /* A catalog of the first schema gains the storage table and keeps its rows. */
 static void test_upgrade_from_version_1(void)
 {
@@ -633,12 +642,7 @@ static void test_upgrade_from_version_1(void)
 	size_t n = 99;
 
 	db_make("v1.db",
-		"CREATE TABLE sets (id TEXT PRIMARY KEY, context INTEGER NOT NULL, state TEXT NOT NULL,"
-		" snapshots_count INTEGER NOT NULL, started_us INTEGER NOT NULL,"
-		" created_us INTEGER NOT NULL DEFAULT 0, prepare_us INTEGER NOT NULL DEFAULT 0,"
-		" flush_us INTEGER NOT NULL DEFAULT 0, hold_window_us INTEGER NOT NULL DEFAULT 0,"
-		" total_us INTEGER NOT NULL DEFAULT 0, consistency TEXT,"
-		" requestor_uid INTEGER NOT NULL, requestor_pid INTEGER NOT NULL);"
+		SETS_V1
 		"PRAGMA user_version=1",
 		path, sizeof(path));
 	ASSERT_OK(catalog_open(path, &c));
@@ -660,12 +664,7 @@ static void test_upgrade_from_version_2(void)
 	size_t n = 99;
 
 	db_make("v2.db",
-		"CREATE TABLE sets (id TEXT PRIMARY KEY, context INTEGER NOT NULL, state TEXT NOT NULL,"
-		" snapshots_count INTEGER NOT NULL, started_us INTEGER NOT NULL,"
-		" created_us INTEGER NOT NULL DEFAULT 0, prepare_us INTEGER NOT NULL DEFAULT 0,"
-		" flush_us INTEGER NOT NULL DEFAULT 0, hold_window_us INTEGER NOT NULL DEFAULT 0,"
-		" total_us INTEGER NOT NULL DEFAULT 0, consistency TEXT,"
-		" requestor_uid INTEGER NOT NULL, requestor_pid INTEGER NOT NULL);"
+		SETS_V1
 		"CREATE TABLE snapshots (id TEXT PRIMARY KEY, set_id TEXT NOT NULL REFERENCES sets(id) ON DELETE CASCADE,"
 		" volume TEXT NOT NULL, snapshot_path TEXT NOT NULL, provider_id TEXT NOT NULL, provider TEXT NOT NULL,"
 		" provider_data TEXT, attributes INTEGER NOT NULL, state INTEGER NOT NULL,"
