@@ -51,10 +51,16 @@ const char *fault_point_name(FaultPoint p)
 	return p < _POINT_MAX ? point_names[p] : "?";
 }
 
+typedef enum FaultKind {
+	KIND_STEP,
+	KIND_POINT,
+	KIND_REVERT,
+} FaultKind;
+
 typedef struct Fault {
-	bool is_point;
-	unsigned what;          /* a ProviderStep, or a FaultPoint */
-	unsigned target;        /* the member, or the call; 0 = every one */
+	FaultKind kind;
+	unsigned what;          /* a ProviderStep, or a FaultPoint; 0 for a revert */
+	unsigned target;        /* the member, the call, or the revert step; 0 = every one */
 	int result;             /* injected result, 0 for a pure delay */
 	usec_t delay;
 	atomic_int remaining;   /* how many more times; -1: always */
@@ -111,21 +117,27 @@ static int parse_one(char *entry, Fault *ret)
 	for (unsigned p = 0; p < _POINT_MAX && !found; p++)
 		if (streq(name, point_names[p])) {
 			ret->what = p;
-			ret->is_point = found = true;
+			ret->kind = KIND_POINT;
+			found = true;
 		}
+	if (!found && streq(name, "revert")) {
+		ret->kind = KIND_REVERT;
+		found = true;
+	}
 	if (!found)
 		return -EINVAL;
 
 	if (streq(target, "*"))
 		ret->target = 0;
-	else if (parse_u64(target, &v) < 0 || v == 0 || v > (ret->is_point ? 1000000 : 4096))
+	else if (parse_u64(target, &v) < 0 || v == 0 || v > (ret->kind == KIND_POINT ? 1000000 : 4096))
 		return -EINVAL;
 	else
 		ret->target = (unsigned)v;
 
 	if (streq(action, "veto")) {
-		/* An HRESULT means nothing to a system call. */
-		if (ret->is_point)
+		/* An HRESULT means nothing to a system call, nor to a revert's
+		 * step, whose results are errnos (provider.h). */
+		if (ret->kind != KIND_STEP)
 			return -EINVAL;
 		ret->result = VSS_E_PROVIDER_VETO;
 		return 0;
@@ -185,14 +197,25 @@ FaultTable *fault_table_free(FaultTable *t)
 	return NULL;
 }
 
-/* The first matching entry that fails decides; delays add up on the way. */
-static int inject(FaultTable *t, bool is_point, unsigned what, unsigned target)
+static const char *fault_name(FaultKind kind, unsigned what)
 {
+	return kind == KIND_STEP ? step_names[what] : kind == KIND_POINT ? point_names[what] : "revert";
+}
+
+/* The first matching entry that fails decides; delays add up on the way. */
+static int inject(FaultTable *t, FaultKind kind, unsigned what, unsigned target)
+{
+	static const char *const target_names[] = {
+		[KIND_STEP] = "member",
+		[KIND_POINT] = "call",
+		[KIND_REVERT] = "step",
+	};
+
 	for (size_t i = 0; i < t->n; i++) {
 		Fault *f = &t->faults[i];
 		int left;
 
-		if (f->is_point != is_point || f->what != what || (f->target != 0 && f->target != target))
+		if (f->kind != kind || f->what != what || (f->target != 0 && f->target != target))
 			continue;
 		/* Count down a limited fault; several workers may race here. */
 		left = atomic_load(&f->remaining);
@@ -202,8 +225,8 @@ static int inject(FaultTable *t, bool is_point, unsigned what, unsigned target)
 			continue;
 		if (f->delay > 0) {
 			/* So that a test knows the stall has begun. */
-			log_notice("VSS_FAULTS: delaying %s %s %u by %llu ms", is_point ? point_names[what] : step_names[what],
-				   is_point ? "call" : "member", target, (unsigned long long)(f->delay / USEC_PER_MSEC));
+			log_notice("VSS_FAULTS: delaying %s %s %u by %llu ms", fault_name(kind, what), target_names[kind],
+				   target, (unsigned long long)(f->delay / USEC_PER_MSEC));
 			sleep_usec(f->delay);
 		}
 		if (f->result != 0)
@@ -214,7 +237,7 @@ static int inject(FaultTable *t, bool is_point, unsigned what, unsigned target)
 
 int fault_inject(FaultTable *t, ProviderStep step, unsigned member)
 {
-	return t ? inject(t, false, step, member) : 0;
+	return t ? inject(t, KIND_STEP, step, member) : 0;
 }
 
 void fault_table_set_global(FaultTable *t)
@@ -230,8 +253,20 @@ int fault_point(FaultPoint p)
 	if (!global)
 		return 0;
 	call = atomic_fetch_add(&global->calls[p], 1) + 1;
-	r = inject(global, true, p, call);
+	r = inject(global, KIND_POINT, p, call);
 	if (r != 0)
 		log_notice("VSS_FAULTS: injected %s into %s call %u", strerror(-r), point_names[p], call);
+	return r;
+}
+
+int fault_revert_step(unsigned n)
+{
+	int r;
+
+	if (!global)
+		return 0;
+	r = inject(global, KIND_REVERT, 0, n);
+	if (r != 0)
+		log_notice("VSS_FAULTS: injected %s into revert step %u", strerror(-r), n);
 	return r;
 }

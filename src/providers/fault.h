@@ -8,7 +8,7 @@
  * real against the kernel:
  *
  *   VSS_FAULTS="ENTRY[,ENTRY...]"
- *   ENTRY   STEP:MEMBER:ACTION or POINT:CALL:ACTION
+ *   ENTRY   STEP:MEMBER:ACTION or POINT:CALL:ACTION or revert:N:ACTION
  *
  *   STEP    begin_prepare, end_prepare, pre_commit, hold, commit, release,
  *           post_commit, pre_final_commit, post_final_commit, abort, delete
@@ -17,8 +17,12 @@
  *           sync, snapshot, remove, mount, umount, loop, catalog, fork, exec,
  *           space
  *   CALL    the Nth call of it since vssd started (1-based), or * for every one
+ *   revert:N  step N (1-based, or * for every one) of a provider's revert,
+ *           each time a revert (or its resumption at start) reaches it: the
+ *           step is not taken when the action fails it; delay=MS then
+ *           SIGKILL stops vssd just before it
  *   ACTION  an errno name (ENOSPC, EDQUOT, EIO, EROFS, ...): fail with it
- *           veto: fail with VSS_E_PROVIDER_VETO (steps only)
+ *           veto: fail with VSS_E_PROVIDER_VETO (STEP entries only)
  *           delay=MS: sleep MS milliseconds, then go on
  *           any of these followed by *N: only the first N times
  *
@@ -83,3 +87,7 @@ void fault_table_set_global(FaultTable *t);
 /* Count one call of p and return what to inject into it: 0 (after sleeping,
  * for a delay) or a negative errno. Safe from any thread. */
 int fault_point(FaultPoint p);
+/* Called by a provider's revert before its step n (1, 2, ...), from any
+ * thread: 0 (after sleeping, for a delay) or a negative errno to fail the
+ * revert with, the step not taken. */
+int fault_revert_step(unsigned n);

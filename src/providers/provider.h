@@ -34,9 +34,29 @@
 
 #include <vss/types.h>
 
+#include "basic/macro.h"
+
 struct dirent;
 
-#define PROVIDER_OPS_VERSION 4
+#define PROVIDER_OPS_VERSION 5
+
+#define PROVIDER_REVERT_PLAN_MAX 4096
+
+/* One revert of a volume to one of its snapshots. */
+typedef struct ProviderRevert {
+	const char *volume;        /* the volume as the catalog records it (its mount point) */
+	const char *snapshot_path; /* the snapshot, as recorded */
+	const char *provider_data; /* as recorded; may be NULL */
+	bool force_unmount;        /* the volume may be unmounted although in use (lazily) */
+	/* Written by revert_plan, recorded in the catalog before revert is
+	 * called, and given back unchanged to every revert call, including the
+	 * one that resumes after vssd died: all a revert needs to finish
+	 * (the mount's source, type, options and where; temporary names). NUL-terminated. */
+	char plan[PROVIDER_REVERT_PLAN_MAX];
+	/* Written by revert: */
+	bool snapshot_consumed;    /* the snapshot is gone (an LVM merge); vssd drops its row */
+	char message[256];         /* a refusal's reason, or what the user should know */
+} ProviderRevert;
 
 /* What vssd learned of a path before asking providers about it. The path
  * is resolved once, into fd; everything else is read from that fd or checked
@@ -217,6 +237,22 @@ typedef struct provider_ops {
 	 * know; another negative errno or a failing HRESULT for a bad value,
 	 * with *ret_reason (static text, may stay NULL) saying why. */
 	int (*configure)(const char *key, const char *value, const char **ret_reason);
+
+	/* optional (both or neither). Revert runs on a thread of its own, never on vssd's loop.
+	 * revert_plan changes nothing on disk: it checks (volume mounted from what the snapshot is
+	 * of, snapshot present, volume in use unless force_unmount) and fills r->plan.
+	 * revert unmounts the volume, makes it hold what the snapshot holds, and mounts it again
+	 * where it was with its options. It must roll forward: called again with the same plan
+	 * after a crash at any point of an earlier call, it finishes that revert (or finds it done)
+	 * and never leaves the volume half reverted. Before each of its steps n = 1, 2, ... it calls
+	 * fault_revert_step(n) (src/providers/fault.h; VSS_FAULTS entry `revert:N:ACTION`), so tests
+	 * can fail or stall (delay=MS, then SIGKILL vssd) at each step.
+	 * Results: 0; -EBUSY volume in use (VSS_E_VOLUME_IN_USE), nothing changed; -EOPNOTSUPP this
+	 * volume cannot be reverted (VSS_E_VOLUME_NOT_SUPPORTED), -ENOENT snapshot gone
+	 * (VSS_E_OBJECT_NOT_FOUND), -ENOSPC (VSS_E_INSUFFICIENT_STORAGE); anything else
+	 * VSS_E_UNEXPECTED_PROVIDER_ERROR. r->message says why. */
+	int (*revert_plan)(ProviderRevert *r);
+	int (*revert)(ProviderRevert *r);
 } provider_ops;
 
 /* The snapshot store of the filesystem mounted at mount_point,
@@ -266,11 +302,20 @@ const provider_ops *provider_find_by_id(const vss_id *id);
 const provider_ops *provider_find_by_name(const char *name);
 /* Add a provider, before any set is made (its table must outlive its
  * registration): -EPROTO when ops->version is not PROVIDER_OPS_VERSION,
- * -EINVAL when it lacks a name, an id or a mandatory step, -EEXIST when its
+ * -EINVAL when it lacks a name, an id or a mandatory step, or has one of
+ * revert_plan and revert without the other, -EEXIST when its
  * id or name is another's; logged, naming the provider. */
 int provider_register(const provider_ops *ops);
 /* Remove a provider registered with provider_register(); no-op otherwise. */
 void provider_unregister(const provider_ops *ops);
+
+/* For a provider's revert: write why into r->message and return e. */
+int revert_fail(ProviderRevert *r, int e, const char *fmt, ...) _printf_(3, 4);
+/* Step 1 of a revert (fault_revert_step(1) first): unmount the volume as
+ * the plan has it (mount_plan_unmount()), unless done says the revert is
+ * past its commit point. 0; -EBUSY in use, nothing changed; another
+ * negative errno; r->message says why. */
+int revert_unmount_step(ProviderRevert *r, bool done);
 
 /* Map a provider result to what the requestor sees: ENOSPC and EDQUOT become
  * VSS_E_INSUFFICIENT_STORAGE, ENOMEM E_OUTOFMEMORY, a provider's own permitted

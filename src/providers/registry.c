@@ -65,6 +65,12 @@ int provider_register(const provider_ops *ops)
 			  "commit_group, and delete_snapshot; not registered", ops->name ?: "(unnamed)");
 		return -EINVAL;
 	}
+	/* A plan nothing can carry out, or a revert with no plan to follow. */
+	if (!ops->revert_plan != !ops->revert) {
+		log_error("provider %s: it has %s but not %s (both or neither); not registered", ops->name,
+			  ops->revert ? "revert" : "revert_plan", ops->revert ? "revert_plan" : "revert");
+		return -EINVAL;
+	}
 	r = registry_fill();
 	if (r < 0)
 		return r;

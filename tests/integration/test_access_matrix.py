@@ -230,6 +230,9 @@ COMMANDS = {
     "exec": lambda e, s, u: [["exec", f"--for={e.vol}", "--", "true"], ["exec", f"--set={s['set_id']}", "--", "true"]],
     "list schedules": lambda e, s, u: [["list", "schedules"], ["list", "schedules", "--json"]],
     "prune": lambda e, s, u: [["prune", f"--schedule={schedule(e)}", "--dry-run"], ["prune", f"--schedule={schedule(e)}"]],
+    # The volume is a subvolume directory, not a mount's root: root's revert
+    # is refused for that (VSS_E_VOLUME_NOT_SUPPORTED), with nothing changed.
+    "revert shadow": lambda e, s, u: [["revert", "shadow", f"--shadow={s['id']}"]],
 }
 
 
@@ -254,7 +257,9 @@ def test_vssadmin_matrix(env, user):
         want = rules[command][user.name]
         p = env.vssd.vssadmin(*args, check=False, user=user.setpriv())
         assert 0 <= p.returncode < 128, (user, args, p.returncode, p.stderr)
-        if want.startswith("allowed"):
+        if want.startswith("allowed") and command == "revert shadow":
+            assert p.returncode == 1 and "VSS_E_VOLUME_NOT_SUPPORTED" in p.stderr, (user, args, p.stderr)
+        elif want.startswith("allowed"):
             assert p.returncode == 0, (user, args, p.stderr)
         else:
             # exec's own failures are 125, to tell them from its command's.
@@ -278,6 +283,8 @@ def test_vssadmin_matrix(env, user):
     for command in ("list schedules", "prune"):
         for args in COMMANDS[command](env, snap, user):
             run(command, args)
+    for args in COMMANDS["revert shadow"](env, snap, user):
+        run("revert shadow", args)
     for args in COMMANDS["delete shadows"](env, snap, user):
         run("delete shadows", args)
     if snap is root_snap:
@@ -325,6 +332,7 @@ def hostile_invocations(value):
     yield ["list", "schedules", value]
     yield ["prune", f"--schedule={value}"]
     yield ["prune", f"--schedule={value}", "--dry-run"]
+    yield ["revert", "shadow", f"--shadow={value}"]
     yield [value, value]
 
 
@@ -332,7 +340,7 @@ def hostile_invocations(value):
 def test_vssadmin_hostile_arguments(env, user):
     """Garbage in every argument of every command, for every user: a usage
     error or a named code, never a signal, nothing made or mounted."""
-    commands = {" ".join(a[:2]) if a[0] in ("create", "list", "resize", "delete") else a[0]
+    commands = {" ".join(a[:2]) if a[0] in ("create", "list", "resize", "delete", "revert") else a[0]
                 for a in hostile_invocations("x")}
     assert help_commands() <= commands
     tried = 0

@@ -431,6 +431,34 @@ static void test_register_checks_version(void)
 	ASSERT_NULL(provider_find_by_name("other"));
 }
 
+static int some_revert(ProviderRevert *r)
+{
+	(void)r;
+	return 0;
+}
+
+/* Revert comes with its plan, or not at all. */
+static void test_register_revert_both_or_neither(void)
+{
+	provider_ops ops = *provider_find_by_name("image");
+
+	ops.name = "other";
+	ops.id.bytes[0] ^= 0xff;
+	ops.revert_plan = some_revert;
+	ops.revert = NULL;
+	ASSERT_ERRNO(-EINVAL, provider_register(&ops));
+	ops.revert_plan = NULL;
+	ops.revert = some_revert;
+	ASSERT_ERRNO(-EINVAL, provider_register(&ops));
+	ops.revert_plan = some_revert;
+	ASSERT_OK(provider_register(&ops));
+	provider_unregister(&ops);
+	ops.revert_plan = ops.revert = NULL;
+	ASSERT_OK(provider_register(&ops));
+	provider_unregister(&ops);
+	ASSERT_NULL(provider_find_by_name("other"));
+}
+
 int main(void)
 {
 	/* Bad lines are logged; that is expected output here. */
@@ -451,6 +479,7 @@ int main(void)
 	RUN_TEST(test_command_provider_section);
 	RUN_TEST(test_bad_provider_sections);
 	RUN_TEST(test_register_checks_version);
+	RUN_TEST(test_register_revert_both_or_neither);
 
 	cleanup();
 	ASSERT_TRUE(access(tmpdir, F_OK) < 0);

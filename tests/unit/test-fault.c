@@ -414,6 +414,53 @@ static void test_points_rejected(void)
 	}
 }
 
+/* revert:N reaches step N of a revert and nothing else. */
+static void test_revert_steps(void)
+{
+	static const char *const bad[] = {
+		"revert:1:veto", /* a revert's results are errnos */
+		"revert:0:EIO",  /* steps are 1-based */
+		"revert::EIO",
+		"revert:1:",
+	};
+	FaultTable *t;
+
+	fault_table_set_global(NULL);
+	ASSERT_EQ_INT(0, fault_revert_step(1));
+
+	t = parse_ok("revert:2:EIO,revert:4:ENOSPC*1,commit:*:EBUSY,sync:*:EROFS");
+	fault_table_set_global(t);
+	ASSERT_EQ_INT(0, fault_revert_step(1));
+	ASSERT_EQ_INT(-EIO, fault_revert_step(2));
+	ASSERT_EQ_INT(-EIO, fault_revert_step(2));
+	ASSERT_EQ_INT(0, fault_revert_step(3));
+	ASSERT_EQ_INT(-ENOSPC, fault_revert_step(4));
+	ASSERT_EQ_INT(0, fault_revert_step(4));
+	/* Not a member's step, nor a point. */
+	ASSERT_EQ_INT(0, fault_inject(t, STEP_BEGIN_PREPARE, 2));
+	ASSERT_EQ_INT(-EROFS, fault_point(POINT_SYNC));
+	fault_table_set_global(NULL);
+	fault_table_free(t);
+
+	t = parse_ok("revert:*:delay=20");
+	fault_table_set_global(t);
+	{
+		usec_t start = now_usec(CLOCK_MONOTONIC);
+
+		ASSERT_EQ_INT(0, fault_revert_step(5));
+		ASSERT_TRUE(now_usec(CLOCK_MONOTONIC) - start >= 20 * USEC_PER_MSEC);
+	}
+	fault_table_set_global(NULL);
+	fault_table_free(t);
+
+	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+		t = NULL;
+		if (fault_table_parse(bad[i], &t) != -EINVAL)
+			TEST_FAIL("fault_table_parse(\"%s\") did not refuse it", bad[i]);
+		test_checks++;
+	}
+}
+
 int main(void)
 {
 	/* Refused specifications are logged; expected here. */
@@ -430,6 +477,7 @@ int main(void)
 	RUN_TEST(test_invoke);
 	RUN_TEST(test_points);
 	RUN_TEST(test_points_rejected);
+	RUN_TEST(test_revert_steps);
 	TEST_SUMMARY();
 	return 0;
 }
