@@ -84,12 +84,14 @@ static const struct {
 	{ "exec",
 	  "exec (--for=PATH [--for=PATH ...] | --set=ID) [--at=DIR] [--context=NAME]\n"
 	  "     [--writers|--no-writers] [--provider=NAME|ID] [--ignore-writer-failures]\n"
-	  "     [--autoretry=SECONDS] -- COMMAND [ARGS...]",
+	  "     [--autoretry=SECONDS] [--document=FILE] -- COMMAND [ARGS...]",
 	  "Run COMMAND where the set is mounted read-only over its volumes' own paths\n"
 	  "(or under DIR), in a mount namespace of its own; then remove the set (unless\n"
 	  "its context keeps it). Exits with COMMAND's status (128+N for signal N; 125:\n"
 	  "vssadmin failed first). The environment names the set: VSS_SNAPSHOT_SET_ID,\n"
-	  "VSS_CONSISTENCY, VSS_VOLUME_COUNT, VSS_VOLUME_n, VSS_SNAPSHOT_n, VSS_SHADOW_ID_n." },
+	  "VSS_CONSISTENCY, VSS_VOLUME_COUNT, VSS_VOLUME_n, VSS_SNAPSHOT_n, VSS_SHADOW_ID_n.\n"
+	  "--document saves the set's Backup Components Document to FILE once COMMAND\n"
+	  "has ended, for a restore (docs/RESTORE.md)." },
 	{ "list shadowstorage", "list shadowstorage [--for=PATH] [--json]",
 	  "Per volume: where its snapshots live, the space they use, their maximum." },
 	{ "resize shadowstorage", "resize shadowstorage --for=PATH --maxsize=SIZE|N%|UNBOUNDED",
@@ -1213,6 +1215,7 @@ enum {
 	OPT_WRITERS,
 	OPT_NO_WRITERS,
 	OPT_VERSION,
+	OPT_DOCUMENT,
 };
 
 /* The bit of an option in Command's mask of the options given. */
@@ -1265,7 +1268,7 @@ static int check_options(int n, char **words, unsigned given, const struct optio
 		{ "exec", NULL,
 		  OPT_BIT(OPT_FOR) | OPT_BIT(OPT_SET) | OPT_BIT(OPT_PROVIDER) | OPT_BIT(OPT_CONTEXT) |
 			  OPT_BIT(OPT_WRITERS) | OPT_BIT(OPT_NO_WRITERS) | OPT_BIT(OPT_AT) | OPT_BIT(OPT_AUTORETRY) |
-			  OPT_BIT(OPT_IGNORE_WRITER_FAILURES) },
+			  OPT_BIT(OPT_IGNORE_WRITER_FAILURES) | OPT_BIT(OPT_DOCUMENT) },
 		{ "list", "shadows", OPT_BIT(OPT_SET) | OPT_BIT(OPT_FOR) | OPT_BIT(OPT_JSON) },
 		{ "list", "providers", OPT_BIT(OPT_JSON) },
 		{ "list", "writers", OPT_BIT(OPT_JSON) },
@@ -1373,6 +1376,7 @@ static int parse_command_line(int argc, char **argv, Command *cmd)
 		{ "no-writers", no_argument, NULL, OPT_NO_WRITERS },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
+		{ "document", required_argument, NULL, OPT_DOCUMENT },
 		{},
 	};
 	CreateArgs *create = &cmd->create;
@@ -1461,6 +1465,9 @@ static int parse_command_line(int argc, char **argv, Command *cmd)
 		}
 		case OPT_WRITERS:
 		case OPT_NO_WRITERS:
+			break;
+		case OPT_DOCUMENT:
+			cmd->exec.document = optarg;
 			break;
 		case 'h':
 			want_help = true;
