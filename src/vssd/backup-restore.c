@@ -19,6 +19,7 @@
 int backup_parse_document(const char *text, Bcd *ret, sd_bus_error *error)
 {
 	char reason[512];
+	vss_hr hr;
 	int r;
 
 	r = bcd_parse(text, strlen(text), ret, reason, sizeof(reason));
@@ -27,6 +28,17 @@ int backup_parse_document(const char *text, Bcd *ret, sd_bus_error *error)
 	if (r < 0)
 		return bus_error_set_hr(error, VSS_E_INVALID_XML_DOCUMENT, "the Backup Components Document is refused: %s",
 					reason);
+	/* The object takes the document's context: one a requestor could
+	 * not set (VSS_CTX_ALL, a bit only vss sets) is not taken from a
+	 * document either. */
+	if (ret->context == VSS_CTX_ALL || !context_is_valid_for_requestor(ret->context, &hr)) {
+		int32_t context = ret->context;
+
+		bcd_clear(ret);
+		return bus_error_set_hr(error, VSS_E_INVALID_XML_DOCUMENT,
+					"the Backup Components Document is refused: backup.context: 0x%x is not a context "
+					"a backup is made in", (unsigned)context);
+	}
 	return 0;
 }
 

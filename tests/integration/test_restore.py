@@ -224,6 +224,10 @@ def test_bad_documents_are_refused_naming_the_field(vssd, workdir):
         "stray-component": (json.dumps(document(components=[dict(document()["components"][0], name="other")])),
                             "components[0]: names a component that no writer of the document has"),
         "trailing": (good + " {}", f"at byte {len(good) + 1}"),
+        "context-all": (json.dumps(document(backup=dict(document()["backup"], context=-1))),
+                        "backup.context: 0xffffffff is not a context"),
+        "context-bits": (json.dumps(document(backup=dict(document()["backup"], context=0x10004))),
+                         "backup.context: 0x10004 is not a context"),
     }
     steps = []
     for name, (text, _) in refused.items():
