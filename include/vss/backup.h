@@ -66,11 +66,14 @@ vss_hr vss_backup_release(vss_backup *b);
 /**
  * vss_backup_initialize_for_backup() - start a backup; the first call.
  * @b: the object.
- * @xml_or_null: a Backup Components Document to import a transportable set;
- *               vss makes no transportable sets, so it must be NULL.
+ * @xml_or_null: NULL (or ""), or the Backup Components Document of an
+ *               earlier backup (vss_backup_save_as_xml()) that this one
+ *               continues: the object takes its context and backup state,
+ *               which set_context and set_backup_state may still change.
  *
  * Return: S_OK; VSS_E_BAD_STATE when already initialized;
- * VSS_E_INVALID_XML_DOCUMENT when @xml_or_null is not NULL.
+ * VSS_E_INVALID_XML_DOCUMENT when the document is refused (the message names
+ * the field; docs/RESTORE.md).
  */
 vss_hr vss_backup_initialize_for_backup(vss_backup *b, const char *xml_or_null);
 
@@ -654,6 +657,109 @@ vss_hr vss_backup_revert_to_snapshot(vss_backup *b, const vss_id *snapshot_id, b
  * initialization.
  */
 vss_hr vss_backup_query_revert_status(vss_backup *b, const char *volume, vss_async **ret);
+
+/*
+ * The Backup Components Document and restores (docs/RESTORE.md). The
+ * document is JSON (format "vss-backup-components", version 1) although
+ * the calls keep VSS's names: a backup tool stores it with its backup and
+ * gives it back to vss_backup_initialize_for_restore(). A restore object
+ * serves one restore: initialize_for_restore, gather_writer_metadata,
+ * set_selected_for_restore (and add_new_target, set_restore_options),
+ * pre_restore, the files copied back by the caller, post_restore. Backup
+ * calls on it get VSS_E_BAD_STATE, and it cannot be aborted.
+ */
+
+/**
+ * vss_backup_save_as_xml() - the Backup Components Document (SaveAsXML).
+ * @b: the object, after prepare_for_backup (with its snapshots once the set
+ *     is made: save it after do_snapshot_set, or after backup_complete so
+ *     that it records set_backup_succeeded), or a restore object.
+ * @ret_document: the document, NUL-terminated; the caller frees it with
+ *     free().
+ *
+ * Return: S_OK; VSS_E_BAD_STATE before prepare_for_backup, or after a failed
+ * or aborted set; E_INVALIDARG for NULL arguments.
+ */
+vss_hr vss_backup_save_as_xml(vss_backup *b, char **ret_document);
+
+/**
+ * vss_backup_initialize_for_restore() - start a restore from a document.
+ * @b: a new object.
+ * @document: what vss_backup_save_as_xml() gave at backup; copied.
+ *
+ * Return: S_OK; VSS_E_BAD_STATE when already initialized;
+ * VSS_E_INVALID_XML_DOCUMENT for a document that is not one, is of another
+ * version, truncated, larger than 4 MiB or otherwise refused (the message
+ * names the field).
+ */
+vss_hr vss_backup_initialize_for_restore(vss_backup *b, const char *document);
+
+/**
+ * vss_backup_set_selected_for_restore() - choose a component to restore.
+ * @b: a restore object, before pre_restore.
+ * @writer_class_id: the component's writer, by class (the instance that
+ *     runs now need not be the one that made the backup).
+ * @type, @logical_path_or_null, @name: the component, as the document has it.
+ * @selected: whether it is restored.
+ *
+ * Return: S_OK; VSS_E_OBJECT_NOT_FOUND when the document has no such
+ * component; VSS_E_BAD_STATE out of order.
+ */
+vss_hr vss_backup_set_selected_for_restore(vss_backup *b, const vss_id *writer_class_id, vss_component_type type,
+                                           const char *logical_path_or_null, const char *name, bool selected);
+
+/**
+ * vss_backup_set_restore_options() - private options for the writer.
+ * @b: a restore object, before pre_restore.
+ * @writer_class_id, @type, @logical_path_or_null, @name: the component.
+ * @options_or_null: text the writer reads at pre_restore and post_restore;
+ *     NULL or "" for none.
+ *
+ * Return: as vss_backup_set_selected_for_restore().
+ */
+vss_hr vss_backup_set_restore_options(vss_backup *b, const vss_id *writer_class_id, vss_component_type type,
+                                      const char *logical_path_or_null, const char *name,
+                                      const char *options_or_null);
+
+/**
+ * vss_backup_add_new_target() - restore a component somewhere else (AddNewTarget).
+ * @b: a restore object, before pre_restore.
+ * @writer_class_id, @type, @logical_path_or_null, @name: the component.
+ * @path: a path of the component's files, as the document records them.
+ * @filespec: which files there ("*" for all).
+ * @recursive: whether below @path too.
+ * @alternate_path: where the caller restores them instead (absolute); the
+ *     writer checks and starts the application there.
+ *
+ * Return: as vss_backup_set_selected_for_restore(); E_INVALIDARG for a
+ * relative path, an empty @filespec or more than 256 targets.
+ */
+vss_hr vss_backup_add_new_target(vss_backup *b, const vss_id *writer_class_id, vss_component_type type,
+                                 const char *logical_path_or_null, const char *name, const char *path,
+                                 const char *filespec, bool recursive, const char *alternate_path);
+
+/**
+ * vss_backup_pre_restore() - tell the writers a restore is coming.
+ * @b: a restore object, after gather_writer_metadata.
+ * @ret: the operation; it ends when every writer of a selected component
+ *     answered. A writer that refuses (its application runs on the target,
+ *     say) is VSS_WS_FAILED_AT_PRE_RESTORE in the writer status, with its
+ *     VSS_E_WRITERERROR_* code and message: do not restore its components.
+ *
+ * Return: S_OK; VSS_E_BAD_STATE out of order.
+ */
+vss_hr vss_backup_pre_restore(vss_backup *b, vss_async **ret);
+
+/**
+ * vss_backup_post_restore() - tell the writers the files are back.
+ * @b: a restore object, after pre_restore and the copy.
+ * @ret: the operation; writers that did not fail pre_restore check what
+ *     was restored (VSS_WS_FAILED_AT_POST_RESTORE, with the reason, when it
+ *     does not do).
+ *
+ * Return: S_OK; VSS_E_BAD_STATE out of order.
+ */
+vss_hr vss_backup_post_restore(vss_backup *b, vss_async **ret);
 
 #ifdef __cplusplus
 }

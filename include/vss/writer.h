@@ -151,10 +151,13 @@ typedef struct vss_writer vss_writer;
 
 /*
  * The events. Each may be NULL (then it succeeds), except abort, which a
- * writer that freezes anything must have. version must be
- * VSS_WRITER_CALLBACKS_VERSION so that events can be added later.
+ * writer that freezes anything must have. version says which fields the
+ * caller's structure has: VSS_WRITER_CALLBACKS_VERSION (2) for all of them,
+ * 1 for a program built before pre_restore and post_restore were added
+ * (it then never has them called), so that events can be added without
+ * breaking programs built earlier (docs/ABI.md).
  */
-#define VSS_WRITER_CALLBACKS_VERSION 1
+#define VSS_WRITER_CALLBACKS_VERSION 2
 
 typedef struct vss_writer_callbacks {
 	uint32_t version;
@@ -167,6 +170,14 @@ typedef struct vss_writer_callbacks {
 	bool (*abort)(vss_writer *w, void *userdata);
 	bool (*backup_complete)(vss_writer *w, void *userdata);
 	bool (*backup_shutdown)(vss_writer *w, void *userdata);
+	/* Version 2: a restore (docs/RESTORE.md). vss_writer_get_restore_components()
+	 * says what is restored and where. pre_restore comes before the
+	 * requestor copies the files back: refuse (false, after
+	 * vss_writer_set_failure()) when they cannot be, e.g. while the
+	 * application runs on the target. post_restore comes after: check that
+	 * the application can use what was restored. */
+	bool (*pre_restore)(vss_writer *w, void *userdata);
+	bool (*post_restore)(vss_writer *w, void *userdata);
 } vss_writer_callbacks;
 
 /**
@@ -298,6 +309,40 @@ vss_hr vss_writer_set_nothing_frozen(vss_writer *w, const char *why_or_null);
  */
 vss_hr vss_writer_get_backup_succeeded(const vss_writer *w, const char *logical_path_or_null, const char *name,
                                        bool *ret_succeeded);
+
+/* A new target of a component being restored (IVssComponent::GetNewTarget):
+ * the files at path matching filespec go under alternate_path instead. */
+typedef struct vss_restore_target {
+	const char *path;
+	const char *filespec;
+	bool recursive;
+	const char *alternate_path;
+} vss_restore_target;
+
+/* One of the writer's components being restored (IVssComponent at restore). */
+typedef struct vss_restore_component {
+	vss_component_type type;
+	const char *logical_path;          /* NULL when none */
+	const char *name;
+	const char *restore_options;       /* NULL when none (SetRestoreOptions) */
+	const vss_wm_file *files;          /* as the backup's metadata recorded them */
+	size_t n_files;
+	const vss_restore_target *new_targets; /* none: restored where they were */
+	size_t n_new_targets;
+} vss_restore_component;
+
+/**
+ * vss_writer_get_restore_components() - what this writer's restore holds.
+ * @w: the writer, inside its pre_restore or post_restore callback.
+ * @ret_components: the components of the writer's class that the requestor
+ *     selected for restore; borrowed from @w until the callback returns.
+ * @ret_n: their number (may be 0).
+ *
+ * Return: S_OK; VSS_E_BAD_STATE outside those callbacks; E_INVALIDARG for
+ * NULL arguments; E_OUTOFMEMORY.
+ */
+vss_hr vss_writer_get_restore_components(const vss_writer *w, const vss_restore_component **ret_components,
+                                         size_t *ret_n);
 
 /* Inside callbacks (from prepare_backup on): the set and its volumes. */
 

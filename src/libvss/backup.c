@@ -196,7 +196,6 @@ vss_hr vss_backup_is_volume_supported(vss_backup *b, const vss_id *provider_or_n
 	return S_OK;
 }
 
-/* A method that answers with the object path of a new operation. */
 /* The operation a reply names; takes the reply over. */
 static vss_hr async_from_reply(vss_backup *b, sd_bus_message *reply, const char *method, vss_async **ret)
 {
@@ -220,7 +219,8 @@ static vss_hr async_from_reply(vss_backup *b, sd_bus_message *reply, const char 
 	return S_OK;
 }
 
-static vss_hr async_call(vss_backup *b, const char *method, vss_async **ret)
+/* A method of iface that answers with the object path of a new operation. */
+static vss_hr async_call_on(vss_backup *b, const char *iface, const char *method, vss_async **ret)
 {
 	sd_bus_message *reply;
 	vss_hr hr;
@@ -230,10 +230,15 @@ static vss_hr async_call(vss_backup *b, const char *method, vss_async **ret)
 		*ret = NULL;
 	if (!b || !ret)
 		return client_fail(E_INVALIDARG, "%s is NULL", !b ? "b" : "ret");
-	hr = BACKUP_CALL(b, method, &reply, NULL);
+	hr = client_call(b->bus, b->path, iface, method, CALL_TIMEOUT_USEC, &reply, NULL);
 	if (VSS_FAILED(hr))
 		return hr;
 	return async_from_reply(b, reply, method, ret);
+}
+
+static vss_hr async_call(vss_backup *b, const char *method, vss_async **ret)
+{
+	return async_call_on(b, VSS_BUS_BACKUP_IFACE, method, ret);
 }
 
 vss_hr vss_backup_prepare_for_backup(vss_backup *b, vss_async **ret)
@@ -1138,4 +1143,91 @@ vss_hr vss_backup_query_revert_status(vss_backup *b, const char *volume, vss_asy
 	if (VSS_FAILED(hr))
 		return hr;
 	return async_from_reply(b, reply, "QueryRevertStatus", ret);
+}
+
+/* --- The Backup Components Document and restores (docs/RESTORE.md) ---- */
+
+#define RESTORE_CALL(b, method, reply, types, ...) \
+	client_call((b)->bus, (b)->path, VSS_BUS_BACKUP_RESTORE_IFACE, (method), CALL_TIMEOUT_USEC, (reply), (types), \
+		    ##__VA_ARGS__)
+
+vss_hr vss_backup_save_as_xml(vss_backup *b, char **ret_document)
+{
+	sd_bus_message *reply;
+	const char *text;
+	vss_hr hr;
+	int r;
+
+	client_begin();
+	if (ret_document)
+		*ret_document = NULL;
+	if (!b || !ret_document)
+		return client_fail(E_INVALIDARG, "%s is NULL", !b ? "b" : "ret_document");
+	hr = RESTORE_CALL(b, "SaveAsXML", &reply, NULL);
+	if (VSS_FAILED(hr))
+		return hr;
+	r = sd_bus_message_read(reply, "s", &text);
+	if (r < 0)
+		return bad_reply(reply, "SaveAsXML", r);
+	*ret_document = strdup(text);
+	sd_bus_message_unref(reply);
+	if (!*ret_document)
+		return client_fail(E_OUTOFMEMORY, "out of memory");
+	return S_OK;
+}
+
+vss_hr vss_backup_initialize_for_restore(vss_backup *b, const char *document)
+{
+	client_begin();
+	if (!b || !document)
+		return client_fail(E_INVALIDARG, "%s is NULL", !b ? "b" : "document");
+	return RESTORE_CALL(b, "InitializeForRestore", NULL, "s", document);
+}
+
+vss_hr vss_backup_set_selected_for_restore(vss_backup *b, const vss_id *writer_class_id, vss_component_type type,
+                                           const char *logical_path_or_null, const char *name, bool selected)
+{
+	char cb[VSS_ID_STRING_MAX];
+
+	client_begin();
+	if (!b || !writer_class_id || !name)
+		return client_fail(E_INVALIDARG, "a component is named by its writer class and its name");
+	return RESTORE_CALL(b, "SetSelectedForRestore", NULL, "sissb", vss_id_format(writer_class_id, cb),
+			    (int32_t)type, logical_path_or_null ?: "", name, (int)selected);
+}
+
+vss_hr vss_backup_set_restore_options(vss_backup *b, const vss_id *writer_class_id, vss_component_type type,
+                                      const char *logical_path_or_null, const char *name,
+                                      const char *options_or_null)
+{
+	char cb[VSS_ID_STRING_MAX];
+
+	client_begin();
+	if (!b || !writer_class_id || !name)
+		return client_fail(E_INVALIDARG, "a component is named by its writer class and its name");
+	return RESTORE_CALL(b, "SetRestoreOptions", NULL, "sisss", vss_id_format(writer_class_id, cb), (int32_t)type,
+			    logical_path_or_null ?: "", name, options_or_null ?: "");
+}
+
+vss_hr vss_backup_add_new_target(vss_backup *b, const vss_id *writer_class_id, vss_component_type type,
+                                 const char *logical_path_or_null, const char *name, const char *path,
+                                 const char *filespec, bool recursive, const char *alternate_path)
+{
+	char cb[VSS_ID_STRING_MAX];
+
+	client_begin();
+	if (!b || !writer_class_id || !name || !path || !filespec || !alternate_path)
+		return client_fail(E_INVALIDARG, "a new target names its component, path, filespec and alternate path");
+	return RESTORE_CALL(b, "AddNewTarget", NULL, "sissssbs", vss_id_format(writer_class_id, cb), (int32_t)type,
+			    logical_path_or_null ?: "", name, path, filespec, (int)recursive, alternate_path);
+}
+
+vss_hr vss_backup_pre_restore(vss_backup *b, vss_async **ret)
+{
+	return async_call_on(b, VSS_BUS_BACKUP_RESTORE_IFACE, "PreRestore", ret);
+}
+
+vss_hr vss_backup_post_restore(vss_backup *b, vss_async **ret)
+{
+	return async_call_on(b, VSS_BUS_BACKUP_RESTORE_IFACE, "PostRestore", ret);
 }

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,12 @@ struct vss_writer {
 	char **volumes;
 	int32_t context;
 	vss_backup_type backup_type;
+
+	/* The restore's components of this writer, read from the event when
+	 * the callback first asks; strings borrowed from event_msg. */
+	vss_restore_component *restore;
+	size_t n_restore;
+	bool restore_read;
 
 	bool frozen;
 	bool in_backup;         /* prepared for a set whose end it has not heard */
@@ -120,11 +127,15 @@ vss_hr vss_writer_new(const vss_id *class_id, const char *name, const char *inst
 vss_hr vss_writer_set_callbacks(vss_writer *w, const vss_writer_callbacks *callbacks, void *userdata)
 {
 	client_begin();
-	if (!w || !callbacks || callbacks->version != VSS_WRITER_CALLBACKS_VERSION)
+	if (!w || !callbacks || callbacks->version < 1 || callbacks->version > VSS_WRITER_CALLBACKS_VERSION)
 		return client_fail(E_INVALIDARG, "callbacks must be given, with VSS_WRITER_CALLBACKS_VERSION");
 	if (w->bus)
 		return client_fail(VSS_E_BAD_STATE, "callbacks are set before subscribing");
-	w->cb = *callbacks;
+	/* A program built with version 1 has a shorter structure: only what
+	 * it has is read. */
+	w->cb = (vss_writer_callbacks){ 0 };
+	memcpy(&w->cb, callbacks,
+	       callbacks->version == 1 ? offsetof(vss_writer_callbacks, pre_restore) : sizeof(vss_writer_callbacks));
 	w->userdata = userdata;
 	return S_OK;
 }
@@ -298,6 +309,18 @@ static vss_writer *context_get(const vss_writer *cw)
 	return w;
 }
 
+static void restore_clear(vss_writer *w)
+{
+	for (size_t i = 0; i < w->n_restore; i++) {
+		free((void *)w->restore[i].files);
+		free((void *)w->restore[i].new_targets);
+	}
+	free(w->restore);
+	w->restore = NULL;
+	w->n_restore = 0;
+	w->restore_read = false;
+}
+
 static int method_identify(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
 	vss_writer *w = userdata;
@@ -345,6 +368,7 @@ static int method_event(sd_bus_message *msg, void *userdata, sd_bus_error *error
 	r = sd_bus_message_read_basic(msg, 's', &name);
 	if (r < 0)
 		return r;
+	restore_clear(w);
 	sd_bus_message_unref(w->event_msg);
 	w->event_msg = sd_bus_message_ref(msg);
 	w->context_read = false;
@@ -402,6 +426,12 @@ static int method_event(sd_bus_message *msg, void *userdata, sd_bus_error *error
 	case EVENT_BACKUP_SHUTDOWN:
 		ok = run(w, w->cb.backup_shutdown);
 		break;
+	case EVENT_PRE_RESTORE:
+		ok = run(w, w->cb.pre_restore);
+		break;
+	case EVENT_POST_RESTORE:
+		ok = run(w, w->cb.post_restore);
+		break;
 	default:
 		return sd_bus_reply_method_return(msg, "bis", 1, S_OK, "");
 	}
@@ -448,6 +478,7 @@ static bool peer_checked(sd_bus *bus)
 
 static void disconnect(vss_writer *w)
 {
+	restore_clear(w);
 	w->event_msg = sd_bus_message_unref(w->event_msg);
 	w->slot = sd_bus_slot_unref(w->slot);
 	w->bus = sd_bus_flush_close_unref(w->bus);
@@ -714,6 +745,148 @@ vss_hr vss_writer_get_backup_succeeded(const vss_writer *w, const char *logical_
 		return client_fail(VSS_E_UNEXPECTED, "vssd sent a malformed BackupComplete");
 	if (r == 0)
 		return client_fail(VSS_E_OBJECT_NOT_FOUND, "the requestor said nothing of component %s", name);
+	return S_OK;
+}
+
+/* One component of "RestoreComponents" (RESTORE_COMPONENTS_SIGNATURE),
+ * the reader inside its structure: kept in w->restore when it is of w's
+ * class. */
+static int read_restore_component(sd_bus_message *m, vss_writer *w)
+{
+	const char *class, *logical, *name, *options;
+	vss_restore_component c = { 0 };
+	vss_wm_file *files = NULL;
+	vss_restore_target *targets = NULL;
+	size_t nf = 0, nt = 0;
+	vss_id class_id;
+	int32_t type;
+	int r;
+
+	r = sd_bus_message_read(m, "sisss", &class, &type, &logical, &name, &options);
+	if (r <= 0)
+		return r < 0 ? r : -EBADMSG;
+	r = sd_bus_message_enter_container(m, 'a', "(issb)");
+	while (r >= 0) {
+		const char *path, *spec;
+		int32_t kind;
+		int rec;
+		vss_wm_file *f;
+
+		r = sd_bus_message_read(m, "(issb)", &kind, &path, &spec, &rec);
+		if (r <= 0)
+			break;
+		f = array_grow((void **)&files, &nf, sizeof(*f));
+		if (!f) {
+			r = -ENOMEM;
+			break;
+		}
+		*f = (vss_wm_file){ .kind = (vss_file_kind)kind, .path = (char *)path, .filespec = (char *)spec,
+				    .recursive = rec };
+	}
+	if (r >= 0)
+		r = sd_bus_message_exit_container(m);
+	if (r >= 0)
+		r = sd_bus_message_enter_container(m, 'a', "(ssbs)");
+	while (r >= 0) {
+		const char *path, *spec, *alt;
+		int rec;
+		vss_restore_target *t;
+
+		r = sd_bus_message_read(m, "(ssbs)", &path, &spec, &rec, &alt);
+		if (r <= 0)
+			break;
+		t = array_grow((void **)&targets, &nt, sizeof(*t));
+		if (!t) {
+			r = -ENOMEM;
+			break;
+		}
+		*t = (vss_restore_target){ .path = path, .filespec = spec, .recursive = rec, .alternate_path = alt };
+	}
+	if (r >= 0)
+		r = sd_bus_message_exit_container(m);
+	if (r >= 0 && VSS_SUCCEEDED(vss_id_parse(class, &class_id)) && vss_id_equal(&class_id, &w->class_id)) {
+		vss_restore_component *nc = array_grow((void **)&w->restore, &w->n_restore, sizeof(*nc));
+
+		if (nc) {
+			c = (vss_restore_component){
+				.type = (vss_component_type)type,
+				.logical_path = logical[0] ? logical : NULL,
+				.name = name,
+				.restore_options = options[0] ? options : NULL,
+				.files = files,
+				.n_files = nf,
+				.new_targets = targets,
+				.n_new_targets = nt,
+			};
+			*nc = c;
+			return 1;
+		}
+		r = -ENOMEM;
+	}
+	free(files);
+	free(targets);
+	return r < 0 ? r : 1;
+}
+
+static int read_restore(vss_writer *w)
+{
+	sd_bus_message *m = w->event_msg;
+	const char *key, *event;
+	int r;
+
+	r = sd_bus_message_rewind(m, true);
+	if (r >= 0)
+		r = sd_bus_message_read_basic(m, 's', &event);
+	if (r >= 0)
+		r = sd_bus_message_enter_container(m, 'a', "{sv}");
+	while (r >= 0 && (r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+		r = sd_bus_message_read_basic(m, 's', &key);
+		if (r >= 0 && streq(key, "RestoreComponents")) {
+			r = sd_bus_message_enter_container(m, 'v', RESTORE_COMPONENTS_SIGNATURE);
+			if (r > 0)
+				r = sd_bus_message_enter_container(m, 'a', "(sisssa(issb)a(ssbs))");
+			while (r > 0 && (r = sd_bus_message_enter_container(m, 'r', "sisssa(issb)a(ssbs)")) > 0) {
+				r = read_restore_component(m, w);
+				if (r > 0)
+					r = sd_bus_message_exit_container(m);
+			}
+			return r < 0 ? r : 0;
+		}
+		if (r >= 0)
+			r = sd_bus_message_skip(m, "v");
+		if (r >= 0)
+			r = sd_bus_message_exit_container(m);
+	}
+	return r < 0 ? r : 0;
+}
+
+vss_hr vss_writer_get_restore_components(const vss_writer *cw, const vss_restore_component **ret_components,
+                                         size_t *ret_n)
+{
+	vss_writer *w = (vss_writer *)cw;
+	int r;
+
+	client_begin();
+	if (ret_components)
+		*ret_components = NULL;
+	if (ret_n)
+		*ret_n = 0;
+	if (!w || !ret_components || !ret_n)
+		return client_fail(E_INVALIDARG, "places for the components and their number are needed");
+	if (!w->in_callback || (w->event != EVENT_PRE_RESTORE && w->event != EVENT_POST_RESTORE) || !w->event_msg)
+		return client_fail(VSS_E_BAD_STATE,
+				   "get_restore_components is called from the pre_restore or post_restore callback");
+	if (!w->restore_read) {
+		r = read_restore(w);
+		if (r < 0) {
+			restore_clear(w);
+			return client_fail(r == -ENOMEM ? E_OUTOFMEMORY : VSS_E_UNEXPECTED,
+					   "cannot read the restore's components: %s", strerror(-r));
+		}
+		w->restore_read = true;
+	}
+	*ret_components = w->restore;
+	*ret_n = w->n_restore;
 	return S_OK;
 }
 

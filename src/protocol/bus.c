@@ -443,6 +443,8 @@ static const char *const event_names[_EVENT_MAX] = {
 	[EVENT_ABORT] = "Abort",
 	[EVENT_BACKUP_COMPLETE] = "BackupComplete",
 	[EVENT_BACKUP_SHUTDOWN] = "BackupShutdown",
+	[EVENT_PRE_RESTORE] = "PreRestore",
+	[EVENT_POST_RESTORE] = "PostRestore",
 };
 
 const char *writer_event_to_string(WriterEvent e)

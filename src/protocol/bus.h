@@ -23,6 +23,12 @@
 /* The writer calls of a backup object, on the same object. */
 #define VSS_BUS_BACKUP_WRITERS_IFACE "org.vss.BackupWriters1"
 #define VSS_BUS_BACKUP_SCHEDULES_IFACE "org.vss.BackupSchedules1"
+/* The Backup Components Document and the restore calls, on the same object. */
+#define VSS_BUS_BACKUP_RESTORE_IFACE "org.vss.BackupRestore1"
+/* PreRestore's and PostRestore's "RestoreComponents": writer class id,
+ * type, logical path, name, restore options, the files as the document
+ * recorded them, the new targets (path, filespec, recursive, alternate). */
+#define RESTORE_COMPONENTS_SIGNATURE "a(sisssa(issb)a(ssbs))"
 #define VSS_BUS_ASYNC_PREFIX "/org/vss/async"
 #define VSS_BUS_ASYNC_IFACE "org.vss.Async1"
 /* Exported by a writer on its own connection; vssd calls it. */
@@ -41,6 +47,9 @@ typedef enum WriterEvent {
 	EVENT_ABORT,
 	EVENT_BACKUP_COMPLETE,
 	EVENT_BACKUP_SHUTDOWN,
+	/* A restore's (docs/RESTORE.md). */
+	EVENT_PRE_RESTORE,
+	EVENT_POST_RESTORE,
 	_EVENT_MAX,
 } WriterEvent;
 

@@ -330,6 +330,33 @@ static vss_hr made_members(const MadeSet *made, Run *r)
 	return hr;
 }
 
+/* --document: the set's Backup Components Document, once the backup is
+ * complete (it records whether the command succeeded), for the backup tool
+ * to keep with what the command wrote. Written whole or not at all. */
+static int save_document(vss_backup *b, const char *path)
+{
+	_cleanup_free_ char *doc = NULL, *tmp = NULL;
+	_cleanup_close_ int fd = -1;
+	vss_hr hr;
+	size_t n;
+
+	hr = vss_backup_save_as_xml(b, &doc);
+	if (VSS_FAILED(hr))
+		return fail(hr, "cannot save the Backup Components Document: %s", vss_last_error_message());
+	if (asprintf(&tmp, "%s.tmp", path) < 0)
+		return fail(E_OUTOFMEMORY, NULL);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	n = strlen(doc);
+	if (fd < 0 || write(fd, doc, n) != (ssize_t)n || write(fd, "\n", 1) != 1 || fsync(fd) < 0 ||
+	    rename(tmp, path) < 0) {
+		int e = errno;
+
+		(void)unlink(tmp);
+		return fail(E_UNEXPECTED, "cannot write the Backup Components Document to %s: %s", path, strerror(e));
+	}
+	return 0;
+}
+
 int exec_command(const ExecArgs *a)
 {
 	bool writers = !a->set && !(a->create.context & VSS_VOLSNAP_ATTR_NO_WRITERS);
@@ -377,6 +404,8 @@ int exec_command(const ExecArgs *a)
 		if (VSS_FAILED(hr))
 			fail(hr, "cannot tell the writers how the backup went: %s", vss_last_error_message());
 	}
+	if (a->document && save_document(made.b, a->document) != 0 && ret == 0)
+		ret = EXIT_EXEC_FAILED;
 	vss_backup_release(made.b);
 	run_clear(&r);
 	return ret;

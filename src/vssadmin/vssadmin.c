@@ -88,12 +88,14 @@ static const struct {
 	{ "exec",
 	  "exec (--for=PATH [--for=PATH ...] | --set=ID) [--at=DIR] [--context=NAME]\n"
 	  "     [--writers|--no-writers] [--provider=NAME|ID] [--ignore-writer-failures]\n"
-	  "     [--autoretry=SECONDS] -- COMMAND [ARGS...]",
+	  "     [--autoretry=SECONDS] [--document=FILE] -- COMMAND [ARGS...]",
 	  "Run COMMAND where the set is mounted read-only over its volumes' own paths\n"
 	  "(or under DIR), in a mount namespace of its own; then remove the set (unless\n"
 	  "its context keeps it). Exits with COMMAND's status (128+N for signal N; 125:\n"
 	  "vssadmin failed first). The environment names the set: VSS_SNAPSHOT_SET_ID,\n"
-	  "VSS_CONSISTENCY, VSS_VOLUME_COUNT, VSS_VOLUME_n, VSS_SNAPSHOT_n, VSS_SHADOW_ID_n." },
+	  "VSS_CONSISTENCY, VSS_VOLUME_COUNT, VSS_VOLUME_n, VSS_SNAPSHOT_n, VSS_SHADOW_ID_n.\n"
+	  "--document saves the set's Backup Components Document to FILE once COMMAND\n"
+	  "has ended, for a restore (docs/RESTORE.md)." },
 	{ "list schedules", "list schedules [--json]",
 	  "The schedules of schedules.d: calendar, next run, volumes, retention, their sets." },
 	{ "prune", "prune --schedule=NAME [--dry-run] [--json]",
@@ -1318,6 +1320,7 @@ enum {
 	OPT_DRY_RUN,
 	OPT_VERSION,
 	OPT_FORCE_UNMOUNT,
+	OPT_DOCUMENT,
 };
 
 /* The bit of an option in Command's mask of the options given. */
@@ -1381,7 +1384,7 @@ static int check_options(int n, char **words, unsigned given, const struct optio
 		{ "exec", NULL,
 		  OPT_BIT(OPT_FOR) | OPT_BIT(OPT_SET) | OPT_BIT(OPT_PROVIDER) | OPT_BIT(OPT_CONTEXT) |
 			  OPT_BIT(OPT_WRITERS) | OPT_BIT(OPT_NO_WRITERS) | OPT_BIT(OPT_AT) | OPT_BIT(OPT_AUTORETRY) |
-			  OPT_BIT(OPT_IGNORE_WRITER_FAILURES) },
+			  OPT_BIT(OPT_IGNORE_WRITER_FAILURES) | OPT_BIT(OPT_DOCUMENT) },
 		{ "list", "shadows", OPT_BIT(OPT_SET) | OPT_BIT(OPT_FOR) | OPT_BIT(OPT_JSON) },
 		{ "list", "providers", OPT_BIT(OPT_JSON) },
 		{ "list", "writers", OPT_BIT(OPT_JSON) },
@@ -1493,6 +1496,7 @@ static int parse_command_line(int argc, char **argv, Command *cmd)
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ "force-unmount", no_argument, NULL, OPT_FORCE_UNMOUNT },
+		{ "document", required_argument, NULL, OPT_DOCUMENT },
 		{},
 	};
 	CreateArgs *create = &cmd->create;
@@ -1588,6 +1592,9 @@ static int parse_command_line(int argc, char **argv, Command *cmd)
 			break;
 		case OPT_WRITERS:
 		case OPT_NO_WRITERS:
+			break;
+		case OPT_DOCUMENT:
+			cmd->exec.document = optarg;
 			break;
 		case 'h':
 			want_help = true;

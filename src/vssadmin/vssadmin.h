@@ -90,6 +90,7 @@ typedef struct ExecArgs {
 	const vss_id *set;      /* --set: an existing set instead */
 	const char *at;         /* --at: mirror the set under this directory */
 	char **command;         /* what to run, NULL-terminated (borrowed from argv) */
+	const char *document;   /* --document: save the Backup Components Document here */
 } ExecArgs;
 
 /* vssadmin exec: make a set (or take an existing one), run the command in a

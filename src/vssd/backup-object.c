@@ -83,10 +83,25 @@ static int method_initialize_for_backup(sd_bus_message *msg, void *userdata, sd_
 	r = backup_check(b, BC_INITIALIZE_FOR_BACKUP, error);
 	if (r < 0)
 		return r;
-	if (xml[0] != '\0')
-		return bus_error_set_hr(error, VSS_E_INVALID_XML_DOCUMENT,
-					"importing a Backup Components Document needs a transportable set, "
-					"which vss does not make");
+	if (xml[0] != '\0') {
+		/* A backup that continues from a document: its context and
+		 * backup state, which SetContext and SetBackupState may still
+		 * change (docs/RESTORE.md). */
+		Bcd doc;
+
+		r = backup_parse_document(xml, &doc, error);
+		if (r < 0)
+			return r;
+		b->context = doc.context;
+		b->facts.context_all = false;
+		b->facts.writers_context = context_has_writers(doc.context);
+		b->backup_type = doc.backup_type;
+		b->select_components = doc.select_components;
+		b->bootable_system_state = doc.bootable_system_state;
+		b->partial_file_support = doc.partial_file_support;
+		b->facts.backup_state_set = doc.backup_type != VSS_BT_UNDEFINED;
+		bcd_clear(&doc);
+	}
 	set_state(b, backup_state_next(b->state, BC_INITIALIZE_FOR_BACKUP));
 	return sd_bus_reply_method_return(msg, "");
 }
@@ -129,6 +144,9 @@ static int method_set_backup_state(sd_bus_message *msg, void *userdata, sd_bus_e
 	if (type <= VSS_BT_UNDEFINED || type > VSS_BT_OTHER)
 		return bus_error_set_hr(error, E_INVALIDARG, "backup type %d is not valid", type);
 	b->backup_type = (vss_backup_type)type;
+	b->select_components = select_components;
+	b->bootable_system_state = bootable;
+	b->partial_file_support = partial;
 	b->facts.backup_state_set = true;
 	return sd_bus_reply_method_return(msg, "");
 }
@@ -1119,9 +1137,14 @@ int backup_object_new(Connection *c, BackupObject **ret)
 	if (r >= 0)
 		r = sd_bus_add_object_vtable(c->bus, &b->schedules_slot, b->path, VSS_BUS_BACKUP_SCHEDULES_IFACE,
 					     backup_schedules_vtable, b);
+	if (r >= 0)
+		r = sd_bus_add_object_vtable(c->bus, &b->restore_slot, b->path, VSS_BUS_BACKUP_RESTORE_IFACE,
+					     backup_restore_vtable, b);
 	if (r < 0) {
 		sd_bus_slot_unref(b->slot);
 		sd_bus_slot_unref(b->writers_slot);
+		sd_bus_slot_unref(b->schedules_slot);
+		sd_bus_slot_unref(b->restore_slot);
 		free(b);
 		return r;
 	}
@@ -1173,6 +1196,14 @@ BackupObject *backup_object_free(BackupObject *b)
 	sd_bus_slot_unref(b->slot);
 	sd_bus_slot_unref(b->writers_slot);
 	sd_bus_slot_unref(b->schedules_slot);
+	sd_bus_slot_unref(b->restore_slot);
+	bcd_clear(b->restore);
+	free(b->restore);
 	free(b);
 	return NULL;
+}
+
+void backup_object_set_state(BackupObject *b, BackupState s)
+{
+	set_state(b, s);
 }

@@ -12,6 +12,9 @@ static const char *const state_names[_BS_MAX] = {
 	[BS_FAILED] = "failed",
 	[BS_COMPLETE] = "complete",
 	[BS_ABORTED] = "aborted",
+	[BS_RESTORE_INITIALIZED] = "restore-initialized",
+	[BS_PRE_RESTORED] = "pre-restored",
+	[BS_RESTORED] = "restored",
 };
 
 static const char *const call_names[_BC_MAX] = {
@@ -38,6 +41,11 @@ static const char *const call_names[_BC_MAX] = {
 	[BC_DISABLE_WRITER_CLASSES] = "DisableWriterClasses",
 	[BC_GATHER_WRITER_STATUS] = "GatherWriterStatus",
 	[BC_SET_BACKUP_SUCCEEDED] = "SetBackupSucceeded",
+	[BC_SAVE_AS_XML] = "SaveAsXML",
+	[BC_INITIALIZE_FOR_RESTORE] = "InitializeForRestore",
+	[BC_SET_SELECTED_FOR_RESTORE] = "SetSelectedForRestore",
+	[BC_PRE_RESTORE] = "PreRestore",
+	[BC_POST_RESTORE] = "PostRestore",
 };
 
 const char *backup_state_to_string(BackupState s)
@@ -52,6 +60,7 @@ const char *backup_call_to_string(BackupCall c)
 
 #define IN(s, mask) (((1u << (s)) & (mask)) != 0)
 #define B(s) (1u << (s))
+#define RESTORING (B(BS_RESTORE_INITIALIZED) | B(BS_PRE_RESTORED) | B(BS_RESTORED))
 
 /* The states in which each call is in order, before the facts are looked at. */
 static const unsigned allowed[_BC_MAX] = {
@@ -73,21 +82,51 @@ static const unsigned allowed[_BC_MAX] = {
 	[BC_UNEXPOSE_SNAPSHOT] = ~B(BS_NEW),
 	[BC_QUERY_DIFF_AREAS] = ~B(BS_NEW),
 	[BC_CHANGE_DIFF_AREA_MAXIMUM_SIZE] = ~B(BS_NEW),
-	[BC_GATHER_WRITER_METADATA] = B(BS_INITIALIZED),
+	[BC_GATHER_WRITER_METADATA] = B(BS_INITIALIZED) | B(BS_RESTORE_INITIALIZED),
 	[BC_GET_WRITER_METADATA] = ~B(BS_NEW),
 	[BC_ADD_COMPONENT] = B(BS_INITIALIZED),
-	[BC_DISABLE_WRITER_CLASSES] = B(BS_INITIALIZED),
+	[BC_DISABLE_WRITER_CLASSES] = B(BS_INITIALIZED) | B(BS_RESTORE_INITIALIZED),
 	[BC_GATHER_WRITER_STATUS] = ~B(BS_NEW),
 	[BC_SET_BACKUP_SUCCEEDED] = B(BS_CREATED),
+	/* As VSS: once the set is made (after PrepareForBackup, the writers
+	 * have seen the document), and at any point of a restore. */
+	[BC_SAVE_AS_XML] = B(BS_PREPARED) | B(BS_CREATED) | B(BS_COMPLETE) | RESTORING,
+	[BC_INITIALIZE_FOR_RESTORE] = B(BS_NEW),
+	[BC_SET_SELECTED_FOR_RESTORE] = B(BS_RESTORE_INITIALIZED),
+	[BC_PRE_RESTORE] = B(BS_RESTORE_INITIALIZED),
+	[BC_POST_RESTORE] = B(BS_PRE_RESTORED),
 };
 
 static const char *order_reason(BackupState s, BackupCall c)
 {
 	if (s == BS_NEW)
-		return "InitializeForBackup must be called first";
+		return "InitializeForBackup or InitializeForRestore must be called first";
+	if (IN(s, RESTORING))
+		switch (c) {
+		case BC_PRE_RESTORE:
+			return "PreRestore runs once per restore";
+		case BC_POST_RESTORE:
+			return s == BS_RESTORED ? "PostRestore runs once per restore" : "PreRestore must come first";
+		case BC_SET_SELECTED_FOR_RESTORE:
+			return "components are chosen for a restore before PreRestore";
+		case BC_GATHER_WRITER_METADATA:
+		case BC_DISABLE_WRITER_CLASSES:
+			return "writers are chosen and their metadata gathered before PreRestore";
+		case BC_ABORT_BACKUP:
+			return "a restore cannot be aborted";
+		default:
+			return "the object serves a restore: backup calls are refused";
+		}
 	switch (c) {
 	case BC_INITIALIZE_FOR_BACKUP:
+	case BC_INITIALIZE_FOR_RESTORE:
 		return "the object is already initialized";
+	case BC_SAVE_AS_XML:
+		return "SaveAsXML needs PrepareForBackup (or a set made) first";
+	case BC_SET_SELECTED_FOR_RESTORE:
+	case BC_PRE_RESTORE:
+	case BC_POST_RESTORE:
+		return "restore calls need an object made by InitializeForRestore";
 	case BC_SET_CONTEXT:
 		return "SetContext must come right after InitializeForBackup, before StartSnapshotSet";
 	case BC_SET_BACKUP_STATE:
@@ -131,6 +170,9 @@ static bool waits_for_round(BackupCall c)
 	case BC_ADD_COMPONENT:
 	case BC_DISABLE_WRITER_CLASSES:
 	case BC_SET_BACKUP_SUCCEEDED:
+	case BC_SET_SELECTED_FOR_RESTORE:
+	case BC_PRE_RESTORE:
+	case BC_POST_RESTORE:
 		return true;
 	default:
 		return false;
@@ -170,6 +212,8 @@ vss_hr backup_state_check(BackupState s, const BackupFacts *f, BackupCall c, con
 		reason = "GatherWriterMetadata must be called (and have ended) first";
 	else if ((c == BC_ADD_COMPONENT || c == BC_SET_BACKUP_SUCCEEDED) && !f->writers_context)
 		reason = "components belong to contexts with writers";
+	else if (c == BC_PRE_RESTORE && !f->metadata_gathered)
+		reason = "GatherWriterMetadata must be called (and have ended) before PreRestore";
 
 	if (ret_reason)
 		*ret_reason = reason;
@@ -189,6 +233,12 @@ BackupState backup_state_next(BackupState s, BackupCall c)
 		return BS_CREATING;
 	case BC_BACKUP_COMPLETE:
 		return BS_COMPLETE;
+	case BC_INITIALIZE_FOR_RESTORE:
+		return BS_RESTORE_INITIALIZED;
+	case BC_PRE_RESTORE:
+		return BS_PRE_RESTORED;
+	case BC_POST_RESTORE:
+		return BS_RESTORED;
 	case BC_ABORT_BACKUP:
 		/* Nothing in progress: ignored, as in VSS. */
 		return s == BS_INITIALIZED || s == BS_COMPLETE ? s : BS_ABORTED;

@@ -21,6 +21,11 @@ typedef enum BackupState {
 	BS_FAILED,
 	BS_COMPLETE,
 	BS_ABORTED,
+	/* A restore (docs/RESTORE.md): InitializeForRestore, then PreRestore,
+	 * the files copied back by the requestor, PostRestore. */
+	BS_RESTORE_INITIALIZED,
+	BS_PRE_RESTORED,
+	BS_RESTORED,
 	_BS_MAX,
 } BackupState;
 
@@ -48,6 +53,12 @@ typedef enum BackupCall {
 	BC_DISABLE_WRITER_CLASSES,  /* and EnableWriterClasses */
 	BC_GATHER_WRITER_STATUS,    /* and GetWriterStatus */
 	BC_SET_BACKUP_SUCCEEDED,
+	/* The restore side and the Backup Components Document. */
+	BC_SAVE_AS_XML,
+	BC_INITIALIZE_FOR_RESTORE,
+	BC_SET_SELECTED_FOR_RESTORE, /* and SetRestoreOptions, AddNewTarget */
+	BC_PRE_RESTORE,
+	BC_POST_RESTORE,
 	_BC_MAX,
 } BackupCall;
 

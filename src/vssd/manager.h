@@ -20,6 +20,7 @@
 #include "basic/list.h"
 #include "providers/provider.h"
 #include "vssd/backup-state.h"
+#include "vssd/bcd.h"
 #include "vssd/catalog.h"
 #include "vssd/config.h"
 #include "vssd/writers.h"
@@ -94,6 +95,10 @@ struct BackupObject {
 	char *schedule;          /* SetSchedule: recorded on the set */
 	vss_id *used_sets;       /* sets this object exposed: in use until it is released */
 	size_t n_used_sets;
+	/* The Backup Components Document (backup-restore.c). */
+	sd_bus_slot *restore_slot;
+	bool select_components, bootable_system_state, partial_file_support; /* SetBackupState */
+	Bcd *restore;            /* InitializeForRestore's document, with the restore's choices */
 	LIST_FIELDS(BackupObject, backups);
 };
 
@@ -219,6 +224,14 @@ int backup_check(BackupObject *b, BackupCall call, sd_bus_error *error);
 int backup_reply_with_async(sd_bus_message *msg, BackupObject *b, vss_hr status, AsyncOp **ret,
                             sd_bus_error *error);
 BackupObject *backup_object_free(BackupObject *b);
+void backup_object_set_state(BackupObject *b, BackupState s);
+
+/* backup-restore.c: SaveAsXML, InitializeForRestore and the restore calls
+ * (org.vss.BackupRestore1), and the document InitializeForBackup takes. */
+extern const sd_bus_vtable backup_restore_vtable[];
+int backup_parse_document(const char *text, Bcd *ret, sd_bus_error *error);
+/* The restore components of writer events (PreRestore, PostRestore). */
+void restore_append_components(sd_bus_message *m, BackupObject *b);
 
 /* backup-writers.c */
 extern const sd_bus_vtable backup_writers_vtable[];

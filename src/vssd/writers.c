@@ -30,6 +30,9 @@ vss_writer_state writer_state_after(WriterEvent e, vss_writer_state before)
 		return VSS_WS_WAITING_FOR_BACKUP_COMPLETE;
 	case EVENT_BACKUP_COMPLETE:
 		return VSS_WS_STABLE;
+	case EVENT_PRE_RESTORE:
+	case EVENT_POST_RESTORE:
+		return VSS_WS_STABLE;
 	case EVENT_ABORT:
 		/* Back to normal, but a failure stays on record. */
 		return before >= VSS_WS_FAILED_AT_IDENTIFY ? before : VSS_WS_STABLE;
@@ -57,6 +60,10 @@ vss_writer_state writer_state_failed(WriterEvent e, vss_writer_state before)
 		return VSS_WS_FAILED_AT_BACKUP_COMPLETE;
 	case EVENT_BACKUP_SHUTDOWN:
 		return VSS_WS_FAILED_AT_BACKUPSHUTDOWN;
+	case EVENT_PRE_RESTORE:
+		return VSS_WS_FAILED_AT_PRE_RESTORE;
+	case EVENT_POST_RESTORE:
+		return VSS_WS_FAILED_AT_POST_RESTORE;
 	default:
 		return before;
 	}
@@ -128,6 +135,8 @@ static void append_context(sd_bus_message *m, BackupObject *b, WriterEvent e)
 	(void)sd_bus_message_close_container(m);
 	if (e == EVENT_BACKUP_COMPLETE)
 		append_outcomes(m, b);
+	if (e == EVENT_PRE_RESTORE || e == EVENT_POST_RESTORE)
+		restore_append_components(m, b);
 	(void)sd_bus_message_close_container(m);
 }
 

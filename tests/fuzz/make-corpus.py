@@ -6,6 +6,7 @@ fuzzers then mutate. Run it again after changing a format:
 
     tests/fuzz/make-corpus.py
 """
+import json
 import os
 import struct
 
@@ -183,6 +184,41 @@ seeds["fuzz-catalog"] = {
              + snapshot_row(10, 1, "/srv/a") + b"\1" + value("blob", b"\xff\0x") + value("real", 1.5)
              + value("int", -1) * 11,
     "newer": bytes([32]),
+}
+
+# The Backup Components Document (docs/RESTORE.md): a whole one, and some
+# that are refused in their different ways.
+BCD_FILE = {"kind": "files", "path": "/srv/db", "filespec": "*", "recursive": True}
+BCD = {
+    "format": "vss-backup-components", "version": 1,
+    "backup": {"state": "complete", "type": "full", "select_components": True, "bootable_system_state": False,
+               "partial_file_support": False, "context": 0},
+    "snapshot_set": {"id": ID1, "snapshots": [{"id": ID2, "volume": "/srv", "provider_id": ID1,
+                                                "device_object": "/srv/.vss/x", "creation_timestamp": 1764633600000000}]},
+    "writers": [{"instance_id": ID2, "class_id": ID1, "name": "PostgreSQL", "instance_name": "/srv/db",
+                 "usage": "user_data", "source": "transacted_db", "level": "back_end",
+                 "components": [{"type": "filegroup", "logical_path": None, "name": "cluster", "caption": "data",
+                                 "selectable": False, "files": [BCD_FILE]},
+                                {"type": "database", "logical_path": "tablespaces", "name": "ts", "caption": None,
+                                 "selectable": True, "files": [dict(BCD_FILE, kind="database_log", recursive=False)]}],
+                 "excluded": [dict(BCD_FILE, filespec="postmaster.pid", recursive=False)]}],
+    "components": [{"writer_class_id": ID1, "writer_instance_id": ID2, "type": "filegroup", "logical_path": None,
+                    "name": "cluster", "backup_succeeded": True, "backup_options": None, "selected_for_restore": True,
+                    "restore_options": "fast", "new_targets": [{"path": "/srv/db", "filespec": "*", "recursive": True,
+                                                                "alternate_path": "/restore/db"}]},
+                   {"writer_class_id": ID1, "writer_instance_id": ID2, "type": "database",
+                    "logical_path": "tablespaces", "name": "ts", "backup_succeeded": None, "backup_options": None,
+                    "selected_for_restore": False, "restore_options": None, "new_targets": []}],
+}
+bcd_text = json.dumps(BCD, indent=2).encode()
+seeds["fuzz-bcd"] = {
+    "whole": bcd_text,
+    "empty-backup": json.dumps(dict(BCD, writers=[], components=[],
+                                    snapshot_set={"id": ID1, "snapshots": []})).encode(),
+    "truncated": bcd_text[: len(bcd_text) // 2],
+    "version-2": json.dumps(dict(BCD, version=2)).encode(),
+    "deep": b"[" * 20 + b"]" * 20,
+    "escapes": json.dumps(dict(BCD, backup=dict(BCD["backup"], state="\u00e9\ud83d\ude00"))).encode(),
 }
 
 for target, files in seeds.items():

@@ -54,6 +54,18 @@
  *   hold              print "hold S_OK" and sleep until killed
  *   pause             print "pause S_OK" and wait for a line on stdin
  *   release           vss_backup_release
+ *
+ * The Backup Components Document and restores (docs/RESTORE.md); W is a
+ * writer class id, C a component name (a file group, no logical path):
+ *
+ *   save=FILE         save_as_xml, written to FILE; detail: its size
+ *   init-doc=FILE     initialize_for_backup with the document in FILE
+ *   restore-init=FILE initialize_for_restore with the document in FILE
+ *   select=W:C        set_selected_for_restore(true)
+ *   options=W:C:TEXT  set_restore_options
+ *   target=W:C:PATH:ALT  add_new_target(PATH, "*", recursive, ALT)
+ *   pre-restore       pre_restore, then wait; detail: the status
+ *   post-restore      post_restore, then wait; detail: the status
  */
 
 #include <stdarg.h>
@@ -182,11 +194,107 @@ static void null_args(void)
 	report("null:unexpose_snapshot", vss_backup_unexpose_snapshot(b, NULL), NULL);
 }
 
+/* The whole of a file, NUL-terminated; exits when it cannot be read. */
+static char *read_file(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	char *buf = NULL;
+	size_t size = 0;
+
+	if (!f || getdelim(&buf, &size, '\0', f) < 0) {
+		/* An empty file is an empty document. */
+		if (f && feof(f)) {
+			fclose(f);
+			return calloc(1, 1);
+		}
+		fprintf(stderr, "vss-test-requestor: cannot read %s\n", path);
+		exit(2);
+	}
+	fclose(f);
+	return buf;
+}
+
+/* "W:C[:MORE]" into the writer class id and the component's name; *ret_more
+ * is what follows them, or NULL. */
+static bool split_component(char *spec, vss_id *ret_class, char **ret_name, char **ret_more)
+{
+	char *colon = strchr(spec, ':'), *more;
+
+	if (!colon)
+		return false;
+	*colon = '\0';
+	if (VSS_FAILED(vss_id_parse(spec, ret_class)))
+		return false;
+	*ret_name = colon + 1;
+	more = strchr(colon + 1, ':');
+	if (more)
+		*more++ = '\0';
+	*ret_more = more;
+	return true;
+}
+
+static bool restore_step(const char *s)
+{
+	char spec[8192], *name, *more;
+	vss_id class;
+	vss_hr hr;
+
+	if (strncmp(s, "save=", 5) == 0) {
+		char *doc = NULL;
+		FILE *f;
+
+		hr = vss_backup_save_as_xml(b, &doc);
+		if (VSS_SUCCEEDED(hr)) {
+			f = fopen(s + 5, "we");
+			if (!f || fputs(doc, f) < 0 || fclose(f) != 0)
+				hr = E_FAIL;
+		}
+		report("save", hr, "%zu", doc ? strlen(doc) : 0);
+		free(doc);
+	} else if (strncmp(s, "init-doc=", 9) == 0 || strncmp(s, "restore-init=", 13) == 0) {
+		bool restore = s[0] == 'r';
+		char *doc = read_file(strchr(s, '=') + 1);
+
+		hr = restore ? vss_backup_initialize_for_restore(b, doc) : vss_backup_initialize_for_backup(b, doc);
+		report(restore ? "restore-init" : "init-doc", hr, NULL);
+		free(doc);
+	} else if (strncmp(s, "select=", 7) == 0 || strncmp(s, "options=", 8) == 0 ||
+		   strncmp(s, "target=", 7) == 0) {
+		char step_name[16];
+
+		snprintf(step_name, sizeof(step_name), "%.*s", (int)(strchr(s, '=') - s), s);
+		snprintf(spec, sizeof(spec), "%s", strchr(s, '=') + 1);
+		if (!split_component(spec, &class, &name, &more))
+			hr = E_INVALIDARG;
+		else if (s[0] == 's')
+			hr = vss_backup_set_selected_for_restore(b, &class, VSS_CT_FILEGROUP, NULL, name, true);
+		else if (s[0] == 'o')
+			hr = vss_backup_set_restore_options(b, &class, VSS_CT_FILEGROUP, NULL, name, more);
+		else {
+			char *alt = more ? strchr(more, ':') : NULL;
+
+			if (alt)
+				*alt++ = '\0';
+			hr = vss_backup_add_new_target(b, &class, VSS_CT_FILEGROUP, NULL, name, more, "*", true, alt);
+		}
+		report(step_name, hr, NULL);
+	} else if (strcmp(s, "pre-restore") == 0) {
+		run_async(s, vss_backup_pre_restore);
+	} else if (strcmp(s, "post-restore") == 0) {
+		run_async(s, vss_backup_post_restore);
+	} else {
+		return false;
+	}
+	return true;
+}
+
 static void step(const char *s)
 {
 	char buf[VSS_ID_STRING_MAX];
 	vss_hr hr, status = VSS_E_UNEXPECTED;
 
+	if (restore_step(s))
+		return;
 	if (strcmp(s, "create") == 0) {
 		if (b && n_earlier < 32)
 			earlier[n_earlier++] = b;

@@ -22,7 +22,8 @@ from busclient import INVALID_ARGS, MANAGER, NO_REPLY, UNKNOWN_OBJECT, VSS_ERROR
 from conftest import VSSADMIN, VSSD, assert_no_sanitizer_report
 
 ROOT = User("root")
-VSS_IFACES = ("org.vss.Manager1", "org.vss.Backup1", "org.vss.BackupWriters1", "org.vss.Async1")
+VSS_IFACES = ("org.vss.Manager1", "org.vss.Backup1", "org.vss.BackupWriters1", "org.vss.BackupRestore1",
+              "org.vss.Async1")
 
 # How an object is brought to a state before a hostile call; each method
 # is tried in every one, so that it gets past its state check somewhere.

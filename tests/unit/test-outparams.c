@@ -167,6 +167,52 @@ static void test_writer(void)
 	ASSERT_NULL_ID(id);
 }
 
+/* A program built with callbacks version 1 has a structure that ends before
+ * pre_restore: libvss reads no further (valgrind and ASan would see it). */
+static bool on_freeze(vss_writer *w, void *userdata)
+{
+	(void)w, (void)userdata;
+	return true;
+}
+
+/* vss_writer_callbacks as version 1 of <vss/writer.h> had it. */
+typedef struct CallbacksV1 {
+	uint32_t version;
+	bool (*identify)(vss_writer *w, vss_metadata_builder *md, void *userdata);
+	bool (*events[8])(vss_writer *w, void *userdata);
+} CallbacksV1;
+
+_Static_assert(sizeof(CallbacksV1) == offsetof(vss_writer_callbacks, pre_restore),
+	       "version 1 ends where pre_restore begins");
+
+static void test_writer_callbacks_versions(void)
+{
+	static const vss_id class_id = { { 1 } };
+	CallbacksV1 *v1 = malloc(sizeof(*v1));
+	vss_writer_callbacks v3 = { .version = VSS_WRITER_CALLBACKS_VERSION + 1 };
+	const vss_restore_component *rc = garbage_ptr();
+	size_t n = 77;
+	char *doc = garbage_ptr();
+	vss_writer *w = NULL;
+
+	ASSERT_NOT_NULL(v1);
+	memset(v1, 0, sizeof(*v1));
+	v1->version = 1;
+	v1->events[2] = on_freeze;
+	ASSERT_HR(S_OK, vss_writer_new(&class_id, "old", NULL, VSS_UT_USERDATA, VSS_ST_OTHER, VSS_APP_FRONT_END, 0,
+				       &w));
+	ASSERT_HR(S_OK, vss_writer_set_callbacks(w, (const vss_writer_callbacks *)v1, NULL));
+	ASSERT_HR(E_INVALIDARG, vss_writer_set_callbacks(w, &v3, NULL));
+	/* Outside a restore callback: nothing to read, and nothing stale. */
+	ASSERT_HR(VSS_E_BAD_STATE, vss_writer_get_restore_components(w, &rc, &n));
+	ASSERT_NULL(rc);
+	ASSERT_EQ_UINT(0, n);
+	vss_writer_free(w);
+	free(v1);
+	ASSERT_HR(E_INVALIDARG, vss_backup_save_as_xml(NULL, &doc));
+	ASSERT_NULL(doc);
+}
+
 int main(void)
 {
 	/* A socket nobody listens on: vssd is unreachable. */
@@ -175,6 +221,7 @@ int main(void)
 	RUN_TEST(test_calls_on_a_null_handle);
 	RUN_TEST(test_parsers);
 	RUN_TEST(test_writer);
+	RUN_TEST(test_writer_callbacks_versions);
 	TEST_SUMMARY();
 	return 0;
 }

@@ -21,6 +21,11 @@ static bool anywhere_but_new(BackupState s)
 	return s != BS_NEW;
 }
 
+static bool restoring(BackupState s)
+{
+	return s == BS_RESTORE_INITIALIZED || s == BS_PRE_RESTORED || s == BS_RESTORED;
+}
+
 /* Whether call c is in order in state s given facts f, by the rules. */
 static bool rule_allows(BackupState s, const BackupFacts *f, BackupCall c)
 {
@@ -29,7 +34,7 @@ static bool rule_allows(BackupState s, const BackupFacts *f, BackupCall c)
 	static const BackupCall busy_refuses[] = {
 		BC_SET_CONTEXT, BC_START_SNAPSHOT_SET, BC_PREPARE_FOR_BACKUP, BC_DO_SNAPSHOT_SET,
 		BC_BACKUP_COMPLETE, BC_GATHER_WRITER_METADATA, BC_DISABLE_WRITER_CLASSES, BC_ADD_COMPONENT,
-		BC_SET_BACKUP_SUCCEEDED,
+		BC_SET_BACKUP_SUCCEEDED, BC_SET_SELECTED_FOR_RESTORE, BC_PRE_RESTORE, BC_POST_RESTORE,
 	};
 
 	for (size_t i = 0; f->round_in_flight && i < ELEMENTSOF(busy_refuses); i++)
@@ -59,7 +64,8 @@ static bool rule_allows(BackupState s, const BackupFacts *f, BackupCall c)
 		return (s == BS_SET_OPEN || s == BS_PREPARED) && f->n_volumes > 0 &&
 		       (!f->writers_context || f->metadata_gathered);
 	case BC_ABORT_BACKUP:
-		return anywhere_but_new(s);
+		/* Restores cannot be aborted (reference §1.3). */
+		return anywhere_but_new(s) && !restoring(s);
 	case BC_BACKUP_COMPLETE:
 		return s == BS_CREATED && f->writers_context;
 	case BC_GET_SNAPSHOT_PROPERTIES:
@@ -73,8 +79,9 @@ static bool rule_allows(BackupState s, const BackupFacts *f, BackupCall c)
 		return anywhere_but_new(s);
 	case BC_GATHER_WRITER_METADATA:
 	case BC_DISABLE_WRITER_CLASSES:
-		/* Once, before StartSnapshotSet; classes are chosen before it. */
-		return s == BS_INITIALIZED && !f->metadata_gathered;
+		/* Once, before StartSnapshotSet (or PreRestore); classes are
+		 * chosen before it. */
+		return (s == BS_INITIALIZED || s == BS_RESTORE_INITIALIZED) && !f->metadata_gathered;
 	case BC_GET_WRITER_METADATA:
 	case BC_GATHER_WRITER_STATUS:
 		return anywhere_but_new(s) && f->metadata_gathered;
@@ -82,6 +89,19 @@ static bool rule_allows(BackupState s, const BackupFacts *f, BackupCall c)
 		return s == BS_INITIALIZED && f->metadata_gathered && f->writers_context;
 	case BC_SET_BACKUP_SUCCEEDED:
 		return s == BS_CREATED && f->writers_context;
+	case BC_SAVE_AS_XML:
+		/* Once the writers have seen the backup (PrepareForBackup), and
+		 * anywhere in a restore; never in a failed or aborted backup. */
+		return s == BS_PREPARED || s == BS_CREATED || s == BS_COMPLETE || restoring(s);
+	case BC_INITIALIZE_FOR_RESTORE:
+		return s == BS_NEW;
+	case BC_SET_SELECTED_FOR_RESTORE:
+		return s == BS_RESTORE_INITIALIZED;
+	case BC_PRE_RESTORE:
+		/* The writers to tell are those that answered Identify. */
+		return s == BS_RESTORE_INITIALIZED && f->metadata_gathered;
+	case BC_POST_RESTORE:
+		return s == BS_PRE_RESTORED;
 	default:
 		return false;
 	}
@@ -102,6 +122,12 @@ static BackupState rule_next(BackupState s, BackupCall c)
 		return BS_CREATING;
 	case BC_BACKUP_COMPLETE:
 		return BS_COMPLETE;
+	case BC_INITIALIZE_FOR_RESTORE:
+		return BS_RESTORE_INITIALIZED;
+	case BC_PRE_RESTORE:
+		return BS_PRE_RESTORED;
+	case BC_POST_RESTORE:
+		return BS_RESTORED;
 	case BC_ABORT_BACKUP:
 		switch (s) {
 		case BS_SET_OPEN:
@@ -249,9 +275,15 @@ static void test_next_every_pair(void)
 	 * Abort 8, BackupComplete 1, and 8 each for the four reading calls, the
 	 * two exposure calls and the two shadow storage calls; then
 	 * GatherWriterMetadata 1, GetWriterMetadata 8, AddComponent 1,
-	 * DisableWriterClasses 1, GatherWriterStatus 8, SetBackupSucceeded 1.
-	 * Guards the filter above against skipping more than it should. */
-	ASSERT_EQ_UINT(102, n_pairs);
+	 * DisableWriterClasses 1, GatherWriterStatus 8, SetBackupSucceeded 1:
+	 * 102 for a backup. A restore's three states add 3 to each of the
+	 * eight calls every state but NEW allows, to GetWriterMetadata and to
+	 * GatherWriterStatus (30), 1 each to GatherWriterMetadata and
+	 * DisableWriterClasses, SaveAsXML 6 (3 backup states and 3 restore
+	 * ones), InitializeForRestore, SetSelectedForRestore, PreRestore and
+	 * PostRestore 1 each: 144. Guards the filter above against skipping
+	 * more than it should. */
+	ASSERT_EQ_UINT(144, n_pairs);
 }
 
 static void test_holds_slot(void)
@@ -275,7 +307,7 @@ static void test_names(void)
 {
 	static const char *const states[_BS_MAX] = {
 		"new", "initialized", "set-open", "prepared", "creating", "created", "failed", "complete",
-		"aborted",
+		"aborted", "restore-initialized", "pre-restored", "restored",
 	};
 	static const char *const calls[_BC_MAX] = {
 		"InitializeForBackup", "SetContext", "SetBackupState", "StartSnapshotSet",
@@ -283,7 +315,8 @@ static void test_names(void)
 		"GetSnapshotProperties", "Query", "DeleteSnapshots", "IsVolumeSupported",
 		"ExposeSnapshot", "UnexposeSnapshot", "QueryDiffAreas", "ChangeDiffAreaMaximumSize",
 		"GatherWriterMetadata", "GetWriterMetadata", "AddComponent", "DisableWriterClasses",
-		"GatherWriterStatus", "SetBackupSucceeded",
+		"GatherWriterStatus", "SetBackupSucceeded", "SaveAsXML", "InitializeForRestore",
+		"SetSelectedForRestore", "PreRestore", "PostRestore",
 	};
 
 	for (BackupState s = 0; s < _BS_MAX; s++)
@@ -446,6 +479,65 @@ static void test_full_sequence(void)
 	ASSERT_EQ_INT(BS_COMPLETE, backup_state_next(s, BC_ABORT_BACKUP));
 }
 
+/* A restore as reference §1.3 orders it: every backup call is refused
+ * along the way, and nothing aborts it. */
+static void test_restore_sequence(void)
+{
+	static const BackupCall backup_only[] = {
+		BC_INITIALIZE_FOR_BACKUP, BC_SET_CONTEXT, BC_SET_BACKUP_STATE, BC_START_SNAPSHOT_SET,
+		BC_ADD_TO_SNAPSHOT_SET, BC_PREPARE_FOR_BACKUP, BC_DO_SNAPSHOT_SET, BC_ABORT_BACKUP,
+		BC_BACKUP_COMPLETE, BC_ADD_COMPONENT, BC_SET_BACKUP_SUCCEEDED, BC_INITIALIZE_FOR_RESTORE,
+	};
+	BackupState s = BS_NEW;
+	BackupFacts f = { .writers_context = true };
+	const char *reason = NULL;
+
+	/* Restore calls on a backup object. */
+	ASSERT_HR(VSS_E_BAD_STATE, backup_state_check(BS_INITIALIZED, &f, BC_PRE_RESTORE, &reason));
+	ASSERT_NOT_NULL(strstr(reason, "InitializeForRestore"));
+	ASSERT_HR(VSS_E_BAD_STATE, backup_state_check(BS_CREATED, &f, BC_SET_SELECTED_FOR_RESTORE, NULL));
+	ASSERT_HR(VSS_E_BAD_STATE, backup_state_check(BS_INITIALIZED, &f, BC_SAVE_AS_XML, NULL));
+	ASSERT_HR(VSS_E_BAD_STATE, backup_state_check(BS_ABORTED, &f, BC_SAVE_AS_XML, NULL));
+
+	ASSERT_HR(S_OK, backup_state_check(s, &f, BC_INITIALIZE_FOR_RESTORE, NULL));
+	s = backup_state_next(s, BC_INITIALIZE_FOR_RESTORE);
+	ASSERT_EQ_INT(BS_RESTORE_INITIALIZED, s);
+	ASSERT_FALSE(backup_state_holds_slot(s));
+	for (size_t i = 0; i < ELEMENTSOF(backup_only); i++)
+		ASSERT_HR(VSS_E_BAD_STATE, backup_state_check(s, &f, backup_only[i], NULL));
+	ASSERT_HR(VSS_E_BAD_STATE, backup_state_check(s, &f, BC_ABORT_BACKUP, &reason));
+	ASSERT_NOT_NULL(strstr(reason, "cannot be aborted"));
+	ASSERT_HR(VSS_E_BAD_STATE, backup_state_check(s, &f, BC_PRE_RESTORE, &reason));
+	ASSERT_NOT_NULL(strstr(reason, "GatherWriterMetadata"));
+	ASSERT_HR(VSS_E_BAD_STATE, backup_state_check(s, &f, BC_POST_RESTORE, NULL));
+	ASSERT_HR(S_OK, backup_state_check(s, &f, BC_SAVE_AS_XML, NULL));
+	ASSERT_HR(S_OK, backup_state_check(s, &f, BC_SET_SELECTED_FOR_RESTORE, NULL));
+	ASSERT_HR(S_OK, backup_state_check(s, &f, BC_GATHER_WRITER_METADATA, NULL));
+	f.round_in_flight = true;
+	ASSERT_HR(VSS_E_BAD_STATE, backup_state_check(s, &f, BC_SET_SELECTED_FOR_RESTORE, NULL));
+	ASSERT_HR(VSS_E_BAD_STATE, backup_state_check(s, &f, BC_GATHER_WRITER_METADATA, NULL));
+	f.round_in_flight = false;
+	f.metadata_gathered = true;
+	ASSERT_HR(S_OK, backup_state_check(s, &f, BC_GET_WRITER_METADATA, NULL));
+
+	ASSERT_HR(S_OK, backup_state_check(s, &f, BC_PRE_RESTORE, NULL));
+	s = backup_state_next(s, BC_PRE_RESTORE);
+	ASSERT_EQ_INT(BS_PRE_RESTORED, s);
+	f.round_in_flight = true;
+	ASSERT_HR(VSS_E_BAD_STATE, backup_state_check(s, &f, BC_POST_RESTORE, NULL));
+	f.round_in_flight = false;
+	ASSERT_HR(VSS_E_BAD_STATE, backup_state_check(s, &f, BC_PRE_RESTORE, NULL));
+	ASSERT_HR(VSS_E_BAD_STATE, backup_state_check(s, &f, BC_SET_SELECTED_FOR_RESTORE, NULL));
+	ASSERT_HR(VSS_E_BAD_STATE, backup_state_check(s, &f, BC_ABORT_BACKUP, NULL));
+	ASSERT_HR(S_OK, backup_state_check(s, &f, BC_POST_RESTORE, NULL));
+	s = backup_state_next(s, BC_POST_RESTORE);
+	ASSERT_EQ_INT(BS_RESTORED, s);
+	ASSERT_HR(VSS_E_BAD_STATE, backup_state_check(s, &f, BC_POST_RESTORE, NULL));
+	ASSERT_HR(S_OK, backup_state_check(s, &f, BC_GATHER_WRITER_STATUS, NULL));
+	ASSERT_HR(S_OK, backup_state_check(s, &f, BC_SAVE_AS_XML, NULL));
+	ASSERT_HR(S_OK, backup_state_check(s, &f, BC_QUERY, NULL));
+}
+
 int main(void)
 {
 	RUN_TEST(test_check_every_pair);
@@ -455,6 +547,7 @@ int main(void)
 	RUN_TEST(test_names);
 	RUN_TEST(test_context_helpers);
 	RUN_TEST(test_full_sequence);
+	RUN_TEST(test_restore_sequence);
 	TEST_SUMMARY();
 	return 0;
 }

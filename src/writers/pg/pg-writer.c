@@ -30,6 +30,7 @@
 #include <vss/vss.h>
 #include <vss/writer.h>
 
+#include "pg-restore.h"
 #include "writer-support.h"
 
 /*
@@ -540,13 +541,14 @@ static bool on_abort(vss_writer *w, void *userdata)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: vss-pg-writer [--freeze-timeout=SEC] [CONNINFO]\n"
+		"Usage: vss-pg-writer [--freeze-timeout=SEC] [--bindir=DIR] [CONNINFO]\n"
 		"\n"
 		"The vss writer of a PostgreSQL cluster: reports its data directory, WAL and\n"
 		"tablespaces to vssd and checkpoints before each snapshot set.\n"
 		"\n"
 		"  CONNINFO              a libpq connection string or URI (PG* variables apply)\n"
 		"  --freeze-timeout=SEC  the longest freeze-to-thaw window (default %u)\n"
+		"  --bindir=DIR          where pg_ctl and pg_controldata are, for restores\n"
 		"  -h, --help            show this help\n"
 		"      --version         show the version\n",
 		VSS_WRITER_DEFAULT_FREEZE_TIMEOUT_MS / 1000);
@@ -556,6 +558,7 @@ int main(int argc, char **argv)
 {
 	static const struct option options[] = {
 		{ "freeze-timeout", required_argument, NULL, 't' },
+		{ "bindir", required_argument, NULL, 'b' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{},
@@ -568,6 +571,8 @@ int main(int argc, char **argv)
 		.thaw = on_thaw,
 		.abort = on_abort,
 		.backup_complete = ws_on_backup_complete,
+		.pre_restore = pg_on_pre_restore,
+		.post_restore = pg_on_post_restore,
 	};
 	PgWriter pw = { .conninfo = "" };
 	uint32_t freeze_timeout_ms = 0;
@@ -584,6 +589,9 @@ int main(int argc, char **argv)
 					optarg);
 				return 2;
 			}
+			break;
+		case 'b':
+			pg_restore_bindir = optarg;
 			break;
 		case 'h':
 			usage(stdout);
