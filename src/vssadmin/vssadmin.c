@@ -261,7 +261,9 @@ static void load_set_schedules(vss_backup *b, SetSchedules *ret)
 	*ret = (SetSchedules){ 0 };
 	if (VSS_FAILED(vss_backup_query_scheduled_sets(b, NULL, &ret->sets, &ret->n)))
 		return;
-	qsort(ret->sets, ret->n, sizeof(*ret->sets), compare_scheduled);
+	/* None: sets is NULL, which qsort() may not be given. */
+	if (ret->n > 1)
+		qsort(ret->sets, ret->n, sizeof(*ret->sets), compare_scheduled);
 }
 
 static const char *set_schedule(const SetSchedules *ss, const vss_id *set_id)
