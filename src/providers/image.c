@@ -1047,13 +1047,21 @@ static int image_revert(ProviderRevert *r)
 				   strerror(-k));
 
 	/* Unmounted by force, the old XFS may live on for whoever held it,
-	 * and has the same UUID. */
+	 * and has the same UUID; so may one unmounted here but mounted in
+	 * another mount namespace too (a copy made by unshare), which no
+	 * unmount here can see. XFS refuses a second mount of a UUID. */
 	k = fault_revert_step(6);
-	if (k == 0)
+	if (k == 0) {
+		bool xfs = streq(fstype_of(r->plan), "xfs");
+
 		k = mount_plan_mount(r->plan, dev, NULL,
-				     r->force_unmount && streq(fstype_of(r->plan), "xfs")
-					     ? (const char *const[]){ "nouuid", NULL }
-					     : NULL);
+				     r->force_unmount && xfs ? (const char *const[]){ "nouuid", NULL } : NULL);
+		if (k == -EINVAL && xfs && !r->force_unmount) {
+			log_warning("%s: its old XFS lives on elsewhere (another mount namespace), with the same UUID; "
+				    "mounting it with nouuid", r->volume);
+			k = mount_plan_mount(r->plan, dev, NULL, (const char *const[]){ "nouuid", NULL });
+		}
+	}
 	if (k < 0)
 		return revert_fail(r, k, "the image holds the snapshot now, but cannot be mounted again on %s: %s",
 				   r->volume, strerror(-k));
