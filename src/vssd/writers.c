@@ -114,15 +114,17 @@ static void append_outcomes(sd_bus_message *m, BackupObject *b)
 static void append_context(sd_bus_message *m, BackupObject *b, WriterEvent e)
 {
 	char buf[VSS_ID_STRING_MAX];
-	char *volumes[b->facts.n_volumes + 1];
+	char *volumes[b->facts.n_volumes + 1], **list = volumes;
 	size_t n = 0;
 
-	/* The volumes of the set; the job holds the members once it runs. */
+	/* The volumes of the set; the job holds the members once it runs,
+	 * and then the set's list is sent as it is (a restore's, from its
+	 * document, has no members at all: n_volumes does not count it). */
 	for (; b->members && n < b->facts.n_volumes; n++)
 		volumes[n] = b->members[n].volume;
-	for (; !b->members && b->set_volumes && b->set_volumes[n]; n++)
-		volumes[n] = b->set_volumes[n];
 	volumes[n] = NULL;
+	if (!b->members && b->set_volumes)
+		list = b->set_volumes;
 	(void)sd_bus_message_open_container(m, 'a', "{sv}");
 	(void)sd_bus_message_append(m, "{sv}", "SetId", "s", vss_id_format(&b->set_id, buf));
 	(void)sd_bus_message_append(m, "{sv}", "Context", "i", b->context);
@@ -130,7 +132,7 @@ static void append_context(sd_bus_message *m, BackupObject *b, WriterEvent e)
 	(void)sd_bus_message_open_container(m, 'e', "sv");
 	(void)sd_bus_message_append(m, "s", "Volumes");
 	(void)sd_bus_message_open_container(m, 'v', "as");
-	(void)sd_bus_message_append_strv(m, volumes);
+	(void)sd_bus_message_append_strv(m, list);
 	(void)sd_bus_message_close_container(m);
 	(void)sd_bus_message_close_container(m);
 	if (e == EVENT_BACKUP_COMPLETE)
