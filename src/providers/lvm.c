@@ -1078,6 +1078,10 @@ static int lvm_list_snapshots(const char *store_path, provider_found_fn found, v
 
 		if (!lvm_tags_ids(all[i].tags, &ps.snapshot_id, &ps.set_id))
 			continue;
+		/* Being merged into its origin by a revert (deferred, or
+		 * still running): consumed, and not to be removed. */
+		if (all[i].lv_attr[0] == 'S' && !lvm_attr_invalid(all[i].lv_attr))
+			continue;
 		/* A classic snapshot that overflowed is lost: not reported, so
 		 * that its row goes (its origin lives on). */
 		if (lvm_attr_invalid(all[i].lv_attr)) {
@@ -1106,6 +1110,10 @@ static int lvm_list_all_snapshots(provider_found_fn found, void *userdata)
 		ProviderSnapshot ps = { .name = all[i].lv_name };
 
 		if (!lvm_tags_ids(all[i].tags, &ps.snapshot_id, &ps.set_id))
+			continue;
+		/* Being merged into its origin by a revert (deferred, or
+		 * still running): consumed, and not to be removed. */
+		if (all[i].lv_attr[0] == 'S' && !lvm_attr_invalid(all[i].lv_attr))
 			continue;
 		/* A classic snapshot that overflowed is lost: not reported, so
 		 * that its row goes (its origin lives on). */
@@ -1315,7 +1323,7 @@ typedef struct LvmRevert {
 } LvmRevert;
 
 /* How long a revert waits for a device a lazy unmount left open to close. */
-#define REVERT_CLOSE_WAIT_USEC (10 * USEC_PER_SEC)
+#define REVERT_CLOSE_WAIT_USEC (5 * USEC_PER_SEC)
 /* A merge making no progress for this long has stalled. */
 #define REVERT_MERGE_STALL_USEC (120 * USEC_PER_SEC)
 
@@ -1695,8 +1703,10 @@ static int lvm_revert(ProviderRevert *r)
 		while (state == MERGE_RUNNING) {
 			/* Deferred while the origin is open (a lazily detached
 			 * filesystem with files open): lvm merges at its next
-			 * activation. */
-			wait_closed(origin_dm, REVERT_CLOSE_WAIT_USEC);
+			 * activation. Waited for once already in step 2. */
+			if (!(merged_here && r->force_unmount))
+				wait_closed(origin_dm, REVERT_CLOSE_WAIT_USEC);
+			merged_here = false;
 			if (dm_open_count(origin_dm) > 0) {
 				r->snapshot_consumed = true;
 				set_message(r->message, sizeof(r->message),

@@ -15,8 +15,6 @@ import subprocess
 import time
 import uuid
 
-import pytest
-
 from conftest import ROOT, lvm, lvm_report, record, run
 
 OP = pathlib.Path(os.environ.get("VSS_BUILD_DIR", ROOT / "build")) / "tests" / "vss-test-lvm-revert"
@@ -143,6 +141,15 @@ def test_revert_thin_and_classic(vg, make_lv, workdir):
     record("lvm-revert", facts)
 
 
+def hold_open(path, seconds):
+    """A process with path open for that long (it exits then)."""
+    p = subprocess.Popen(["/usr/bin/python3", "-c",
+                          "import sys,time; f=open(sys.argv[1]); print('ready', flush=True); time.sleep(float(sys.argv[2]))",
+                          str(path), str(seconds)], stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "ready"
+    return p
+
+
 def test_revert_refusals(vg, make_lv, workdir):
     d, _ = workdir
     lv = make_lv("classic", "ext4")
@@ -164,17 +171,14 @@ def test_revert_refusals(vg, make_lv, workdir):
     write(lv.mnt / "after", "after\n")
     mount_before = mount_of(lv.mnt)
     # In use: refused, naming who, and nothing changes.
-    holder = subprocess.Popen(["/usr/bin/python3", "-c",
-                               "import sys,time; f=open(sys.argv[1]); print('ready', flush=True); time.sleep(float(sys.argv[2]))",
-                               str(lv.mnt / "after"), "4"], stdout=subprocess.PIPE, text=True)
+    holder = hold_open(lv.mnt / "after", 2)
     try:
-        assert holder.stdout.readline().strip() == "ready"
         before = shape(vg)
         code, _, message = plan(lv, snap_path)
         assert code == 16 and f"process {holder.pid}" in message, message  # EBUSY
         assert shape(vg) == before and mount_of(lv.mnt) == mount_before
         # Forced: the filesystem is detached; the revert waits for its
-        # last file to close (the holder exits after 4 s), then merges.
+        # last file to close (the holder exits after 2 s), then merges.
         code, text, message = plan(lv, snap_path, force=True)
         assert code == 0, message
         plan_file = d / "plan-force"
@@ -198,10 +202,14 @@ def sleeping_in_fault(pid):
     return nr == str(CLOCK_NANOSLEEP) and not children
 
 
-@pytest.mark.parametrize("kind", ["thin", "classic"])
-def test_revert_killed_at_each_step(vg, make_lv, workdir, kind):
+def test_revert_killed_at_each_step(vg, make_lv, workdir):
+    for kind in ("thin", "classic"):
+        killed_at_each_step(make_lv(kind, "ext4"), workdir)
+
+
+def killed_at_each_step(lv, workdir):
     d, _ = workdir
-    lv = make_lv(kind, "ext4")
+    vg, kind = lv.vg, lv.kind
     found = {}
     for step in (1, 2, 3, 4):
         write(lv.mnt / "before", "before\n")
@@ -210,7 +218,7 @@ def test_revert_killed_at_each_step(vg, make_lv, workdir, kind):
         mount_before = mount_of(lv.mnt)
         code, text, message = plan(lv, snap_path)
         assert code == 0, message
-        plan_file = d / f"plan-{step}"
+        plan_file = d / f"plan-{kind}-{step}"
         plan_file.write_text(text)
         p = subprocess.Popen([str(OP), *map(str, revert_args(lv, snap_path, plan_file))],
                              env={**os.environ, "VSS_FAULTS": f"revert:{step}:delay=60000"},
@@ -239,3 +247,39 @@ def test_revert_killed_at_each_step(vg, make_lv, workdir, kind):
     for step in (3, 4):
         assert not found[step]["mounted"] and found[step]["snapshot"] is None, found
     record(f"lvm-revert-killed-{kind}", found)
+
+
+def test_forced_revert_deferred(vg, make_lv, workdir):
+    """Forced while a file stays open on the detached filesystem: lvm defers
+    the merge to the LV's next activation; the revert says so and leaves the
+    volume unmounted (it would show what it held before)."""
+    d, _ = workdir
+    lv = make_lv("thin", "ext4")
+    write(lv.mnt / "before", "before\n")
+    snap_path, name = snapshot(lv)
+    write(lv.mnt / "after", "after\n")
+    thin_id = lvs(vg)[name]["thin_id"]
+    holder = hold_open(lv.mnt / "after", 600)
+    try:
+        code, text, message = plan(lv, snap_path, force=True)
+        assert code == 0, message
+        plan_file = d / "plan-deferred"
+        plan_file.write_text(text)
+        p = op(*revert_args(lv, snap_path, plan_file, force=True))
+        assert p.returncode == 0, p.stderr
+        assert p.stdout.strip() == "consumed" and "next activated" in p.stderr, p.stderr
+        assert mount_of(lv.mnt) is None
+        state = lvs(vg)
+        assert state[f"[{name}]"]["lv_attr"][0] == "S" and state[lv.name]["lv_attr"][0] == "O", state
+        record("lvm-revert-deferred", {"lvs": state, "message": p.stderr.strip(),
+                                       "lvs_without_a": run("lvs", "--noheadings", "-o", "lv_name,lv_attr",
+                                                            vg.name).stdout.split("\n")})
+    finally:
+        holder.kill()
+        holder.wait()
+    # Closed, the LV refreshed (or activated again): merged.
+    lvm("lvchange", "--refresh", lv.lv)
+    state = lvs(vg)
+    assert state[lv.name]["thin_id"] == thin_id and name not in state and f"[{name}]" not in state, state
+    lv.mount()
+    assert not (lv.mnt / "after").exists() and (lv.mnt / "before").exists()
