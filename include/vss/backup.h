@@ -522,6 +522,52 @@ vss_hr vss_backup_change_diff_area_maximum_size(vss_backup *b, const char *volum
  */
 vss_hr vss_backup_get_diff_area_maximum_size(vss_backup *b, const char *volume, int64_t *ret_maximum);
 
+/**
+ * vss_backup_revert_to_snapshot() - make a volume hold what a snapshot holds.
+ * @b: the object (initialized).
+ * @snapshot_id: a persistent snapshot (a no-auto-release context) of the
+ *               volume, not exposed.
+ * @force_unmount: unmount the volume although it is in use: whoever holds
+ *                 files there keeps the old files, detached.
+ *
+ * IVssBackupComponents::RevertToSnapshot. Everything the volume holds now,
+ * written since the snapshot, is lost. The volume is unmounted, replaced by
+ * the snapshot's content, and mounted again where it was with its options;
+ * the call returns once that is done. Snapshots of the volume newer than
+ * the reverted one are kept and say so in their consistency ("taken before
+ * the volume was reverted to {ID} at TIME"). A revert cut short by a crash
+ * is finished when vssd starts again, never left half done. Root only.
+ *
+ * Return: S_OK; E_ACCESSDENIED for a caller who is not root;
+ * VSS_E_OBJECT_NOT_FOUND for an unknown snapshot; VSS_E_UNSUPPORTED_CONTEXT
+ * for an auto-release one; VSS_E_VOLUME_IN_USE when the volume is in use
+ * (nothing changed) or the snapshot is exposed; VSS_E_REVERT_IN_PROGRESS
+ * while the volume is being reverted or a revert of it is unfinished;
+ * VSS_E_SNAPSHOT_SET_IN_PROGRESS while a set is being created;
+ * VSS_E_VOLUME_NOT_SUPPORTED for a volume its provider cannot revert (a
+ * btrfs top-level subvolume); VSS_E_BAD_STATE before initialization;
+ * VSS_E_UNEXPECTED_PROVIDER_ERROR when the revert failed part-way (it is
+ * then unfinished: vss_last_error_message() says what to do).
+ */
+vss_hr vss_backup_revert_to_snapshot(vss_backup *b, const vss_id *snapshot_id, bool force_unmount);
+
+/**
+ * vss_backup_query_revert_status() - follow a volume's revert.
+ * @b: the object (initialized).
+ * @volume: the volume, as its snapshots name it.
+ * @ret: the operation: pending while the revert runs, then its result;
+ *       already failed (VSS_E_REVERT_IN_PROGRESS or the failure, with its
+ *       message) when a revert of the volume is left unfinished. Release it
+ *       with vss_async_release().
+ *
+ * IVssBackupComponents::QueryRevertStatus. Any requestor may ask.
+ *
+ * Return: S_OK; VSS_E_OBJECT_NOT_FOUND when no revert of @volume runs or is
+ * unfinished; E_INVALIDARG for a relative path; VSS_E_BAD_STATE before
+ * initialization.
+ */
+vss_hr vss_backup_query_revert_status(vss_backup *b, const char *volume, vss_async **ret);
+
 #ifdef __cplusplus
 }
 #endif

@@ -197,22 +197,13 @@ vss_hr vss_backup_is_volume_supported(vss_backup *b, const vss_id *provider_or_n
 }
 
 /* A method that answers with the object path of a new operation. */
-static vss_hr async_call(vss_backup *b, const char *method, vss_async **ret)
+/* The operation a reply names; takes the reply over. */
+static vss_hr async_from_reply(vss_backup *b, sd_bus_message *reply, const char *method, vss_async **ret)
 {
-	sd_bus_message *reply;
 	const char *path;
 	vss_async *a;
-	vss_hr hr;
 	int r;
 
-	client_begin();
-	if (ret)
-		*ret = NULL;
-	if (!b || !ret)
-		return client_fail(E_INVALIDARG, "%s is NULL", !b ? "b" : "ret");
-	hr = BACKUP_CALL(b, method, &reply, NULL);
-	if (VSS_FAILED(hr))
-		return hr;
 	r = sd_bus_message_read(reply, "o", &path);
 	if (r < 0)
 		return bad_reply(reply, method, r);
@@ -227,6 +218,22 @@ static vss_hr async_call(vss_backup *b, const char *method, vss_async **ret)
 	a->bus = sd_bus_ref(b->bus);
 	*ret = a;
 	return S_OK;
+}
+
+static vss_hr async_call(vss_backup *b, const char *method, vss_async **ret)
+{
+	sd_bus_message *reply;
+	vss_hr hr;
+
+	client_begin();
+	if (ret)
+		*ret = NULL;
+	if (!b || !ret)
+		return client_fail(E_INVALIDARG, "%s is NULL", !b ? "b" : "ret");
+	hr = BACKUP_CALL(b, method, &reply, NULL);
+	if (VSS_FAILED(hr))
+		return hr;
+	return async_from_reply(b, reply, method, ret);
 }
 
 vss_hr vss_backup_prepare_for_backup(vss_backup *b, vss_async **ret)
@@ -951,4 +958,35 @@ vss_hr vss_backup_disable_writer_classes(vss_backup *b, const vss_id *class_ids,
 vss_hr vss_backup_enable_writer_classes(vss_backup *b, const vss_id *class_ids, unsigned n)
 {
 	return writer_classes(b, "EnableWriterClasses", class_ids, n);
+}
+
+/* A revert's answer waits for its end: unmounting, the provider's work,
+ * mounting again. */
+#define REVERT_TIMEOUT_USEC (3600ULL * 1000000ULL)
+
+vss_hr vss_backup_revert_to_snapshot(vss_backup *b, const vss_id *snapshot_id, bool force_unmount)
+{
+	char buf[VSS_ID_STRING_MAX];
+
+	client_begin();
+	if (!b || !snapshot_id)
+		return client_fail(E_INVALIDARG, "%s is NULL", !b ? "b" : "snapshot_id");
+	return client_call(b->bus, b->path, VSS_BUS_BACKUP_IFACE, "RevertToSnapshot", REVERT_TIMEOUT_USEC, NULL, "sb",
+			   vss_id_format(snapshot_id, buf), (int)force_unmount);
+}
+
+vss_hr vss_backup_query_revert_status(vss_backup *b, const char *volume, vss_async **ret)
+{
+	sd_bus_message *reply;
+	vss_hr hr;
+
+	client_begin();
+	if (ret)
+		*ret = NULL;
+	if (!b || !volume || !ret)
+		return client_fail(E_INVALIDARG, "%s is NULL", !b ? "b" : !volume ? "volume" : "ret");
+	hr = BACKUP_CALL(b, "QueryRevertStatus", &reply, "s", volume);
+	if (VSS_FAILED(hr))
+		return hr;
+	return async_from_reply(b, reply, "QueryRevertStatus", ret);
 }

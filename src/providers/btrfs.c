@@ -21,6 +21,7 @@
 #include <linux/btrfs_tree.h>
 #include <linux/magic.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,8 @@
 #include "basic/fd-util.h"
 #include "basic/id.h"
 #include "basic/macro.h"
+#include "basic/log.h"
+#include "providers/mounts.h"
 #include "providers/provider.h"
 
 /* libbtrfsutil reports what failed in its result and why in errno. */
@@ -172,31 +175,33 @@ static bool is_subvolume_entry(int store_fd, const struct dirent *de)
 	       st.st_ino == BTRFS_FIRST_FREE_OBJECTID;
 }
 
-/* The subvolumes right in the store, from the ROOT_REF items of the store's
+/* The subvolumes right in the subvolume open as fd (at any depth of its
+ * directories, not in subvolumes below), from the ROOT_REF items of the
  * subvolume in the root tree (a search returns thousands at once), without
  * a lookup of each entry: a stat instantiates each snapshot's tree root,
  * some 5 s of the first start after a mount with 100,000 snapshots. Root
- * only (vssd is). -ENOTTY when the store is not a subvolume of its own. */
-static int list_root_refs(int store_fd, provider_found_fn found, void *userdata)
+ * only (vssd is). fn gets the inode of the directory holding each and its
+ * name. -ENOTTY when fd is not a subvolume's root. */
+static int root_refs(int fd, int (*fn)(uint64_t dirid, const char *name, void *userdata), void *userdata)
 {
 	enum { BUFFER = 256 * 1024 };
 	_cleanup_free_ struct btrfs_ioctl_search_args_v2 *args = NULL;
-	uint64_t store_id;
+	uint64_t id;
 	struct stat st;
 
-	if (fstat(store_fd, &st) < 0)
+	if (fstat(fd, &st) < 0)
 		return -errno;
 	if (st.st_ino != BTRFS_FIRST_FREE_OBJECTID)
 		return -ENOTTY;
-	if (btrfs_util_subvolume_id_fd(store_fd, &store_id) != BTRFS_UTIL_OK)
+	if (btrfs_util_subvolume_id_fd(fd, &id) != BTRFS_UTIL_OK)
 		return errno > 0 ? -errno : -EIO;
 	args = malloc(sizeof(*args) + BUFFER);
 	if (!args)
 		return -ENOMEM;
 	args->key = (struct btrfs_ioctl_search_key){
 		.tree_id = BTRFS_ROOT_TREE_OBJECTID,
-		.min_objectid = store_id,
-		.max_objectid = store_id,
+		.min_objectid = id,
+		.max_objectid = id,
 		.min_type = BTRFS_ROOT_REF_KEY,
 		.max_type = BTRFS_ROOT_REF_KEY,
 		.max_offset = UINT64_MAX,
@@ -208,7 +213,7 @@ static int list_root_refs(int store_fd, provider_found_fn found, void *userdata)
 
 		args->key.nr_items = UINT32_MAX;
 		args->buf_size = BUFFER;
-		if (ioctl(store_fd, BTRFS_IOC_TREE_SEARCH_V2, args) < 0)
+		if (ioctl(fd, BTRFS_IOC_TREE_SEARCH_V2, args) < 0)
 			return -errno;
 		if (args->key.nr_items == 0)
 			return 0;
@@ -223,23 +228,18 @@ static int list_root_refs(int store_fd, provider_found_fn found, void *userdata)
 			if (off + sh.len > BUFFER)
 				return -EIO;
 			last = sh.offset;
-			if (sh.objectid == store_id && sh.type == BTRFS_ROOT_REF_KEY && sh.len >= sizeof(ref)) {
+			if (sh.objectid == id && sh.type == BTRFS_ROOT_REF_KEY && sh.len >= sizeof(ref)) {
 				char name[NAME_MAX + 1];
 				uint16_t len;
 
 				memcpy(&ref, (const char *)args->buf + off, sizeof(ref));
 				len = le16toh(ref.name_len);
-				/* In the store's top directory, not below it. */
-				if (le64toh(ref.dirid) == BTRFS_FIRST_FREE_OBJECTID && len <= NAME_MAX &&
-				    sizeof(ref) + len <= sh.len) {
-					ProviderSnapshot ps = { .name = name };
+				if (len <= NAME_MAX && sizeof(ref) + len <= sh.len) {
 					int r;
 
 					memcpy(name, (const char *)args->buf + off + sizeof(ref), len);
 					name[len] = '\0';
-					if (VSS_FAILED(vss_id_parse(name, &ps.snapshot_id)))
-						ps.snapshot_id = VSS_ID_NULL;
-					r = found(&ps, userdata);
+					r = fn(le64toh(ref.dirid), name, userdata);
 					if (r < 0)
 						return r;
 				}
@@ -250,6 +250,29 @@ static int list_root_refs(int store_fd, provider_found_fn found, void *userdata)
 			return 0;
 		args->key.min_offset = last + 1;
 	}
+}
+
+typedef struct StoreListing {
+	provider_found_fn found;
+	void *userdata;
+} StoreListing;
+
+static int store_ref(uint64_t dirid, const char *name, void *userdata)
+{
+	StoreListing *l = userdata;
+	ProviderSnapshot ps = { .name = name };
+
+	/* In the store's top directory, not below it. */
+	if (dirid != BTRFS_FIRST_FREE_OBJECTID)
+		return 0;
+	if (VSS_FAILED(vss_id_parse(name, &ps.snapshot_id)))
+		ps.snapshot_id = VSS_ID_NULL;
+	return l->found(&ps, l->userdata);
+}
+
+static int list_root_refs(int store_fd, provider_found_fn found, void *userdata)
+{
+	return root_refs(store_fd, store_ref, &(StoreListing){ .found = found, .userdata = userdata });
 }
 
 static int btrfs_list_snapshots(const char *store_path, provider_found_fn found, void *userdata)
@@ -391,6 +414,335 @@ static int btrfs_space(char *const *snapshot_paths, size_t n, const char *provid
 	return 0;
 }
 
+/*
+ * Revert: the volume, a subvolume mounted as its mount's root, is replaced
+ * by a writable snapshot of the snapshot, made next to it under a temporary
+ * name (btrfs.temp). In steps, each one done again or found done when a
+ * revert is resumed from its plan:
+ *
+ *   1 the volume is unmounted (EBUSY when in use, and nothing changed);
+ *   2 the writable snapshot is made (the snapshot's store lives in the
+ *     volume, so a snapshot of it has an empty directory in its place);
+ *   3 the store moves into it, with every snapshot;
+ *   4 the two are swapped with one RENAME_EXCHANGE, and the filesystem
+ *     committed: the commit point. Before it, the volume's own subvolume is
+ *     still where it was; after it, the volume is the snapshot's copy;
+ *   5 the volume is mounted again by its subvolume's path (its id changed);
+ *   6 the old subvolume, now under the temporary name, is deleted.
+ *
+ * What was done is read from the disk, never guessed: the subvolume at the
+ * volume's name is the volume's own as long as its UUID is the plan's
+ * (btrfs.uuid).
+ */
+#define REVERT_SUFFIX ".vss-revert-"
+
+static int revert_fail(ProviderRevert *r, int e, const char *fmt, ...) _printf_(3, 4);
+static int revert_fail(ProviderRevert *r, int e, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(r->message, sizeof(r->message), fmt, ap);
+	va_end(ap);
+	return e;
+}
+
+static void uuid_hex(const uint8_t uuid[16], char buf[33])
+{
+	for (int i = 0; i < 16; i++)
+		sprintf(buf + 2 * i, "%02x", uuid[i]);
+}
+
+static int subvolume_uuids(int fd, char uuid[33], char parent_uuid[33])
+{
+	struct btrfs_util_subvolume_info info;
+	int r = errno_of(btrfs_util_subvolume_info_fd(fd, 0, &info));
+
+	if (r < 0)
+		return r;
+	if (uuid)
+		uuid_hex(info.uuid, uuid);
+	if (parent_uuid)
+		uuid_hex(info.parent_uuid, parent_uuid);
+	return 0;
+}
+
+typedef struct Nested {
+	char name[NAME_MAX + 1];
+	bool found;
+} Nested;
+
+/* A subvolume in the volume other than its store: its snapshots do not hold
+ * it, so a revert would lose it. */
+static int nested_ref(uint64_t dirid, const char *name, void *userdata)
+{
+	Nested *n = userdata;
+
+	if (dirid == BTRFS_FIRST_FREE_OBJECTID && streq(name, STORE_NAME))
+		return 0;
+	snprintf(n->name, sizeof(n->name), "%s", name);
+	n->found = true;
+	return -ECANCELED;
+}
+
+static int btrfs_revert_plan(ProviderRevert *r)
+{
+	_cleanup_free_ char *subvol = NULL, *root = NULL, *store = NULL, *want = NULL;
+	_cleanup_close_ int fd = -1, store_fd = -1, snap = -1;
+	char uuid[33], snap_uuid[33], who[256], temp[NAME_MAX + 1];
+	const char *name, *base;
+	Nested nested = { .found = false };
+	uint64_t id, mount_id;
+	struct stat st;
+	int k;
+
+	k = mount_plan_record(r->volume, r->plan, sizeof(r->plan));
+	if (k == -ENOTDIR)
+		return revert_fail(r, -EOPNOTSUPP, "%s is not the root of a mount: a revert replaces the subvolume "
+				   "a mount shows", r->volume);
+	if (k < 0)
+		return revert_fail(r, k, "cannot read the mount of %s: %s", r->volume, strerror(-k));
+	fd = open_no_symlinks(AT_FDCWD, r->volume, O_RDONLY | O_DIRECTORY, 0);
+	if (fd < 0)
+		return revert_fail(r, fd, "cannot open %s: %s", r->volume, strerror(-fd));
+	if (fstat(fd, &st) < 0)
+		return revert_fail(r, -errno, "cannot stat %s: %m", r->volume);
+	if (st.st_ino != BTRFS_FIRST_FREE_OBJECTID || btrfs_util_subvolume_id_fd(fd, &id) != BTRFS_UTIL_OK)
+		return revert_fail(r, -EOPNOTSUPP, "%s is not a btrfs subvolume's root", r->volume);
+	if (id == BTRFS_FS_TREE_OBJECTID)
+		return revert_fail(r, -EOPNOTSUPP,
+				   "%s is the top-level subvolume (5), which cannot be replaced: revert needs the "
+				   "volume to be a subvolume mounted with subvol=", r->volume);
+	k = errno_of(btrfs_util_subvolume_path_fd(fd, id, &subvol));
+	if (k < 0)
+		return revert_fail(r, k, "cannot find the path of %s's subvolume: %s", r->volume, strerror(-k));
+	/* Mounted as itself, not a directory of it or of another subvolume. */
+	if (plan_get(r->plan, "mount.root", &root) < 0 || asprintf(&want, "/%s", subvol) < 0 ||
+	    !streq(root, want))
+		return revert_fail(r, -EOPNOTSUPP, "%s shows %s of its filesystem, not the subvolume %s", r->volume,
+				   root ?: "?", subvol);
+	k = root_refs(fd, nested_ref, &nested);
+	if (nested.found)
+		return revert_fail(r, -EOPNOTSUPP,
+				   "%s holds the subvolume %s, which its snapshots do not contain; a revert would "
+				   "lose it", r->volume, nested.name);
+	if (k < 0)
+		return revert_fail(r, k, "cannot list the subvolumes in %s: %s", r->volume, strerror(-k));
+
+	/* The snapshot: in this volume's own store. */
+	store = store_path(r->volume);
+	if (!store)
+		return -ENOMEM;
+	if (strncmp(r->snapshot_path, store, strlen(store)) != 0 || r->snapshot_path[strlen(store)] != '/')
+		return revert_fail(r, -EOPNOTSUPP, "%s is not in the store of %s", r->snapshot_path, r->volume);
+	k = store_open_for(r->snapshot_path, &store_fd, &name);
+	if (k >= 0)
+		k = open_snapshot(store_fd, name, &snap);
+	if (k == -ENOENT)
+		return revert_fail(r, -ENOENT, "the snapshot %s is gone", r->snapshot_path);
+	if (k < 0)
+		return revert_fail(r, k < -4096 ? -EIO : k, "cannot open the snapshot %s", r->snapshot_path);
+	k = subvolume_uuids(fd, uuid, NULL);
+	if (k >= 0)
+		k = subvolume_uuids(snap, snap_uuid, NULL);
+	if (k < 0)
+		return revert_fail(r, k, "cannot read the subvolumes' UUIDs: %s", strerror(-k));
+
+	base = strrchr(subvol, '/');
+	base = base ? base + 1 : subvol;
+	if (snprintf(temp, sizeof(temp), ".%s" REVERT_SUFFIX "%s", base, name) >= (int)sizeof(temp))
+		return revert_fail(r, -EOPNOTSUPP, "the subvolume's name %s is too long for a temporary name next to it",
+				   base);
+	k = plan_set(r->plan, sizeof(r->plan), "btrfs.subvol", subvol);
+	if (k >= 0)
+		k = plan_set(r->plan, sizeof(r->plan), "btrfs.uuid", uuid);
+	if (k >= 0)
+		k = plan_set(r->plan, sizeof(r->plan), "btrfs.snapshot-uuid", snap_uuid);
+	if (k >= 0)
+		k = plan_set(r->plan, sizeof(r->plan), "btrfs.temp", temp);
+	if (k < 0)
+		return revert_fail(r, k, "the plan does not fit: %s", strerror(-k));
+
+	/* In use: a hint now, with who; the unmount decides. */
+	if (!r->force_unmount && fd_mount_id(fd, &mount_id, NULL) >= 0) {
+		fd = safe_close(fd);
+		snap = safe_close(snap);
+		store_fd = safe_close(store_fd);
+		if (mount_users(mount_id, r->volume, who, sizeof(who)) > 0)
+			return revert_fail(r, -EBUSY, "%s is in use: %s", r->volume, who);
+	}
+	return 0;
+}
+
+/* The subvolume at name in dir_fd: 1 with its uuids, 0 when there is none. */
+static int subvolume_at(int dir_fd, const char *name, char uuid[33], char parent_uuid[33])
+{
+	_cleanup_close_ int fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+	int r;
+
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (st.st_ino != BTRFS_FIRST_FREE_OBJECTID)
+		return -ENOTTY;
+	r = subvolume_uuids(fd, uuid, parent_uuid);
+	return r < 0 ? r : 1;
+}
+
+/* The store (a subvolume named STORE_NAME) in the subvolume at name: 1 when
+ * it is there, 0 when not. */
+static int store_in(int dir_fd, const char *name)
+{
+	_cleanup_close_ int fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (fstatat(fd, STORE_NAME, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	return S_ISDIR(st.st_mode) && st.st_ino == BTRFS_FIRST_FREE_OBJECTID;
+}
+
+static int btrfs_revert(ProviderRevert *r)
+{
+	_cleanup_free_ char *subvol = NULL, *uuid = NULL, *snap_uuid = NULL, *temp = NULL, *parent = NULL,
+			    *subvol_opt = NULL;
+	_cleanup_close_ int top = -1, dir = -1;
+	const char *name, *snap_name = strrchr(r->snapshot_path, '/');
+	char now[33], now_parent[33];
+	bool swapped;
+	int k;
+
+	if (plan_get(r->plan, "btrfs.subvol", &subvol) < 0 || plan_get(r->plan, "btrfs.uuid", &uuid) < 0 ||
+	    plan_get(r->plan, "btrfs.snapshot-uuid", &snap_uuid) < 0 || plan_get(r->plan, "btrfs.temp", &temp) < 0 ||
+	    !snap_name)
+		return revert_fail(r, -EINVAL, "the revert's plan is not one of the btrfs provider's");
+	snap_name++;
+	/* The whole filesystem, on a mount of vssd's own that nobody sees:
+	 * the volume's parent directory is outside the volume. */
+	k = mount_plan_open(r->plan, NULL, (const char *const[]){ "subvol", "subvolid", NULL },
+			    (const char *const[]){ "subvolid=5", NULL }, &top);
+	if (k < 0)
+		return revert_fail(r, k, "cannot mount the filesystem of %s: %s", r->volume, strerror(-k));
+	/* Opened for real: the mount's fd is an O_PATH one, which takes no
+	 * ioctl. */
+	name = strrchr(subvol, '/');
+	if (name) {
+		parent = strndup(subvol, (size_t)(name - subvol));
+		name++;
+		if (!parent)
+			return -ENOMEM;
+	} else
+		name = subvol;
+	dir = openat(top, parent ?: ".", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dir < 0)
+		return revert_fail(r, -errno, "cannot open the directory holding %s: %m", subvol);
+
+	k = subvolume_at(dir, name, now, now_parent);
+	if (k <= 0)
+		return revert_fail(r, k ?: -ENOENT, "the subvolume %s is gone", subvol);
+	swapped = !streq(now, uuid);
+	if (swapped && !streq(now_parent, snap_uuid))
+		return revert_fail(r, -EIO, "the subvolume %s is neither the volume nor its revert: changed by "
+				   "someone else; left as it is", subvol);
+
+	k = fault_revert_step(1);
+	if (k == 0 && !swapped) {
+		k = mount_plan_unmount(r->plan, r->force_unmount);
+		if (k == -EBUSY)
+			return revert_fail(r, k, "%s is in use (nothing was changed)", r->volume);
+		if (k == -ESTALE)
+			return revert_fail(r, -EIO, "something else is mounted on %s now", r->volume);
+	}
+	if (k < 0)
+		return revert_fail(r, k, "cannot unmount %s: %s", r->volume, strerror(-k));
+
+	k = fault_revert_step(2);
+	if (k == 0 && !swapped) {
+		k = subvolume_at(dir, temp, now, now_parent);
+		if (k > 0 && !streq(now_parent, snap_uuid))
+			return revert_fail(r, -EEXIST, "%s next to %s is not this revert's", temp, subvol);
+		if (k == 0) {
+			_cleanup_close_ int store = -1, snap = -1;
+			_cleanup_free_ char *store_rel = NULL;
+
+			/* The store is in the volume, or already moved. */
+			k = store_in(dir, name);
+			if (k >= 0 && asprintf(&store_rel, "%s/" STORE_NAME, k > 0 ? name : temp) < 0)
+				return -ENOMEM;
+			if (k >= 0)
+				store = openat(dir, store_rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (k >= 0 && store < 0)
+				k = -errno;
+			if (k >= 0)
+				k = open_snapshot(store, snap_name, &snap);
+			if (k == -ENOENT)
+				return revert_fail(r, -ENOENT, "the snapshot %s is gone", r->snapshot_path);
+			if (k >= 0)
+				k = fault_point(POINT_SNAPSHOT)
+						?: errno_of(btrfs_util_create_snapshot_fd2(snap, dir, temp, 0, NULL, NULL));
+		}
+	}
+	if (k < 0)
+		return revert_fail(r, k < -4096 ? -EIO : k, "cannot make the writable copy of %s: %s",
+				   r->snapshot_path, k < -4096 ? "not a snapshot of vss's" : strerror(-k));
+
+	k = fault_revert_step(3);
+	if (k == 0 && !swapped && (k = store_in(dir, name)) > 0) {
+		_cleanup_close_ int from = openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC),
+				    to = openat(dir, temp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+		/* The copy holds an empty directory where the store was. */
+		if (from < 0 || to < 0)
+			k = -errno;
+		else if (unlinkat(to, STORE_NAME, AT_REMOVEDIR) < 0 && errno != ENOENT)
+			k = -errno;
+		else if (renameat(from, STORE_NAME, to, STORE_NAME) < 0)
+			k = -errno;
+		else
+			k = 0;
+	}
+	if (k < 0)
+		return revert_fail(r, k, "cannot move the snapshot store into the copy: %s", strerror(-k));
+
+	k = fault_revert_step(4);
+	if (k == 0 && !swapped) {
+		if (renameat2(dir, name, dir, temp, RENAME_EXCHANGE) < 0)
+			k = -errno;
+		/* Durable before the volume is shown again. */
+		if (k == 0)
+			k = fault_point(POINT_SYNC) ?: errno_of(btrfs_util_sync_fd(dir));
+		if (k == 0)
+			swapped = true;
+	}
+	if (k < 0)
+		return revert_fail(r, k, "cannot put the copy in the volume's place: %s", strerror(-k));
+
+	k = fault_revert_step(5);
+	if (k == 0 && asprintf(&subvol_opt, "subvol=/%s", subvol) < 0)
+		return -ENOMEM;
+	if (k == 0)
+		k = mount_plan_mount(r->plan, NULL, (const char *const[]){ "subvol", "subvolid", NULL },
+				     (const char *const[]){ subvol_opt, NULL });
+	if (k < 0)
+		return revert_fail(r, k, "the volume holds the snapshot now, but cannot be mounted again on %s: %s",
+				   r->volume, strerror(-k));
+
+	k = fault_revert_step(6);
+	if (k == 0 && (k = subvolume_at(dir, temp, now, NULL)) > 0) {
+		if (!streq(now, uuid))
+			return revert_fail(r, -EIO, "%s next to %s is not the volume's old subvolume; left as it is",
+					   temp, subvol);
+		k = fault_point(POINT_REMOVE) ?: errno_of(btrfs_util_delete_subvolume_fd(dir, temp, 0));
+	}
+	if (k < 0)
+		return revert_fail(r, k, "the volume is reverted, but its old subvolume %s cannot be deleted: %s", temp,
+				   strerror(-k));
+	return 0;
+}
+
 const provider_ops btrfs_provider = {
 	.version = PROVIDER_OPS_VERSION,
 	.name = "btrfs",
@@ -412,4 +764,6 @@ const provider_ops btrfs_provider = {
 	.expose = btrfs_expose,
 	.is_exposed_at = btrfs_is_exposed_at,
 	.space = btrfs_space,
+	.revert_plan = btrfs_revert_plan,
+	.revert = btrfs_revert,
 };

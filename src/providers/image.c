@@ -21,6 +21,9 @@
 #include <fcntl.h>
 #include <linux/fiemap.h>
 #include <linux/fs.h>
+#include <linux/loop.h>
+#include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -797,6 +800,285 @@ static int image_space(char *const *snapshot_paths, size_t n, const char *provid
 	return r;
 }
 
+/*
+ * Revert: the image file is replaced by a clone of the snapshot's image,
+ * and the volume's filesystem mounted again from it. In steps, each done
+ * again or found done when a revert is resumed from its plan:
+ *
+ *   1 the volume is unmounted (EBUSY when in use, and nothing changed);
+ *   2 its loop device lets go of the old image (LOOP_CLR_FD; an autoclear
+ *     device went with its mount);
+ *   3 the snapshot's image is cloned (FICLONE) to a temporary name next to
+ *     the image (image.temp), with the image's owner and mode, and synced;
+ *   4 the clone is renamed over the image and the directory synced: the
+ *     commit point. The image's inode (image.ino) tells which side of it a
+ *     resumed revert is on;
+ *   5 a loop device reads the new image, as the old one did (its flags,
+ *     offset and size limit; its number when it is free);
+ *   6 the filesystem is mounted again where it was, with its options.
+ */
+static int revert_fail(ProviderRevert *r, int e, const char *fmt, ...) _printf_(3, 4);
+static int revert_fail(ProviderRevert *r, int e, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(r->message, sizeof(r->message), fmt, ap);
+	va_end(ap);
+	return e;
+}
+
+static int plan_set_u64(char *plan, size_t size, const char *key, uint64_t v)
+{
+	char buf[32];
+
+	snprintf(buf, sizeof(buf), "%" PRIu64, v);
+	return plan_set(plan, size, key, buf);
+}
+
+static int plan_get_u64(const char *plan, const char *key, uint64_t *ret)
+{
+	_cleanup_free_ char *v = NULL;
+	int r = plan_get(plan, key, &v);
+
+	return r < 0 ? r : parse_u64(v, ret);
+}
+
+static int image_revert_plan(ProviderRevert *r)
+{
+	_cleanup_free_ char *source = NULL, *fstype = NULL, *backing = NULL, *dir = NULL;
+	_cleanup_close_ int store = -1, fd = -1, dev_fd = -1;
+	struct loop_info64 info;
+	char temp[PATH_MAX], who[256];
+	const char *name, *base;
+	struct stat image, clone;
+	uint64_t mount_id;
+	int k;
+
+	if (!r->provider_data)
+		return revert_fail(r, -EOPNOTSUPP, "the catalog does not say which image %s is in", r->volume);
+	k = mount_plan_record(r->volume, r->plan, sizeof(r->plan));
+	if (k == -ENOTDIR)
+		return revert_fail(r, -EOPNOTSUPP, "%s is not mounted: only a mounted image's volume is reverted",
+				   r->volume);
+	if (k < 0)
+		return revert_fail(r, k, "cannot read the mount of %s: %s", r->volume, strerror(-k));
+	if (plan_get(r->plan, "mount.source", &source) < 0 || plan_get(r->plan, "mount.fstype", &fstype) < 0)
+		return -EINVAL;
+	if (!guest_fstype(fstype) || loop_backing_file(source, &backing) < 0)
+		return revert_fail(r, -EOPNOTSUPP, "%s is not a filesystem in an image file", r->volume);
+	fd = open_no_symlinks(AT_FDCWD, r->provider_data, O_RDONLY | O_NOFOLLOW, 0);
+	if (fd < 0)
+		return revert_fail(r, fd == -ENOENT ? -EOPNOTSUPP : fd, "cannot open the image %s: %s",
+				   r->provider_data, strerror(-fd));
+	if (fstat(fd, &image) < 0)
+		return -errno;
+	if (loop_backed_by(source, &image, NULL) != 1)
+		return revert_fail(r, -EOPNOTSUPP, "%s is not mounted from %s, the image its snapshots are of", r->volume,
+				   r->provider_data);
+	k = mount_count_source(source);
+	if (k > 1 && !r->force_unmount)
+		return revert_fail(r, -EBUSY, "%s is in use: its filesystem (%s) is mounted elsewhere too", r->volume,
+				   source);
+	/* The loop device as it is, to be made again. */
+	dev_fd = open(source, O_RDONLY | O_CLOEXEC);
+	if (dev_fd < 0 || ioctl(dev_fd, LOOP_GET_STATUS64, &info) < 0)
+		return revert_fail(r, -errno, "cannot read the loop device %s: %m", source);
+	dev_fd = safe_close(dev_fd);
+
+	k = stat_clone(r->snapshot_path, &store, &name, &clone);
+	if (k == -ENOENT)
+		return revert_fail(r, -ENOENT, "the snapshot %s is gone", r->snapshot_path);
+	if (k < 0)
+		return revert_fail(r, k < -4096 ? -EIO : k, "cannot open the snapshot %s", r->snapshot_path);
+	if (clone.st_dev != image.st_dev)
+		return revert_fail(r, -EOPNOTSUPP, "the snapshot %s is not on the filesystem of the image %s",
+				   r->snapshot_path, r->provider_data);
+
+	dir = path_parent(r->provider_data);
+	if (!dir)
+		return -ENOMEM;
+	base = strrchr(r->provider_data, '/');
+	base = base ? base + 1 : r->provider_data;
+	if (snprintf(temp, sizeof(temp), ".%s.vss-revert-%s", base, name) >= NAME_MAX)
+		return revert_fail(r, -EOPNOTSUPP, "the image's name %s is too long for a temporary name next to it",
+				   base);
+	k = plan_set(r->plan, sizeof(r->plan), "image.path", r->provider_data);
+	if (k >= 0)
+		k = plan_set(r->plan, sizeof(r->plan), "image.temp", temp);
+	if (k >= 0)
+		k = plan_set_u64(r->plan, sizeof(r->plan), "image.dev", (uint64_t)image.st_dev);
+	if (k >= 0)
+		k = plan_set_u64(r->plan, sizeof(r->plan), "image.ino", (uint64_t)image.st_ino);
+	if (k >= 0)
+		k = plan_set_u64(r->plan, sizeof(r->plan), "loop.flags", info.lo_flags);
+	if (k >= 0)
+		k = plan_set_u64(r->plan, sizeof(r->plan), "loop.offset", info.lo_offset);
+	if (k >= 0)
+		k = plan_set_u64(r->plan, sizeof(r->plan), "loop.sizelimit", info.lo_sizelimit);
+	if (k < 0)
+		return revert_fail(r, k, "the plan does not fit: %s", strerror(-k));
+
+	if (!r->force_unmount) {
+		_cleanup_close_ int vol = open_no_symlinks(AT_FDCWD, r->volume, O_PATH | O_DIRECTORY, 0);
+
+		k = vol >= 0 ? fd_mount_id(vol, &mount_id, NULL) : vol;
+		vol = safe_close(vol);
+		if (k >= 0 && mount_users(mount_id, r->volume, who, sizeof(who)) > 0)
+			return revert_fail(r, -EBUSY, "%s is in use: %s", r->volume, who);
+	}
+	return 0;
+}
+
+/* The plan's filesystem type ("" when it has none). */
+static const char *fstype_of(const char *plan)
+{
+	static _Thread_local char buf[32];
+	_cleanup_free_ char *t = NULL;
+
+	buf[0] = '\0';
+	if (plan_get(plan, "mount.fstype", &t) >= 0)
+		snprintf(buf, sizeof(buf), "%s", t);
+	return buf;
+}
+
+/* The image's directory and its name in it. */
+static int open_image_dir(const char *image, int *ret_fd, const char **ret_name)
+{
+	_cleanup_free_ char *dir = path_parent(image);
+	int fd;
+
+	if (!dir)
+		return -ENOMEM;
+	fd = open_no_symlinks(AT_FDCWD, dir, O_RDONLY | O_DIRECTORY, 0);
+	if (fd < 0)
+		return fd;
+	*ret_fd = fd;
+	*ret_name = strrchr(image, '/') ? strrchr(image, '/') + 1 : image;
+	return 0;
+}
+
+static int image_revert(ProviderRevert *r)
+{
+	_cleanup_free_ char *image = NULL, *temp = NULL, *source = NULL, *dev = NULL;
+	_cleanup_close_ int dir = -1, loop_fd = -1;
+	uint64_t old_dev, old_ino, flags, offset, sizelimit;
+	struct stat now, old = { 0 };
+	const char *name;
+	bool replaced;
+	int k;
+
+	if (plan_get(r->plan, "image.path", &image) < 0 || plan_get(r->plan, "image.temp", &temp) < 0 ||
+	    plan_get(r->plan, "mount.source", &source) < 0 || plan_get_u64(r->plan, "image.dev", &old_dev) < 0 ||
+	    plan_get_u64(r->plan, "image.ino", &old_ino) < 0 || plan_get_u64(r->plan, "loop.flags", &flags) < 0 ||
+	    plan_get_u64(r->plan, "loop.offset", &offset) < 0 ||
+	    plan_get_u64(r->plan, "loop.sizelimit", &sizelimit) < 0)
+		return revert_fail(r, -EINVAL, "the revert's plan is not one of the image provider's");
+	k = open_image_dir(image, &dir, &name);
+	if (k < 0)
+		return revert_fail(r, k, "cannot open the directory of %s: %s", image, strerror(-k));
+	if (fstatat(dir, name, &now, AT_SYMLINK_NOFOLLOW) < 0)
+		return revert_fail(r, -errno, "cannot find the image %s: %m", image);
+	old.st_dev = (dev_t)old_dev;
+	old.st_ino = (ino_t)old_ino;
+	replaced = now.st_dev != old.st_dev || now.st_ino != old.st_ino;
+
+	k = fault_revert_step(1);
+	if (k == 0 && !replaced) {
+		k = mount_plan_unmount(r->plan, r->force_unmount);
+		if (k == -EBUSY)
+			return revert_fail(r, k, "%s is in use (nothing was changed)", r->volume);
+		if (k == -ESTALE)
+			return revert_fail(r, -EIO, "something else is mounted on %s now", r->volume);
+	}
+	if (k < 0)
+		return revert_fail(r, k, "cannot unmount %s: %s", r->volume, strerror(-k));
+
+	/* Whether replaced or not: a loop device still on the old image is
+	 * what would read it again. */
+	k = fault_revert_step(2);
+	if (k == 0 && loop_backed_by(source, &old, NULL) == 1) {
+		_cleanup_close_ int fd = open(source, O_RDONLY | O_CLOEXEC);
+
+		if (fd < 0 || (ioctl(fd, LOOP_CLR_FD, 0) < 0 && errno != ENXIO))
+			k = -errno;
+	}
+	if (k < 0)
+		return revert_fail(r, k, "cannot detach %s from the image: %s", source, strerror(-k));
+
+	k = fault_revert_step(3);
+	if (k == 0 && !replaced) {
+		_cleanup_close_ int store = -1, snap = -1, tmp = -1;
+		struct stat clone;
+		const char *snap_name;
+
+		k = stat_clone(r->snapshot_path, &store, &snap_name, &clone);
+		if (k == -ENOENT)
+			return revert_fail(r, -ENOENT, "the snapshot %s is gone", r->snapshot_path);
+		if (k >= 0 && (snap = openat(store, snap_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+			k = -errno;
+		if (k >= 0 && (tmp = openat(dir, temp, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0)
+			k = -errno;
+		if (k >= 0)
+			k = clone_whole(tmp, snap);
+		if (k >= 0 && (fchown(tmp, now.st_uid, now.st_gid) < 0 || fchmod(tmp, now.st_mode & 07777) < 0))
+			k = -errno;
+		if (k >= 0)
+			k = fault_point(POINT_SYNC);
+		if (k >= 0 && fsync(tmp) < 0)
+			k = -errno;
+	}
+	if (k < 0)
+		return revert_fail(r, k < -4096 ? -EIO : k, "cannot clone the snapshot %s: %s", r->snapshot_path,
+				   k < -4096 ? "not a clone of vss's" : strerror(-k));
+
+	k = fault_revert_step(4);
+	if (k == 0 && !replaced) {
+		if (renameat(dir, temp, dir, name) < 0)
+			k = -errno;
+		if (k == 0)
+			k = fault_point(POINT_SYNC);
+		if (k == 0 && fsync(dir) < 0)
+			k = -errno;
+		if (k == 0)
+			replaced = true;
+	}
+	if (k < 0)
+		return revert_fail(r, k, "cannot put the clone in place of %s: %s", image, strerror(-k));
+
+	k = fault_revert_step(5);
+	if (k == 0) {
+		_cleanup_(strv_freep) char **devs = NULL;
+		_cleanup_close_ int file = openat(dir, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+
+		if (file < 0 || fstat(file, &now) < 0)
+			k = -errno;
+		/* Resumed after the device was made: it is found. */
+		if (k == 0 && loop_devices_of(&now, &devs) >= 0 && devs && devs[0]) {
+			dev = strdup(devs[0]);
+			if (!dev)
+				return -ENOMEM;
+		} else if (k == 0)
+			k = loop_attach_config(file, image, source, (uint32_t)flags, offset, sizelimit, &dev, &loop_fd);
+	}
+	if (k < 0)
+		return revert_fail(r, k, "the image holds the snapshot now, but no loop device can read it: %s",
+				   strerror(-k));
+
+	/* Unmounted by force, the old XFS may live on for whoever held it,
+	 * and has the same UUID. */
+	k = fault_revert_step(6);
+	if (k == 0)
+		k = mount_plan_mount(r->plan, dev, NULL,
+				     r->force_unmount && streq(fstype_of(r->plan), "xfs")
+					     ? (const char *const[]){ "nouuid", NULL }
+					     : NULL);
+	if (k < 0)
+		return revert_fail(r, k, "the image holds the snapshot now, but cannot be mounted again on %s: %s",
+				   r->volume, strerror(-k));
+	return 0;
+}
+
 const provider_ops image_provider = {
 	.version = PROVIDER_OPS_VERSION,
 	.name = "image",
@@ -824,4 +1106,6 @@ const provider_ops image_provider = {
 	.expose = image_expose,
 	.is_exposed_at = image_is_exposed_at,
 	.space = image_space,
+	.revert_plan = image_revert_plan,
+	.revert = image_revert,
 };

@@ -264,20 +264,53 @@ bool device_rests_on(dev_t dev, dev_t below)
 	return false;
 }
 
-int loop_attach(int file_fd, const char *name, char **ret_dev, int *ret_fd)
+/* LOOP_CONFIGURE on the loop device dev (of the name "/dev/loopN"): 0 with
+ * the device open in *ret_fd, -EBUSY when another file is bound to it. */
+static int loop_configure(const char *dev, const struct loop_config *config, int *ret_fd)
 {
-	struct loop_config config = { .info.lo_flags = LO_FLAGS_AUTOCLEAR };
+	int fd = open(dev, O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	if (ioctl(fd, LOOP_CONFIGURE, config) < 0) {
+		int r = -errno;
+
+		close(fd);
+		return r;
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
+int loop_attach_config(int file_fd, const char *name, const char *prefer, uint32_t flags, uint64_t offset,
+                       uint64_t sizelimit, char **ret_dev, int *ret_fd)
+{
+	struct loop_config config = {
+		.fd = (unsigned)file_fd,
+		.info = { .lo_flags = flags, .lo_offset = offset, .lo_sizelimit = sizelimit },
+	};
 	int ctl, dev_fd = -1, r = 0;
 	char dev[64];
 
 	r = fault_point(POINT_LOOP);
 	if (r < 0)
 		return r;
+	snprintf((char *)config.info.lo_file_name, sizeof(config.info.lo_file_name), "%s", name);
+	if (prefer && strncmp(prefer, "/dev/loop", 9) == 0 && strlen(prefer) < sizeof(dev) &&
+	    loop_configure(prefer, &config, &dev_fd) == 0) {
+		*ret_dev = strdup(prefer);
+		if (!*ret_dev) {
+			if (!(flags & LO_FLAGS_AUTOCLEAR))
+				(void)ioctl(dev_fd, LOOP_CLR_FD, 0);
+			close(dev_fd);
+			return -ENOMEM;
+		}
+		*ret_fd = dev_fd;
+		return 0;
+	}
 	ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
 	if (ctl < 0)
 		return -errno;
-	config.fd = (unsigned)file_fd;
-	snprintf((char *)config.info.lo_file_name, sizeof(config.info.lo_file_name), "%s", name);
 	/* Another process may take the free device first: try again. */
 	for (int attempt = 0; attempt < 16; attempt++) {
 		int n = ioctl(ctl, LOOP_CTL_GET_FREE);
@@ -287,18 +320,7 @@ int loop_attach(int file_fd, const char *name, char **ret_dev, int *ret_fd)
 			break;
 		}
 		snprintf(dev, sizeof(dev), "/dev/loop%d", n);
-		dev_fd = open(dev, O_RDWR | O_CLOEXEC);
-		if (dev_fd < 0) {
-			r = -errno;
-			break;
-		}
-		if (ioctl(dev_fd, LOOP_CONFIGURE, &config) == 0) {
-			r = 0;
-			break;
-		}
-		r = -errno;
-		close(dev_fd);
-		dev_fd = -1;
+		r = loop_configure(dev, &config, &dev_fd);
 		if (r != -EBUSY)
 			break;
 	}
@@ -307,11 +329,18 @@ int loop_attach(int file_fd, const char *name, char **ret_dev, int *ret_fd)
 		return r;
 	*ret_dev = strdup(dev);
 	if (!*ret_dev) {
+		if (!(flags & LO_FLAGS_AUTOCLEAR))
+			(void)ioctl(dev_fd, LOOP_CLR_FD, 0);
 		close(dev_fd); /* autoclear detaches it */
 		return -ENOMEM;
 	}
 	*ret_fd = dev_fd;
 	return 0;
+}
+
+int loop_attach(int file_fd, const char *name, char **ret_dev, int *ret_fd)
+{
+	return loop_attach_config(file_fd, name, NULL, LO_FLAGS_AUTOCLEAR, 0, 0, ret_dev, ret_fd);
 }
 
 char *fs_probe_type(int fd)
@@ -562,6 +591,25 @@ int mount_users(uint64_t mount_id, const char *target, char *who, size_t who_siz
 	}
 	closedir(d);
 	return found;
+}
+
+int mount_count_source(const char *source)
+{
+	_cleanup_(mnt_unref_tablep) struct libmnt_table *tb = mount_table();
+	struct libmnt_iter *it;
+	struct libmnt_fs *fs;
+	int n = 0;
+
+	if (!tb)
+		return -errno ?: -ENOMEM;
+	it = mnt_new_iter(MNT_ITER_FORWARD);
+	if (!it)
+		return -ENOMEM;
+	while (mnt_table_next_fs(tb, it, &fs) == 0)
+		if (streq_ptr(mnt_fs_get_source(fs), source))
+			n++;
+	mnt_free_iter(it);
+	return n;
 }
 
 int mount_plan_unmount(const char *plan, bool force)

@@ -58,6 +58,12 @@ bool device_rests_on(dev_t dev, dev_t below);
  * goes away with its last user (autoclear). The device stays open in
  * *ret_fd: close it once it is mounted, or it goes at once. */
 int loop_attach(int file_fd, const char *name, char **ret_dev, int *ret_fd);
+/* The same with the loop device's flags (LO_FLAGS_*), offset and size limit
+ * given, on the device prefer ("/dev/loopN") when it is free, else on any
+ * free one: a volume's loop device made again as it was. Without
+ * LO_FLAGS_AUTOCLEAR the device stays bound after *ret_fd is closed. */
+int loop_attach_config(int file_fd, const char *name, const char *prefer, uint32_t flags, uint64_t offset,
+                       uint64_t sizelimit, char **ret_dev, int *ret_fd);
 /* The filesystem type libblkid finds on the device or in the file open as
  * fd ("ext4", "xfs"), or NULL. */
 char *fs_probe_type(int fd);
@@ -95,6 +101,9 @@ int mount_plan_record(const char *mount_point, char *plan, size_t size);
  * 1 when in use, 0 when not. A hint for a refusal's message: the unmount
  * itself (EBUSY) is what decides. */
 int mount_users(uint64_t mount_id, const char *target, char *who, size_t who_size);
+/* How many mounts source (a device) has: one filesystem mounted in two
+ * places is in use at the other when one is unmounted. */
+int mount_count_source(const char *source);
 /* Unmount the plan's volume for a revert: a plain umount, -EBUSY when it is
  * in use (nothing changed), unless force: then it is detached (MNT_DETACH),
  * whoever holds it keeps what they have. 0 also when nothing is mounted at

@@ -94,6 +94,10 @@ static const struct {
 	  "Per volume: where its snapshots live, the space they use, their maximum." },
 	{ "resize shadowstorage", "resize shadowstorage --for=PATH --maxsize=SIZE|N%|UNBOUNDED",
 	  "Set a volume's maximum: when its snapshots reach it, its oldest are deleted." },
+	{ "revert shadow", "revert shadow --shadow=ID [--force-unmount]",
+	  "Make the snapshot's volume hold what the snapshot holds: everything written\n"
+	  "since is lost. The volume is unmounted and mounted again; one in use is\n"
+	  "refused unless --force-unmount. Newer snapshots are kept. Root only." },
 };
 
 static void print_indented(const char *text, const char *indent)
@@ -1195,6 +1199,37 @@ out:
 	return ret;
 }
 
+/* revert shadow: the snapshot's volume, found first so that the output
+ * names it. */
+static int revert_shadow(const vss_id *id, bool force_unmount)
+{
+	vss_snapshot_prop prop = { 0 };
+	char when[RFC3339_MAX];
+	vss_backup *b = NULL;
+	vss_hr hr;
+
+	hr = open_admin(&b);
+	if (VSS_SUCCEEDED(hr))
+		hr = vss_backup_get_snapshot_properties(b, id, &prop);
+	if (VSS_SUCCEEDED(hr)) {
+		printf("Reverting %s to shadow copy %s, created %s...\n", prop.original_volume_name,
+		       ID_TO_STRING(id), format_rfc3339(prop.creation_timestamp, when));
+		fflush(stdout);
+		hr = vss_backup_revert_to_snapshot(b, id, force_unmount);
+	}
+	if (VSS_FAILED(hr)) {
+		int ret = fail(hr, NULL);
+
+		vss_free_snapshot_properties(&prop);
+		vss_backup_release(b);
+		return ret;
+	}
+	printf("Successfully reverted %s to shadow copy %s.\n", prop.original_volume_name, ID_TO_STRING(id));
+	vss_free_snapshot_properties(&prop);
+	vss_backup_release(b);
+	return EXIT_SUCCESS;
+}
+
 enum {
 	OPT_SOCKET = 0x100,
 	OPT_FOR,
@@ -1213,6 +1248,7 @@ enum {
 	OPT_WRITERS,
 	OPT_NO_WRITERS,
 	OPT_VERSION,
+	OPT_FORCE_UNMOUNT,
 };
 
 /* The bit of an option in Command's mask of the options given. */
@@ -1229,6 +1265,7 @@ typedef enum Verb {
 	VERB_EXPOSE,
 	VERB_UNEXPOSE,
 	VERB_EXEC,
+	VERB_REVERT_SHADOW,
 } Verb;
 
 /* A command line, checked as far as it can be without vssd. */
@@ -1246,6 +1283,8 @@ typedef struct Command {
 	vss_id set_id;
 	int64_t maximum;        /* resize --maxsize */
 	bool json;
+	vss_id shadow_id;       /* revert shadow --shadow */
+	bool force_unmount;     /* revert shadow */
 } Command;
 
 /* parse_command_line() found a command to run. */
@@ -1276,6 +1315,7 @@ static int check_options(int n, char **words, unsigned given, const struct optio
 			  OPT_BIT(OPT_ALL) | OPT_BIT(OPT_QUIET) },
 		{ "expose", NULL, OPT_BIT(OPT_SHADOW) | OPT_BIT(OPT_SET) | OPT_BIT(OPT_AT) },
 		{ "unexpose", NULL, OPT_BIT(OPT_SHADOW) | OPT_BIT(OPT_SET) },
+		{ "revert", "shadow", OPT_BIT(OPT_SHADOW) | OPT_BIT(OPT_FORCE_UNMOUNT) },
 	};
 
 	for (size_t i = 0; i < ELEMENTSOF(commands); i++) {
@@ -1373,6 +1413,7 @@ static int parse_command_line(int argc, char **argv, Command *cmd)
 		{ "no-writers", no_argument, NULL, OPT_NO_WRITERS },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
+		{ "force-unmount", no_argument, NULL, OPT_FORCE_UNMOUNT },
 		{},
 	};
 	CreateArgs *create = &cmd->create;
@@ -1468,6 +1509,9 @@ static int parse_command_line(int argc, char **argv, Command *cmd)
 		case OPT_VERSION:
 			printf("%s %s\n", program, VSS_VERSION);
 			return EXIT_SUCCESS;
+		case OPT_FORCE_UNMOUNT:
+			cmd->force_unmount = true;
+			break;
 		default:
 			return usage_error("bad option");
 		}
@@ -1595,6 +1639,14 @@ static int parse_command_line(int argc, char **argv, Command *cmd)
 		cmd->verb = VERB_DELETE_SHADOWS;
 		return COMMAND_RUN;
 	}
+	if (streq(verb, "revert") && streq(noun, "shadow")) {
+		if (!del->shadow)
+			return usage_error("revert shadow needs --shadow=ID");
+		if (VSS_FAILED(vss_id_parse(del->shadow, &cmd->shadow_id)))
+			return usage_error("\"%s\" is not an id", del->shadow);
+		cmd->verb = VERB_REVERT_SHADOW;
+		return COMMAND_RUN;
+	}
 	{
 		_cleanup_free_ char *words = NULL;
 
@@ -1626,6 +1678,8 @@ static int run_command(const Command *cmd)
 		return expose(&cmd->exp, cmd->verb == VERB_UNEXPOSE);
 	case VERB_EXEC:
 		return exec_command(&cmd->exec);
+	case VERB_REVERT_SHADOW:
+		return revert_shadow(&cmd->shadow_id, cmd->force_unmount);
 	}
 	return usage_error("unknown command");
 }

@@ -15,6 +15,7 @@
 #include "protocol/bus.h"
 #include "vssd/creation/creation.h"
 #include "vssd/manager.h"
+#include "vssd/revert.h"
 
 static void waiter_free(Waiter *w)
 {
@@ -199,6 +200,7 @@ AsyncOp *async_op_free(AsyncOp *a)
 	cr = a->conn->manager->creation;
 	if (cr && cr->async == a)
 		cr->async = NULL;
+	revert_async_gone(a->conn->manager, a);
 	for (Waiter *w = a->waiters, *next; w; w = next) {
 		next = w->waiters_next;
 		waiter_free(w);

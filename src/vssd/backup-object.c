@@ -21,6 +21,7 @@
 #include "providers/mounts.h"
 #include "vssd/creation/creation.h"
 #include "vssd/creation/freeze.h"
+#include "vssd/revert.h"
 
 int backup_check(BackupObject *b, BackupCall call, sd_bus_error *error)
 {
@@ -391,8 +392,15 @@ static int method_add_to_snapshot_set(sd_bus_message *msg, void *userdata, sd_bu
 	if (b->facts.n_volumes >= m->config.max_volumes_per_set)
 		return bus_error_set_hr(error, VSS_E_MAXIMUM_NUMBER_OF_VOLUMES_REACHED,
 					"a set holds at most %u volumes", m->config.max_volumes_per_set);
+	/* Being reverted, a volume is not mounted: by the name it had. */
+	r = revert_check_volume(m, volume, error);
+	if (r < 0)
+		return r;
 	if (VSS_FAILED(select_volume(volume, &provider, &vi, &ops, error)))
 		return -EIO;
+	r = revert_check_volume(m, vi.path, error);
+	if (r < 0)
+		goto out;
 
 	for (size_t i = 0; i < b->facts.n_volumes; i++)
 		if (streq(b->members[i].volume, vi.path)) {
@@ -1083,6 +1091,9 @@ static const sd_bus_vtable backup_vtable[] = {
 	SD_BUS_METHOD("ChangeDiffAreaMaximumSize", "sx", "", method_change_diff_area_maximum_size, 0),
 	SD_BUS_METHOD("GetDiffAreaMaximumSize", "s", "x", method_get_diff_area_maximum_size, 0),
 	SD_BUS_METHOD("Release", "", "", method_release, 0),
+	/* revert.c */
+	SD_BUS_METHOD("RevertToSnapshot", "sb", "", method_revert_to_snapshot, 0),
+	SD_BUS_METHOD("QueryRevertStatus", "s", "o", method_query_revert_status, 0),
 	SD_BUS_VTABLE_END,
 };
 
@@ -1131,6 +1142,7 @@ BackupObject *backup_object_free(BackupObject *b)
 		m->creation->owner = NULL;
 		creation_release_phase(m->creation);
 	}
+	revert_abandon(b);
 	room_abandon(b, m->stopping ? VSS_E_UNEXPECTED : VSS_E_BAD_STATE,
 		     m->stopping ? "vssd is stopping" : "the object was released before its set was cut");
 	if (b->round_async) {

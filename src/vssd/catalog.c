@@ -14,7 +14,7 @@
 #include "providers/fault.h"
 #include "vssd/catalog.h"
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 
 struct Catalog {
 	sqlite3 *db;
@@ -67,7 +67,23 @@ static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS storage ("
 	"  volume TEXT PRIMARY KEY,"
 	"  maximum INTEGER NOT NULL"
+	");"
+	/* Version 3: a revert's intent, recorded before the volume is touched
+	 * and dropped when it is done, so that one cut short by a crash is
+	 * finished at the next start (docs/RELIABILITY.md). */
+	"CREATE TABLE IF NOT EXISTS reverts ("
+	"  snapshot_id TEXT PRIMARY KEY,"
+	"  volume TEXT NOT NULL UNIQUE,"
+	"  provider_id TEXT NOT NULL,"
+	"  provider TEXT NOT NULL,"
+	"  snapshot_path TEXT NOT NULL,"
+	"  provider_data TEXT,"
+	"  force_unmount INTEGER NOT NULL,"
+	"  plan TEXT NOT NULL,"
+	"  snapshot_created_us INTEGER NOT NULL,"
+	"  started_us INTEGER NOT NULL"
 	");";
+
 
 static int sqlite_to_errno(int rc)
 {
@@ -112,6 +128,27 @@ static int exec(Catalog *c, const char *sql)
 	int rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
 
 	return rc == SQLITE_OK ? 0 : fail(c, rc, sql);
+}
+
+/* Version 3: what a snapshot's listing says of it besides its set's
+ * consistency ("taken before the volume was reverted to ..."); older
+ * catalogs gain the column when opened. */
+static int add_note_column(Catalog *c)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = sqlite3_prepare_v2(c->db, "SELECT 1 FROM pragma_table_info('snapshots') WHERE name = 'note'", -1, &st,
+				NULL);
+	if (rc != SQLITE_OK)
+		return fail(c, rc, "snapshot columns");
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc == SQLITE_ROW)
+		return 0;
+	if (rc != SQLITE_DONE)
+		return fail(c, rc, "snapshot columns");
+	return exec(c, "ALTER TABLE snapshots ADD COLUMN note TEXT");
 }
 
 int catalog_open(const char *path, Catalog **ret)
@@ -159,6 +196,9 @@ int catalog_open(const char *path, Catalog **ret)
 		goto fail;
 	}
 	r = exec(c, schema);
+	if (r < 0)
+		goto fail;
+	r = add_note_column(c);
 	if (r < 0)
 		goto fail;
 	r = exec(c, "PRAGMA user_version=" STRINGIFY(SCHEMA_VERSION));
@@ -577,10 +617,11 @@ int catalog_position_parse(const char *s, CatalogPosition *ret)
 /* The snapshot columns of a row, from st at column base on: id, set_id
  * (base + 1, checked only when with_set), snapshot_path, volume,
  * originating_machine, service_machine, exposed_name, exposed_path,
- * provider_id, attributes, state, provider, provider_data, rowid. */
+ * provider_id, attributes, state, provider, provider_data, rowid, note. */
 #define SNAPSHOT_COLUMNS \
 	"s.id, s.set_id, s.snapshot_path, s.volume, s.originating_machine, s.service_machine, s.exposed_name," \
-	" s.exposed_path, s.provider_id, s.attributes, s.state, s.provider, s.provider_data, s.rowid"
+	" s.exposed_path, s.provider_id, s.attributes, s.state, s.provider, s.provider_data, s.rowid, s.note"
+#define SNAPSHOT_N_COLUMNS 15
 /* And those of its set: id, snapshots_count, created_us, hold_window_us,
  * consistency, context, state, started_us. */
 #define SET_COLUMNS "t.id, t.snapshots_count, t.created_us, t.hold_window_us, t.consistency, t.context, t.state, t.started_us"
@@ -619,7 +660,9 @@ static int list_query(const CatalogFilter *f, char *buf, size_t size)
 	return k > 0 && (size_t)k < size ? 0 : -ENOBUFS;
 }
 
-/* Whether a row read is hidden (its deletion failed), and if not, fn's. */
+/* Whether a row read is hidden (its deletion failed), and if not, fn's.
+ * A snapshot's note travels with its set's consistency: vss_snapshot_prop
+ * has no field of its own for it within this soname (docs/ABI.md). */
 static int deliver(Catalog *c, bool forgotten, const CatalogRow *row, catalog_row_fn fn, void *userdata)
 {
 	bool hidden;
@@ -630,6 +673,14 @@ static int deliver(Catalog *c, bool forgotten, const CatalogRow *row, catalog_ro
 		pthread_mutex_unlock(&c->lock);
 		if (hidden)
 			return 0;
+	}
+	if (row->note) {
+		CatalogRow noted = *row;
+		char text[1024];
+
+		snprintf(text, sizeof(text), "%s%s%s", row->strings[6] ?: "", row->strings[6] ? "; " : "", row->note);
+		noted.strings[6] = text;
+		return fn(&noted, userdata);
 	}
 	return fn(row, userdata);
 }
@@ -661,6 +712,7 @@ static int read_snapshot_columns(sqlite3_stmt *st, int base, bool with_set, Cata
 	row->provider_name = (const char *)sqlite3_column_text(st, base + 11);
 	row->provider_data = (const char *)sqlite3_column_text(st, base + 12);
 	row->position.row = sqlite3_column_int64(st, base + 13);
+	row->note = (const char *)sqlite3_column_text(st, base + 14);
 	/* sqlite3_column_text() returns NULL for NULL and when out of
 	 * memory; the required columns are not NULL. */
 	return row->strings[0] && row->strings[1] && row->provider_name ? 0 : -ENOMEM;
@@ -795,7 +847,7 @@ int catalog_list_rows(Catalog *c, const CatalogFilter *f, catalog_row_fn fn, voi
 
 		r = read_snapshot_columns(st, 0, true, &row);
 		if (r >= 0)
-			r = read_set_columns(st, 14, false, &row);
+			r = read_set_columns(st, SNAPSHOT_N_COLUMNS, false, &row);
 		if (r < 0)
 			break;
 		/* The position is the last row read, hidden or not, and it
@@ -965,4 +1017,149 @@ int catalog_count_volume_snapshots(Catalog *c, const char *volume, uint64_t *ret
 		*ret = (uint64_t)sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
 	return rc == SQLITE_ROW ? 0 : fail(c, rc, "count snapshots");
+}
+
+int catalog_begin_revert(Catalog *c, const CatalogRevert *rv)
+{
+	sqlite3_stmt *st;
+	int r = fault_point(POINT_CATALOG)
+			?: prepare(c,
+				   "INSERT INTO reverts (snapshot_id, volume, provider_id, provider, snapshot_path,"
+				   " provider_data, force_unmount, plan, snapshot_created_us, started_us)"
+				   " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+				   &st);
+
+	if (r != 0)
+		return r;
+	bind_id(st, 1, &rv->snapshot_id);
+	bind_str(st, 2, rv->volume);
+	bind_id(st, 3, &rv->provider_id);
+	bind_str(st, 4, rv->provider_name);
+	bind_str(st, 5, rv->snapshot_path);
+	bind_str(st, 6, rv->provider_data);
+	sqlite3_bind_int(st, 7, rv->force_unmount);
+	bind_str(st, 8, rv->plan);
+	sqlite3_bind_int64(st, 9, rv->snapshot_created_us);
+	sqlite3_bind_int64(st, 10, rv->started_us);
+	/* synchronous=FULL: committed is on disk, before the volume is touched. */
+	return step_done(c, st, "record revert");
+}
+
+static int delete_revert_row(Catalog *c, const vss_id *snapshot_id)
+{
+	sqlite3_stmt *st;
+	int r = prepare(c, "DELETE FROM reverts WHERE snapshot_id = ?", &st);
+
+	if (r < 0)
+		return r;
+	bind_id(st, 1, snapshot_id);
+	return step_done(c, st, "delete revert");
+}
+
+int catalog_drop_revert(Catalog *c, const vss_id *snapshot_id)
+{
+	return fault_point(POINT_CATALOG) ?: delete_revert_row(c, snapshot_id);
+}
+
+int catalog_finish_revert(Catalog *c, const CatalogRevert *rv, bool snapshot_consumed, const char *note)
+{
+	sqlite3_stmt *st;
+	int r = fault_point(POINT_CATALOG) ?: exec(c, "BEGIN IMMEDIATE");
+
+	if (r < 0)
+		return r;
+	r = delete_revert_row(c, &rv->snapshot_id);
+	/* The volume's later snapshots hold what it held after the point
+	 * reverted to; each says so once, for the first revert that passed it. */
+	if (r >= 0 && note)
+		r = prepare(c,
+			    "UPDATE snapshots SET note = ?1 WHERE volume = ?2 AND note IS NULL AND id != ?3"
+			    " AND set_id IN (SELECT id FROM sets WHERE state = 'created' AND created_us > ?4)",
+			    &st);
+	if (r >= 0 && note) {
+		bind_str(st, 1, note);
+		bind_str(st, 2, rv->volume);
+		bind_id(st, 3, &rv->snapshot_id);
+		sqlite3_bind_int64(st, 4, rv->snapshot_created_us);
+		r = step_done(c, st, "note the later snapshots");
+	}
+	if (r >= 0 && snapshot_consumed)
+		r = prepare(c,
+			    "DELETE FROM sets WHERE id = (SELECT set_id FROM snapshots WHERE id = ?1)"
+			    " AND NOT EXISTS (SELECT 1 FROM snapshots WHERE set_id = sets.id AND id != ?1)",
+			    &st);
+	if (r >= 0 && snapshot_consumed) {
+		bind_id(st, 1, &rv->snapshot_id);
+		r = step_done(c, st, "delete the set of a consumed snapshot");
+	}
+	if (r >= 0 && snapshot_consumed)
+		r = prepare(c, "DELETE FROM snapshots WHERE id = ?", &st);
+	if (r >= 0 && snapshot_consumed) {
+		bind_id(st, 1, &rv->snapshot_id);
+		r = step_done(c, st, "delete a consumed snapshot");
+	}
+	return transaction(c, r);
+}
+
+void catalog_revert_clear(CatalogRevert *rv)
+{
+	free(rv->volume);
+	free(rv->provider_name);
+	free(rv->snapshot_path);
+	free(rv->provider_data);
+	free(rv->plan);
+	*rv = (CatalogRevert){ 0 };
+}
+
+void catalog_reverts_free(CatalogRevert *rv, size_t n)
+{
+	for (size_t i = 0; rv && i < n; i++)
+		catalog_revert_clear(&rv[i]);
+	free(rv);
+}
+
+int catalog_list_reverts(Catalog *c, CatalogRevert **ret, size_t *ret_n)
+{
+	CatalogRevert *list = NULL;
+	size_t n = 0;
+	sqlite3_stmt *st;
+	int r, rc;
+
+	r = prepare(c,
+		    "SELECT snapshot_id, volume, provider_id, provider, snapshot_path, provider_data, force_unmount,"
+		    " plan, snapshot_created_us, started_us FROM reverts ORDER BY started_us",
+		    &st);
+	if (r < 0)
+		return r;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		CatalogRevert *rv = array_grow((void **)&list, &n, sizeof(*list));
+
+		if (!rv) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		if ((r = column_id(st, 0, "revert", "valid snapshot id", &rv->snapshot_id)) < 0 ||
+		    (r = column_id(st, 2, "revert", "valid provider id", &rv->provider_id)) < 0)
+			break;
+		rv->volume = column_str(st, 1);
+		rv->provider_name = column_str(st, 3);
+		rv->snapshot_path = column_str(st, 4);
+		rv->provider_data = column_str(st, 5);
+		rv->force_unmount = sqlite3_column_int(st, 6) != 0;
+		rv->plan = column_str(st, 7);
+		rv->snapshot_created_us = sqlite3_column_int64(st, 8);
+		rv->started_us = sqlite3_column_int64(st, 9);
+		if (!rv->volume || !rv->provider_name || !rv->snapshot_path || !rv->plan) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+	}
+	sqlite3_finalize(st);
+	if (r < 0 || rc != SQLITE_DONE) {
+		catalog_reverts_free(list, n);
+		return r < 0 ? r : rc == SQLITE_NOMEM ? -ENOMEM : fail(c, rc, "list reverts");
+	}
+	*ret = list;
+	*ret_n = n;
+	return 0;
 }

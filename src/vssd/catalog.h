@@ -115,6 +115,7 @@ typedef struct CatalogRow {
 	uint64_t hold_window_us;
 	const char *strings[CATALOG_ROW_STRINGS];
 	const char *provider_name, *provider_data;
+	const char *note;       /* the snapshot's note, already in strings[6] */
 	SetState set_state;
 	CatalogPosition position;
 } CatalogRow;
@@ -132,6 +133,35 @@ int catalog_list_oldest(Catalog *c, CatalogSnapshot **ret, size_t *ret_n);
 int catalog_list_sets(Catalog *c, CatalogSet **ret, size_t *ret_n);
 /* Snapshots (finished or being made) of a volume. */
 int catalog_count_volume_snapshots(Catalog *c, const char *volume, uint64_t *ret);
+
+/* A revert's intent (docs/RELIABILITY.md): recorded, and synced, before
+ * the provider first touches the volume; dropped when the revert is done or
+ * refused having changed nothing. One per volume. */
+typedef struct CatalogRevert {
+	vss_id snapshot_id;
+	char *volume;
+	vss_id provider_id;
+	char *provider_name;
+	char *snapshot_path;
+	char *provider_data;
+	bool force_unmount;
+	char *plan;
+	int64_t snapshot_created_us; /* the reverted snapshot's point in time */
+	int64_t started_us;
+} CatalogRevert;
+
+/* -EEXIST when the volume or the snapshot has one already. */
+int catalog_begin_revert(Catalog *c, const CatalogRevert *r);
+/* The revert is done: its row goes; the volume's snapshots newer than the
+ * reverted one get note (unless they have one); and with snapshot_consumed
+ * the reverted snapshot's row goes too (its set's with it when it was the
+ * last). One transaction. */
+int catalog_finish_revert(Catalog *c, const CatalogRevert *r, bool snapshot_consumed, const char *note);
+/* The revert changed nothing (refused): its row goes. */
+int catalog_drop_revert(Catalog *c, const vss_id *snapshot_id);
+int catalog_list_reverts(Catalog *c, CatalogRevert **ret, size_t *ret_n);
+void catalog_revert_clear(CatalogRevert *r);
+void catalog_reverts_free(CatalogRevert *r, size_t n);
 
 void catalog_snapshot_clear(CatalogSnapshot *s);
 void catalog_snapshots_free(CatalogSnapshot *s, size_t n);

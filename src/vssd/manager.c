@@ -17,6 +17,7 @@
 #include "vssd/creation/freeze.h"
 #include "vssd/creation/creation.h"
 #include "vssd/manager.h"
+#include "vssd/revert.h"
 
 int manager_new(Manager **ret)
 {
@@ -70,6 +71,7 @@ Manager *manager_free(Manager *m)
 	}
 	release_objects(m);
 	room_stop(m);
+	revert_stop(m);
 	while (m->connections)
 		connection_free(m->connections);
 	connections_done(m);
@@ -490,6 +492,11 @@ int manager_start(Manager *m, const char *socket_path, const char *runtime_dir, 
 	r = catalog_open(db_path, &m->catalog);
 	if (r < 0)
 		return log_error_errno(r, "cannot open the catalog %s: %m", db_path);
+	/* A revert cut short is finished first: until it is, its volume is
+	 * not mounted, and reconcile would find its snapshots missing. */
+	r = revert_resume_all(m);
+	if (r < 0)
+		return r;
 	r = reconcile(m);
 	if (r < 0)
 		return r;
@@ -528,6 +535,11 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 		 * requestor (vssd is stopping) and leaves the loop. */
 		log_info("vssd is stopping (%s): waiting for the shadow storage being measured",
 			 strsignal((int)si->ssi_signo));
+		return 0;
+	}
+	if (!m->creation && revert_running(m)) {
+		/* Its end answers its requestor and leaves the loop. */
+		log_info("vssd is stopping (%s): waiting for the revert being made", strsignal((int)si->ssi_signo));
 		return 0;
 	}
 	if (!m->creation) {

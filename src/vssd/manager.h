@@ -33,6 +33,7 @@ typedef struct Waiter Waiter;
 typedef struct Reserve Reserve;
 typedef struct Relay Relay;
 typedef struct Room Room;
+typedef struct Revert Revert;
 
 /* A component a requestor selected (AddComponent) and its outcome. */
 typedef struct Component {
@@ -154,6 +155,7 @@ struct Manager {
 	BackupObject *slot_owner;
 	Creation *creation;
 	Room *room;             /* DoSnapshotSet making room before its set (creation.h) */
+	Revert *reverts;        /* revert.h: running or unfinished, one per volume */
 	Reserve *reserve;       /* reserve.c: the host reserve's watcher */
 	Published *published;   /* previous-versions.c: the @GMT mounts */
 	size_t n_published;

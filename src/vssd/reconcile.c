@@ -29,6 +29,7 @@
 #include "basic/util.h"
 #include "providers/mounts.h"
 #include "vssd/manager.h"
+#include "vssd/revert.h"
 
 static int id_compare(const void *a, const void *b)
 {
@@ -386,6 +387,7 @@ typedef struct Pending {
 } Pending;
 
 typedef struct PageCheck {
+	Manager *manager;
 	Known *known;
 	Pending *pending;
 	size_t n_pending, allocated_pending;
@@ -400,6 +402,10 @@ static int check_row(const CatalogRow *row, void *userdata)
 
 	if (known_add(pc->known, &row->snapshot_id) < 0)
 		return -ENOMEM;
+	/* A volume whose revert is unfinished is not mounted, or not as it
+	 * was: its snapshots are not looked for until it is done. */
+	if (row->strings[1] && revert_holds_volume(pc->manager, row->strings[1]))
+		return 0;
 	if (ops) {
 		r = known_exists(pc->known, &row->snapshot_id, row->strings[0], ops);
 		if (r < 0)
@@ -455,7 +461,7 @@ int reconcile(Manager *m)
 		oom = -ENOMEM;
 
 	for (bool first = true, more = true; more && oom >= 0; first = false) {
-		PageCheck pc = { .known = &known };
+		PageCheck pc = { .manager = m, .known = &known };
 
 		r = catalog_list_rows(m->catalog,
 				      &(CatalogFilter){ .include_creating = true, .after = first ? NULL : &after,
