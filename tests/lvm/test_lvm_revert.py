@@ -1,21 +1,25 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Revert of a logical volume to one of its snapshots (`lvconvert --merge`),
-thin and classic: what lvm does (the facts the provider's revert relies on,
-docs/PROVIDERS.md) and the provider's revert ops, driven through
-vss-test-lvm-revert (tests/lvm/revert-op.c), which calls revert_plan and
-revert as vssd does; a process killed (SIGKILL) before each step of the
-revert and the revert called again from the same plan finishes it.
+thin and classic: `vssadmin revert shadow` end to end, with the facts of
+lvm's the provider relies on (docs/PROVIDERS.md); vssd killed (SIGKILL)
+before each step of a classic revert finishes it at its next start. The
+provider's ops are also driven directly through vss-test-lvm-revert
+(tests/lvm/revert-op.c), as vssd calls them, for what vssd cannot make cheaply
+(an overflowed snapshot, a merge lvm defers) and the thin revert killed
+before each step.
 Run: scripts/guest/run-guest tests/lvm/test_lvm_revert.py
 """
 
+import json
 import os
 import pathlib
+import sqlite3
 import signal
 import subprocess
 import time
 import uuid
 
-from conftest import ROOT, lvm, lvm_report, record, run
+from conftest import ROOT, VSSADMIN, VSSD, create_shadow, lvm, lvm_report, record, run
 
 OP = pathlib.Path(os.environ.get("VSS_BUILD_DIR", ROOT / "build")) / "tests" / "vss-test-lvm-revert"
 FIELDS = "lv_name,lv_attr,origin,lv_uuid,lv_tags,thin_id,segtype,data_percent"
@@ -89,28 +93,39 @@ def check_reverted(lv, name, before_mount):
     assert name not in left and f"[{name}]" not in left, left
 
 
-def test_revert_thin_and_classic(vg, make_lv, workdir):
-    d, _ = workdir
-    facts = {}
-    for kind, fstype in (("thin", "ext4"), ("classic", "xfs")):
-        lv = make_lv(kind, fstype)
+def shadow_id(vssd, lv):
+    return json.loads(create_shadow(vssd, lv).stdout)[0]["id"]
+
+
+def revert(vssd, sid, *extra, check=True):
+    return vssd.vssadmin("revert", "shadow", f"--shadow={sid}", *extra, check=check)
+
+
+def snapshot_lv(vssd, sid):
+    path = [s for s in vssd.list_shadows() if s["id"] == sid][0]["snapshot_path"]
+    return path, path.rsplit("/", 1)[1]
+
+
+def test_revert_thin_and_classic(vg, make_lv, vssd):
+    lvs_ = {kind: make_lv(kind, fstype) for kind, fstype in (("thin", "ext4"), ("classic", "xfs"))}
+    for lv in lvs_.values():
         write(lv.mnt / "before", "before\n")
-        snap_path, name = snapshot(lv)
+    # One set, then a newer one, of both.
+    first = {s["volume"]: s["id"] for s in json.loads(create_shadow(vssd, *lvs_.values()).stdout)}
+    for lv in lvs_.values():
         write(lv.mnt / "after", "after\n")
-        newer_path, newer = snapshot(lv)
+    second = {s["volume"]: s["id"] for s in json.loads(create_shadow(vssd, *lvs_.values()).stdout)}
+    for lv in lvs_.values():
         write(lv.mnt / "newest", "newest\n")
+    facts = {}
+    for kind, lv in lvs_.items():
+        sid, newer_sid = first[str(lv.mnt)], second[str(lv.mnt)]
+        _, name = snapshot_lv(vssd, sid)
+        _, newer = snapshot_lv(vssd, newer_sid)
         before = lvs(vg)
         mount_before = mount_of(lv.mnt)
-        code, text, message = plan(lv, snap_path)
-        assert code == 0, message
-        assert "1 other snapshot(s)" in message, message
-        # The plan changed nothing.
-        assert shape(vg) == shape_of(before) and mount_of(lv.mnt) == mount_before
-        plan_file = d / f"plan-{kind}"
-        plan_file.write_text(text)
-        p = op(*revert_args(lv, snap_path, plan_file))
-        assert p.returncode == 0, p.stderr
-        assert p.stdout.strip() == "consumed"
+        p = revert(vssd, sid)
+        assert "Successfully reverted" in p.stdout, p.stdout
         check_reverted(lv, name, mount_before)
         assert not (lv.mnt / "newest").exists()
         after = lvs(vg)
@@ -118,26 +133,25 @@ def test_revert_thin_and_classic(vg, make_lv, workdir):
         # The origin keeps its name and uuid, without the snapshot's tags.
         assert origin["lv_uuid"] == before[lv.name]["lv_uuid"]
         assert origin["lv_tags"] == "" and origin["lv_attr"][0] in "-oV", origin
-        # The newer snapshot stays, and holds what it held.
+        # The snapshot is consumed: its row goes; the newer one stays and
+        # says it is from before the revert.
+        shadows = {s["id"]: s for s in vssd.list_shadows(f"--for={lv.mnt}")}
+        assert set(shadows) == {newer_sid}, shadows
+        assert f"taken before the volume was reverted to {sid}" in shadows[newer_sid]["consistency"]
         assert newer in after
         if kind == "thin":
             # The origin has the snapshot's thin device; the newer thin
-            # snapshot is a thin LV of its own now (lvm forgot its origin).
+            # snapshot is a thin LV of its own now (lvm forgot its origin),
+            # so it cannot be reverted to.
             assert origin["thin_id"] == before[name]["thin_id"]
-            assert after[newer]["origin"] == ""
-            assert after[newer]["lv_attr"][0] == "V"
+            assert after[newer]["origin"] == "" and after[newer]["lv_attr"][0] == "V"
+            p = revert(vssd, newer_sid, check=False)
+            assert p.returncode != 0 and "VSS_E_VOLUME_NOT_SUPPORTED" in p.stderr and "no origin" in p.stderr, p.stderr
         else:
+            # Still a valid snapshot of the origin (it can be reverted to).
             assert after[newer]["origin"] == lv.name and after[newer]["lv_attr"][4] == "a", after[newer]
         facts[kind] = {"origin_before": before[lv.name], "origin_after": origin, "snapshot": before[name],
                        "newer_before": before[newer], "newer_after": after[newer]}
-        # Reverting to the newer one: classic can; thin cannot any more.
-        code, text, message = plan(lv, newer_path)
-        if kind == "thin":
-            assert code == 95, message  # EOPNOTSUPP
-            assert "no origin" in message
-        else:
-            assert code == 0, message
-        lvm("lvremove", "-q", "-y", f"{vg.name}/{newer}")
     record("lvm-revert", facts)
 
 
@@ -150,15 +164,14 @@ def hold_open(path, seconds):
     return p
 
 
-def test_revert_refusals(vg, make_lv, workdir):
-    d, _ = workdir
+def test_revert_refusals(vg, make_lv, vssd):
     lv = make_lv("classic", "ext4")
     write(lv.mnt / "before", "before\n")
     # A classic snapshot that overflowed cannot be reverted to.
-    small_path, small = snapshot(lv, cow="8M")
+    small_path, small = snapshot(lv, cow="4M")
     big = lv.mnt / "big"
     with open(big, "wb") as f:
-        for _ in range(24):
+        for _ in range(8):
             f.write(os.urandom(1 << 20))
         os.fsync(f.fileno())
     assert lvs(vg)[small]["lv_attr"][4] == "I"
@@ -167,24 +180,21 @@ def test_revert_refusals(vg, make_lv, workdir):
     lvm("lvremove", "-q", "-y", f"{vg.name}/{small}")
     big.unlink()
 
-    snap_path, name = snapshot(lv)
+    # In use: refused, naming who, and nothing changes.
+    sid = shadow_id(vssd, lv)
+    _, name = snapshot_lv(vssd, sid)
     write(lv.mnt / "after", "after\n")
     mount_before = mount_of(lv.mnt)
-    # In use: refused, naming who, and nothing changes.
     holder = hold_open(lv.mnt / "after", 2)
     try:
         before = shape(vg)
-        code, _, message = plan(lv, snap_path)
-        assert code == 16 and f"process {holder.pid}" in message, message  # EBUSY
+        p = revert(vssd, sid, check=False)
+        assert p.returncode != 0 and "VSS_E_VOLUME_IN_USE" in p.stderr, p.stderr
+        assert f"process {holder.pid}" in p.stderr, p.stderr
         assert shape(vg) == before and mount_of(lv.mnt) == mount_before
         # Forced: the filesystem is detached; the revert waits for its
         # last file to close (the holder exits after 2 s), then merges.
-        code, text, message = plan(lv, snap_path, force=True)
-        assert code == 0, message
-        plan_file = d / "plan-force"
-        plan_file.write_text(text)
-        p = op(*revert_args(lv, snap_path, plan_file, force=True))
-        assert p.returncode == 0, p.stderr
+        revert(vssd, sid, "--force-unmount")
     finally:
         holder.kill()
         holder.wait()
@@ -202,24 +212,98 @@ def sleeping_in_fault(pid):
     return nr == str(CLOCK_NANOSLEEP) and not children
 
 
-def test_revert_killed_at_each_step(vg, make_lv, workdir):
-    for kind in ("thin", "classic"):
-        killed_at_each_step(make_lv(kind, "ext4"), workdir)
+def reverts_recorded(vssd):
+    db = sqlite3.connect(vssd.state / "catalog.db")
+    try:
+        return db.execute("SELECT volume FROM reverts").fetchall()
+    finally:
+        db.close()
+
+
+def start_stalled(vssd, step):
+    """vssd started with a stall before revert step `step`, which its
+    resumption of a recorded revert reaches before it listens."""
+    vssd.env["VSS_FAULTS"] = f"revert:{step}:delay=60000"
+    log = open(vssd.logfile, "a")
+    vssd.proc = subprocess.Popen(
+        [str(VSSD), "--socket", vssd.socket, "--state-dir", vssd.state, "--config", vssd.config, "--log-level=debug"],
+        stdout=log, stderr=subprocess.STDOUT, env=vssd.env)
+    log.close()
+
+
+def test_vssd_killed_at_each_step(vg, make_lv, daemon_factory):
+    """vssd killed before each step of a classic revert: before step 1 while
+    it answers the call, before the next ones while it finishes the revert
+    at its start; the last start finishes it."""
+    lv = make_lv("classic", "ext4")
+    vssd = daemon_factory()
+    write(lv.mnt / "before", "before\n")
+    sid = shadow_id(vssd, lv)
+    _, name = snapshot_lv(vssd, sid)
+    write(lv.mnt / "after", "after\n")
+    mount_before = mount_of(lv.mnt)
+    vssd.stop()
+    vssd.env["VSS_FAULTS"] = "revert:1:delay=60000"
+    vssd.start()
+    client = vssd.background(VSSADMIN, "revert", "shadow", f"--shadow={sid}")
+    found = {}
+    for step in (1, 2, 3, 4):
+        if step > 1:
+            start_stalled(vssd, step)
+        vssd.wait_log(f"VSS_FAULTS: delaying revert step {step} by", timeout=60)
+        vssd.kill()
+        if step == 1:
+            client.communicate(timeout=30)
+        assert reverts_recorded(vssd) == [(str(lv.mnt),)]
+        state = lvs(vg)
+        found[step] = {"mounted": mount_of(lv.mnt) is not None,
+                       "snapshot": (state.get(name) or state.get(f"[{name}]") or {}).get("lv_attr"),
+                       "origin": state[lv.name]["lv_attr"]}
+    del vssd.env["VSS_FAULTS"]
+    vssd.start()
+    assert vssd.log().count("finishing it") == 4
+    check_reverted(lv, name, mount_before)
+    assert reverts_recorded(vssd) == []
+    assert vssd.log().count(f"reverted to snapshot {sid}") == 1
+    assert vssd.list_shadows(f"--for={lv.mnt}") == []
+    assert not [n for n, r in lvs(vg).items() if "vss-snapshot:" in r["lv_tags"]]
+    check_killed(found)
+    record("lvm-revert-vssd-killed", found)
+
+
+def check_killed(found):
+    # Killed before step 1 nothing is done; before 2 the volume is
+    # unmounted; before 3 and 4 lvm has merged (classic: lvconvert waited
+    # for the end).
+    assert found[1]["mounted"] and found[1]["snapshot"]
+    assert not found[2]["mounted"] and found[2]["snapshot"] and found[2]["snapshot"][0] in "sV"
+    for step in (3, 4):
+        assert not found[step]["mounted"] and found[step]["snapshot"] is None, found
+
+
+def test_revert_killed_at_each_step_and_deferred(vg, make_lv, workdir):
+    """The thin revert's ops: the process killed before each step; then a
+    forced revert lvm defers (one VG for both: each costs seconds)."""
+    lv = make_lv("thin", "ext4")
+    killed_at_each_step(lv, workdir)
+    forced_revert_deferred(lv, workdir)
 
 
 def killed_at_each_step(lv, workdir):
+    """Killed before step 1, then the revert called again from the same plan
+    and killed before step 2, and so on; the last call finishes it."""
     d, _ = workdir
-    vg, kind = lv.vg, lv.kind
+    vg = lv.vg
+    write(lv.mnt / "before", "before\n")
+    snap_path, name = snapshot(lv)
+    write(lv.mnt / "after", "after\n")
+    mount_before = mount_of(lv.mnt)
+    code, text, message = plan(lv, snap_path)
+    assert code == 0, message
+    plan_file = d / "plan-killed"
+    plan_file.write_text(text)
     found = {}
     for step in (1, 2, 3, 4):
-        write(lv.mnt / "before", "before\n")
-        snap_path, name = snapshot(lv)
-        write(lv.mnt / "after", "after\n")
-        mount_before = mount_of(lv.mnt)
-        code, text, message = plan(lv, snap_path)
-        assert code == 0, message
-        plan_file = d / f"plan-{kind}-{step}"
-        plan_file.write_text(text)
         p = subprocess.Popen([str(OP), *map(str, revert_args(lv, snap_path, plan_file))],
                              env={**os.environ, "VSS_FAULTS": f"revert:{step}:delay=60000"},
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -235,26 +319,20 @@ def killed_at_each_step(lv, workdir):
         found[step] = {"mounted": mount_of(lv.mnt) is not None,
                        "snapshot": (state.get(name) or state.get(f"[{name}]") or {}).get("lv_attr"),
                        "origin": state[lv.name]["lv_attr"]}
-        # Called again with the same plan, as vssd does at its next start.
-        again = op(*revert_args(lv, snap_path, plan_file))
-        assert again.returncode == 0, again.stderr
-        check_reverted(lv, name, mount_before)
-        (lv.mnt / "before").unlink()
-    # Killed before step 1 nothing is done; before 2 the volume is unmounted;
-    # before 3 and 4 lvm has merged (classic: lvconvert waited for the end).
-    assert found[1]["mounted"] and found[1]["snapshot"]
-    assert not found[2]["mounted"] and found[2]["snapshot"] and found[2]["snapshot"][0] in "sV"
-    for step in (3, 4):
-        assert not found[step]["mounted"] and found[step]["snapshot"] is None, found
-    record(f"lvm-revert-killed-{kind}", found)
+    # Called again with the same plan, as vssd does at its next start.
+    again = op(*revert_args(lv, snap_path, plan_file))
+    assert again.returncode == 0, again.stderr
+    check_reverted(lv, name, mount_before)
+    check_killed(found)
+    record(f"lvm-revert-killed-{lv.kind}", found)
 
 
-def test_forced_revert_deferred(vg, make_lv, workdir):
+def forced_revert_deferred(lv, workdir):
     """Forced while a file stays open on the detached filesystem: lvm defers
     the merge to the LV's next activation; the revert says so and leaves the
     volume unmounted (it would show what it held before)."""
     d, _ = workdir
-    lv = make_lv("thin", "ext4")
+    vg = lv.vg
     write(lv.mnt / "before", "before\n")
     snap_path, name = snapshot(lv)
     write(lv.mnt / "after", "after\n")
