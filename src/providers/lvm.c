@@ -1678,8 +1678,15 @@ static int lvm_revert(ProviderRevert *r)
 			/* Detached lazily: its last file closing closes the LV. */
 			if (r->force_unmount)
 				wait_closed(origin_dm, REVERT_CLOSE_WAIT_USEC);
-			k = lvm_simple(p.thin ? merge_thin : merge_classic, err, sizeof(err));
+			else if (dm_open_count(origin_dm) > 0) {
+				/* Opened since the plan, not through its mount: lvm
+				 * would defer the merge. */
+				set_message(r->message, sizeof(r->message), "the device of %s is open elsewhere", lvname);
+				k = -EBUSY;
+			}
 		}
+		if (k >= 0)
+			k = lvm_simple(p.thin ? merge_thin : merge_classic, err, sizeof(err));
 		if (k >= 0)
 			k = merge_state(&p, &state, origin_dm, &percent, r->message, sizeof(r->message));
 		if (k < 0 || state == MERGE_NOT_STARTED) {
