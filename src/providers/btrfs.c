@@ -21,7 +21,6 @@
 #include <linux/btrfs_tree.h>
 #include <linux/magic.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -436,17 +435,6 @@ static int btrfs_space(char *const *snapshot_paths, size_t n, const char *provid
  */
 #define REVERT_SUFFIX ".vss-revert-"
 
-static int revert_fail(ProviderRevert *r, int e, const char *fmt, ...) _printf_(3, 4);
-static int revert_fail(ProviderRevert *r, int e, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(r->message, sizeof(r->message), fmt, ap);
-	va_end(ap);
-	return e;
-}
-
 static void uuid_hex(const uint8_t uuid[16], char buf[33])
 {
 	for (int i = 0; i < 16; i++)
@@ -648,16 +636,9 @@ static int btrfs_revert(ProviderRevert *r)
 		return revert_fail(r, -EIO, "the subvolume %s is neither the volume nor its revert: changed by "
 				   "someone else; left as it is", subvol);
 
-	k = fault_revert_step(1);
-	if (k == 0 && !swapped) {
-		k = mount_plan_unmount(r->plan, r->force_unmount);
-		if (k == -EBUSY)
-			return revert_fail(r, k, "%s is in use (nothing was changed)", r->volume);
-		if (k == -ESTALE)
-			return revert_fail(r, -EIO, "something else is mounted on %s now", r->volume);
-	}
+	k = revert_unmount_step(r, swapped);
 	if (k < 0)
-		return revert_fail(r, k, "cannot unmount %s: %s", r->volume, strerror(-k));
+		return k;
 
 	k = fault_revert_step(2);
 	if (k == 0 && !swapped) {

@@ -23,7 +23,6 @@
 #include <linux/fs.h>
 #include <linux/loop.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -817,17 +816,6 @@ static int image_space(char *const *snapshot_paths, size_t n, const char *provid
  *     offset and size limit; its number when it is free);
  *   6 the filesystem is mounted again where it was, with its options.
  */
-static int revert_fail(ProviderRevert *r, int e, const char *fmt, ...) _printf_(3, 4);
-static int revert_fail(ProviderRevert *r, int e, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(r->message, sizeof(r->message), fmt, ap);
-	va_end(ap);
-	return e;
-}
-
 static int plan_set_u64(char *plan, size_t size, const char *key, uint64_t v)
 {
 	char buf[32];
@@ -983,16 +971,9 @@ static int image_revert(ProviderRevert *r)
 	old.st_ino = (ino_t)old_ino;
 	replaced = now.st_dev != old.st_dev || now.st_ino != old.st_ino;
 
-	k = fault_revert_step(1);
-	if (k == 0 && !replaced) {
-		k = mount_plan_unmount(r->plan, r->force_unmount);
-		if (k == -EBUSY)
-			return revert_fail(r, k, "%s is in use (nothing was changed)", r->volume);
-		if (k == -ESTALE)
-			return revert_fail(r, -EIO, "something else is mounted on %s now", r->volume);
-	}
+	k = revert_unmount_step(r, replaced);
 	if (k < 0)
-		return revert_fail(r, k, "cannot unmount %s: %s", r->volume, strerror(-k));
+		return k;
 
 	/* Whether replaced or not: a loop device still on the old image is
 	 * what would read it again. */

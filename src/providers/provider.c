@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include "basic/hresult-table.h"
 #include "basic/macro.h"
 #include "basic/util.h"
+#include "providers/mounts.h"
 #include "providers/provider.h"
 #include "providers/registry.h"
 
@@ -422,4 +424,30 @@ bool snapshot_in_store(const char *snapshot_path)
 
 	return slash && slash - snapshot_path > (ptrdiff_t)n && snapshot_path[0] == '/' &&
 	       strncmp(slash - n, STORE_NAME, n) == 0 && slash[-n - 1] == '/';
+}
+
+int revert_fail(ProviderRevert *r, int e, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(r->message, sizeof(r->message), fmt, ap);
+	va_end(ap);
+	return e;
+}
+
+int revert_unmount_step(ProviderRevert *r, bool done)
+{
+	int k = fault_revert_step(1);
+
+	if (k == 0 && !done) {
+		k = mount_plan_unmount(r->plan, r->force_unmount);
+		if (k == -EBUSY)
+			return revert_fail(r, k, "%s is in use (nothing was changed)", r->volume);
+		if (k == -ESTALE)
+			return revert_fail(r, -EIO, "something else is mounted on %s now", r->volume);
+	}
+	if (k < 0)
+		return revert_fail(r, k, "cannot unmount %s: %s", r->volume, strerror(-k));
+	return 0;
 }

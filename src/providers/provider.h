@@ -34,6 +34,8 @@
 
 #include <vss/types.h>
 
+#include "basic/macro.h"
+
 struct dirent;
 
 #define PROVIDER_OPS_VERSION 5
@@ -306,6 +308,14 @@ const provider_ops *provider_find_by_name(const char *name);
 int provider_register(const provider_ops *ops);
 /* Remove a provider registered with provider_register(); no-op otherwise. */
 void provider_unregister(const provider_ops *ops);
+
+/* For a provider's revert: write why into r->message and return e. */
+int revert_fail(ProviderRevert *r, int e, const char *fmt, ...) _printf_(3, 4);
+/* Step 1 of a revert (fault_revert_step(1) first): unmount the volume as
+ * the plan has it (mount_plan_unmount()), unless done says the revert is
+ * past its commit point. 0; -EBUSY in use, nothing changed; another
+ * negative errno; r->message says why. */
+int revert_unmount_step(ProviderRevert *r, bool done);
 
 /* Map a provider result to what the requestor sees: ENOSPC and EDQUOT become
  * VSS_E_INSUFFICIENT_STORAGE, ENOMEM E_OUTOFMEMORY, a provider's own permitted

@@ -133,6 +133,14 @@ vss_hr manager_delete_snapshots(Manager *m, const CatalogSnapshot *snaps, size_t
 			*ret_failed = snaps[i].prop.snapshot_id;
 			return VSS_E_PROVIDER_NOT_REGISTERED;
 		}
+		/* While its volume is reverted the store may be elsewhere (or
+		 * the snapshot needed): a deletion would miss it and drop the row. */
+		if (revert_holds_volume(m, snaps[i].prop.original_volume_name)) {
+			snprintf(msg, msg_size, "%s is being reverted (or its revert is unfinished); its snapshots stay "
+				 "until that is done", snaps[i].prop.original_volume_name);
+			*ret_failed = snaps[i].prop.snapshot_id;
+			return VSS_E_REVERT_IN_PROGRESS;
+		}
 		/* An exposed snapshot is unmounted before it goes. */
 		previous_versions_drop(m, &snaps[i].prop.snapshot_id);
 		if (snaps[i].prop.exposed_name) {

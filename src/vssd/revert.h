@@ -31,8 +31,9 @@ int revert_resume_all(Manager *m);
  * VSS_E_REVERT_IN_PROGRESS is set in error (saying which) and -EIO returned;
  * otherwise 0. What would make a set of the volume asks it. */
 int revert_check_volume(Manager *m, const char *volume, sd_bus_error *error);
-/* Whether volume has a revert running or unfinished (for reconcile: its
- * snapshots are not looked for while it is not mounted). */
+/* Whether volume has a revert running or unfinished: reconcile does not
+ * look for its snapshots while it is not mounted, and none of them is
+ * deleted (its store may be elsewhere meanwhile). */
 bool revert_holds_volume(Manager *m, const char *volume);
 /* Whether a revert's thread runs: vssd waits for it before it stops. */
 bool revert_running(Manager *m);

@@ -398,6 +398,19 @@ static void step(const char *s)
 		if (VSS_FAILED(vss_id_parse(s + 8, &class)))
 			memset(&class, 0xdd, sizeof(class));
 		report("disable", vss_backup_disable_writer_classes(b, &class, 1), NULL);
+	} else if (strncmp(s, "revert=", 7) == 0) {
+		vss_id id;
+
+		hr = VSS_FAILED(vss_id_parse(s + 7, &id)) ? E_INVALIDARG : vss_backup_revert_to_snapshot(b, &id, false);
+		report("revert", hr, NULL);
+	} else if (strncmp(s, "revert-status=", 14) == 0) {
+		vss_async *a = NULL;
+
+		hr = vss_backup_query_revert_status(b, s + 14, &a);
+		if (VSS_SUCCEEDED(hr))
+			hr = wait_status(a, &status);
+		report("revert-status", hr, "%s", VSS_SUCCEEDED(hr) ? vss_hr_name(status) : "-");
+		vss_async_release(a);
 	} else if (strcmp(s, "nullargs") == 0) {
 		null_args();
 	} else if (strncmp(s, "sleep=", 6) == 0) {

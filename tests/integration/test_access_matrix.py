@@ -228,6 +228,9 @@ COMMANDS = {
     "unexpose": lambda e, s, u: [["unexpose", f"--shadow={s['id']}"], ["unexpose", f"--set={s['set_id']}"]],
     "delete shadows": lambda e, s, u: [["delete", "shadows", f"--shadow={s['id']}"]],
     "exec": lambda e, s, u: [["exec", f"--for={e.vol}", "--", "true"], ["exec", f"--set={s['set_id']}", "--", "true"]],
+    # The volume is a subvolume directory, not a mount's root: root's revert
+    # is refused for that (VSS_E_VOLUME_NOT_SUPPORTED), with nothing changed.
+    "revert shadow": lambda e, s, u: [["revert", "shadow", f"--shadow={s['id']}"]],
 }
 
 
@@ -244,7 +247,9 @@ def test_vssadmin_matrix(env, user):
         want = rules[command][user.name]
         p = env.vssd.vssadmin(*args, check=False, user=user.setpriv())
         assert 0 <= p.returncode < 128, (user, args, p.returncode, p.stderr)
-        if want.startswith("allowed"):
+        if want.startswith("allowed") and command == "revert shadow":
+            assert p.returncode == 1 and "VSS_E_VOLUME_NOT_SUPPORTED" in p.stderr, (user, args, p.stderr)
+        elif want.startswith("allowed"):
             assert p.returncode == 0, (user, args, p.stderr)
         else:
             # exec's own failures are 125, to tell them from its command's.
@@ -265,6 +270,8 @@ def test_vssadmin_matrix(env, user):
         run("unexpose", unexpose)
     for args in COMMANDS["exec"](env, snap, user):
         run("exec", args)
+    for args in COMMANDS["revert shadow"](env, snap, user):
+        run("revert shadow", args)
     for args in COMMANDS["delete shadows"](env, snap, user):
         run("delete shadows", args)
     if snap is root_snap:
@@ -308,6 +315,7 @@ def hostile_invocations(value):
     yield ["exec", "--for=/", f"--at={value}", "--", "true"]
     yield ["exec", "--for=/", f"--autoretry={value}", "--", "true"]
     yield ["exec", "--for=/", "--", value]
+    yield ["revert", "shadow", f"--shadow={value}"]
     yield [value, value]
 
 
@@ -315,7 +323,7 @@ def hostile_invocations(value):
 def test_vssadmin_hostile_arguments(env, user):
     """Garbage in every argument of every command, for every user: a usage
     error or a named code, never a signal, nothing made or mounted."""
-    commands = {" ".join(a[:2]) if a[0] in ("create", "list", "resize", "delete") else a[0]
+    commands = {" ".join(a[:2]) if a[0] in ("create", "list", "resize", "delete", "revert") else a[0]
                 for a in hostile_invocations("x")}
     assert help_commands() <= commands
     tried = 0

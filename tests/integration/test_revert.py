@@ -8,11 +8,12 @@ auto-release snapshot are refused with nothing changed; and vssd killed at
 each step of a revert finishes it at its next start, leaving nothing behind.
 """
 
+import contextlib
 import json
 import os
 import pathlib
+import signal
 import subprocess
-import time
 
 import pytest
 
@@ -99,6 +100,19 @@ def populate(vol, tag):
     (vol.mnt / "a.txt").write_text(f"a {tag}\n")
     (d / "b.bin").write_bytes(os.urandom(4096) + tag.encode())
     os.sync()
+
+
+@contextlib.contextmanager
+def paused(vssd, *steps):
+    """A requestor that ran steps and waits (holding what they made) until
+    the block ends; yields its results."""
+    p, results = vssd.spawn_requestor(*steps, "pause")
+    try:
+        yield results
+    finally:
+        p.stdin.write("\n")
+        p.stdin.flush()
+        p.wait(timeout=30)
 
 
 def revert(vssd, snapshot, *extra, check=True):
@@ -197,16 +211,11 @@ def test_revert_refusals(vssd, make_fs, images):
     assert "VSS_E_OBJECT_NOT_FOUND" in p.stderr, p.stderr
 
     # An auto-release snapshot (a requestor's backup set, while it lives).
-    p, results = vssd.spawn_requestor("create", "init", "context=file_share_backup", "start", f"add={vol.mnt}", "do", "pause")
-    try:
+    with paused(vssd, "create", "init", "context=file_share_backup", "start", f"add={vol.mnt}", "do") as results:
         assert [r.hr for r in results if r.step == "do"] == ["S_OK"], results
         auto = [r for r in results if r.step == "add"][0].detail
         q = revert(vssd, auto, check=False)
         assert "VSS_E_UNSUPPORTED_CONTEXT" in q.stderr, q.stderr
-    finally:
-        p.stdin.write("\n")
-        p.stdin.flush()
-        p.wait(timeout=30)
     assert content(vol.mnt) == now
     assert vol.leftovers() == []
 
@@ -251,3 +260,93 @@ def test_revert_killed_at_each_step_is_finished_at_start(daemon_factory, make_fs
         ids = {s["id"] for s in vssd.list_shadows(f"--for={vol.mnt}")}
         assert snap in ids
         vssd.stop()
+
+
+def staged(daemon_factory, vol, faults):
+    """A vssd with faults, a snapshot of vol and a change after it: the
+    daemon, what the snapshot holds, and its id."""
+    vssd = daemon_factory(config=CONFIG, env={"VSS_FAULTS": faults})
+    populate(vol, "one")
+    before = content(vol.mnt)
+    snap = shadow(vssd, vol)
+    populate(vol, "two")
+    return vssd, before, snap
+
+
+def test_revert_blocks_the_volume(daemon_factory, images):
+    """While a volume is reverted: no set of it, no second revert; its
+    status is pending, then done. While a set is being made: no revert."""
+    vol = image_volume(images, "ext4")
+    vssd, before, snap = staged(daemon_factory, vol, "revert:3:delay=4000")
+
+    # The creation slot taken: refused, nothing changed.
+    with paused(vssd, "create", "init", "start"):
+        q = revert(vssd, snap, check=False)
+        assert "VSS_E_SNAPSHOT_SET_IN_PROGRESS" in q.stderr, q.stderr
+    assert reverts_recorded(vssd) == []
+
+    client = vssd.background(VSSADMIN, "revert", "shadow", f"--shadow={snap}")
+    vssd.wait_log("VSS_FAULTS: delaying revert step 3 by", timeout=30)
+    q = vssd.vssadmin("create", "shadow", f"--for={vol.mnt}", check=False)
+    assert "VSS_E_REVERT_IN_PROGRESS" in q.stderr and snap in q.stderr, q.stderr
+    q = revert(vssd, snap, check=False)
+    assert "VSS_E_REVERT_IN_PROGRESS" in q.stderr, q.stderr
+    q = vssd.vssadmin("delete", "shadows", f"--shadow={snap}", "--quiet", check=False)
+    assert "VSS_E_REVERT_IN_PROGRESS" in q.stderr, q.stderr
+    # QueryRevertStatus: pending until the revert ends, then finished.
+    results = vssd.requestor("create", "init", f"revert-status={vol.mnt}")
+    assert [(r.hr, r.detail) for r in results if r.step == "revert-status"] == [("S_OK", "VSS_S_ASYNC_FINISHED")]
+    out, err = client.communicate(timeout=30)
+    assert client.returncode == 0, err
+    assert content(vol.mnt) == before
+    results = vssd.requestor("create", "init", f"revert-status={vol.mnt}", f"revert={snap}")
+    assert [r.hr for r in results if r.step.startswith("revert")] == ["VSS_E_OBJECT_NOT_FOUND", "S_OK"]
+    assert vol.leftovers() == []
+
+
+def test_failed_resume_blocks_the_volume_until_finished(daemon_factory, make_fs):
+    vol = btrfs_volume(make_fs)
+    vssd, before, snap = staged(daemon_factory, vol, "revert:3:delay=60000")
+    other = shadow(vssd, vol)
+    client = vssd.background(VSSADMIN, "revert", "shadow", f"--shadow={snap}")
+    vssd.wait_log("VSS_FAULTS: delaying revert step 3 by", timeout=30)
+    vssd.kill()
+    client.communicate(timeout=30)
+
+    # The resume fails (once): the revert stays recorded, the volume blocked.
+    vssd.env["VSS_FAULTS"] = "revert:3:EIO*1"
+    vssd.start()
+    assert "is unfinished" in vssd.log() and "restart vssd" in vssd.log()
+    assert reverts_recorded(vssd) == [(str(vol.mnt),)]
+    q = vssd.vssadmin("create", "shadow", f"--for={vol.mnt}", check=False)
+    assert "VSS_E_REVERT_IN_PROGRESS" in q.stderr and "unfinished" in q.stderr, q.stderr
+    q = revert(vssd, other, check=False)
+    assert "VSS_E_REVERT_IN_PROGRESS" in q.stderr, q.stderr
+    # Its snapshots were not dropped as missing while it was not mounted.
+    assert {s["id"] for s in vssd.list_shadows()} == {snap, other}
+    results = vssd.requestor("create", "init", f"revert-status={vol.mnt}")
+    assert [r.detail for r in results if r.step == "revert-status"] == ["VSS_E_UNEXPECTED_PROVIDER_ERROR"]
+
+    # The same revert again finishes it from its plan.
+    revert(vssd, snap)
+    assert content(vol.mnt) == before
+    assert reverts_recorded(vssd) == []
+    assert vol.leftovers() == []
+    shadow(vssd, vol)
+
+
+def test_sigterm_waits_for_the_revert(daemon_factory, images):
+    """vssd stopping lets the revert under way end, answers it, then exits."""
+    vol = image_volume(images, "ext4")
+    vssd, before, snap = staged(daemon_factory, vol, "revert:2:delay=1500")
+    client = vssd.background(VSSADMIN, "revert", "shadow", f"--shadow={snap}")
+    vssd.wait_log("VSS_FAULTS: delaying revert step 2 by", timeout=30)
+    vssd.proc.send_signal(signal.SIGTERM)
+    out, err = client.communicate(timeout=60)
+    assert client.returncode == 0, err
+    assert vssd.proc.wait(timeout=60) == 0
+    vssd.proc = None
+    assert "waiting for the revert" in vssd.log()
+    assert content(vol.mnt) == before
+    assert reverts_recorded(vssd) == []
+    assert vol.leftovers() == []

@@ -623,6 +623,15 @@ static void db_make(const char *name, const char *sql, char *path, size_t size)
 	sqlite3_close(db);
 }
 
+/* The sets table as the first schema had it. */
+#define SETS_V1                                                                                   \
+	"CREATE TABLE sets (id TEXT PRIMARY KEY, context INTEGER NOT NULL, state TEXT NOT NULL,"   \
+	" snapshots_count INTEGER NOT NULL, started_us INTEGER NOT NULL,"                          \
+	" created_us INTEGER NOT NULL DEFAULT 0, prepare_us INTEGER NOT NULL DEFAULT 0,"           \
+	" flush_us INTEGER NOT NULL DEFAULT 0, hold_window_us INTEGER NOT NULL DEFAULT 0,"         \
+	" total_us INTEGER NOT NULL DEFAULT 0, consistency TEXT,"                                  \
+	" requestor_uid INTEGER NOT NULL, requestor_pid INTEGER NOT NULL);"
+
 /* A catalog of the first schema gains the storage table and keeps its rows. */
 static void test_upgrade_from_version_1(void)
 {
@@ -633,12 +642,7 @@ static void test_upgrade_from_version_1(void)
 	size_t n = 99;
 
 	db_make("v1.db",
-		"CREATE TABLE sets (id TEXT PRIMARY KEY, context INTEGER NOT NULL, state TEXT NOT NULL,"
-		" snapshots_count INTEGER NOT NULL, started_us INTEGER NOT NULL,"
-		" created_us INTEGER NOT NULL DEFAULT 0, prepare_us INTEGER NOT NULL DEFAULT 0,"
-		" flush_us INTEGER NOT NULL DEFAULT 0, hold_window_us INTEGER NOT NULL DEFAULT 0,"
-		" total_us INTEGER NOT NULL DEFAULT 0, consistency TEXT,"
-		" requestor_uid INTEGER NOT NULL, requestor_pid INTEGER NOT NULL);"
+		SETS_V1
 		"PRAGMA user_version=1",
 		path, sizeof(path));
 	ASSERT_OK(catalog_open(path, &c));
@@ -646,6 +650,43 @@ static void test_upgrade_from_version_1(void)
 	ASSERT_EQ_UINT(0, n);
 	strv_free(volumes);
 	free(maximums);
+	ASSERT_NULL(catalog_close(c));
+}
+
+/* A catalog of version 2 gains the reverts table and the snapshots' note,
+ * and its rows list as before. */
+static void test_upgrade_from_version_2(void)
+{
+	char path[sizeof(tmpdir) + 32];
+	CatalogSnapshot *snaps = NULL;
+	CatalogRevert *reverts = NULL;
+	Catalog *c = NULL;
+	size_t n = 99;
+
+	db_make("v2.db",
+		SETS_V1
+		"CREATE TABLE snapshots (id TEXT PRIMARY KEY, set_id TEXT NOT NULL REFERENCES sets(id) ON DELETE CASCADE,"
+		" volume TEXT NOT NULL, snapshot_path TEXT NOT NULL, provider_id TEXT NOT NULL, provider TEXT NOT NULL,"
+		" provider_data TEXT, attributes INTEGER NOT NULL, state INTEGER NOT NULL,"
+		" originating_machine TEXT NOT NULL, service_machine TEXT NOT NULL, exposed_name TEXT, exposed_path TEXT);"
+		"INSERT INTO sets VALUES ('{51000000-0000-00a5-0000-000000000001}', 1, 'created', 1, 1, 2, 0, 0, 0, 0,"
+		" 'crash-consistent per volume', 0, 1);"
+		"INSERT INTO snapshots VALUES ('{a0000000-0000-00a5-0000-000000000001}',"
+		" '{51000000-0000-00a5-0000-000000000001}', '/srv/v2', '/srv/v2/.vss/x',"
+		" '{9a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9}', 'btrfs', NULL, 0, 12, 'h', 'h', NULL, NULL);"
+		"PRAGMA user_version=2",
+		path, sizeof(path));
+	ASSERT_OK(catalog_open(path, &c));
+	ASSERT_OK(catalog_list_snapshots(c, NULL, &snaps, &n));
+	ASSERT_EQ_UINT(1, n);
+	ASSERT_STREQ("crash-consistent per volume", snaps[0].prop.consistency);
+	catalog_snapshots_free(snaps, n);
+	ASSERT_OK(catalog_list_reverts(c, &reverts, &n));
+	ASSERT_EQ_UINT(0, n);
+	free(reverts);
+	ASSERT_NULL(catalog_close(c));
+	/* Opened again: nothing to add. */
+	ASSERT_OK(catalog_open(path, &c));
 	ASSERT_NULL(catalog_close(c));
 }
 
@@ -761,6 +802,125 @@ static void test_garbage_rows(void)
 	ASSERT_NULL(catalog_close(c));
 }
 
+/* One set of one snapshot of volume, made at created_us. */
+static void revert_set(Catalog *c, uint8_t n, const char *volume, int64_t created_us)
+{
+	char path[64];
+	CatalogSet set = {
+		.id = make_id(0x71, n),
+		.context = VSS_CTX_APP_ROLLBACK,
+		.snapshots_count = 1,
+		.started_us = created_us - 10,
+		.created_us = created_us,
+		.consistency = (char *)"crash-consistent per volume",
+	};
+	CatalogSnapshot snap = {
+		.prop = {
+			.snapshot_id = make_id(0x72, n),
+			.snapshot_set_id = set.id,
+			.snapshots_count = 1,
+			.snapshot_device_object = path,
+			.original_volume_name = (char *)volume,
+			.originating_machine = (char *)"h",
+			.service_machine = (char *)"h",
+			.provider_id = provider_id,
+			.status = VSS_SS_CREATED,
+		},
+		.provider_name = (char *)"btrfs",
+	};
+
+	snprintf(path, sizeof(path), "%s/.vss/%u", volume, n);
+	ASSERT_OK(catalog_begin_set(c, &set, &snap, 1));
+	ASSERT_OK(catalog_finish_set(c, &set, &snap, 1));
+}
+
+static const char *consistency_of(Catalog *c, uint8_t n, CatalogSnapshot **keep)
+{
+	vss_id id = make_id(0x72, n);
+	size_t k = list(c, &(CatalogFilter){ .snapshot_id = &id }, keep);
+
+	return k == 1 ? (*keep)->prop.consistency : NULL;
+}
+
+/* A revert's intent: one per volume, listed with its plan until it is done;
+ * done, the volume's later snapshots (only those) are noted, and a consumed
+ * snapshot loses its row and its set. */
+static void test_reverts(Catalog *c)
+{
+	CatalogRevert rv = {
+		.snapshot_id = make_id(0x72, 2),
+		.volume = (char *)"/srv/r",
+		.provider_id = provider_id,
+		.provider_name = (char *)"btrfs",
+		.snapshot_path = (char *)"/srv/r/.vss/2",
+		.force_unmount = true,
+		.plan = (char *)"mount.target=/srv/r\nx=a\\nb\n",
+		.snapshot_created_us = 2000,
+		.started_us = 5000,
+	};
+	CatalogRevert other = rv, *got = NULL;
+	CatalogSnapshot *snap = NULL;
+	const char *text;
+	size_t n = 99;
+
+	revert_set(c, 1, "/srv/r", 1000);
+	revert_set(c, 2, "/srv/r", 2000);
+	revert_set(c, 3, "/srv/r", 3000);
+	revert_set(c, 4, "/srv/r2", 4000);
+
+	ASSERT_OK(catalog_begin_revert(c, &rv));
+	other.snapshot_id = make_id(0x72, 3);
+	expect_errors(true);
+	ASSERT_ERRNO(-EEXIST, catalog_begin_revert(c, &other));
+	expect_errors(false);
+	c = reopen(c);
+	ASSERT_OK(catalog_list_reverts(c, &got, &n));
+	ASSERT_EQ_UINT(1, n);
+	ASSERT_ID_EQ(&rv.snapshot_id, &got[0].snapshot_id);
+	ASSERT_ID_EQ(&provider_id, &got[0].provider_id);
+	ASSERT_STREQ("/srv/r", got[0].volume);
+	ASSERT_STREQ(rv.plan, got[0].plan);
+	ASSERT_NULL(got[0].provider_data);
+	ASSERT_TRUE(got[0].force_unmount);
+	ASSERT_EQ_INT(2000, got[0].snapshot_created_us);
+	ASSERT_EQ_INT(5000, got[0].started_us);
+	catalog_reverts_free(got, n);
+
+	ASSERT_OK(catalog_finish_revert(c, &rv, false, "taken before the revert"));
+	ASSERT_OK(catalog_list_reverts(c, &got, &n));
+	ASSERT_EQ_UINT(0, n);
+	free(got);
+	ASSERT_STREQ("crash-consistent per volume", consistency_of(c, 1, &snap));
+	catalog_snapshots_free(snap, 1);
+	ASSERT_STREQ("crash-consistent per volume", consistency_of(c, 2, &snap));
+	catalog_snapshots_free(snap, 1);
+	text = consistency_of(c, 3, &snap);
+	ASSERT_STREQ("crash-consistent per volume; taken before the revert", text);
+	catalog_snapshots_free(snap, 1);
+	ASSERT_STREQ("crash-consistent per volume", consistency_of(c, 4, &snap));
+	catalog_snapshots_free(snap, 1);
+
+	/* The first note stays. */
+	rv.snapshot_id = make_id(0x72, 1);
+	rv.snapshot_created_us = 1000;
+	ASSERT_OK(catalog_begin_revert(c, &rv));
+	ASSERT_OK(catalog_finish_revert(c, &rv, true, "second"));
+	ASSERT_NULL(consistency_of(c, 1, &snap));
+	free(snap);
+	ASSERT_STREQ("crash-consistent per volume; second", consistency_of(c, 2, &snap));
+	catalog_snapshots_free(snap, 1);
+	ASSERT_STREQ("crash-consistent per volume; taken before the revert", consistency_of(c, 3, &snap));
+	catalog_snapshots_free(snap, 1);
+	for (uint8_t i = 1; i <= 4; i++) {
+		vss_id set_id = make_id(0x71, i);
+
+		ASSERT_TRUE(set_exists(c, &set_id) == (i != 1));
+		if (i != 1)
+			ASSERT_OK(catalog_delete_set(c, &set_id));
+	}
+	ASSERT_NULL(catalog_close(c));
+}
+
 int main(void)
 {
 	Catalog *c = NULL;
@@ -772,6 +932,7 @@ int main(void)
 
 	RUN_TEST(test_open_errors);
 	RUN_TEST(test_upgrade_from_version_1);
+	RUN_TEST(test_upgrade_from_version_2);
 	RUN_TEST(test_garbage_rows);
 
 	ASSERT_OK(catalog_open(db_path, &c));
@@ -795,6 +956,9 @@ int main(void)
 	RUN_TEST(test_delete, c);
 	RUN_TEST(test_delete_not_recorded, c);
 	c = reopen(c);
+	test_empty(c);
+	RUN_TEST(test_reverts, c);
+	ASSERT_OK(catalog_open(db_path, &c));
 	test_empty(c);
 	ASSERT_NULL(catalog_close(c));
 
