@@ -1298,16 +1298,6 @@ static int lvm_space(char *const *snapshot_paths, size_t n, const char *provider
  * (classic) / the origin on the snapshot's thin id (thin): done.
  */
 
-/* A message for the user; long names are cut, which is fine. */
-_printf_(3, 4) static void set_message(char *buf, size_t size, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	(void)vsnprintf(buf, size, fmt, ap);
-	va_end(ap);
-}
-
 typedef enum MergeState {
 	MERGE_NOT_STARTED,
 	MERGE_RUNNING,
@@ -1436,7 +1426,7 @@ static int plan_read(const char *plan, LvmRevert *p)
  * and the merging snapshot's data_percent (-1 when none). -ENOENT when the
  * snapshot is gone or invalid before its merge began. */
 static int merge_state(const LvmRevert *p, MergeState *ret, char origin_dm[DM_UUID_LEN], double *ret_percent,
-                       char *msg, size_t msg_size)
+                       ProviderRevert *rv)
 {
 	LvmLv *all = NULL;
 	const LvmLv *origin, *snap;
@@ -1446,7 +1436,7 @@ static int merge_state(const LvmRevert *p, MergeState *ret, char origin_dm[DM_UU
 	*ret_percent = -1;
 	r = lvs_vg(p->vg, &all, &n);
 	if (r < 0) {
-		set_message(msg, msg_size, "lvm cannot report volume group %s", p->vg);
+		(void)revert_fail(rv, 0, "lvm cannot report volume group %s", p->vg);
 		return r == -ENOENT ? -EIO : r;
 	}
 	origin = find_any_by_name(all, n, p->vg, p->lv);
@@ -1454,7 +1444,7 @@ static int merge_state(const LvmRevert *p, MergeState *ret, char origin_dm[DM_UU
 	if (snap && !streq(snap->lv_uuid, p->snapshot_uuid))
 		snap = NULL;
 	if (!origin || !streq(origin->lv_uuid, p->origin_uuid) || lv_dm_uuid(origin, NULL, origin_dm, DM_UUID_LEN) < 0) {
-		set_message(msg, msg_size, "the logical volume %s/%s is gone", p->vg, p->lv);
+		(void)revert_fail(rv, 0, "the logical volume %s/%s is gone", p->vg, p->lv);
 		r = -EIO;
 	} else if (p->thin && origin->thin_id == p->snapshot_thin_id)
 		*ret = MERGE_DONE;
@@ -1462,7 +1452,7 @@ static int merge_state(const LvmRevert *p, MergeState *ret, char origin_dm[DM_UU
 		*ret = MERGE_RUNNING;
 		*ret_percent = snap->data_percent;
 	} else if (snap && lvm_attr_invalid(snap->lv_attr)) {
-		set_message(msg, msg_size, "the snapshot overflowed its copy-on-write space: it is invalid, lvm cannot merge it");
+		(void)revert_fail(rv, 0, "the snapshot overflowed its copy-on-write space: it is invalid, lvm cannot merge it");
 		r = -ENOENT;
 	} else if (snap)
 		*ret = MERGE_NOT_STARTED;
@@ -1470,7 +1460,7 @@ static int merge_state(const LvmRevert *p, MergeState *ret, char origin_dm[DM_UU
 		/* A classic merge's end removes the snapshot. */
 		*ret = MERGE_DONE;
 	else {
-		set_message(msg, msg_size, "the snapshot %s/%s is gone", p->vg, p->snapshot);
+		(void)revert_fail(rv, 0, "the snapshot %s/%s is gone", p->vg, p->snapshot);
 		r = -ENOENT;
 	}
 	lvm_lvs_free(all, n);
@@ -1503,29 +1493,29 @@ static int lvm_revert_plan(ProviderRevert *r)
 		return k;
 	k = lvs_vg(vg, &all, &n);
 	if (k < 0) {
-		set_message(r->message, sizeof(r->message), "lvm cannot report volume group %s", vg);
+		(void)revert_fail(r, 0, "lvm cannot report volume group %s", vg);
 		return k;
 	}
 	snap = find_any_by_name(all, n, vg, name);
 	if (!snap || strncmp(name, "vss-", 4) != 0 || VSS_FAILED(vss_id_parse(name + 4, &want)) ||
 	    !lvm_tags_ids(snap->tags, &sid, &setid) || !vss_id_equal(&sid, &want)) {
-		set_message(r->message, sizeof(r->message), "%s is not there, or not vss's snapshot", r->snapshot_path);
+		(void)revert_fail(r, 0, "%s is not there, or not vss's snapshot", r->snapshot_path);
 		k = -ENOENT;
 		goto out;
 	}
 	if (lvm_attr_invalid(snap->lv_attr)) {
-		set_message(r->message, sizeof(r->message),
+		(void)revert_fail(r, 0,
 			 "the snapshot overflowed its copy-on-write space: it is invalid (lost), lvm cannot merge it");
 		k = -ENOENT;
 		goto out;
 	}
 	if (attr_merging(snap)) {
-		set_message(r->message, sizeof(r->message), "lvm is merging this snapshot already");
+		(void)revert_fail(r, 0, "lvm is merging this snapshot already");
 		k = -EBUSY;
 		goto out;
 	}
 	if (!*snap->origin) {
-		set_message(r->message, sizeof(r->message),
+		(void)revert_fail(r, 0,
 			 "lvm knows no origin of this thin snapshot any more (its volume was reverted to another "
 			 "snapshot since): it cannot be merged");
 		k = -EOPNOTSUPP;
@@ -1533,13 +1523,13 @@ static int lvm_revert_plan(ProviderRevert *r)
 	}
 	snprintf(sel_origin, sizeof(sel_origin), "%s/%s", vg, snap->origin);
 	if (r->provider_data && !streq(r->provider_data, sel_origin)) {
-		set_message(r->message, sizeof(r->message), "the snapshot is of %s, not of %s", sel_origin, r->provider_data);
+		(void)revert_fail(r, 0, "the snapshot is of %s, not of %s", sel_origin, r->provider_data);
 		k = -EOPNOTSUPP;
 		goto out;
 	}
 	origin = find_any_by_name(all, n, vg, snap->origin);
 	if (!origin || origin->kernel_major < 0 || lv_dm_uuid(origin, NULL, origin_dm, sizeof(origin_dm)) < 0) {
-		set_message(r->message, sizeof(r->message), "%s is not active", sel_origin);
+		(void)revert_fail(r, 0, "%s is not active", sel_origin);
 		k = -EOPNOTSUPP;
 		goto out;
 	}
@@ -1547,7 +1537,7 @@ static int lvm_revert_plan(ProviderRevert *r)
 	root = open_no_symlinks(AT_FDCWD, r->volume, O_RDONLY | O_DIRECTORY, 0);
 	if (root < 0 || fstat(root, &st) < 0 || fd_mount_id(root, &mnt_id, &is_root) < 0 || !is_root ||
 	    st.st_dev != makedev((unsigned)origin->kernel_major, (unsigned)origin->kernel_minor)) {
-		set_message(r->message, sizeof(r->message), "%s is not mounted from %s", r->volume, sel_origin);
+		(void)revert_fail(r, 0, "%s is not mounted from %s", r->volume, sel_origin);
 		k = -EOPNOTSUPP;
 		goto out;
 	}
@@ -1555,19 +1545,19 @@ static int lvm_revert_plan(ProviderRevert *r)
 	root = safe_close(root);
 	/* An exposed snapshot is open: lvm would defer the merge. */
 	if (lv_dm_uuid(snap, NULL, snap_dm, sizeof(snap_dm)) >= 0 && dm_open_count(snap_dm) > 0) {
-		set_message(r->message, sizeof(r->message), "the snapshot is in use (exposed): unexpose it first");
+		(void)revert_fail(r, 0, "the snapshot is in use (exposed): unexpose it first");
 		k = -EBUSY;
 		goto out;
 	}
 	if (!r->force_unmount) {
 		if (mount_users(mnt_id, r->volume, who, sizeof(who)) > 0) {
-			set_message(r->message, sizeof(r->message), "%s is in use: %s", r->volume, who);
+			(void)revert_fail(r, 0, "%s is in use: %s", r->volume, who);
 			k = -EBUSY;
 			goto out;
 		}
 		/* Its mount is one opener; any other holds the device itself. */
 		if (dm_open_count(origin_dm) > 1) {
-			set_message(r->message, sizeof(r->message), "the device of %s is open elsewhere", sel_origin);
+			(void)revert_fail(r, 0, "the device of %s is open elsewhere", sel_origin);
 			k = -EBUSY;
 			goto out;
 		}
@@ -1585,7 +1575,7 @@ static int lvm_revert_plan(ProviderRevert *r)
 		    snap->data_percent < 0)
 			continue;
 		if ((100.0 - o->data_percent) * (double)o->lv_size < snap->data_percent * (double)snap->lv_size) {
-			set_message(r->message, sizeof(r->message),
+			(void)revert_fail(r, 0,
 				 "the merge could overflow snapshot %s/%s of the same volume: it has too little "
 				 "copy-on-write space left", vg, o->lv_name);
 			k = -ENOSPC;
@@ -1612,7 +1602,7 @@ static int lvm_revert_plan(ProviderRevert *r)
 		k = snap->thin_id < 0 ? -EIO : plan_set(r->plan, sizeof(r->plan), "lvm.snapshot_thin_id", id);
 	}
 	if (k >= 0 && others > 0)
-		set_message(r->message, sizeof(r->message),
+		(void)revert_fail(r, 0,
 			 streq(snap->segtype, "thin")
 				 ? "%zu other snapshot(s) of %s stay; lvm keeps them as thin volumes of their own, "
 				   "no longer snapshots of it"
@@ -1644,35 +1634,28 @@ static int lvm_revert(ProviderRevert *r)
 
 	k = plan_read(r->plan, &p);
 	if (k < 0) {
-		set_message(r->message, sizeof(r->message), "the revert's plan is not one of lvm's");
+		(void)revert_fail(r, 0, "the revert's plan is not one of lvm's");
 		return k;
 	}
 	snprintf(lvname, sizeof(lvname), "%s/%s", p.vg, p.lv);
 	snprintf(snapname, sizeof(snapname), "%s/%s", p.vg, p.snapshot);
-	k = merge_state(&p, &state, origin_dm, &percent, r->message, sizeof(r->message));
+	k = merge_state(&p, &state, origin_dm, &percent, r);
 	if (k < 0)
 		return k;
 
 	if (state == MERGE_NOT_STARTED) {
-		k = fault_revert_step(1);
-		if (k < 0)
-			return k;
-		k = mount_plan_unmount(r->plan, r->force_unmount);
+		k = revert_unmount_step(r, false);
 		if (k == -EBUSY) {
-			char who[300] = "its files are open";
+			char who[300];
 			_cleanup_free_ char *id = NULL;
 			uint64_t mnt_id;
 
-			if (plan_get(r->plan, "mount.id", &id) >= 0 && parse_u64(id, &mnt_id) >= 0)
-				(void)mount_users(mnt_id, r->volume, who, sizeof(who));
-			set_message(r->message, sizeof(r->message), "%s is in use: %s", r->volume, who);
-			return -EBUSY;
+			if (plan_get(r->plan, "mount.id", &id) >= 0 && parse_u64(id, &mnt_id) >= 0 &&
+			    mount_users(mnt_id, r->volume, who, sizeof(who)) > 0)
+				(void)revert_fail(r, 0, "%s is in use: %s", r->volume, who);
 		}
-		if (k < 0) {
-			set_message(r->message, sizeof(r->message), "cannot unmount %s: %s", r->volume,
-				 k == -ESTALE ? "something else is mounted there" : strerror(-k));
-			return k == -ESTALE ? -EIO : k;
-		}
+		if (k < 0)
+			return k;
 		k = fault_revert_step(2);
 		if (k >= 0) {
 			/* Detached lazily: its last file closing closes the LV. */
@@ -1681,20 +1664,20 @@ static int lvm_revert(ProviderRevert *r)
 			else if (dm_open_count(origin_dm) > 0) {
 				/* Opened since the plan, not through its mount: lvm
 				 * would defer the merge. */
-				set_message(r->message, sizeof(r->message), "the device of %s is open elsewhere", lvname);
+				(void)revert_fail(r, 0, "the device of %s is open elsewhere", lvname);
 				k = -EBUSY;
 			}
 		}
 		if (k >= 0)
 			k = lvm_simple(p.thin ? merge_thin : merge_classic, err, sizeof(err));
 		if (k >= 0)
-			k = merge_state(&p, &state, origin_dm, &percent, r->message, sizeof(r->message));
+			k = merge_state(&p, &state, origin_dm, &percent, r);
 		if (k < 0 || state == MERGE_NOT_STARTED) {
 			/* Nothing merged: the volume as it was. */
 			if (mount_plan_mount(r->plan, NULL, NULL, NULL) < 0)
 				log_warning("lvm: revert of %s: cannot mount it again", r->volume);
 			if (!*r->message)
-				set_message(r->message, sizeof(r->message), "lvm could not merge %s: %s", snapname,
+				(void)revert_fail(r, 0, "lvm could not merge %s: %s", snapname,
 					 *err ? err : strerror(k < 0 ? -k : EIO));
 			return k < 0 ? k : -EIO;
 		}
@@ -1716,7 +1699,7 @@ static int lvm_revert(ProviderRevert *r)
 			merged_here = false;
 			if (dm_open_count(origin_dm) > 0) {
 				r->snapshot_consumed = true;
-				set_message(r->message, sizeof(r->message),
+				(void)revert_fail(r, 0,
 					 "files are still open on the detached filesystem of %s: lvm merges %s when "
 					 "%s is next activated; it is not mounted again until then",
 					 r->volume, snapname, lvname);
@@ -1726,7 +1709,7 @@ static int lvm_revert(ProviderRevert *r)
 			k = lvm_simple(refresh, err, sizeof(err));
 			if (k < 0)
 				log_debug("lvm: revert of %s: lvchange --refresh: %s", r->volume, err);
-			k = merge_state(&p, &state, origin_dm, &percent, r->message, sizeof(r->message));
+			k = merge_state(&p, &state, origin_dm, &percent, r);
 			if (k < 0)
 				return k;
 			if (state != MERGE_RUNNING)
@@ -1735,7 +1718,7 @@ static int lvm_revert(ProviderRevert *r)
 				last_percent = percent;
 				progress_at = now_usec(CLOCK_MONOTONIC);
 			} else if (now_usec(CLOCK_MONOTONIC) - progress_at > REVERT_MERGE_STALL_USEC) {
-				set_message(r->message, sizeof(r->message), "the merge of %s makes no progress", snapname);
+				(void)revert_fail(r, 0, "the merge of %s makes no progress", snapname);
 				return -ETIMEDOUT;
 			}
 			(void)usleep(USEC_PER_SEC);
@@ -1748,7 +1731,7 @@ static int lvm_revert(ProviderRevert *r)
 	r->snapshot_consumed = true;
 	k = mount_plan_mount(r->plan, NULL, NULL, NULL);
 	if (k < 0) {
-		set_message(r->message, sizeof(r->message), "%s is reverted but cannot be mounted again: %s", lvname,
+		(void)revert_fail(r, 0, "%s is reverted but cannot be mounted again: %s", lvname,
 			 strerror(-k));
 		return k;
 	}

@@ -6,7 +6,7 @@ before each step of a classic revert finishes it at its next start. The
 provider's ops are also driven directly through vss-test-lvm-revert
 (tests/lvm/revert-op.c), as vssd calls them, for what vssd cannot make cheaply
 (an overflowed snapshot, a merge lvm defers) and the thin revert killed
-before each step.
+before each step (these two with VSS_LONG=1: the LVM suite has 8 minutes).
 Run: scripts/guest/run-guest tests/lvm/test_lvm_revert.py
 """
 
@@ -18,6 +18,8 @@ import signal
 import subprocess
 import time
 import uuid
+
+import pytest
 
 from conftest import ROOT, VSSADMIN, VSSD, create_shadow, lvm, lvm_report, record, run
 
@@ -281,6 +283,7 @@ def check_killed(found):
         assert not found[step]["mounted"] and found[step]["snapshot"] is None, found
 
 
+@pytest.mark.skipif(os.environ.get("VSS_LONG") != "1", reason="VSS_LONG=1 (make check-long) runs it")
 def test_revert_killed_at_each_step_and_deferred(vg, make_lv, workdir):
     """The thin revert's ops: the process killed before each step; then a
     forced revert lvm defers (one VG for both: each costs seconds)."""
