@@ -30,6 +30,8 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/dm-ioctl.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1076,6 +1078,10 @@ static int lvm_list_snapshots(const char *store_path, provider_found_fn found, v
 
 		if (!lvm_tags_ids(all[i].tags, &ps.snapshot_id, &ps.set_id))
 			continue;
+		/* Being merged into its origin by a revert (deferred, or
+		 * still running): consumed, and not to be removed. */
+		if (all[i].lv_attr[0] == 'S' && !lvm_attr_invalid(all[i].lv_attr))
+			continue;
 		/* A classic snapshot that overflowed is lost: not reported, so
 		 * that its row goes (its origin lives on). */
 		if (lvm_attr_invalid(all[i].lv_attr)) {
@@ -1104,6 +1110,10 @@ static int lvm_list_all_snapshots(provider_found_fn found, void *userdata)
 		ProviderSnapshot ps = { .name = all[i].lv_name };
 
 		if (!lvm_tags_ids(all[i].tags, &ps.snapshot_id, &ps.set_id))
+			continue;
+		/* Being merged into its origin by a revert (deferred, or
+		 * still running): consumed, and not to be removed. */
+		if (all[i].lv_attr[0] == 'S' && !lvm_attr_invalid(all[i].lv_attr))
 			continue;
 		/* A classic snapshot that overflowed is lost: not reported, so
 		 * that its row goes (its origin lives on). */
@@ -1265,6 +1275,469 @@ static int lvm_space(char *const *snapshot_paths, size_t n, const char *provider
 	return 0;
 }
 
+/*
+ * Revert: `lvconvert --merge` of the snapshot into its origin, measured on
+ * Debian 12 (kernel 6.1, lvm2 2.03.16) by tests/lvm/test_lvm_revert.py and
+ * docs/PROVIDERS.md:
+ *   classic: with the origin closed the merge starts at once and the origin
+ *   reads as the snapshot from then on; lvconvert polls it (-i: every
+ *   second) and removes the snapshot at its end. With the origin open it is
+ *   deferred to the origin's next activation or `lvchange --refresh`; lvs
+ *   shows the origin 'O' and the snapshot hidden, 'S', merging. Other
+ *   snapshots of the origin stay valid: the merge's writes to the origin are
+ *   copied into their copy-on-write areas first. An invalid snapshot is
+ *   refused ("Unable to merge invalidated snapshot").
+ *   thin: done at once with the origin closed: the origin LV keeps its name
+ *   and uuid and gets the snapshot's thin device (thin_id), without the
+ *   snapshot's tags or skip-activation flag; the snapshot LV goes. Other
+ *   thin snapshots stay, but lvm forgets their origin (they are thin LVs of
+ *   their own from then on). Deferred as classic when the origin or the
+ *   snapshot is open.
+ * So lvm's own state says where a revert is: the snapshot LV still there
+ * and not merging (not started), merging (started or deferred), or gone
+ * (classic) / the origin on the snapshot's thin id (thin): done.
+ */
+
+typedef enum MergeState {
+	MERGE_NOT_STARTED,
+	MERGE_RUNNING,
+	MERGE_DONE,
+} MergeState;
+
+/* What a revert acts on, from its plan. */
+typedef struct LvmRevert {
+	char vg[128], lv[128], snapshot[128];
+	char origin_uuid[39], snapshot_uuid[39];
+	bool thin;
+	int snapshot_thin_id;
+} LvmRevert;
+
+/* How long a revert waits for a device a lazy unmount left open to close. */
+#define REVERT_CLOSE_WAIT_USEC (5 * USEC_PER_SEC)
+/* A merge making no progress for this long has stalled. */
+#define REVERT_MERGE_STALL_USEC (120 * USEC_PER_SEC)
+
+/* lvs -a shows a hidden LV (a merging snapshot) as "[name]". */
+static const LvmLv *find_any_by_name(const LvmLv *lvs, size_t n, const char *vg, const char *name)
+{
+	size_t len = strlen(name);
+
+	for (size_t i = 0; i < n; i++) {
+		const char *l = lvs[i].lv_name;
+
+		if (!streq(lvs[i].vg_name, vg))
+			continue;
+		if (streq(l, name) || (l[0] == '[' && strncmp(l + 1, name, len) == 0 && streq(l + 1 + len, "]")))
+			return &lvs[i];
+	}
+	return NULL;
+}
+
+static bool attr_merging(const LvmLv *lv)
+{
+	/* 'S': a merging snapshot; 'O': an origin with one. */
+	return lv->lv_attr[0] == 'S' || lv->lv_attr[0] == 'O';
+}
+
+/* Every LV of a VG, hidden ones too. */
+static int lvs_vg(const char *vg, LvmLv **ret, size_t *ret_n)
+{
+	char *args[] = { (char *)"-a", (char *)vg, NULL };
+
+	return lvs(args, ret, ret_n, NULL);
+}
+
+/* How many openers a device-mapper device has (a mount is one); 0 when it is
+ * not there. */
+static int dm_open_count(const char *uuid)
+{
+	struct dm_ioctl io = {
+		.version = { DM_VERSION_MAJOR, 0, 0 },
+		.data_size = sizeof(struct dm_ioctl),
+		.data_start = sizeof(struct dm_ioctl),
+	};
+	_cleanup_close_ int fd = open("/dev/mapper/control", O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	snprintf(io.uuid, sizeof(io.uuid), "%s", uuid);
+	if (ioctl(fd, DM_DEV_STATUS, &io) < 0)
+		return errno == ENXIO ? 0 : -errno;
+	return io.open_count;
+}
+
+static int lvm_simple(char *const *args, char *err, size_t err_size)
+{
+	LvmRun run;
+	int r = lvm_run(args, NULL, LVM_TIMEOUT_USEC, &run);
+
+	if (r < 0)
+		return r;
+	r = run.status == 0 && !run.timed_out ? 0 : -EIO;
+	if (r < 0)
+		last_error(&run, err, err_size);
+	else if (run.err && *run.err)
+		log_debug("lvm %s %s: %s", args[0], args[1] ?: "", run.err);
+	lvm_run_clear(&run);
+	return r;
+}
+
+static int plan_read(const char *plan, LvmRevert *p)
+{
+	static const struct {
+		const char *key;
+		size_t off, size;
+	} keys[] = {
+		{ "lvm.vg", offsetof(LvmRevert, vg), sizeof(((LvmRevert *)0)->vg) },
+		{ "lvm.lv", offsetof(LvmRevert, lv), sizeof(((LvmRevert *)0)->lv) },
+		{ "lvm.snapshot", offsetof(LvmRevert, snapshot), sizeof(((LvmRevert *)0)->snapshot) },
+		{ "lvm.origin_uuid", offsetof(LvmRevert, origin_uuid), sizeof(((LvmRevert *)0)->origin_uuid) },
+		{ "lvm.snapshot_uuid", offsetof(LvmRevert, snapshot_uuid), sizeof(((LvmRevert *)0)->snapshot_uuid) },
+	};
+	_cleanup_free_ char *kind = NULL, *id = NULL;
+	uint64_t v;
+	int r;
+
+	*p = (LvmRevert){ .snapshot_thin_id = -1 };
+	for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
+		_cleanup_free_ char *value = NULL;
+
+		r = plan_get(plan, keys[i].key, &value);
+		if (r < 0)
+			return r == -ENOENT ? -EINVAL : r;
+		if (strlen(value) >= keys[i].size)
+			return -EINVAL;
+		memcpy((char *)p + keys[i].off, value, strlen(value) + 1);
+	}
+	r = plan_get(plan, "lvm.kind", &kind);
+	if (r < 0)
+		return r == -ENOENT ? -EINVAL : r;
+	p->thin = streq(kind, "thin");
+	if (p->thin) {
+		r = plan_get(plan, "lvm.snapshot_thin_id", &id);
+		if (r < 0 || parse_u64(id, &v) < 0 || v > INT32_MAX)
+			return -EINVAL;
+		p->snapshot_thin_id = (int)v;
+	}
+	return lvm_name_valid(p->vg) && lvm_name_valid(p->lv) && lvm_name_valid(p->snapshot) ? 0 : -EINVAL;
+}
+
+/* Where the merge is, from lvm's report; the origin's device-mapper uuid,
+ * and the merging snapshot's data_percent (-1 when none). -ENOENT when the
+ * snapshot is gone or invalid before its merge began. */
+static int merge_state(const LvmRevert *p, MergeState *ret, char origin_dm[DM_UUID_LEN], double *ret_percent,
+                       ProviderRevert *rv)
+{
+	LvmLv *all = NULL;
+	const LvmLv *origin, *snap;
+	size_t n = 0;
+	int r;
+
+	*ret_percent = -1;
+	r = lvs_vg(p->vg, &all, &n);
+	if (r < 0) {
+		(void)revert_fail(rv, 0, "lvm cannot report volume group %s", p->vg);
+		return r == -ENOENT ? -EIO : r;
+	}
+	origin = find_any_by_name(all, n, p->vg, p->lv);
+	snap = find_any_by_name(all, n, p->vg, p->snapshot);
+	if (snap && !streq(snap->lv_uuid, p->snapshot_uuid))
+		snap = NULL;
+	if (!origin || !streq(origin->lv_uuid, p->origin_uuid) || lv_dm_uuid(origin, NULL, origin_dm, DM_UUID_LEN) < 0) {
+		(void)revert_fail(rv, 0, "the logical volume %s/%s is gone", p->vg, p->lv);
+		r = -EIO;
+	} else if (p->thin && origin->thin_id == p->snapshot_thin_id)
+		*ret = MERGE_DONE;
+	else if (snap && attr_merging(snap)) {
+		*ret = MERGE_RUNNING;
+		*ret_percent = snap->data_percent;
+	} else if (snap && lvm_attr_invalid(snap->lv_attr)) {
+		(void)revert_fail(rv, 0, "the snapshot overflowed its copy-on-write space: it is invalid, lvm cannot merge it");
+		r = -ENOENT;
+	} else if (snap)
+		*ret = MERGE_NOT_STARTED;
+	else if (!p->thin && !attr_merging(origin))
+		/* A classic merge's end removes the snapshot. */
+		*ret = MERGE_DONE;
+	else {
+		(void)revert_fail(rv, 0, "the snapshot %s/%s is gone", p->vg, p->snapshot);
+		r = -ENOENT;
+	}
+	lvm_lvs_free(all, n);
+	return r;
+}
+
+static void wait_closed(const char *dm_uuid, usec_t timeout)
+{
+	usec_t until = now_usec(CLOCK_MONOTONIC) + timeout;
+
+	while (dm_open_count(dm_uuid) > 0 && now_usec(CLOCK_MONOTONIC) < until)
+		(void)usleep(100 * 1000);
+}
+
+static int lvm_revert_plan(ProviderRevert *r)
+{
+	char vg[128], name[128], sel_origin[260], who[300] = "", origin_dm[DM_UUID_LEN], snap_dm[DM_UUID_LEN];
+	_cleanup_close_ int root = -1;
+	LvmLv *all = NULL;
+	const LvmLv *snap, *origin;
+	size_t n = 0, others = 0;
+	vss_id sid, setid, want;
+	struct stat st;
+	uint64_t mnt_id;
+	bool is_root;
+	int k;
+
+	k = split_snapshot_path(r->snapshot_path, vg, name);
+	if (k < 0)
+		return k;
+	k = lvs_vg(vg, &all, &n);
+	if (k < 0) {
+		(void)revert_fail(r, 0, "lvm cannot report volume group %s", vg);
+		return k;
+	}
+	snap = find_any_by_name(all, n, vg, name);
+	if (!snap || strncmp(name, "vss-", 4) != 0 || VSS_FAILED(vss_id_parse(name + 4, &want)) ||
+	    !lvm_tags_ids(snap->tags, &sid, &setid) || !vss_id_equal(&sid, &want)) {
+		(void)revert_fail(r, 0, "%s is not there, or not vss's snapshot", r->snapshot_path);
+		k = -ENOENT;
+		goto out;
+	}
+	if (lvm_attr_invalid(snap->lv_attr)) {
+		(void)revert_fail(r, 0,
+			 "the snapshot overflowed its copy-on-write space: it is invalid (lost), lvm cannot merge it");
+		k = -ENOENT;
+		goto out;
+	}
+	if (attr_merging(snap)) {
+		(void)revert_fail(r, 0, "lvm is merging this snapshot already");
+		k = -EBUSY;
+		goto out;
+	}
+	if (!*snap->origin) {
+		(void)revert_fail(r, 0,
+			 "lvm knows no origin of this thin snapshot any more (its volume was reverted to another "
+			 "snapshot since): it cannot be merged");
+		k = -EOPNOTSUPP;
+		goto out;
+	}
+	snprintf(sel_origin, sizeof(sel_origin), "%s/%s", vg, snap->origin);
+	if (r->provider_data && !streq(r->provider_data, sel_origin)) {
+		(void)revert_fail(r, 0, "the snapshot is of %s, not of %s", sel_origin, r->provider_data);
+		k = -EOPNOTSUPP;
+		goto out;
+	}
+	origin = find_any_by_name(all, n, vg, snap->origin);
+	if (!origin || origin->kernel_major < 0 || lv_dm_uuid(origin, NULL, origin_dm, sizeof(origin_dm)) < 0) {
+		(void)revert_fail(r, 0, "%s is not active", sel_origin);
+		k = -EOPNOTSUPP;
+		goto out;
+	}
+	/* The volume: the root of a mount of the origin's filesystem. */
+	root = open_no_symlinks(AT_FDCWD, r->volume, O_RDONLY | O_DIRECTORY, 0);
+	if (root < 0 || fstat(root, &st) < 0 || fd_mount_id(root, &mnt_id, &is_root) < 0 || !is_root ||
+	    st.st_dev != makedev((unsigned)origin->kernel_major, (unsigned)origin->kernel_minor)) {
+		(void)revert_fail(r, 0, "%s is not mounted from %s", r->volume, sel_origin);
+		k = -EOPNOTSUPP;
+		goto out;
+	}
+	/* Not to count as a user of it. */
+	root = safe_close(root);
+	/* An exposed snapshot is open: lvm would defer the merge. */
+	if (lv_dm_uuid(snap, NULL, snap_dm, sizeof(snap_dm)) >= 0 && dm_open_count(snap_dm) > 0) {
+		(void)revert_fail(r, 0, "the snapshot is in use (exposed): unexpose it first");
+		k = -EBUSY;
+		goto out;
+	}
+	if (!r->force_unmount) {
+		if (mount_users(mnt_id, r->volume, who, sizeof(who)) > 0) {
+			(void)revert_fail(r, 0, "%s is in use: %s", r->volume, who);
+			k = -EBUSY;
+			goto out;
+		}
+		/* Its mount is one opener; any other holds the device itself. */
+		if (dm_open_count(origin_dm) > 1) {
+			(void)revert_fail(r, 0, "the device of %s is open elsewhere", sel_origin);
+			k = -EBUSY;
+			goto out;
+		}
+	}
+	/* A classic merge rewrites the origin's chunks the snapshot holds;
+	 * each other classic snapshot of the origin takes a copy of those it
+	 * has not copied yet, and would be lost (invalid) if it ran out. */
+	for (size_t i = 0; i < n; i++) {
+		const LvmLv *o = &all[i];
+
+		if (o == snap || !streq(o->origin, snap->origin) || lvm_attr_invalid(o->lv_attr))
+			continue;
+		others++;
+		if (streq(snap->segtype, "thin") || streq(o->segtype, "thin") || o->data_percent < 0 ||
+		    snap->data_percent < 0)
+			continue;
+		if ((100.0 - o->data_percent) * (double)o->lv_size < snap->data_percent * (double)snap->lv_size) {
+			(void)revert_fail(r, 0,
+				 "the merge could overflow snapshot %s/%s of the same volume: it has too little "
+				 "copy-on-write space left", vg, o->lv_name);
+			k = -ENOSPC;
+			goto out;
+		}
+	}
+	k = mount_plan_record(r->volume, r->plan, sizeof(r->plan));
+	if (k >= 0)
+		k = plan_set(r->plan, sizeof(r->plan), "lvm.vg", vg);
+	if (k >= 0)
+		k = plan_set(r->plan, sizeof(r->plan), "lvm.lv", snap->origin);
+	if (k >= 0)
+		k = plan_set(r->plan, sizeof(r->plan), "lvm.snapshot", name);
+	if (k >= 0)
+		k = plan_set(r->plan, sizeof(r->plan), "lvm.origin_uuid", origin->lv_uuid);
+	if (k >= 0)
+		k = plan_set(r->plan, sizeof(r->plan), "lvm.snapshot_uuid", snap->lv_uuid);
+	if (k >= 0)
+		k = plan_set(r->plan, sizeof(r->plan), "lvm.kind", streq(snap->segtype, "thin") ? "thin" : "classic");
+	if (k >= 0 && streq(snap->segtype, "thin")) {
+		char id[16];
+
+		snprintf(id, sizeof(id), "%d", snap->thin_id);
+		k = snap->thin_id < 0 ? -EIO : plan_set(r->plan, sizeof(r->plan), "lvm.snapshot_thin_id", id);
+	}
+	if (k >= 0 && others > 0)
+		(void)revert_fail(r, 0,
+			 streq(snap->segtype, "thin")
+				 ? "%zu other snapshot(s) of %s stay; lvm keeps them as thin volumes of their own, "
+				   "no longer snapshots of it"
+				 : "%zu other snapshot(s) of %s stay, valid",
+			 others, sel_origin);
+out:
+	lvm_lvs_free(all, n);
+	return k;
+}
+
+/*
+ * Steps: 1 unmount, 2 merge (thin: at once; classic: lvconvert waits for
+ * the merge's end), 3 check the merge ended, finishing one that did not (a
+ * crash killed lvconvert's poll, or lvm deferred it), 4 mount again. lvm's
+ * state says which are done.
+ */
+static int lvm_revert(ProviderRevert *r)
+{
+	char origin_dm[DM_UUID_LEN], lvname[260], snapname[260], err[256] = "";
+	char *merge_classic[] = { (char *)"lvconvert", (char *)"--merge", (char *)"-i", (char *)"1", snapname, NULL };
+	char *merge_thin[] = { (char *)"lvconvert", (char *)"--merge", snapname, NULL };
+	char *refresh[] = { (char *)"lvchange", (char *)"--refresh", lvname, NULL };
+	MergeState state;
+	LvmRevert p;
+	double percent, last_percent = -1;
+	usec_t progress_at;
+	bool merged_here = false;
+	int k;
+
+	k = plan_read(r->plan, &p);
+	if (k < 0) {
+		(void)revert_fail(r, 0, "the revert's plan is not one of lvm's");
+		return k;
+	}
+	snprintf(lvname, sizeof(lvname), "%s/%s", p.vg, p.lv);
+	snprintf(snapname, sizeof(snapname), "%s/%s", p.vg, p.snapshot);
+	k = merge_state(&p, &state, origin_dm, &percent, r);
+	if (k < 0)
+		return k;
+
+	if (state == MERGE_NOT_STARTED) {
+		k = revert_unmount_step(r, false);
+		if (k == -EBUSY) {
+			char who[300];
+			_cleanup_free_ char *id = NULL;
+			uint64_t mnt_id;
+
+			if (plan_get(r->plan, "mount.id", &id) >= 0 && parse_u64(id, &mnt_id) >= 0 &&
+			    mount_users(mnt_id, r->volume, who, sizeof(who)) > 0)
+				(void)revert_fail(r, 0, "%s is in use: %s", r->volume, who);
+		}
+		if (k < 0)
+			return k;
+		k = fault_revert_step(2);
+		if (k >= 0) {
+			/* Detached lazily: its last file closing closes the LV. */
+			if (r->force_unmount)
+				wait_closed(origin_dm, REVERT_CLOSE_WAIT_USEC);
+			else if (dm_open_count(origin_dm) > 0) {
+				/* Opened since the plan, not through its mount: lvm
+				 * would defer the merge. */
+				(void)revert_fail(r, 0, "the device of %s is open elsewhere", lvname);
+				k = -EBUSY;
+			}
+		}
+		if (k >= 0)
+			k = lvm_simple(p.thin ? merge_thin : merge_classic, err, sizeof(err));
+		if (k >= 0)
+			k = merge_state(&p, &state, origin_dm, &percent, r);
+		if (k < 0 || state == MERGE_NOT_STARTED) {
+			/* Nothing merged: the volume as it was. */
+			if (mount_plan_mount(r->plan, NULL, NULL, NULL) < 0)
+				log_warning("lvm: revert of %s: cannot mount it again", r->volume);
+			if (!*r->message)
+				(void)revert_fail(r, 0, "lvm could not merge %s: %s", snapname,
+					 *err ? err : strerror(k < 0 ? -k : EIO));
+			return k < 0 ? k : -EIO;
+		}
+		merged_here = true;
+	}
+
+	/* After a merge this call made, or one found under way. */
+	if (merged_here || state == MERGE_RUNNING) {
+		k = fault_revert_step(3);
+		if (k < 0)
+			return k;
+		progress_at = now_usec(CLOCK_MONOTONIC);
+		while (state == MERGE_RUNNING) {
+			/* Deferred while the origin is open (a lazily detached
+			 * filesystem with files open): lvm merges at its next
+			 * activation. Waited for once already in step 2. */
+			if (!(merged_here && r->force_unmount))
+				wait_closed(origin_dm, REVERT_CLOSE_WAIT_USEC);
+			merged_here = false;
+			if (dm_open_count(origin_dm) > 0) {
+				r->snapshot_consumed = true;
+				(void)revert_fail(r, 0,
+					 "files are still open on the detached filesystem of %s: lvm merges %s when "
+					 "%s is next activated; it is not mounted again until then",
+					 r->volume, snapname, lvname);
+				return 0;
+			}
+			/* Starts a deferred merge, ends a finished one. */
+			k = lvm_simple(refresh, err, sizeof(err));
+			if (k < 0)
+				log_debug("lvm: revert of %s: lvchange --refresh: %s", r->volume, err);
+			k = merge_state(&p, &state, origin_dm, &percent, r);
+			if (k < 0)
+				return k;
+			if (state != MERGE_RUNNING)
+				break;
+			if (percent != last_percent) {
+				last_percent = percent;
+				progress_at = now_usec(CLOCK_MONOTONIC);
+			} else if (now_usec(CLOCK_MONOTONIC) - progress_at > REVERT_MERGE_STALL_USEC) {
+				(void)revert_fail(r, 0, "the merge of %s makes no progress", snapname);
+				return -ETIMEDOUT;
+			}
+			(void)usleep(USEC_PER_SEC);
+		}
+	}
+
+	k = fault_revert_step(4);
+	if (k < 0)
+		return k;
+	r->snapshot_consumed = true;
+	k = mount_plan_mount(r->plan, NULL, NULL, NULL);
+	if (k < 0) {
+		(void)revert_fail(r, 0, "%s is reverted but cannot be mounted again: %s", lvname,
+			 strerror(-k));
+		return k;
+	}
+	return 0;
+}
+
 const provider_ops lvm_provider = {
 	.version = PROVIDER_OPS_VERSION,
 	.name = "lvm",
@@ -1291,4 +1764,6 @@ const provider_ops lvm_provider = {
 	.expose = lvm_expose,
 	.is_exposed_at = lvm_is_exposed_at,
 	.space = lvm_space,
+	.revert_plan = lvm_revert_plan,
+	.revert = lvm_revert,
 };
