@@ -276,16 +276,12 @@ int schedule_list(const char *dir, char ***ret_names, size_t *ret_n)
 		return errno == ENOENT ? 0 : -errno;
 	while ((de = readdir(d))) {
 		size_t len = strlen(de->d_name);
-		_cleanup_free_ char *name = NULL;
+		char name[SCHEDULE_NAME_MAX + 1];
 
-		if (len <= 5 || !streq(de->d_name + len - 5, ".conf"))
+		if (len <= 5 || len - 5 > SCHEDULE_NAME_MAX || !streq(de->d_name + len - 5, ".conf"))
 			continue;
-		name = strndup(de->d_name, len - 5);
-		if (!name) {
-			closedir(d);
-			strv_free(names);
-			return -ENOMEM;
-		}
+		memcpy(name, de->d_name, len - 5);
+		name[len - 5] = '\0';
 		if (!schedule_name_is_valid(name))
 			continue;
 		if (strv_push_dup(&names, name) < 0) {
