@@ -873,7 +873,7 @@ static int parse_root(In *in, json_object *root, Bcd *d)
 		for (size_t k = 0; k < i; k++)
 			if (vss_id_equal(&d->components[k].writer_instance_id, &d->components[i].writer_instance_id) &&
 			    d->components[k].type == d->components[i].type &&
-			    streq(d->components[k].name, d->components[i].name) &&
+			    streq(d->components[k].name ?: "", d->components[i].name ?: "") &&
 			    streq(d->components[k].logical_path ?: "", d->components[i].logical_path ?: ""))
 				return refuse(in, w, "the same component as components[%zu]", k);
 	}
