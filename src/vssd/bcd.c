@@ -442,6 +442,7 @@ static int get_string(In *in, json_object *obj, const char *where, const char *k
 	const char *s;
 	int len;
 
+	*ret = NULL;
 	at(w, sizeof(w), where, key);
 	if (!v) {
 		if (!nullable)
@@ -488,6 +489,7 @@ static int get_int(In *in, json_object *obj, const char *where, const char *key,
 	char w[512];
 	int64_t i;
 
+	*ret = 0;
 	at(w, sizeof(w), where, key);
 	if (!json_object_is_type(v, json_type_int))
 		return refuse(in, w, "not an integer");
@@ -509,6 +511,8 @@ static int get_id(In *in, json_object *obj, const char *where, const char *key, 
 	r = get_string(in, obj, where, key, false, &s);
 	if (r < 0)
 		return r;
+	if (!s) /* not nullable: a string on success */
+		return -EINVAL;
 	at(w, sizeof(w), where, key);
 	if (VSS_FAILED(vss_id_parse(s, ret)))
 		return refuse(in, w, "not an id");
@@ -525,6 +529,8 @@ static int get_enum(In *in, json_object *obj, const char *where, const char *key
 	r = get_string(in, obj, where, key, false, &s);
 	if (r < 0)
 		return r;
+	if (!s)
+		return -EINVAL;
 	for (size_t i = 0; i < n; i++)
 		if (table[i] && streq(table[i], s)) {
 			*ret = (int)i;
@@ -550,6 +556,8 @@ static int get_array(In *in, json_object *obj, const char *where, const char *ke
 	char w[512];
 	size_t n;
 
+	*ret = NULL;
+	*ret_n = 0;
 	at(w, sizeof(w), where, key);
 	if (!json_object_is_type(v, json_type_array))
 		return refuse(in, w, "not an array");
@@ -865,7 +873,7 @@ static int parse_root(In *in, json_object *root, Bcd *d)
 		for (size_t k = 0; k < i; k++)
 			if (vss_id_equal(&d->components[k].writer_instance_id, &d->components[i].writer_instance_id) &&
 			    d->components[k].type == d->components[i].type &&
-			    streq(d->components[k].name, d->components[i].name) &&
+			    streq(d->components[k].name ?: "", d->components[i].name ?: "") &&
 			    streq(d->components[k].logical_path ?: "", d->components[i].logical_path ?: ""))
 				return refuse(in, w, "the same component as components[%zu]", k);
 	}
