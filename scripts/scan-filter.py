@@ -1,14 +1,16 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Read the plist reports of a scan-build run (-plist-html), print each, and
-exit 1 if any remains after dropping one known class of false positive.
+exit 1 if any remains after dropping two known classes of false positive.
 
 clang 14's analyzer does not run __attribute__((cleanup)) functions when a
 function returns early (llvm/llvm-project#160527), so every early return
 past a _cleanup_free_ variable is a "Potential leak". vss uses _cleanup_
 everywhere (src/basic/macro.h): those reports, and only those, are dropped:
 a leak report whose memory was allocated on a line declaring a _cleanup_
-variable, or whose variable is declared _cleanup_ in the function.
+variable, or whose variable is declared _cleanup_ in the function; and, for
+the same reason, the "dead store" of "fd = safe_close(fd)" on a
+_cleanup_close_ variable closed early, which its cleanup reads.
 
     scripts/scan-filter.py REPORT_DIR BUILD_DIR
 
@@ -60,6 +62,20 @@ def cleanup_false_positive(files, d):
     return declared_cleanup(files, d["location"], m.group(1))
 
 
+def early_close_false_positive(files, d):
+    """"fd = safe_close(fd)" of a _cleanup_close_ variable: closed early (so
+    that vssd does not count as a user of what it unmounts), and read again
+    by the cleanup, which the analyzer does not run."""
+    m = re.match(r"Value stored to '(\w+)' is never read", d.get("description", ""))
+    if d.get("check_name") != "deadcode.DeadStores" or not m:
+        return False
+    var = m.group(1)
+    if not re.search(r"\b" + re.escape(var) + r"\s*=\s*safe_close\(\s*" + re.escape(var) + r"\s*\)",
+                     line_of(files, d["location"])):
+        return False
+    return declared_cleanup(files, d["location"], var)
+
+
 def main():
     global BUILD
     BUILD = pathlib.Path(sys.argv[2])
@@ -72,7 +88,7 @@ def main():
             loc = d["location"]
             where = f"{files[loc['file']]}:{loc['line']}:{loc['col']}"
             text = f"{where}: {d.get('description')} [{d.get('check_name')}]"
-            if cleanup_false_positive(files, d):
+            if cleanup_false_positive(files, d) or early_close_false_positive(files, d):
                 dropped += 1
                 print(f"  (dropped: _cleanup_ false positive) {text}")
             else:

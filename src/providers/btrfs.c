@@ -695,8 +695,6 @@ static int btrfs_revert(ProviderRevert *r)
 		/* Durable before the volume is shown again. */
 		if (k == 0)
 			k = fault_point(POINT_SYNC) ?: errno_of(btrfs_util_sync_fd(dir));
-		if (k == 0)
-			swapped = true;
 	}
 	if (k < 0)
 		return revert_fail(r, k, "cannot put the copy in the volume's place: %s", strerror(-k));

@@ -1021,8 +1021,6 @@ static int image_revert(ProviderRevert *r)
 			k = fault_point(POINT_SYNC);
 		if (k == 0 && fsync(dir) < 0)
 			k = -errno;
-		if (k == 0)
-			replaced = true;
 	}
 	if (k < 0)
 		return revert_fail(r, k, "cannot put the clone in place of %s: %s", image, strerror(-k));

@@ -631,7 +631,7 @@ int mount_plan_unmount(const char *plan, bool force)
 	r = mount_lookup(target, &e);
 	if (r < 0)
 		return r;
-	ours = streq(e.target, target) && streq_ptr(e.source, source) && streq(e.fstype, fstype);
+	ours = streq_ptr(e.target, target) && streq_ptr(e.source, source) && streq_ptr(e.fstype, fstype);
 	mount_entry_clear(&e);
 	if (!ours)
 		return -ESTALE;
@@ -768,7 +768,8 @@ int mount_plan_mount(const char *plan, const char *source, const char *const *dr
 	if (r < 0)
 		return r == -ENOENT ? -EINVAL : r;
 	if (mount_is_target(target) && mount_lookup(target, &e) >= 0) {
-		bool done = streq(e.target, target) && streq_ptr(e.source, source ?: psource) && streq(e.fstype, fstype);
+		bool done = streq_ptr(e.target, target) && streq_ptr(e.source, source ?: psource) &&
+			    streq_ptr(e.fstype, fstype);
 
 		mount_entry_clear(&e);
 		if (done)

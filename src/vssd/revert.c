@@ -203,8 +203,9 @@ static int revert_record_done(Revert *rv)
 }
 
 /* The outcome of revert(), on the loop (or at stop, with nobody left to
- * answer). */
-static void revert_ended(Revert *rv)
+ * answer). Returns whether rv is gone: a revert left unfinished stays
+ * listed, for the volume is blocked until it is finished. */
+static bool revert_ended(Revert *rv)
 {
 	const char *why = rv->pr.message[0] ? rv->pr.message : strerror(-rv->result);
 	vss_hr hr = revert_result_to_hr(rv->result);
@@ -217,11 +218,11 @@ static void revert_ended(Revert *rv)
 			/* The disk is done; the row says to look again. */
 			revert_left_unfinished(rv, VSS_E_UNEXPECTED, "the catalog cannot record it");
 			revert_answer(rv, S_OK, NULL);
-			return;
+			return false;
 		}
 		revert_answer(rv, S_OK, NULL);
 		revert_free(rv);
-		return;
+		return true;
 	}
 	if (rv->result == -EBUSY) {
 		/* Refused before anything changed. */
@@ -229,16 +230,17 @@ static void revert_ended(Revert *rv)
 		if (catalog_drop_revert(rv->manager->catalog, &rv->rec.snapshot_id) < 0) {
 			revert_left_unfinished(rv, VSS_E_REVERT_IN_PROGRESS, "the catalog cannot forget its intent");
 			revert_answer(rv, hr, message);
-			return;
+			return false;
 		}
 		log_info("revert of %s to snapshot %s refused: %s", rv->rec.volume, ID_TO_STRING(&rv->rec.snapshot_id),
 			 why);
 		revert_answer(rv, hr, message);
 		revert_free(rv);
-		return;
+		return true;
 	}
 	revert_left_unfinished(rv, hr, why);
 	revert_answer(rv, hr, rv->message);
+	return false;
 }
 
 /* The plan is made: the intent is recorded, then the revert begins. */
@@ -279,7 +281,7 @@ static void plan_ended(Revert *rv)
 	if (r < 0) {
 		rv->result = r;
 		rv->pr.message[0] = '\0';
-		revert_ended(rv);
+		(void)revert_ended(rv);
 	}
 }
 
@@ -295,7 +297,7 @@ static int on_phase_done(sd_event_source *s, int fd, uint32_t revents, void *use
 	if (rv->phase == PHASE_PLAN)
 		plan_ended(rv);
 	else
-		revert_ended(rv);
+		(void)revert_ended(rv);
 	return 0;
 }
 
@@ -557,7 +559,7 @@ static void resume_one(Manager *m, CatalogRevert *rec)
 		revert_left_unfinished(rv, VSS_E_VOLUME_IN_USE, rv->pr.message[0] ? rv->pr.message : "in use");
 		return;
 	}
-	revert_ended(rv);
+	(void)revert_ended(rv);
 }
 
 int revert_resume_all(Manager *m)
@@ -577,19 +579,15 @@ int revert_resume_all(Manager *m)
 
 void revert_stop(Manager *m)
 {
-	while (m->reverts) {
-		Revert *rv = m->reverts;
-
+	for (Revert *rv = m->reverts, *next; rv; rv = next) {
+		next = rv->reverts_next;
 		if (rv->running) {
 			log_info("waiting for the revert of %s to end", rv->rec.volume);
 			pthread_join(rv->thread, NULL);
 			rv->running = false;
-			if (rv->phase == PHASE_REVERT) {
-				revert_ended(rv);
-				/* Ended well, it is gone; otherwise it is recorded. */
-				if (m->reverts != rv)
-					continue;
-			}
+			/* Ended well, it is gone; otherwise it is recorded. */
+			if (rv->phase == PHASE_REVERT && revert_ended(rv))
+				continue;
 		}
 		revert_free(rv);
 	}
