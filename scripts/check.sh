@@ -15,7 +15,7 @@
 #   VSS_SCAN_BUILD      clang's static analyzer over the tree (scripts/scan.sh)
 #   VSS_LVM_BUILD       the LVM suite (tests/lvm) against that build, in QEMU
 #                       guests (scripts/guest/run-guest), one boot per module;
-#                       the whole suite is killed and fails after 480 s (8 minutes). It
+#                       the whole suite is killed and fails after 600 s (10 minutes). It
 #                       fails when no guest can be had, unless VSS_LVM_TESTS=skip.
 # VSS_LONG=1 (make check-long) runs the crash torture and the soak at their
 # full counts (200 kills of each kind, 1,000 cycles) instead of 20 and 100,
@@ -90,7 +90,7 @@ if [ -n "${VSS_LVM_BUILD:-}" ]; then
 		lvm_log="$VSS_LVM_BUILD/lvm-suite.log"
 		phase "LVM suite in a QEMU guest ($VSS_LVM_BUILD), beside what follows: $lvm_log"
 		VSS_BUILD_DIR="$PWD/$VSS_LVM_BUILD" "$PYTHON" scripts/guest/run-guest \
-			--total-timeout "${VSS_LVM_TIMEOUT:-480}" tests/lvm >"$lvm_log" 2>&1 &
+			--total-timeout "${VSS_LVM_TIMEOUT:-600}" tests/lvm >"$lvm_log" 2>&1 &
 		lvm_pid=$!
 	fi
 fi

@@ -42,8 +42,12 @@ class Volume:
         if self.kind == "btrfs":
             return [p.name for p in self.fs.mnt.iterdir() if ".vss-revert-" in p.name]
         found = [p.name for p in self.fs.image.parent.iterdir() if ".vss-revert-" in p.name]
-        loops = [line for line in run("losetup", "-a", "-O", "NAME,BACK-FILE", "-n").stdout.splitlines()
-                 if str(self.fs.image) in line]
+        # A device vssd detached from the old image while a copy of the old
+        # mount lives on in another mount namespace (another test's `vssadmin
+        # exec`) stays until that copy goes: the kernel marks it autoclear,
+        # and it is not vssd's to wait for.
+        loops = [line for line in run("losetup", "-a", "-O", "NAME,AUTOCLEAR,BACK-FILE", "-n").stdout.splitlines()
+                 if str(self.fs.image) in line and not (line.split()[1] == "1" and line.endswith(" (deleted)"))]
         if len(loops) != 1:
             found += loops
         return found
