@@ -524,11 +524,23 @@ int backup_reply_with_async(sd_bus_message *msg, BackupObject *b, vss_hr status,
 	return sd_bus_reply_method_return(msg, "o", a->path);
 }
 
+int backup_start_writers_round(sd_bus_message *msg, BackupObject *b, BackupCall call, WriterEvent e,
+			       sd_bus_error *error)
+{
+	AsyncOp *a;
+	int r;
+
+	set_state(b, backup_state_next(b->state, call));
+	r = backup_reply_with_async(msg, b, VSS_S_ASYNC_PENDING, &a, error);
+	if (r >= 0)
+		writers_round_for_call(b, e, a);
+	return r;
+}
+
 /* PrepareForBackup and BackupComplete: an event to the writers, the
  * operation ending with their answers. */
 static int writers_call(sd_bus_message *msg, BackupObject *b, BackupCall call, WriterEvent e, sd_bus_error *error)
 {
-	AsyncOp *a;
 	int r;
 
 	r = backup_check(b, call, error);
@@ -536,11 +548,7 @@ static int writers_call(sd_bus_message *msg, BackupObject *b, BackupCall call, W
 		r = manager_check_running(b->manager, error);
 	if (r < 0)
 		return r;
-	set_state(b, backup_state_next(b->state, call));
-	r = backup_reply_with_async(msg, b, VSS_S_ASYNC_PENDING, &a, error);
-	if (r >= 0)
-		writers_round_for_call(b, e, a);
-	return r;
+	return backup_start_writers_round(msg, b, call, e, error);
 }
 
 static int method_prepare_for_backup(sd_bus_message *msg, void *userdata, sd_bus_error *error)

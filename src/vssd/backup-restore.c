@@ -298,7 +298,6 @@ static bool class_selected(const Bcd *d, const vss_id *class_id)
  * being restored, ending their operation. */
 static int restore_call(sd_bus_message *msg, BackupObject *b, BackupCall call, WriterEvent e, sd_bus_error *error)
 {
-	AsyncOp *a;
 	int r;
 
 	r = backup_check(b, call, error);
@@ -318,11 +317,7 @@ static int restore_call(sd_bus_message *msg, BackupObject *b, BackupCall call, W
 			p->taking_part = class_selected(b->restore, &p->md.class_id);
 			p->failed = false;
 		}
-	backup_object_set_state(b, backup_state_next(b->state, call));
-	r = backup_reply_with_async(msg, b, VSS_S_ASYNC_PENDING, &a, error);
-	if (r >= 0)
-		writers_round_for_call(b, e, a);
-	return r;
+	return backup_start_writers_round(msg, b, call, e, error);
 }
 
 static int method_pre_restore(sd_bus_message *msg, void *userdata, sd_bus_error *error)

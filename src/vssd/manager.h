@@ -225,6 +225,11 @@ int backup_reply_with_async(sd_bus_message *msg, BackupObject *b, vss_hr status,
                             sd_bus_error *error);
 BackupObject *backup_object_free(BackupObject *b);
 void backup_object_set_state(BackupObject *b, BackupState s);
+/* A call the state machine allowed that is a round to the writers: the
+ * object moves on, the requestor gets the operation, the round begins and
+ * the writers' answers end it. */
+int backup_start_writers_round(sd_bus_message *msg, BackupObject *b, BackupCall call, WriterEvent e,
+			       sd_bus_error *error);
 
 /* backup-restore.c: SaveAsXML, InitializeForRestore and the restore calls
  * (org.vss.BackupRestore1), and the document InitializeForBackup takes. */
